@@ -1,0 +1,335 @@
+/**
+ * Messages: typed values and their byte layouts (see PROTOCOL.md). Pure
+ * functions from bytes to messages and back; no I/O.
+ *
+ * @module
+ */
+
+import { ErrorCode, ProtocolError } from "./errors.ts";
+import { encodeFrame, type Frame, HEADER_SIZE, writeHeader } from "./frame.ts";
+import { bytesToUuid, uuidToBytes } from "./uuid.ts";
+
+/** The protocol version this implementation speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest count a session may ask for. */
+export const MAX_COUNT = 65535;
+
+/** Message type bytes. Client → server types are < 0x80. */
+export const MessageType = {
+  HELLO: 0x01,
+  RESUME: 0x02,
+  ACK: 0x03,
+  WELCOME: 0x81,
+  NUMBER: 0x82,
+  FINAL: 0x83,
+  DONE: 0x84,
+  GOAWAY: 0x85,
+  ERROR: 0x86,
+} as const;
+
+/** Client asks for a new session of `count` numbers under `id`. */
+export interface Hello {
+  type: "hello";
+  version: number;
+  id: string;
+  count: number;
+}
+
+/** Client resumes session `id` from `nextOffset`, proving itself with `token`. */
+export interface Resume {
+  type: "resume";
+  version: number;
+  id: string;
+  token: Uint8Array;
+  nextOffset: number;
+}
+
+/** Client has every number and the final checksums: the server may discard. */
+export interface Ack {
+  type: "ack";
+}
+
+/** Server accepted a hello or resume. */
+export interface Welcome {
+  type: "welcome";
+  count: number;
+  nextOffset: number;
+  token: Uint8Array;
+  intervalMs: number;
+  ttlMs: number;
+}
+
+/** One number of the sequence. */
+export interface NumberMsg {
+  type: "number";
+  offset: number;
+  value: number;
+}
+
+/** The last number with the checksums of the whole sequence. */
+export interface Final {
+  type: "final";
+  offset: number;
+  value: number;
+  /** Sum of all `count` values (exact; at most 2^48). */
+  sum: number;
+  /** CRC-32 (IEEE) of all values as 4-byte big-endian words, in order. */
+  crc32: number;
+}
+
+/** Server discarded the session after the client's ack. */
+export interface Done {
+  type: "done";
+}
+
+/** Server is going away; resume elsewhere or later. */
+export interface GoAway {
+  type: "goaway";
+  retryAfterMs: number;
+  message: string;
+}
+
+/** A refusal or failure with a stable code. */
+export interface ErrorMsg {
+  type: "error";
+  code: number;
+  message: string;
+}
+
+/** Messages a client sends. */
+export type ClientMessage = Hello | Resume | Ack;
+/** Messages a server sends. */
+export type ServerMessage =
+  | Welcome
+  | NumberMsg
+  | Final
+  | Done
+  | GoAway
+  | ErrorMsg;
+/** Every message. */
+export type Message = ClientMessage | ServerMessage;
+
+/** Bytes of a NUMBER frame on the wire. */
+export const NUMBER_FRAME_SIZE = HEADER_SIZE + 8;
+
+/** Longest message text sent in ERROR or GOAWAY (bytes, UTF-8). */
+const MAX_TEXT = 512;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+function malformed(msg: string): ProtocolError {
+  return new ProtocolError(ErrorCode.MALFORMED_FRAME, msg);
+}
+
+function expectLength(f: Frame, name: string, len: number): DataView {
+  if (f.value.length !== len) {
+    throw malformed(
+      `${name} must be ${len} bytes, got ${f.value.length}`,
+    );
+  }
+  return new DataView(f.value.buffer, f.value.byteOffset, f.value.byteLength);
+}
+
+function text(f: Frame, from: number, name: string): string {
+  try {
+    return dec.decode(f.value.subarray(from));
+  } catch (cause) {
+    throw new ProtocolError(
+      ErrorCode.MALFORMED_FRAME,
+      `${name} text is not UTF-8`,
+      { cause },
+    );
+  }
+}
+
+function truncateUtf8(s: string): Uint8Array {
+  let b = enc.encode(s);
+  if (b.length <= MAX_TEXT) return b;
+  b = b.subarray(0, MAX_TEXT);
+  // Drop a partial trailing code point.
+  let end = b.length;
+  while (end > 0 && (b[end - 1]! & 0xc0) === 0x80) end--;
+  if (end > 0 && b[end - 1]! >= 0xc0) end--;
+  return b.slice(0, end);
+}
+
+/**
+ * Decodes one frame into a message.
+ *
+ * @throws {ProtocolError} `MALFORMED_FRAME` for an unknown type or a wrong
+ * layout. Version checks are the receiver's job (the codec reports the version).
+ */
+export function decodeMessage(f: Frame): Message {
+  switch (f.type) {
+    case MessageType.HELLO: {
+      const v = expectLength(f, "HELLO", 21);
+      return {
+        type: "hello",
+        version: v.getUint8(0),
+        id: bytesToUuid(f.value.subarray(1, 17)),
+        count: v.getUint32(17),
+      };
+    }
+    case MessageType.RESUME: {
+      const v = expectLength(f, "RESUME", 37);
+      return {
+        type: "resume",
+        version: v.getUint8(0),
+        id: bytesToUuid(f.value.subarray(1, 17)),
+        token: f.value.slice(17, 33),
+        nextOffset: v.getUint32(33),
+      };
+    }
+    case MessageType.ACK:
+      expectLength(f, "ACK", 0);
+      return { type: "ack" };
+    case MessageType.WELCOME: {
+      const v = expectLength(f, "WELCOME", 32);
+      return {
+        type: "welcome",
+        count: v.getUint32(0),
+        nextOffset: v.getUint32(4),
+        token: f.value.slice(8, 24),
+        intervalMs: v.getUint32(24),
+        ttlMs: v.getUint32(28),
+      };
+    }
+    case MessageType.NUMBER: {
+      const v = expectLength(f, "NUMBER", 8);
+      return { type: "number", offset: v.getUint32(0), value: v.getUint32(4) };
+    }
+    case MessageType.FINAL: {
+      const v = expectLength(f, "FINAL", 20);
+      return {
+        type: "final",
+        offset: v.getUint32(0),
+        value: v.getUint32(4),
+        sum: Number(v.getBigUint64(8)),
+        crc32: v.getUint32(16),
+      };
+    }
+    case MessageType.DONE:
+      expectLength(f, "DONE", 0);
+      return { type: "done" };
+    case MessageType.GOAWAY: {
+      if (f.value.length < 4) throw malformed("GOAWAY is shorter than 4 bytes");
+      const v = new DataView(f.value.buffer, f.value.byteOffset, 4);
+      return {
+        type: "goaway",
+        retryAfterMs: v.getUint32(0),
+        message: text(f, 4, "GOAWAY"),
+      };
+    }
+    case MessageType.ERROR: {
+      if (f.value.length < 2) throw malformed("ERROR is shorter than 2 bytes");
+      const v = new DataView(f.value.buffer, f.value.byteOffset, 2);
+      return {
+        type: "error",
+        code: v.getUint16(0),
+        message: text(f, 2, "ERROR"),
+      };
+    }
+    default:
+      throw malformed(
+        `Unknown message type 0x${f.type.toString(16).padStart(2, "0")}`,
+      );
+  }
+}
+
+/**
+ * Encodes a message as one complete frame.
+ *
+ * @throws {TypeError} for an id that is not a UUID or a token that is not 16 bytes
+ */
+export function encodeMessage(m: Message): Uint8Array {
+  switch (m.type) {
+    case "hello": {
+      const b = new Uint8Array(21);
+      const v = new DataView(b.buffer);
+      v.setUint8(0, m.version);
+      b.set(uuidToBytes(m.id), 1);
+      v.setUint32(17, m.count);
+      return encodeFrame(MessageType.HELLO, b);
+    }
+    case "resume": {
+      const b = new Uint8Array(37);
+      const v = new DataView(b.buffer);
+      v.setUint8(0, m.version);
+      b.set(uuidToBytes(m.id), 1);
+      b.set(token16(m.token), 17);
+      v.setUint32(33, m.nextOffset);
+      return encodeFrame(MessageType.RESUME, b);
+    }
+    case "ack":
+      return encodeFrame(MessageType.ACK, new Uint8Array(0));
+    case "welcome": {
+      const b = new Uint8Array(32);
+      const v = new DataView(b.buffer);
+      v.setUint32(0, m.count);
+      v.setUint32(4, m.nextOffset);
+      b.set(token16(m.token), 8);
+      v.setUint32(24, m.intervalMs);
+      v.setUint32(28, m.ttlMs);
+      return encodeFrame(MessageType.WELCOME, b);
+    }
+    case "number": {
+      const out = new Uint8Array(NUMBER_FRAME_SIZE);
+      encodeNumberInto(out, 0, m.offset, m.value);
+      return out;
+    }
+    case "final": {
+      const b = new Uint8Array(20);
+      const v = new DataView(b.buffer);
+      v.setUint32(0, m.offset);
+      v.setUint32(4, m.value);
+      v.setBigUint64(8, BigInt(m.sum));
+      v.setUint32(16, m.crc32);
+      return encodeFrame(MessageType.FINAL, b);
+    }
+    case "done":
+      return encodeFrame(MessageType.DONE, new Uint8Array(0));
+    case "goaway": {
+      const t = truncateUtf8(m.message);
+      const b = new Uint8Array(4 + t.length);
+      new DataView(b.buffer).setUint32(0, m.retryAfterMs);
+      b.set(t, 4);
+      return encodeFrame(MessageType.GOAWAY, b);
+    }
+    case "error": {
+      const t = truncateUtf8(m.message);
+      const b = new Uint8Array(2 + t.length);
+      new DataView(b.buffer).setUint16(0, m.code);
+      b.set(t, 2);
+      return encodeFrame(MessageType.ERROR, b);
+    }
+  }
+}
+
+/**
+ * Writes a NUMBER frame into `buf` at `pos` with no allocation (the server's
+ * hot path). Returns the position after the frame.
+ */
+export function encodeNumberInto(
+  buf: Uint8Array,
+  pos: number,
+  offset: number,
+  value: number,
+): number {
+  writeHeader(buf, pos, MessageType.NUMBER, 8);
+  buf[pos + 3] = offset >>> 24;
+  buf[pos + 4] = (offset >>> 16) & 0xff;
+  buf[pos + 5] = (offset >>> 8) & 0xff;
+  buf[pos + 6] = offset & 0xff;
+  buf[pos + 7] = value >>> 24;
+  buf[pos + 8] = (value >>> 16) & 0xff;
+  buf[pos + 9] = (value >>> 8) & 0xff;
+  buf[pos + 10] = value & 0xff;
+  return pos + NUMBER_FRAME_SIZE;
+}
+
+function token16(t: Uint8Array): Uint8Array {
+  if (t.length !== 16) throw new TypeError("A token must be 16 bytes");
+  return t;
+}
