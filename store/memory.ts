@@ -29,16 +29,14 @@ export class MemoryStore implements SessionStore {
   readonly #leases = new Map<string, number>();
   readonly #fences = new Map<string, Fence[]>();
   readonly #now: () => number;
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
 
   /** @param opts sweep interval and clock */
   constructor(opts: MemoryStoreOptions = {}) {
     this.#now = opts.now ?? Date.now;
-    this.#timer = setInterval(
-      () => this.sweep(),
-      opts.sweepIntervalMs ?? 1000,
-    );
-    Deno.unrefTimer(this.#timer);
+    const timer = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 1000);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
   }
 
   /** Records held, tombstones included (for tests and metrics). */

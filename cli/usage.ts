@@ -1,0 +1,89 @@
+/**
+ * Command-line parsing shared by the entry points: `node:util` parseArgs
+ * (JSR's @std/cli is unreachable here), with every mistake turned into a
+ * {@link UsageError} that the entry point prints as one line and exit 64.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** Exit code for usage errors (BSD `EX_USAGE`). */
+export const EXIT_USAGE = 64;
+
+/** A mistake on the command line. */
+export class UsageError extends Error {
+  /** @param message one line saying what is wrong and what is expected */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** One flag: its type, default and help line. */
+export interface FlagSpec {
+  type: "string" | "boolean";
+  short?: string;
+  default?: string | boolean;
+  /** Shown in `--help`; for a string flag, the value's name comes first: `"N  numbers to ask for"`. */
+  help: string;
+  multiple?: boolean;
+}
+
+/** Parsed flags by name. */
+export type Flags = Record<string, string | boolean | string[] | undefined>;
+
+/**
+ * Parses `args` against `spec`, rejecting unknown flags and positionals.
+ *
+ * @throws {UsageError} for any mistake
+ */
+export function parseFlags(spec: Record<string, FlagSpec>, args: string[]): Flags {
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
+  for (const [name, f] of Object.entries(spec)) {
+    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+  }
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+    const out: Flags = {};
+    for (const [name, f] of Object.entries(spec)) out[name] = (values as Flags)[name] ?? f.default;
+    return out;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, ""));
+  }
+}
+
+/** Renders `--help` text: usage line, then every flag with its default. */
+export function helpText(usage: string, spec: Record<string, FlagSpec>): string {
+  const rows = Object.entries(spec).map(([name, f]) => {
+    const [arg, ...rest] = f.type === "string" ? f.help.split("  ") : ["", f.help];
+    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${name}${arg ? ` ${arg}` : ""}`;
+    const def = f.default !== undefined && f.default !== false ? ` (default: ${f.default})` : "";
+    return [left, rest.join("  ").trim() + def] as const;
+  });
+  const w = Math.max(...rows.map(([l]) => l.length)) + 2;
+  return `${usage}\n\nOptions:\n${rows.map(([l, r]) => l.padEnd(w) + r).join("\n")}\n`;
+}
+
+/** Parses a whole number in `[min, max]` for flag `name`. */
+export function intFlag(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim())) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  const n = Number(value);
+  if (n < min || n > max) {
+    throw new UsageError(`--${name} must be from ${min} to ${max}, got ${n}`);
+  }
+  return n;
+}
+
+/** Parses a duration flag, as a usage error when malformed. */
+export function durationFlag(name: string, value: string, parse: (s: string) => number): number {
+  try {
+    return parse(value);
+  } catch (err) {
+    throw new UsageError(`--${name}: ${(err as Error).message}`);
+  }
+}

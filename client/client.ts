@@ -1,0 +1,390 @@
+/**
+ * The seqstream client: asks for a session, verifies the numbers it gets,
+ * and reconnects and resumes on its own from the first number it lacks.
+ *
+ * @module
+ */
+
+import { Checksum, formatCrc } from "../protocol/checksum.ts";
+import { ErrorCode, errorName, isRetriable, ProtocolError } from "../protocol/errors.ts";
+import { FrameDecoder } from "../protocol/frame.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  MAX_COUNT,
+  PROTOCOL_VERSION,
+} from "../protocol/messages.ts";
+import { bytesToHex, hexToBytes, isUuid } from "../protocol/uuid.ts";
+import { exponentialBackoff } from "./backoff.ts";
+
+/** What the client reports as it goes, told apart by `type`. */
+export type ClientEvent =
+  | { type: "connecting"; attempt: number }
+  | { type: "streaming"; nextOffset: number; count: number; resumed: boolean }
+  | { type: "disconnected"; error: string; retryInMs: number }
+  | { type: "done"; result: ClientResult["result"] };
+
+/** Everything needed to resume a session, constant size. Serialisable as JSON. */
+export interface ClientState {
+  id: string;
+  count: number;
+  /** Resume token as 32 hex digits. */
+  token: string;
+  nextOffset: number;
+  sum: number;
+  crc: number;
+  /** Learned from the server (ms). */
+  ttlMs: number;
+  intervalMs: number;
+  /** Ms since the epoch of the last byte from the server. */
+  lastContact: number;
+}
+
+/** Options for {@link connect} and {@link runClient}. */
+export interface ClientOptions {
+  /** Server host. Default `127.0.0.1`. */
+  hostname?: string;
+  /** Server port. */
+  port: number;
+  /** Numbers to ask for, 1..65535. Default: random in that range. */
+  count?: number;
+  /** Session id (a UUID). Default: a random v4 UUID. */
+  id?: string;
+  /** Resume an earlier session instead of starting one. */
+  resumeFrom?: ClientState;
+  /** Cancels the run; the result is then an `ERROR` with code `aborted`. */
+  signal?: AbortSignal;
+  /** Reconnect delay per attempt. Default: exponential, full jitter, 100ms..5s. */
+  backoff?: (attempt: number) => number;
+  /** Reconnect when no byte arrives for this long (ms). Default max(1000, 3 intervals). */
+  idleTimeoutMs?: number;
+  /** Time allowed for connect plus welcome (ms). Default 5000. */
+  handshakeTimeoutMs?: number;
+  /** Give up when the server was never reached for this long (ms). Default 10000. */
+  connectGiveUpMs?: number;
+  /** Opens the byte stream; default `Deno.connect`. (TLS plugs in here.) */
+  dial?: (opts: { hostname: string; port: number; signal: AbortSignal }) => Promise<Deno.Conn>;
+  /** Status changes. */
+  onEvent?: (e: ClientEvent) => void;
+  /** Every number as it is accepted (offset, value, arrival time in ms). */
+  onNumber?: (offset: number, value: number) => void;
+  /** The resumable state after every welcome and at most every `checkpointEvery` numbers. */
+  onCheckpoint?: (s: ClientState) => void;
+  /** Numbers between checkpoints. Default 100. */
+  checkpointEvery?: number;
+}
+
+/** The outcome of a run. */
+export interface ClientResult {
+  result: "PASS" | "FAIL" | "ERROR";
+  id: string;
+  count: number;
+  /** Sum of the numbers received. */
+  sum: number;
+  /** CRC-32 of the numbers received, 8 hex digits. */
+  checksum: string;
+  /** The server's CRC-32 of the whole sequence, when its final message arrived. */
+  serverChecksum: string | null;
+  /** The server's sum, when its final message arrived. */
+  serverSum: number | null;
+  /** Reconnections after the first connection. */
+  reconnects: number;
+  /** Why the run ended in `ERROR`. */
+  error?: { code: string; message: string };
+}
+
+/** A running client. */
+export interface ClientHandle extends AsyncDisposable {
+  /** The session id. */
+  readonly id: string;
+  /** Settles with the outcome; never rejects. */
+  readonly result: Promise<ClientResult>;
+  /** Aborts the run. */
+  close(): Promise<void>;
+}
+
+class ClientError extends Error {
+  constructor(readonly code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ClientError";
+  }
+}
+
+/** Connection ended without an error frame (EOF, reset, idle timeout). */
+class ConnectionLost extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectionLost";
+  }
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+function describe(err: unknown): string {
+  if (err instanceof Deno.errors.ConnectionRefused) return "connection refused";
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/**
+ * Starts a client run and returns its handle at once.
+ *
+ * @example
+ * ```ts
+ * await using client = connect({ port: 8080, count: 10 });
+ * const r = await client.result;
+ * ```
+ */
+export function connect(opts: ClientOptions): ClientHandle {
+  const ac = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, ac.signal]) : ac.signal;
+  const id = opts.resumeFrom?.id ?? opts.id ?? crypto.randomUUID();
+  const result = run({ ...opts, signal }, id);
+  const close = async () => {
+    ac.abort();
+    await result;
+  };
+  return { id, result, close, [Symbol.asyncDispose]: close };
+}
+
+/** Runs a client to the end and resolves with its outcome. Never rejects. */
+export function runClient(opts: ClientOptions): Promise<ClientResult> {
+  return connect(opts).result;
+}
+
+async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): Promise<ClientResult> {
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const from = opts.resumeFrom;
+  const count = from?.count ?? opts.count ?? 1 + Math.floor(Math.random() * MAX_COUNT);
+  const backoff = opts.backoff ?? exponentialBackoff();
+  const dial = opts.dial ??
+    ((o) => Deno.connect({ hostname: o.hostname, port: o.port, signal: o.signal }));
+  const checksum = new Checksum(from ?? undefined);
+  let token: Uint8Array | null = from ? hexToBytes(from.token) : null;
+  let next = from?.nextOffset ?? 0;
+  let intervalMs = from?.intervalMs ?? 1000;
+  let ttlMs = from?.ttlMs ?? 30_000;
+  let lastContact = from?.lastContact ?? Date.now();
+  let serverSum: number | null = null;
+  let serverCrc: number | null = null;
+  let reconnects = 0;
+  let attempt = 0;
+  let connectedOnce = token !== null;
+  const started = Date.now();
+  const every = opts.checkpointEvery ?? 100;
+
+  const base = () => ({
+    id,
+    count,
+    sum: checksum.sum,
+    checksum: formatCrc(checksum.crc),
+    serverChecksum: serverCrc === null ? null : formatCrc(serverCrc),
+    serverSum,
+    reconnects,
+  });
+  const finish = (r: ClientResult): ClientResult => {
+    opts.onEvent?.({ type: "done", result: r.result });
+    return r;
+  };
+  const error = (code: string, message: string) =>
+    finish({ result: "ERROR", ...base(), error: { code, message } });
+  const verdict = () =>
+    finish({
+      result: serverSum === checksum.sum && serverCrc === checksum.crc && next === count ? "PASS" : "FAIL",
+      ...base(),
+    });
+  const checkpoint = () =>
+    opts.onCheckpoint?.({
+      id,
+      count,
+      token: bytesToHex(token!),
+      nextOffset: next,
+      sum: checksum.sum,
+      crc: checksum.crc,
+      ttlMs,
+      intervalMs,
+      lastContact,
+    });
+
+  if (!isUuid(id)) return error("usage", `Session id must be a UUID, got "${id}"`);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
+    return error("usage", `Count must be between 1 and ${MAX_COUNT}, got ${count}`);
+  }
+
+  /** One connection: resolves true when the session is done (acknowledged). */
+  async function once(): Promise<boolean> {
+    const hsSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.handshakeTimeoutMs ?? 5000)]);
+    let conn: Deno.Conn;
+    try {
+      conn = await dial({ hostname, port: opts.port, signal: hsSignal });
+    } catch (err) {
+      if (hsSignal.aborted && !opts.signal.aborted) {
+        throw new ConnectionLost(`Connect to ${hostname}:${opts.port} timed out`, { cause: err });
+      }
+      throw new ConnectionLost(`Cannot connect to ${hostname}:${opts.port}: ${describe(err)}`, { cause: err });
+    }
+    let welcomed = false;
+    let idleFired = false;
+    let lastByte = Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = () =>
+      welcomed ? opts.idleTimeoutMs ?? Math.max(1000, 3 * intervalMs) : opts.handshakeTimeoutMs ?? 5000;
+    const arm = () => {
+      timer = setTimeout(() => {
+        const left = limit() - (Date.now() - lastByte);
+        if (left > 0) return arm();
+        idleFired = true;
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }, Math.max(1, limit() - (Date.now() - lastByte)));
+    };
+    arm();
+    const onAbort = () => {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    };
+    opts.signal.addEventListener("abort", onAbort, { once: true });
+    const send = async (bytes: Uint8Array) => {
+      let off = 0;
+      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+    };
+    try {
+      await send(encodeMessage(
+        token === null
+          ? { type: "hello", version: PROTOCOL_VERSION, id, count }
+          : { type: "resume", version: PROTOCOL_VERSION, id, token, nextOffset: next },
+      ));
+      const decoder = new FrameDecoder();
+      const buf = new Uint8Array(64 * 1024);
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) throw new ConnectionLost("Server closed the connection");
+        lastByte = Date.now();
+        lastContact = lastByte;
+        for (const frame of decoder.push(buf.subarray(0, n))) {
+          const msg = decodeMessage(frame);
+          switch (msg.type) {
+            case "welcome": {
+              if (welcomed || msg.count !== count || msg.nextOffset !== next) {
+                throw new ClientError(
+                  "protocol_violation",
+                  `Server welcomed count ${msg.count} at offset ${msg.nextOffset}; expected ${count} at ${next}`,
+                );
+              }
+              const resumed = token !== null;
+              welcomed = true;
+              token = msg.token;
+              intervalMs = msg.intervalMs;
+              ttlMs = msg.ttlMs;
+              attempt = 0;
+              if (connectedOnce) reconnects++;
+              connectedOnce = true;
+              checkpoint();
+              opts.onEvent?.({ type: "streaming", nextOffset: next, count, resumed });
+              if (next === count) await send(encodeMessage({ type: "ack" }));
+              break;
+            }
+            case "number":
+            case "final": {
+              if (!welcomed || msg.offset !== next || (msg.type === "final") !== (next === count - 1)) {
+                throw new ClientError(
+                  "protocol_violation",
+                  `Server sent ${msg.type} for offset ${msg.offset}; expected offset ${next}`,
+                );
+              }
+              checksum.update(msg.value);
+              next++;
+              opts.onNumber?.(msg.offset, msg.value);
+              if (msg.type === "final") {
+                serverSum = msg.sum;
+                serverCrc = msg.crc32;
+                checkpoint();
+                await send(encodeMessage({ type: "ack" }));
+              } else if (next % every === 0) checkpoint();
+              break;
+            }
+            case "done":
+              if (next !== count) {
+                throw new ClientError("protocol_violation", "Server sent done before the final number");
+              }
+              return true;
+            case "goaway":
+              throw new ConnectionLost(`Server is going away: ${msg.message}`);
+            case "error":
+              throw new ProtocolError(msg.code, msg.message);
+            default:
+              throw new ClientError("protocol_violation", `Unexpected ${msg.type} from the server`);
+          }
+        }
+      }
+    } catch (err) {
+      if (idleFired) {
+        throw new ConnectionLost(
+          welcomed ? `No data from the server for ${limit()}ms` : `No welcome within ${limit()}ms`,
+        );
+      }
+      if (err instanceof ProtocolError && err.code === ErrorCode.MALFORMED_FRAME && !welcomed) {
+        throw new ClientError(
+          "protocol_violation",
+          `The server's reply is not seqstream protocol (${err.message}); is this a seqstream server, and does TLS match?`,
+        );
+      }
+      if (err instanceof ProtocolError || err instanceof ClientError || err instanceof ConnectionLost) throw err;
+      throw new ConnectionLost(describe(err), { cause: err });
+    } finally {
+      clearTimeout(timer);
+      opts.signal.removeEventListener("abort", onAbort);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }
+
+  while (true) {
+    if (opts.signal.aborted) return error("aborted", "Aborted");
+    opts.onEvent?.({ type: "connecting", attempt });
+    try {
+      if (await once()) return verdict();
+    } catch (err) {
+      if (opts.signal.aborted) return error("aborted", "Aborted");
+      if (err instanceof ClientError) return error(err.code, err.message);
+      if (err instanceof ProtocolError) {
+        const done = next === count && serverCrc !== null;
+        if (
+          done && (err.code === ErrorCode.SESSION_COMPLETED || err.code === ErrorCode.UNKNOWN_SESSION)
+        ) {
+          // Our ack landed but its confirmation did not: the session is complete.
+          return verdict();
+        }
+        if (!isRetriable(err)) return error(errorName(err.code), err.message);
+      }
+      const now = Date.now();
+      if (!connectedOnce && now - started >= (opts.connectGiveUpMs ?? 10_000)) {
+        return error("unreachable", (err as Error).message);
+      }
+      if (connectedOnce && now - lastContact >= ttlMs) {
+        return error(
+          "session_expired",
+          `No contact with the server for ${Math.round((now - lastContact) / 1000)}s, longer than the session TTL of ${
+            Math.round(ttlMs / 1000)
+          }s; the session has expired (last error: ${(err as Error).message})`,
+        );
+      }
+      const delay = Math.min(backoff(attempt++), Math.max(0, ttlMs - (now - lastContact)));
+      opts.onEvent?.({ type: "disconnected", error: (err as Error).message, retryInMs: delay });
+      await sleep(delay, opts.signal);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * seqstream server: CLI entry point and the `startServer()` API.
+ *
+ * ```sh
+ * deno task server --port 8080 --interval 1s --session-ttl 30s
+ * ```
+ *
+ * @module
+ */
+
+import { formatDuration, parseDuration } from "./cli/duration.ts";
+import { isLogLevel, Logger, type LogFormat } from "./cli/log.ts";
+import { durationFlag, EXIT_USAGE, type FlagSpec, helpText, intFlag, parseFlags, UsageError } from "./cli/usage.ts";
+import { startServer } from "./server/server.ts";
+import { openStore } from "./store/open.ts";
+
+export { type ServerHandle, type ServerOptions, startServer } from "./server/server.ts";
+
+const FLAGS: Record<string, FlagSpec> = {
+  port: { type: "string", short: "p", default: "8080", help: "PORT  TCP port to listen on (0 picks one)" },
+  host: { type: "string", default: "127.0.0.1", help: "ADDR  interface to listen on" },
+  interval: { type: "string", default: "1s", help: "DURATION  time between numbers (0 = as fast as possible)" },
+  "session-ttl": { type: "string", default: "30s", help: "DURATION  how long a disconnected session stays resumable" },
+  seed: { type: "string", help: "N  derive each session's seed from N and the client id (reproducible runs)" },
+  store: {
+    type: "string",
+    default: "memory",
+    help: "SPEC  session store: memory | kv:PATH | kv::memory: | kv:https://… | redis://host:port[/db]",
+  },
+  "reuse-port": { type: "boolean", default: false, help: "share the port with other server processes (Linux)" },
+  "max-connections": { type: "string", default: "16000", help: "N  refuse connections beyond N with server_busy" },
+  "handshake-timeout": { type: "string", default: "10s", help: "DURATION  close sockets that send no hello within this" },
+  "metrics-port": { type: "string", help: "PORT  serve GET /metrics and /healthz on this port" },
+  "log-level": { type: "string", default: "info", help: "LEVEL  debug | info | warn | error | silent" },
+  "log-format": { type: "string", default: "pretty", help: "FORMAT  pretty | json" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+};
+
+async function main(args: string[]): Promise<number> {
+  let f;
+  try {
+    f = parseFlags(FLAGS, args);
+    if (f.help) {
+      console.log(helpText("Usage: deno task server [options]", FLAGS));
+      return 0;
+    }
+    const level = f["log-level"] as string;
+    if (!isLogLevel(level)) throw new UsageError(`--log-level must be debug, info, warn, error or silent, got "${level}"`);
+    const format = f["log-format"] as string;
+    if (format !== "pretty" && format !== "json") {
+      throw new UsageError(`--log-format must be pretty or json, got "${format}"`);
+    }
+    const opts = {
+      port: intFlag("port", f.port as string, 0, 65535),
+      hostname: f.host as string,
+      intervalMs: durationFlag("interval", f.interval as string, parseDuration),
+      ttlMs: durationFlag("session-ttl", f["session-ttl"] as string, parseDuration),
+      seed: f.seed === undefined ? undefined : intFlag("seed", f.seed as string, 0, Number.MAX_SAFE_INTEGER),
+      maxConnections: intFlag("max-connections", f["max-connections"] as string, 1, 1_000_000),
+      handshakeTimeoutMs: durationFlag("handshake-timeout", f["handshake-timeout"] as string, parseDuration),
+      metricsPort: f["metrics-port"] === undefined
+        ? undefined
+        : intFlag("metrics-port", f["metrics-port"] as string, 0, 65535),
+      reusePort: f["reuse-port"] as boolean,
+      log: new Logger({ level, format: format as LogFormat }),
+    };
+    if (opts.ttlMs < 1) throw new UsageError("--session-ttl must be at least 1ms");
+    let store;
+    try {
+      store = await openStore(f.store as string);
+    } catch (err) {
+      if (err instanceof TypeError) throw new UsageError(`--store: ${err.message}`);
+      throw err;
+    }
+    const server = await startServer({ ...opts, store, ownStore: true });
+    const stop = () => {
+      opts.log.info("signal received; shutting down");
+      void server.close();
+    };
+    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, stop);
+    if (server.metricsAddr) {
+      opts.log.info("metrics listening", { addr: `${server.metricsAddr.hostname}:${server.metricsAddr.port}` });
+    }
+    opts.log.debug("settings", { interval: formatDuration(opts.intervalMs), ttl: formatDuration(opts.ttlMs) });
+    await server.closed;
+    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(sig, stop);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`seqstream-server: ${err.message} (see --help)`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof Deno.errors.AddrInUse) {
+      console.error(`seqstream-server: port ${f?.port} is already in use`);
+      return 1;
+    }
+    console.error(`seqstream-server: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
