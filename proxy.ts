@@ -1,0 +1,104 @@
+/**
+ * CLI of the fault-injection proxy:
+ *
+ * ```sh
+ * deno run --allow-net=127.0.0.1 proxy.ts --listen 127.0.0.1:9000 \
+ *   --upstream 127.0.0.1:8080 --lifetime 200ms-2s --reset-probability 0.3 --slicer 1-7
+ * ```
+ *
+ * Logs one line per connection event on stderr; stdout stays empty. Exits 0
+ * after closing cleanly on SIGINT or SIGTERM, 64 on a bad command line, 1 if it
+ * cannot listen. `--help` lists every flag.
+ *
+ * @module
+ */
+
+import { type FaultProxyEvent, startProxy } from "./proxy/fault_proxy.ts";
+import { HELP, parseProxyArgs, UsageError } from "./proxy/_args.ts";
+
+const encoder = new TextEncoder();
+
+function print(to: typeof Deno.stderr, text: string): void {
+  const data = encoder.encode(text);
+  for (let i = 0; i < data.length;) i += to.writeSync(data.subarray(i));
+}
+
+function log(line: string): void {
+  print(Deno.stderr, `proxy: ${line}\n`);
+}
+
+/** One log line for `event`, or undefined for events not worth a line (drops). */
+function describe(e: FaultProxyEvent): string | undefined {
+  switch (e.type) {
+    case "open": {
+      const life = e.lifetimeMs === undefined
+        ? ""
+        : ` lifetime=${e.lifetimeMs}ms`;
+      return `open #${e.id} ${e.client} -> ${e.upstream.hostname}:${e.upstream.port}${life}`;
+    }
+    case "cut":
+      return `cut #${e.id} ${e.reason} ${e.reset ? "RST" : "FIN"}`;
+    case "close":
+      return `close #${e.id} up=${e.bytesUp}B down=${e.bytesDown}B` +
+        (e.error === undefined ? "" : ` error="${e.error}"`);
+    case "blackhole":
+      return `blackhole ${e.on ? "on" : "off"}`;
+    case "drop":
+      return undefined;
+  }
+}
+
+/**
+ * Runs the proxy until SIGINT or SIGTERM.
+ *
+ * @param args Command-line arguments, as `Deno.args`.
+ * @returns The process exit code.
+ */
+export async function main(args: string[]): Promise<number> {
+  let command;
+  try {
+    command = parseProxyArgs(args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    log(`${e.message.replace(/\s*\n\s*/g, " ")} (see --help)`);
+    return 64;
+  }
+  if (command.help) {
+    print(Deno.stdout, HELP); // asked for, so it is the result: stdout
+    return 0;
+  }
+
+  let proxy;
+  try {
+    proxy = await startProxy(command.options);
+  } catch (e) {
+    log(`Cannot start: ${(e as Error).message}`);
+    return e instanceof RangeError ? 64 : 1;
+  }
+  for (const type of ["open", "cut", "close", "blackhole"] as const) {
+    proxy.events.addEventListener(type, (e) => {
+      const line = describe((e as CustomEvent<FaultProxyEvent>).detail);
+      if (line) log(line);
+    });
+  }
+  const ups = command.options.upstreams.map((u) => `${u.hostname}:${u.port}`)
+    .join(", ");
+  log(
+    `listening on ${proxy.hostname}:${proxy.port} -> ${ups} (seed ${proxy.seed})`,
+  );
+
+  const signal = await new Promise<Deno.Signal>((resolve) => {
+    const signals = ["SIGINT", "SIGTERM"] as const;
+    const handlers = signals.map((s) => () => {
+      signals.forEach((t, i) => Deno.removeSignalListener(t, handlers[i]!));
+      resolve(s);
+    });
+    signals.forEach((s, i) => Deno.addSignalListener(s, handlers[i]!));
+  });
+  log(`${signal}: closing`);
+  await proxy.close();
+  log("closed");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,246 @@
+/**
+ * Command-line parsing for `proxy.ts`: pure functions from `string[]` to
+ * {@link FaultProxyOptions}, so the CLI entry only does I/O.
+ *
+ * The duration parser here is private to the proxy for now; it is meant to be
+ * merged into the shared `cli/duration.ts` once that exists.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import type { Endpoint, FaultProxyOptions } from "./fault_proxy.ts";
+
+/** A bad command line; the CLI prints its message on one line and exits 64 (EX_USAGE). */
+export class UsageError extends Error {
+  /**
+   * @param message What is wrong, naming the flag.
+   * @param options The underlying error, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}
+
+/** `--help` text: every flag with its default. */
+export const HELP =
+  `Usage: deno run --allow-net proxy.ts --upstream HOST:PORT [options]
+
+A fault-injection TCP proxy. Logs one line per connection event on stderr.
+
+Options:
+  --listen HOST:PORT         where to listen (default 127.0.0.1:0, a free port)
+  --upstream HOST:PORT       server to forward to; repeat for round-robin (required)
+  --lifetime MIN-MAX         cut each connection after a random lifetime, e.g. 200ms-2s (default off)
+  --reset-probability P      probability in [0, 1] that a lifetime cut is an RST (default 0)
+  --slicer MIN-MAX           split server-to-client data into MIN..MAX-byte pieces, e.g. 1-7 (default off)
+  --slicer-delay DURATION    pause between slices (default 0)
+  --latency DURATION         delay added to every chunk, both directions (default 0)
+  --jitter DURATION          uniform random +/- added to the latency (default 0)
+  --bandwidth BYTES          bytes per second per direction and connection (default unlimited)
+  --blackhole-every DURATION start a black hole this often (default off; needs --blackhole-for)
+  --blackhole-for DURATION   how long each black hole drops all bytes (default off)
+  --cut-after-bytes N        close each connection after N server-to-client bytes (default off)
+  --cut-once                 apply --cut-after-bytes to the first connection only (default false)
+  --seed N                   seed of the random choices, 0..4294967295 (default random, logged)
+  --help                     show this help
+
+Durations: 250ms, 2s, 1.5s, 1m, or 0.
+`;
+
+/** What the command line asks for. */
+export type ProxyCommand = { help: true } | {
+  help: false;
+  options: FaultProxyOptions;
+};
+
+/**
+ * Parses the proxy's command line.
+ *
+ * @param args The arguments, e.g. `Deno.args`.
+ * @throws {UsageError} On an unknown flag, a missing `--upstream` or a bad value.
+ *
+ * @example
+ * ```ts
+ * import { parseProxyArgs } from "./_args.ts";
+ *
+ * parseProxyArgs(["--upstream", "127.0.0.1:8080", "--slicer", "1-7"]);
+ * ```
+ */
+export function parseProxyArgs(args: string[]): ProxyCommand {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        listen: { type: "string" },
+        upstream: { type: "string", multiple: true },
+        lifetime: { type: "string" },
+        "reset-probability": { type: "string" },
+        slicer: { type: "string" },
+        "slicer-delay": { type: "string" },
+        latency: { type: "string" },
+        jitter: { type: "string" },
+        bandwidth: { type: "string" },
+        "blackhole-every": { type: "string" },
+        "blackhole-for": { type: "string" },
+        "cut-after-bytes": { type: "string" },
+        "cut-once": { type: "boolean" },
+        seed: { type: "string" },
+        help: { type: "boolean" },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message, { cause: e });
+  }
+  if (values.help) return { help: true };
+
+  const v = values;
+  const flag = <T>(
+    name: keyof typeof v,
+    parse: (s: string) => T,
+  ): T | undefined => {
+    const raw = v[name];
+    if (typeof raw !== "string") return undefined;
+    try {
+      return parse(raw);
+    } catch (e) {
+      throw new UsageError(
+        `Invalid --${name} "${raw}": ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  };
+
+  if (!v.upstream?.length) throw new UsageError("Missing --upstream HOST:PORT");
+  const listen = flag("listen", parseEndpoint) ??
+    { hostname: "127.0.0.1", port: 0 };
+  const options: FaultProxyOptions = {
+    listen,
+    upstreams: v.upstream.map((u) => {
+      try {
+        return parseEndpoint(u);
+      } catch (e) {
+        throw new UsageError(
+          `Invalid --upstream "${u}": ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+    }),
+  };
+
+  const lifetime = flag("lifetime", (s) => parseRange(s, parseDuration));
+  if (lifetime) options.lifetime = { minMs: lifetime.min, maxMs: lifetime.max };
+  const p = flag("reset-probability", parseProbability);
+  if (p !== undefined) options.resetProbability = p;
+
+  const slicer = flag("slicer", (s) => parseRange(s, (b) => parseCount(b, 1)));
+  const slicerDelay = flag("slicer-delay", parseDuration);
+  if (slicerDelay !== undefined && !slicer) {
+    throw new UsageError("--slicer-delay needs --slicer");
+  }
+  if (slicer) {
+    options.slicer = {
+      minBytes: slicer.min,
+      maxBytes: slicer.max,
+      delayMs: slicerDelay ?? 0,
+    };
+  }
+
+  const latency = flag("latency", parseDuration);
+  const jitter = flag("jitter", parseDuration);
+  if (latency !== undefined || jitter !== undefined) {
+    options.latency = { ms: latency ?? 0, jitterMs: jitter ?? 0 };
+  }
+  const bandwidth = flag("bandwidth", (s) => parseCount(s, 1));
+  if (bandwidth !== undefined) {
+    options.bandwidth = { bytesPerSecond: bandwidth };
+  }
+
+  const every = flag("blackhole-every", parseDuration);
+  const forMs = flag("blackhole-for", parseDuration);
+  if ((every === undefined) !== (forMs === undefined)) {
+    throw new UsageError("--blackhole-every and --blackhole-for go together");
+  }
+  if (every !== undefined && forMs !== undefined) {
+    if (every <= 0) {
+      throw new UsageError("Invalid --blackhole-every: must be more than 0");
+    }
+    options.blackhole = { everyMs: every, forMs };
+  }
+
+  const cut = flag("cut-after-bytes", (s) => parseCount(s, 0));
+  if (v["cut-once"] && cut === undefined) {
+    throw new UsageError("--cut-once needs --cut-after-bytes");
+  }
+  if (cut !== undefined) options.cutAfterBytes = cut;
+  if (v["cut-once"]) options.cutAfterBytesOnce = true;
+  const seed = flag("seed", (s) => {
+    const n = parseCount(s, 0);
+    if (n > 0xffffffff) throw new RangeError("must be at most 4294967295");
+    return n;
+  });
+  if (seed !== undefined) options.seed = seed;
+  return { help: false, options };
+}
+
+/**
+ * Parses a duration into whole milliseconds: `250ms`, `2s`, `1.5s`, `1m`, or a bare `0`.
+ *
+ * @throws {RangeError} If `s` is not such a duration.
+ */
+export function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
+  if (!m || (m[2] === undefined && Number(m[1]) !== 0)) {
+    throw new RangeError("expected a duration such as 250ms, 2s, 1m or 0");
+  }
+  const unit = m[2] === "m" ? 60_000 : m[2] === "s" ? 1000 : 1;
+  return Math.round(Number(m[1]) * unit);
+}
+
+/**
+ * Parses `MIN-MAX` (or a single value, meaning `MIN-MIN`) with `parse` for each side.
+ *
+ * @throws {RangeError} If a side does not parse or MIN exceeds MAX.
+ */
+export function parseRange(
+  s: string,
+  parse: (s: string) => number,
+): { min: number; max: number } {
+  const parts = s.split("-");
+  if (parts.length > 2) throw new RangeError("expected MIN-MAX");
+  const min = parse(parts[0]!);
+  const max = parts[1] === undefined ? min : parse(parts[1]);
+  if (min > max) throw new RangeError("MIN is more than MAX");
+  return { min, max };
+}
+
+/**
+ * Parses `HOST:PORT`, where HOST may be a bracketed IPv6 address (`[::1]:9000`).
+ *
+ * @throws {RangeError} If there is no port or it is not in 0..65535.
+ */
+export function parseEndpoint(s: string): Endpoint {
+  const i = s.lastIndexOf(":");
+  if (i <= 0) throw new RangeError("expected HOST:PORT");
+  const hostname = s.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  const port = parseCount(s.slice(i + 1), 0);
+  if (port > 65535) throw new RangeError("port must be at most 65535");
+  return { hostname, port };
+}
+
+function parseCount(s: string, min: number): number {
+  if (!/^\d+$/.test(s)) throw new RangeError("expected a whole number");
+  const n = Number(s);
+  if (n < min) throw new RangeError(`must be at least ${min}`);
+  return n;
+}
+
+function parseProbability(s: string): number {
+  const n = /^\d*\.?\d+$/.test(s) ? Number(s) : NaN;
+  if (!(n >= 0 && n <= 1)) throw new RangeError("expected a number in [0, 1]");
+  return n;
+}

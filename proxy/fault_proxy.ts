@@ -1,0 +1,698 @@
+/**
+ * A fault-injection TCP proxy for tests, the demo and the `proxy.ts` CLI, in
+ * the spirit of Toxiproxy and denodrivers/postgres `createProxy`.
+ *
+ * Every downstream (client) connection is paired with a new upstream (server)
+ * connection, chosen round-robin among `upstreams`, and bytes are forwarded in
+ * both directions through "toxics": random connection lifetimes, RST instead of
+ * FIN, slicing, latency, bandwidth limits, black holes and a cut after N bytes.
+ *
+ * Where the toxics apply: latency, bandwidth and black holes act on both
+ * directions; the slicer and `cutAfterBytes` on the downstream (server to
+ * client) direction only. Half-closes are forwarded (a FIN from one side
+ * becomes a FIN to the other once its queued bytes are written).
+ *
+ * Sockets are `node:net` ones rather than `Deno.listen`/`Deno.connect`, because
+ * only `node:net` can send a TCP RST in Deno: `Socket.resetAndDestroy()` sets
+ * `SO_LINGER` to 0 before closing, whereas `Deno.TcpConn` exposes no linger
+ * option and always closes with FIN.
+ *
+ * Limitations: a FIN cut is a `close()` of both sockets, so if the kernel still
+ * holds bytes the proxy has not read yet at that instant, Linux sends RST
+ * instead. A socket error on one side (e.g. ECONNRESET) closes the other side
+ * with FIN; resets are not propagated.
+ *
+ * @example
+ * ```ts
+ * import { startProxy } from "./fault_proxy.ts";
+ *
+ * await using proxy = await startProxy({
+ *   upstreams: [{ hostname: "127.0.0.1", port: 8080 }],
+ *   lifetime: { minMs: 50, maxMs: 200 },
+ *   resetProbability: 0.3,
+ *   slicer: { minBytes: 1, maxBytes: 7 },
+ *   seed: 42,
+ * });
+ * const conn = await Deno.connect({ hostname: proxy.hostname, port: proxy.port });
+ * ```
+ *
+ * @module
+ */
+
+import net from "node:net";
+
+/** A TCP address to connect to. */
+export interface Endpoint {
+  /** Host name or IP address. */
+  hostname: string;
+  /** TCP port. */
+  port: number;
+}
+
+/** Options of {@link startProxy}: where to listen, where to forward, and the toxics. */
+export interface FaultProxyOptions {
+  /** Where to listen. Defaults to `127.0.0.1` on port 0 (a free port). */
+  listen?: { hostname?: string; port?: number };
+  /** Servers to forward to; each new downstream connection goes to the next one, round-robin. */
+  upstreams: readonly Endpoint[];
+  /** Cut each connection after a random lifetime in `[minMs, maxMs]`, counted from its opening. */
+  lifetime?: { minMs: number; maxMs: number };
+  /** Probability in `[0, 1]` that a lifetime cut sends RST instead of FIN. Defaults to 0. */
+  resetProbability?: number;
+  /**
+   * Split downstream (server to client) data into pieces of a random size in
+   * `[minBytes, maxBytes]`, written separately, `delayMs` apart (default 0).
+   */
+  slicer?: { minBytes: number; maxBytes: number; delayMs?: number };
+  /** Delay every chunk, in both directions, by `ms` ± a uniform random `jitterMs`. */
+  latency?: { ms: number; jitterMs?: number };
+  /** Limit each direction of each connection to `bytesPerSecond`. */
+  bandwidth?: { bytesPerSecond: number };
+  /** Black-hole all connections for `forMs` every `everyMs` (see {@link FaultProxy.blackhole}). */
+  blackhole?: { everyMs: number; forMs: number };
+  /**
+   * Forward exactly this many downstream bytes on a connection, then close it
+   * with FIN (never RST, so that every one of these bytes is delivered).
+   */
+  cutAfterBytes?: number;
+  /** Apply {@link FaultProxyOptions.cutAfterBytes} to the first connection only. */
+  cutAfterBytesOnce?: boolean;
+  /**
+   * Seed of the pseudo-random generator. Each connection draws from its own
+   * stream derived from the seed and its id, so a run is reproducible whatever
+   * the interleaving. Defaults to a random seed, readable as {@link FaultProxy.seed}.
+   */
+  seed?: number;
+}
+
+/** Why the proxy cut a connection. */
+export type CutReason = "lifetime" | "bytes" | "manual";
+
+/** Which way bytes flow: `up` is client to server, `down` is server to client. */
+export type Direction = "up" | "down";
+
+/** Something that happened in the proxy, told apart by `type`; `id` numbers connections from 1. */
+export type FaultProxyEvent =
+  | {
+    type: "open";
+    id: number;
+    /** The client's address, `host:port`. */
+    client: string;
+    upstream: Endpoint;
+    /** The lifetime drawn for this connection, if the lifetime toxic is on. */
+    lifetimeMs?: number;
+  }
+  | { type: "cut"; id: number; reason: CutReason; reset: boolean }
+  | {
+    type: "close";
+    id: number;
+    bytesUp: number;
+    bytesDown: number;
+    /** Set when a socket error ended the connection (e.g. the upstream refused it). */
+    error?: string;
+  }
+  | { type: "blackhole"; on: boolean }
+  | { type: "drop"; id: number; direction: Direction; bytes: number };
+
+/** The type names of {@link FaultProxyEvent}. */
+export type FaultProxyEventType = FaultProxyEvent["type"];
+
+/** Counters of a {@link FaultProxy}; live, updated in place. */
+export interface FaultProxyStats {
+  /** Downstream connections accepted so far. */
+  connections: number;
+  /** Downstream connections not yet closed. */
+  active: number;
+  /** Connections cut by the proxy (lifetime, bytes, manual). */
+  cuts: number;
+  /** Cuts that sent RST. */
+  resets: number;
+  /** Bytes forwarded client to server. */
+  bytesUp: number;
+  /** Bytes forwarded server to client. */
+  bytesDown: number;
+  /** Bytes discarded by black holes, both directions. */
+  bytesDropped: number;
+}
+
+/** A running proxy, returned by {@link startProxy}. */
+export interface FaultProxy extends AsyncDisposable {
+  /** The host name the proxy listens on. */
+  readonly hostname: string;
+  /** The port the proxy listens on. */
+  readonly port: number;
+  /** The listening address. */
+  readonly addr: Deno.NetAddr;
+  /** The seed actually used. */
+  readonly seed: number;
+  /** Live counters. */
+  readonly stats: Readonly<FaultProxyStats>;
+  /**
+   * Dispatches a `CustomEvent<FaultProxyEvent>` per event, whose `type` is the
+   * event's `type` and whose `detail` is the event.
+   */
+  readonly events: EventTarget;
+  /** Whether bytes are being black-holed right now. */
+  readonly blackholed: boolean;
+  /** Resolves once {@link FaultProxy.close} has finished. */
+  readonly closed: Promise<void>;
+  /**
+   * Black-holes every connection for `ms`: bytes read from either side are
+   * dropped, sockets stay open. A new call restarts the window.
+   */
+  blackhole(ms: number): void;
+  /** Turns black-holing on or off, cancelling any window from {@link FaultProxy.blackhole}. */
+  setBlackhole(on: boolean): void;
+  /**
+   * Cuts every open connection now, with RST if `reset`, otherwise FIN.
+   * Resolves to the number of connections cut, once their sockets have closed.
+   */
+  cutAll(opts?: { reset?: boolean }): Promise<number>;
+  /**
+   * Resolves with the next event of `type` that passes `filter`. Rejects with
+   * `signal.reason` if `signal` aborts first. Only sees events dispatched after the call.
+   */
+  waitFor<T extends FaultProxyEventType>(
+    type: T,
+    opts?: {
+      signal?: AbortSignal;
+      filter?: (event: Extract<FaultProxyEvent, { type: T }>) => boolean;
+    },
+  ): Promise<Extract<FaultProxyEvent, { type: T }>>;
+  /** Stops listening, closes every connection with FIN, and clears every timer. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a fault-injection proxy.
+ *
+ * @param opts Where to listen, the upstreams and the toxics.
+ * @returns A handle; close it with `close()` or `await using`.
+ * @throws {RangeError} If an option is out of range or `upstreams` is empty.
+ * @throws {Error} If the proxy cannot listen (e.g. the port is in use).
+ *
+ * @example
+ * ```ts
+ * import { startProxy } from "./fault_proxy.ts";
+ *
+ * await using proxy = await startProxy({
+ *   upstreams: [{ hostname: "127.0.0.1", port: 8080 }],
+ *   cutAfterBytes: 100,
+ *   cutAfterBytesOnce: true,
+ * });
+ * ```
+ */
+export async function startProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
+  validate(opts);
+  const server = net.createServer({
+    allowHalfOpen: true,
+    pauseOnConnect: true,
+  });
+  const hostname = opts.listen?.hostname ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: hostname, port: opts.listen?.port ?? 0 }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return new ProxyImpl(server, hostname, opts);
+}
+
+/** Most bytes a direction buffers before it stops reading its source. */
+const HIGH_WATER = 64 * 1024;
+
+class ProxyImpl implements FaultProxy {
+  readonly hostname: string;
+  readonly port: number;
+  readonly addr: Deno.NetAddr;
+  readonly seed: number;
+  readonly stats: FaultProxyStats = {
+    connections: 0,
+    active: 0,
+    cuts: 0,
+    resets: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    bytesDropped: 0,
+  };
+  readonly events: EventTarget = new EventTarget();
+  readonly closed: Promise<void>;
+  readonly opts: FaultProxyOptions;
+  #server: net.Server;
+  #links = new Set<Link>();
+  #blackholed = false;
+  #window?: ReturnType<typeof setTimeout>;
+  #every?: ReturnType<typeof setInterval>;
+  #closing = false;
+  #resolveClosed!: () => void;
+
+  constructor(server: net.Server, hostname: string, opts: FaultProxyOptions) {
+    this.#server = server;
+    this.opts = opts;
+    this.hostname = hostname;
+    this.port = (server.address() as net.AddressInfo).port;
+    this.addr = { transport: "tcp", hostname, port: this.port };
+    this.seed = (opts.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
+    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    // Accept errors (e.g. EMFILE) must not crash the process; the next accept may succeed.
+    server.on("error", () => {});
+    server.on("connection", (down: net.Socket) => this.#accept(down));
+    const bh = opts.blackhole;
+    if (bh) {
+      this.#every = setInterval(() => this.blackhole(bh.forMs), bh.everyMs);
+    }
+  }
+
+  get blackholed(): boolean {
+    return this.#blackholed;
+  }
+
+  emit(event: FaultProxyEvent): void {
+    this.events.dispatchEvent(new CustomEvent(event.type, { detail: event }));
+  }
+
+  #accept(down: net.Socket): void {
+    if (this.#closing) {
+      down.destroy();
+      return;
+    }
+    const id = ++this.stats.connections;
+    const ups = this.opts.upstreams;
+    const link = new Link(this, id, down, ups[(id - 1) % ups.length]!);
+    this.#links.add(link);
+    this.stats.active++;
+  }
+
+  /** Called by a link once both its sockets have closed, before its "close" event. */
+  forget(link: Link): void {
+    if (this.#links.delete(link)) this.stats.active--;
+  }
+
+  blackhole(ms: number): void {
+    if (this.#closing) return;
+    this.setBlackhole(true);
+    this.#window = setTimeout(() => this.setBlackhole(false), ms);
+  }
+
+  setBlackhole(on: boolean): void {
+    clearTimeout(this.#window);
+    this.#window = undefined;
+    if (on === this.#blackholed) return;
+    this.#blackholed = on;
+    this.emit({ type: "blackhole", on });
+  }
+
+  async cutAll(opts: { reset?: boolean } = {}): Promise<number> {
+    const cut = [...this.#links].filter((l) =>
+      l.cut("manual", opts.reset ?? false)
+    );
+    await Promise.all(cut.map((l) => l.closed));
+    return cut.length;
+  }
+
+  waitFor<T extends FaultProxyEventType>(
+    type: T,
+    opts: {
+      signal?: AbortSignal;
+      filter?: (event: Extract<FaultProxyEvent, { type: T }>) => boolean;
+    } = {},
+  ): Promise<Extract<FaultProxyEvent, { type: T }>> {
+    type E = Extract<FaultProxyEvent, { type: T }>;
+    const { signal, filter } = opts;
+    return new Promise<E>((resolve, reject) => {
+      signal?.throwIfAborted();
+      const onAbort = () => {
+        this.events.removeEventListener(type, onEvent);
+        reject(signal?.reason);
+      };
+      const onEvent = (e: Event) => {
+        const detail = (e as CustomEvent<E>).detail;
+        if (filter && !filter(detail)) return;
+        this.events.removeEventListener(type, onEvent);
+        signal?.removeEventListener("abort", onAbort);
+        resolve(detail);
+      };
+      this.events.addEventListener(type, onEvent);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.closed;
+    this.#closing = true;
+    clearInterval(this.#every);
+    clearTimeout(this.#window);
+    const stopped = new Promise<void>((resolve) =>
+      this.#server.close(() => resolve())
+    );
+    for (const link of this.#links) link.teardown(false);
+    Promise.all([stopped, ...[...this.#links].map((l) => l.closed)])
+      .then(() => this.#resolveClosed());
+    return this.closed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** One downstream connection and its upstream connection. */
+class Link {
+  readonly id: number;
+  readonly proxy: ProxyImpl;
+  readonly down: net.Socket;
+  readonly up: net.Socket;
+  readonly rng: () => number;
+  /** Aborted on teardown, to end every sleep of the pipes. */
+  readonly abort: AbortController = new AbortController();
+  readonly closed: Promise<void>;
+  /** Downstream bytes after which to cut, or Infinity. */
+  readonly limit: number;
+  bytesUp = 0;
+  bytesDown = 0;
+  #pipesLeft = 2;
+  #timer?: ReturnType<typeof setTimeout>;
+  #error?: string;
+
+  constructor(
+    proxy: ProxyImpl,
+    id: number,
+    down: net.Socket,
+    upstream: Endpoint,
+  ) {
+    this.proxy = proxy;
+    this.id = id;
+    this.down = down;
+    const { opts } = proxy;
+    this.rng = mulberry32(proxy.seed ^ Math.imul(id, 0x9e3779b1));
+    this.limit =
+      opts.cutAfterBytes !== undefined && (id === 1 || !opts.cutAfterBytesOnce)
+        ? opts.cutAfterBytes
+        : Infinity;
+    this.up = net.connect({
+      host: upstream.hostname,
+      port: upstream.port,
+      allowHalfOpen: true,
+    });
+    const sockets = [down, this.up];
+    this.closed = Promise.all(
+      sockets.map((s) => new Promise((r) => s.once("close", r))),
+    )
+      .then(() => {
+        proxy.forget(this);
+        proxy.emit({
+          type: "close",
+          id,
+          bytesUp: this.bytesUp,
+          bytesDown: this.bytesDown,
+          ...(this.#error === undefined ? {} : { error: this.#error }),
+        });
+      });
+    for (const s of sockets) {
+      s.on("error", (e: Error) => this.teardown(false, e));
+    }
+    this.up.once("connect", () => {
+      if (this.done) return;
+      for (const s of sockets) s.setNoDelay(true);
+      const lifetime = opts.lifetime &&
+        randInt(this.rng, opts.lifetime.minMs, opts.lifetime.maxMs);
+      proxy.emit({
+        type: "open",
+        id,
+        client: `${down.remoteAddress}:${down.remotePort}`,
+        upstream,
+        ...(lifetime === undefined ? {} : { lifetimeMs: lifetime }),
+      });
+      if (lifetime !== undefined) {
+        const reset = this.rng() < (opts.resetProbability ?? 0);
+        this.#timer = setTimeout(() => this.cut("lifetime", reset), lifetime);
+      }
+      if (this.limit === 0) {
+        this.cut("bytes", false);
+        return;
+      }
+      void new Pipe(this, down, this.up, "up").run();
+      void new Pipe(this, this.up, down, "down").run();
+    });
+  }
+
+  get done(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  /** Cuts the connection on purpose; returns false if it was already closing. */
+  cut(reason: CutReason, reset: boolean): boolean {
+    if (this.done) return false;
+    this.proxy.stats.cuts++;
+    if (reset) this.proxy.stats.resets++;
+    this.proxy.emit({ type: "cut", id: this.id, reason, reset });
+    this.teardown(reset);
+    return true;
+  }
+
+  /** Destroys both sockets (RST if `reset`, else FIN) and stops both pipes. Idempotent. */
+  teardown(reset: boolean, error?: Error): void {
+    if (this.done) return;
+    if (error) this.#error = error.message;
+    clearTimeout(this.#timer);
+    this.abort.abort();
+    for (const s of [this.down, this.up]) {
+      if (s.destroyed) continue;
+      // resetAndDestroy() on a socket still connecting would wait for the connection.
+      if (reset && !s.connecting) s.resetAndDestroy();
+      else s.destroy();
+    }
+  }
+
+  /** Called by each pipe once its source ended and its destination was ended. */
+  pipeDone(): void {
+    if (--this.#pipesLeft === 0) this.teardown(false);
+  }
+}
+
+/** One direction of a link: reads `src`, applies the toxics, writes `dst`. */
+class Pipe {
+  #link: Link;
+  #src: net.Socket;
+  #dst: net.Socket;
+  #dir: Direction;
+  #queue: Array<{ chunk: Uint8Array; at: number }> = [];
+  #queued = 0;
+  #paused = false;
+  #eof = false;
+  #wake?: () => void;
+
+  constructor(link: Link, src: net.Socket, dst: net.Socket, dir: Direction) {
+    this.#link = link;
+    this.#src = src;
+    this.#dst = dst;
+    this.#dir = dir;
+    src.on("data", (chunk: Uint8Array) => {
+      this.#queue.push({ chunk, at: performance.now() });
+      this.#queued += chunk.length;
+      if (this.#queued > HIGH_WATER && !this.#paused) {
+        this.#paused = true;
+        src.pause();
+      }
+      this.#notify();
+    });
+    src.once("end", () => {
+      this.#eof = true;
+      this.#notify();
+    });
+    link.abort.signal.addEventListener("abort", () => this.#notify(), {
+      once: true,
+    });
+    src.resume();
+  }
+
+  #notify(): void {
+    this.#wake?.();
+    this.#wake = undefined;
+  }
+
+  async run(): Promise<void> {
+    const link = this.#link;
+    const { signal } = link.abort;
+    const { opts, stats } = link.proxy;
+    const latency = opts.latency;
+    const slicer = this.#dir === "down" ? opts.slicer : undefined;
+    const rate = opts.bandwidth?.bytesPerSecond;
+    let lastDue = 0;
+    let nextSlot = 0;
+    while (!link.done) {
+      const item = this.#queue.shift();
+      if (!item) {
+        if (this.#eof) {
+          this.#dst.end();
+          link.pipeDone();
+          return;
+        }
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        continue;
+      }
+      this.#queued -= item.chunk.length;
+      if (this.#paused && this.#queued <= HIGH_WATER) {
+        this.#paused = false;
+        this.#src.resume();
+      }
+      if (latency) {
+        const jitter = (latency.jitterMs ?? 0) * (2 * link.rng() - 1);
+        lastDue = Math.max(lastDue, item.at + latency.ms + jitter);
+        await sleep(lastDue - performance.now(), signal);
+      }
+      for (let piece of pieces(item.chunk, link.rng, slicer, rate)) {
+        if (rate) { // a piece leaves once the link has had the time to carry it
+          nextSlot = Math.max(nextSlot, performance.now()) +
+            (piece.length * 1000) / rate;
+          await sleep(nextSlot - performance.now(), signal);
+        }
+        if (link.done) return;
+        if (link.proxy.blackholed) {
+          stats.bytesDropped += piece.length;
+          link.proxy.emit({
+            type: "drop",
+            id: link.id,
+            direction: this.#dir,
+            bytes: piece.length,
+          });
+          continue;
+        }
+        const last = this.#dir === "down" &&
+          link.bytesDown + piece.length >= link.limit;
+        if (last) piece = piece.subarray(0, link.limit - link.bytesDown);
+        try {
+          await write(this.#dst, piece);
+        } catch (e) {
+          link.teardown(false, e as Error);
+          return;
+        }
+        if (this.#dir === "up") {
+          link.bytesUp += piece.length;
+          stats.bytesUp += piece.length;
+        } else {
+          link.bytesDown += piece.length;
+          stats.bytesDown += piece.length;
+        }
+        if (last) {
+          link.cut("bytes", false);
+          return;
+        }
+        if (slicer?.delayMs) await sleep(slicer.delayMs, signal);
+      }
+    }
+  }
+}
+
+/** Splits `chunk` as the slicer and the bandwidth limit (at most 10 ms worth per piece) want. */
+function* pieces(
+  chunk: Uint8Array,
+  rng: () => number,
+  slicer: FaultProxyOptions["slicer"],
+  rate: number | undefined,
+): Generator<Uint8Array> {
+  const cap = rate ? Math.max(1, Math.floor(rate / 100)) : Infinity;
+  for (let i = 0; i < chunk.length;) {
+    const size = slicer
+      ? randInt(rng, slicer.minBytes, slicer.maxBytes)
+      : chunk.length;
+    const end = Math.min(chunk.length, i + size);
+    while (i < end) {
+      const next = Math.min(end, i + cap);
+      yield chunk.subarray(i, next);
+      i = next;
+    }
+  }
+}
+
+/** Writes `data` and resolves once the socket has handed it to the kernel. */
+function write(socket: net.Socket, data: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.write(data, (err) => err ? reject(err) : resolve());
+  });
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts; never rejects. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** A uniform integer in `[min, max]`. */
+function randInt(rng: () => number, min: number, max: number): number {
+  return min + Math.floor(rng() * (max - min + 1));
+}
+
+/** mulberry32: a tiny seeded 32-bit PRNG, returning floats in `[0, 1)`. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Throws a RangeError naming the first option out of range. */
+function validate(o: FaultProxyOptions): void {
+  const check = (ok: boolean, what: string) => {
+    if (!ok) throw new RangeError(`Invalid proxy option: ${what}`);
+  };
+  const nonNeg = (n: number | undefined) =>
+    n === undefined || (Number.isFinite(n) && n >= 0);
+  const count = (n: number) => Number.isInteger(n) && n >= 0;
+  check(o.upstreams.length > 0, "upstreams must not be empty");
+  for (const u of o.upstreams) {
+    check(count(u.port) && u.port < 65536, `upstream port ${u.port}`);
+  }
+  if (o.lifetime) {
+    const { minMs, maxMs } = o.lifetime;
+    check(
+      count(minMs) && count(maxMs) && minMs <= maxMs,
+      "lifetime needs integers 0 <= minMs <= maxMs",
+    );
+  }
+  const p = o.resetProbability ?? 0;
+  check(p >= 0 && p <= 1, "resetProbability must be in [0, 1]");
+  if (o.slicer) {
+    const { minBytes, maxBytes, delayMs } = o.slicer;
+    check(
+      count(minBytes) && count(maxBytes) && 1 <= minBytes &&
+        minBytes <= maxBytes,
+      "slicer needs integers 1 <= minBytes <= maxBytes",
+    );
+    check(nonNeg(delayMs), "slicer delayMs must be >= 0");
+  }
+  if (o.latency) {
+    check(
+      nonNeg(o.latency.ms) && nonNeg(o.latency.jitterMs),
+      "latency must be >= 0",
+    );
+  }
+  if (o.bandwidth) {
+    check(
+      o.bandwidth.bytesPerSecond > 0,
+      "bandwidth bytesPerSecond must be > 0",
+    );
+  }
+  if (o.blackhole) {
+    check(
+      o.blackhole.everyMs > 0 && nonNeg(o.blackhole.forMs),
+      "blackhole needs everyMs > 0 and forMs >= 0",
+    );
+  }
+  if (o.cutAfterBytes !== undefined) {
+    check(count(o.cutAfterBytes), "cutAfterBytes must be an integer >= 0");
+  }
+}

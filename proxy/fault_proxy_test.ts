@@ -1,0 +1,416 @@
+import { assert_, assertEquals, assertRejects } from "../tests/_assert.ts";
+import { startProxy } from "./fault_proxy.ts";
+
+const HOST = "127.0.0.1";
+/** Upper bound on any single wait in these tests; reaching it fails the test. */
+const GUARD_MS = 3000;
+
+/** A TCP server on port 0 that runs `handler` for each connection and closes it afterwards. */
+function serve(handler: (conn: Deno.TcpConn) => Promise<unknown>) {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const conns = new Set<Deno.TcpConn>();
+  const tasks: Promise<void>[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      tasks.push(
+        handler(conn).then(() => {}, () => {}).finally(() => {
+          conns.delete(conn);
+          tryClose(conn);
+        }),
+      );
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const conn of conns) tryClose(conn);
+      await accepting;
+      await Promise.all(tasks);
+    },
+  };
+}
+
+function tryClose(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+/** Writes back every byte it reads. */
+async function echo(conn: Deno.TcpConn): Promise<void> {
+  const buf = new Uint8Array(16 * 1024);
+  for (let n; (n = await conn.read(buf)) !== null;) {
+    await writeAll(conn, buf.subarray(0, n));
+  }
+}
+
+/** A handler that sends `data` then closes. */
+function sender(data: Uint8Array) {
+  return (conn: Deno.TcpConn) => writeAll(conn, data);
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let i = 0; i < data.length;) i += await conn.write(data.subarray(i));
+}
+
+/** Rejects if `p` has not settled within {@link GUARD_MS}. */
+function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  const signal = AbortSignal.timeout(GUARD_MS);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(`Timed out waiting for ${what}`));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
+}
+
+/** Reads until EOF; returns the bytes and the size of every read. */
+async function readToEnd(
+  conn: Deno.Conn,
+): Promise<{ data: Uint8Array; reads: number[] }> {
+  const reads: number[] = [];
+  const parts: Uint8Array[] = [];
+  const buf = new Uint8Array(64 * 1024);
+  for (let n; (n = await bounded(conn.read(buf), "a read")) !== null;) {
+    reads.push(n);
+    parts.push(buf.slice(0, n));
+  }
+  return { data: concat(parts), reads };
+}
+
+/** Reads exactly `n` bytes. */
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n;) {
+    const got = await bounded(conn.read(out.subarray(i)), "a read");
+    if (got === null) throw new Error(`EOF after ${i} of ${n} bytes`);
+    i += got;
+  }
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let i = 0;
+  for (const p of parts) {
+    out.set(p, i);
+    i += p.length;
+  }
+  return out;
+}
+
+function bytes(n: number): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff);
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+const connect = (port: number) => Deno.connect({ hostname: HOST, port });
+const upstream = (port: number) => ({ hostname: HOST, port });
+const timeout = () => ({ signal: AbortSignal.timeout(GUARD_MS) });
+
+Deno.test("startProxy forwards bytes unchanged both ways with no toxics", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({ upstreams: [upstream(server.port)] });
+  using client = await connect(proxy.port);
+  const payload = crypto.getRandomValues(new Uint8Array(65536)).map((_, i, a) =>
+    a[i]! ^ i
+  );
+  const big = concat([payload, payload, payload, payload]); // 256 KiB, exercises back-pressure
+  const [, echoed] = await Promise.all([
+    writeAll(client, big),
+    readExactly(client, big.length),
+  ]);
+  assertEquals(echoed, big);
+  assertEquals(proxy.stats.bytesUp, big.length);
+  assertEquals(proxy.stats.bytesDown, big.length);
+  assertEquals(proxy.stats.connections, 1);
+  assertEquals(proxy.stats.active, 1);
+});
+
+Deno.test("startProxy slicer delivers downstream data in pieces of at most maxBytes", async () => {
+  // TCP may merge pieces that arrive between two reads, so read sizes prove
+  // little. Time does: each piece is followed by delayMs, so 64 bytes in pieces
+  // of at most 7 take at least ceil(64 / 7) = 10 delays from first byte to EOF.
+  const data = bytes(64);
+  const delayMs = 5;
+  await using server = serve(sender(data));
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    slicer: { minBytes: 1, maxBytes: 7, delayMs },
+    seed: 1,
+  });
+  using client = await connect(proxy.port);
+  const first = await readExactly(client, 1);
+  const start = performance.now();
+  const { data: rest, reads } = await readToEnd(client);
+  const took = performance.now() - start;
+  assertEquals(concat([first, rest]), data);
+  assert_(
+    took >= 9 * delayMs,
+    `first byte to EOF took ${took} ms, expected >= 50 ms`,
+  );
+  assert_(reads.length > 1, `the data came in ${reads.length} read(s)`);
+});
+
+Deno.test("startProxy lifetime cuts a connection with FIN when resetProbability is 0", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    lifetime: { minMs: 10, maxMs: 20 },
+  });
+  const opened = proxy.waitFor("open", timeout());
+  const cut = proxy.waitFor("cut", timeout());
+  using client = await connect(proxy.port);
+  const { lifetimeMs } = await opened;
+  assert_(
+    lifetimeMs !== undefined && lifetimeMs >= 10 && lifetimeMs <= 20,
+    `${lifetimeMs}`,
+  );
+  assertEquals(await bounded(client.read(new Uint8Array(8)), "EOF"), null);
+  assertEquals(await cut, {
+    type: "cut",
+    id: 1,
+    reason: "lifetime",
+    reset: false,
+  });
+  assertEquals(proxy.stats.cuts, 1);
+  assertEquals(proxy.stats.resets, 0);
+});
+
+Deno.test("startProxy lifetime with resetProbability 1 resets the connection", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    lifetime: { minMs: 5, maxMs: 10 },
+    resetProbability: 1,
+  });
+  const closed = proxy.waitFor("close", timeout());
+  using client = await connect(proxy.port);
+  await assertRejects(
+    () => bounded(client.read(new Uint8Array(8)), "a reset"),
+    Deno.errors.ConnectionReset,
+  );
+  await closed;
+  assertEquals(proxy.stats.resets, 1);
+  assertEquals(proxy.stats.active, 0);
+});
+
+Deno.test("startProxy cutAfterBytesOnce delivers exactly N bytes on the first connection only", async () => {
+  const data = bytes(100);
+  await using server = serve(sender(data));
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    cutAfterBytes: 37,
+    cutAfterBytesOnce: true,
+  });
+  const cut = proxy.waitFor("cut", timeout());
+  {
+    using first = await connect(proxy.port);
+    assertEquals((await readToEnd(first)).data, data.subarray(0, 37));
+  }
+  assertEquals(await cut, {
+    type: "cut",
+    id: 1,
+    reason: "bytes",
+    reset: false,
+  });
+  using second = await connect(proxy.port);
+  assertEquals((await readToEnd(second)).data, data);
+  assertEquals(proxy.stats.cuts, 1);
+});
+
+Deno.test("startProxy cutAfterBytes applies to every connection without the once flag", async () => {
+  await using server = serve(sender(bytes(50)));
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    cutAfterBytes: 5,
+  });
+  for (let i = 0; i < 2; i++) {
+    using client = await connect(proxy.port);
+    assertEquals((await readToEnd(client)).data, bytes(5));
+  }
+});
+
+Deno.test("startProxy black hole drops bytes while on and forwards again when off", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({ upstreams: [upstream(server.port)] });
+  using client = await connect(proxy.port);
+  await writeAll(client, text("ping"));
+  assertEquals(await readExactly(client, 4), text("ping"));
+
+  const dropped = proxy.waitFor("drop", timeout());
+  proxy.setBlackhole(true);
+  assert_(proxy.blackholed);
+  await writeAll(client, text("lost"));
+  assertEquals(await dropped, {
+    type: "drop",
+    id: 1,
+    direction: "up",
+    bytes: 4,
+  });
+  assertEquals(proxy.stats.bytesDropped, 4);
+
+  proxy.setBlackhole(false);
+  await writeAll(client, text("back"));
+  // Had "lost" leaked, the echo would return it first.
+  assertEquals(await readExactly(client, 4), text("back"));
+  assertEquals(proxy.stats.bytesUp, 8);
+});
+
+Deno.test("FaultProxy.blackhole ends its window by itself", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({ upstreams: [upstream(server.port)] });
+  const off = proxy.waitFor("blackhole", {
+    ...timeout(),
+    filter: (e) => !e.on,
+  });
+  proxy.blackhole(10);
+  assert_(proxy.blackholed);
+  await off;
+  assert_(!proxy.blackholed);
+});
+
+Deno.test("startProxy sends each new connection to the next upstream, round-robin", async () => {
+  await using a = serve(sender(text("A")));
+  await using b = serve(sender(text("B")));
+  await using proxy = await startProxy({
+    upstreams: [upstream(a.port), upstream(b.port)],
+  });
+  const seen: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    using client = await connect(proxy.port);
+    seen.push(new TextDecoder().decode((await readToEnd(client)).data));
+  }
+  assertEquals(seen, ["A", "B", "A"]);
+});
+
+Deno.test("startProxy closes the downstream connection when the upstream refuses", async () => {
+  const gone = Deno.listen({ hostname: HOST, port: 0 });
+  const port = gone.addr.port;
+  gone.close();
+  await using proxy = await startProxy({ upstreams: [upstream(port)] });
+  const events: string[] = [];
+  proxy.events.addEventListener("open", (e) => events.push(e.type));
+  const closed = proxy.waitFor("close", timeout());
+  using client = await connect(proxy.port);
+  assertEquals(await bounded(client.read(new Uint8Array(8)), "EOF"), null);
+  const event = await closed;
+  assert_(event.error?.includes("ECONNREFUSED"), event.error);
+  assertEquals(events, []);
+  assertEquals(proxy.stats.active, 0);
+});
+
+Deno.test("FaultProxy.cutAll resets every open connection", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({ upstreams: [upstream(server.port)] });
+  using c1 = await connect(proxy.port);
+  using c2 = await connect(proxy.port);
+  for (const c of [c1, c2]) { // both links are open once each echoes
+    await writeAll(c, text("x"));
+    await readExactly(c, 1);
+  }
+  assertEquals(await proxy.cutAll({ reset: true }), 2);
+  for (const c of [c1, c2]) {
+    await assertRejects(
+      () => bounded(c.read(new Uint8Array(8)), "a reset"),
+      Deno.errors.ConnectionReset,
+    );
+  }
+  assertEquals(proxy.stats.resets, 2);
+  assertEquals(await proxy.cutAll(), 0);
+});
+
+Deno.test("startProxy latency delays each direction by at least ms", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    latency: { ms: 25 },
+  });
+  using client = await connect(proxy.port);
+  const start = performance.now();
+  await writeAll(client, text("hi"));
+  assertEquals(await readExactly(client, 2), text("hi"));
+  const rtt = performance.now() - start;
+  assert_(rtt >= 48, `round trip ${rtt} ms, expected >= 50 ms`);
+});
+
+Deno.test("startProxy bandwidth spreads data over time at bytesPerSecond", async () => {
+  await using server = serve(sender(bytes(1000)));
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    bandwidth: { bytesPerSecond: 10_000 },
+  });
+  const start = performance.now();
+  using client = await connect(proxy.port);
+  assertEquals((await readToEnd(client)).data, bytes(1000));
+  const took = performance.now() - start;
+  // 1000 bytes take 100 ms at 10 kB/s; without the limit they take about 1 ms.
+  assert_(took >= 98, `took ${took} ms, expected >= 100 ms`);
+});
+
+Deno.test("startProxy draws the same lifetimes from the same seed", async () => {
+  await using server = serve(echo);
+  const lifetimes = async (seed: number) => {
+    await using proxy = await startProxy({
+      upstreams: [upstream(server.port)],
+      lifetime: { minMs: 60_000, maxMs: 120_000 },
+      seed,
+    });
+    assertEquals(proxy.seed, seed);
+    const out: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const opened = proxy.waitFor("open", timeout());
+      using _client = await connect(proxy.port);
+      out.push((await opened).lifetimeMs!);
+    }
+    return out;
+  };
+  const a = await lifetimes(7);
+  assertEquals(await lifetimes(7), a);
+  assert_(JSON.stringify(await lifetimes(8)) !== JSON.stringify(a));
+});
+
+Deno.test("FaultProxy.close closes every connection and stops listening", async () => {
+  await using server = serve(sender(bytes(10)));
+  const proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    lifetime: { minMs: 60_000, maxMs: 60_000 },
+    slicer: { minBytes: 1, maxBytes: 1, delayMs: 60_000 },
+    blackhole: { everyMs: 60_000, forMs: 1000 },
+  });
+  using client = await connect(proxy.port);
+  // One byte through means the proxy holds the other nine and sleeps in the slicer delay.
+  assertEquals(await readExactly(client, 1), bytes(1));
+  proxy.blackhole(60_000);
+  await bounded(proxy.close(), "close()");
+  await proxy.close(); // idempotent
+  assertEquals(await bounded(client.read(new Uint8Array(8)), "EOF"), null);
+  assertEquals(proxy.stats.active, 0);
+  assertEquals(proxy.stats.bytesDown, 1);
+  await assertRejects(() => connect(proxy.port), Deno.errors.ConnectionRefused);
+});
+
+Deno.test("startProxy rejects options out of range", async () => {
+  await assertRejects(
+    () => startProxy({ upstreams: [] }),
+    RangeError,
+    "upstreams",
+  );
+  await assertRejects(
+    () =>
+      startProxy({
+        upstreams: [upstream(1)],
+        slicer: { minBytes: 0, maxBytes: 7 },
+      }),
+    RangeError,
+    "slicer",
+  );
+  await assertRejects(
+    () => startProxy({ upstreams: [upstream(1)], resetProbability: 2 }),
+    RangeError,
+    "resetProbability",
+  );
+});
