@@ -1,0 +1,86 @@
+/**
+ * Opens a session store from a one-line spec: what the server's `--store`
+ * flag takes.
+ *
+ * @module
+ */
+
+import { KvStore, type KvStoreOptions } from "./kv.ts";
+import { MemoryStore, type MemoryStoreOptions } from "./memory.ts";
+import type { RedisStoreOptions } from "./redis.ts";
+import type { SessionStore } from "./types.ts";
+
+/** Per-backend options for {@link openStore}; only the chosen backend's are used. */
+export interface OpenStoreOptions {
+  /** For `memory`. */
+  memory?: MemoryStoreOptions;
+  /** For `kv:…`. */
+  kv?: KvStoreOptions;
+  /** For `redis://…`. */
+  redis?: RedisStoreOptions;
+}
+
+/** The accepted forms, for messages and `--help`. */
+export const STORE_SPEC_FORMS =
+  "memory, kv:PATH, kv::memory:, kv:https://HOST/… or redis://HOST[:PORT][/DB]";
+
+/**
+ * Opens the store that `spec` names:
+ *
+ * - `memory`: a {@link MemoryStore}, for one server process;
+ * - `kv:PATH`: a {@link KvStore} on a SQLite file, shared by processes on one host;
+ * - `kv::memory:`: a {@link KvStore} in memory (tests);
+ * - `kv:https://…` (or `kv:http://…` for a self-hosted denokv): KV Connect,
+ *   with the token in `DENO_KV_ACCESS_TOKEN`;
+ * - `redis://[user[:password]@]host[:port][/db]`: a {@link RedisStore}, for
+ *   processes on several hosts. Connects before resolving.
+ *
+ * @param spec the store spec
+ * @param opts per-backend options
+ * @returns the open store; the caller closes it
+ * @throws {TypeError} when `spec` is none of the forms above, saying which are accepted
+ * @throws {StoreUnavailableError} when the backend cannot be opened or reached
+ *
+ * @example
+ * ```ts
+ * await using store = await openStore("kv:/var/lib/seqstream/sessions.kv");
+ * ```
+ */
+export async function openStore(
+  spec: string,
+  opts: OpenStoreOptions = {},
+): Promise<SessionStore> {
+  if (spec === "memory") return new MemoryStore(opts.memory);
+  if (spec.startsWith("kv:")) {
+    const path = spec.slice(3);
+    if (path === "") {
+      throw new TypeError(
+        `Invalid store "${spec}": kv: needs a path, :memory: or a URL`,
+      );
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
+      let url: URL | undefined;
+      try {
+        url = new URL(path);
+      } catch {
+        // Reported below.
+      }
+      if (
+        !url || (url.protocol !== "https:" && url.protocol !== "http:") ||
+        url.hostname === ""
+      ) {
+        throw new TypeError(
+          `Invalid store "${spec}": a KV Connect URL is https://HOST/…`,
+        );
+      }
+    }
+    return await KvStore.open(path, opts.kv);
+  }
+  if (spec.startsWith("redis://")) {
+    // Loaded on demand: the Redis client (and its environment reads) stays
+    // out of processes that never use it.
+    const { RedisStore } = await import("./redis.ts");
+    return await RedisStore.connect(spec, opts.redis);
+  }
+  throw new TypeError(`Unknown store "${spec}": expected ${STORE_SPEC_FORMS}`);
+}
