@@ -130,6 +130,10 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener("abort", done, { once: true });
   });
 
+function human(ms: number): string {
+  return ms < 10_000 ? `${Math.round(ms)}ms` : `${Math.round(ms / 1000)}s`;
+}
+
 function describe(err: unknown): string {
   if (err instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (err instanceof Error) return err.message;
@@ -170,7 +174,9 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
   const dial = opts.dial ??
     ((o) => Deno.connect({ hostname: o.hostname, port: o.port, signal: o.signal }));
   const checksum = new Checksum(from ?? undefined);
-  let token: Uint8Array | null = from ? hexToBytes(from.token) : null;
+  // Chosen here, so a hello whose welcome was lost can be sent again safely.
+  let token: Uint8Array = from ? hexToBytes(from.token) : crypto.getRandomValues(new Uint8Array(16));
+  let welcomedOnce = from !== undefined;
   let next = from?.nextOffset ?? 0;
   let intervalMs = from?.intervalMs ?? 1000;
   let ttlMs = from?.ttlMs ?? 30_000;
@@ -179,7 +185,6 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
   let serverCrc: number | null = null;
   let reconnects = 0;
   let attempt = 0;
-  let connectedOnce = token !== null;
   const started = Date.now();
   const every = opts.checkpointEvery ?? 100;
 
@@ -207,7 +212,7 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
     opts.onCheckpoint?.({
       id,
       count,
-      token: bytesToHex(token!),
+      token: bytesToHex(token),
       nextOffset: next,
       sum: checksum.sum,
       crc: checksum.crc,
@@ -223,7 +228,11 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
 
   /** One connection: resolves true when the session is done (acknowledged). */
   async function once(): Promise<boolean> {
-    const hsSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.handshakeTimeoutMs ?? 5000)]);
+    // Never wait for a welcome past the point where the session has expired.
+    const hsMs = welcomedOnce
+      ? Math.max(50, Math.min(opts.handshakeTimeoutMs ?? 5000, ttlMs - (Date.now() - lastContact)))
+      : opts.handshakeTimeoutMs ?? 5000;
+    const hsSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(hsMs)]);
     let conn: Deno.Conn;
     try {
       conn = await dial({ hostname, port: opts.port, signal: hsSignal });
@@ -238,7 +247,7 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
     let lastByte = Date.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const limit = () =>
-      welcomed ? opts.idleTimeoutMs ?? Math.max(1000, 3 * intervalMs) : opts.handshakeTimeoutMs ?? 5000;
+      welcomed ? opts.idleTimeoutMs ?? Math.max(1000, 3 * intervalMs) : hsMs;
     const arm = () => {
       timer = setTimeout(() => {
         const left = limit() - (Date.now() - lastByte);
@@ -262,9 +271,9 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
     };
     try {
       await send(encodeMessage(
-        token === null
-          ? { type: "hello", version: PROTOCOL_VERSION, id, count }
-          : { type: "resume", version: PROTOCOL_VERSION, id, token, nextOffset: next },
+        welcomedOnce
+          ? { type: "resume", version: PROTOCOL_VERSION, id, token, nextOffset: next }
+          : { type: "hello", version: PROTOCOL_VERSION, id, count, token },
       ));
       const decoder = new FrameDecoder();
       const buf = new Uint8Array(64 * 1024);
@@ -283,14 +292,16 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
                   `Server welcomed count ${msg.count} at offset ${msg.nextOffset}; expected ${count} at ${next}`,
                 );
               }
-              const resumed = token !== null;
+              const resumed = welcomedOnce;
+              if (resumed) reconnects++;
               welcomed = true;
+              welcomedOnce = true;
               token = msg.token;
               intervalMs = msg.intervalMs;
               ttlMs = msg.ttlMs;
               attempt = 0;
-              if (connectedOnce) reconnects++;
-              connectedOnce = true;
+              clearTimeout(timer);
+              arm(); // now on the idle limit rather than the handshake's
               checkpoint();
               opts.onEvent?.({ type: "streaming", nextOffset: next, count, resumed });
               if (next === count) await send(encodeMessage({ type: "ack" }));
@@ -371,15 +382,15 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
         if (!isRetriable(err)) return error(errorName(err.code), err.message);
       }
       const now = Date.now();
-      if (!connectedOnce && now - started >= (opts.connectGiveUpMs ?? 10_000)) {
+      if (!welcomedOnce && now - started >= (opts.connectGiveUpMs ?? 10_000)) {
         return error("unreachable", (err as Error).message);
       }
-      if (connectedOnce && now - lastContact >= ttlMs) {
+      if (welcomedOnce && now - lastContact >= ttlMs) {
         return error(
           "session_expired",
-          `No contact with the server for ${Math.round((now - lastContact) / 1000)}s, longer than the session TTL of ${
-            Math.round(ttlMs / 1000)
-          }s; the session has expired (last error: ${(err as Error).message})`,
+          `No contact with the server for ${human(now - lastContact)}, longer than the session TTL of ${
+            human(ttlMs)
+          }; the session has expired (last error: ${(err as Error).message})`,
         );
       }
       const delay = Math.min(backoff(attempt++), Math.max(0, ttlMs - (now - lastContact)));

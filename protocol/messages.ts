@@ -28,12 +28,18 @@ export const MessageType = {
   ERROR: 0x86,
 } as const;
 
-/** Client asks for a new session of `count` numbers under `id`. */
+/**
+ * Client asks for a new session of `count` numbers under `id`. The client
+ * picks the resume `token` (16 random bytes), which makes a hello idempotent:
+ * if the welcome is lost, the same hello again attaches the same session,
+ * while another client that only knows the id is refused.
+ */
 export interface Hello {
   type: "hello";
   version: number;
   id: string;
   count: number;
+  token: Uint8Array;
 }
 
 /** Client resumes session `id` from `nextOffset`, proving itself with `token`. */
@@ -117,7 +123,8 @@ export const NUMBER_FRAME_SIZE = HEADER_SIZE + 8;
 const MAX_TEXT = 512;
 
 const enc = new TextEncoder();
-const dec = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is text like any other, not a marker to strip.
+const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function malformed(msg: string): ProtocolError {
   return new ProtocolError(ErrorCode.MALFORMED_FRAME, msg);
@@ -148,11 +155,13 @@ function truncateUtf8(s: string): Uint8Array {
   let b = enc.encode(s);
   if (b.length <= MAX_TEXT) return b;
   b = b.subarray(0, MAX_TEXT);
-  // Drop a partial trailing code point.
-  let end = b.length;
-  while (end > 0 && (b[end - 1]! & 0xc0) === 0x80) end--;
-  if (end > 0 && b[end - 1]! >= 0xc0) end--;
-  return b.slice(0, end);
+  // Drop a partial trailing code point (only if it is partial: a complete
+  // one that ends exactly at the limit stays).
+  let lead = b.length - 1;
+  while (lead > 0 && (b[lead]! & 0xc0) === 0x80) lead--;
+  const first = b[lead]!;
+  const size = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+  return b.slice(0, lead + size > b.length ? lead : b.length);
 }
 
 /**
@@ -164,12 +173,13 @@ function truncateUtf8(s: string): Uint8Array {
 export function decodeMessage(f: Frame): Message {
   switch (f.type) {
     case MessageType.HELLO: {
-      const v = expectLength(f, "HELLO", 21);
+      const v = expectLength(f, "HELLO", 37);
       return {
         type: "hello",
         version: v.getUint8(0),
         id: bytesToUuid(f.value.subarray(1, 17)),
         count: v.getUint32(17),
+        token: f.value.slice(21, 37),
       };
     }
     case MessageType.RESUME: {
@@ -246,11 +256,12 @@ export function decodeMessage(f: Frame): Message {
 export function encodeMessage(m: Message): Uint8Array {
   switch (m.type) {
     case "hello": {
-      const b = new Uint8Array(21);
+      const b = new Uint8Array(37);
       const v = new DataView(b.buffer);
       v.setUint8(0, m.version);
       b.set(uuidToBytes(m.id), 1);
       v.setUint32(17, m.count);
+      b.set(token16(m.token), 21);
       return encodeFrame(MessageType.HELLO, b);
     }
     case "resume": {

@@ -105,7 +105,7 @@ export class Connection implements Task {
             throw new ProtocolError(ErrorCode.SHUTTING_DOWN, "Server is shutting down");
           }
           const att = msg.type === "hello"
-            ? await this.#ctx.sessions.open(msg.id, msg.count)
+            ? await this.#ctx.sessions.open(msg.id, msg.count, msg.token)
             : await this.#ctx.sessions.resume(msg.id, msg.token, msg.nextOffset);
           const next = msg.type === "hello" ? 0 : msg.nextOffset;
           this.#attach(att, next, msg.type);
@@ -151,7 +151,7 @@ export class Connection implements Task {
       ttlMs: this.#ctx.ttlMs,
     }));
     if (next >= att.count) {
-      this.#phase = "awaiting_ack";
+      this.#awaitAck();
       return;
     }
     this.#phase = "streaming";
@@ -211,7 +211,7 @@ export class Connection implements Task {
     const offset = att.count - 1;
     const { sum, crc } = sequenceChecksum(att.seed, att.count);
     this.#next = att.count;
-    this.#phase = "awaiting_ack";
+    this.#awaitAck();
     this.#ctx.counters.numbersSent++;
     void this.#writer.write(encodeMessage({
       type: "final",
@@ -222,7 +222,14 @@ export class Connection implements Task {
     }));
   }
 
+  /** After the final number: a client that never acks is let go (the session stays resumable). */
+  #awaitAck(): void {
+    this.#phase = "awaiting_ack";
+    this.#handshakeTimer = setTimeout(() => this.end(), this.#ctx.handshakeTimeoutMs);
+  }
+
   async #complete(): Promise<void> {
+    clearTimeout(this.#handshakeTimer);
     const att = this.#att!;
     if (await this.#ctx.sessions.complete(att)) {
       this.#ctx.log.info("session completed", { id: att.id, count: att.count });

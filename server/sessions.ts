@@ -179,11 +179,13 @@ export class SessionManager {
   }
 
   /**
-   * Starts a new session for a hello.
+   * Starts a new session for a hello. The token is the client's choice; a
+   * repeated hello (same id, count and token) for a session that is still
+   * live attaches it again, so a lost welcome costs nothing.
    *
    * @throws {ProtocolError} `INVALID_COUNT`, `SESSION_IN_USE`, `STORE_UNAVAILABLE`
    */
-  async open(id: string, count: number): Promise<Attachment> {
+  async open(id: string, count: number, token: Uint8Array): Promise<Attachment> {
     if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
       throw refuse(
         ErrorCode.INVALID_COUNT,
@@ -194,7 +196,6 @@ export class SessionManager {
     const seed = this.#o.seedBase === undefined
       ? randomSeed()
       : deriveSeed(this.#o.seedBase, uuidToBytes(id));
-    const token = crypto.getRandomValues(new Uint8Array(16));
     const existing = await this.#op("get", () => this.#store.get(id));
     const rec: SessionRecord = {
       id,
@@ -212,6 +213,10 @@ export class SessionManager {
       ok = await this.#op("create", () => this.#store.create(rec));
     } else {
       if (existing.status === "live" && (await this.#deadline(existing, now)) > now) {
+        if (existing.count === count && sameToken(existing.token, token)) {
+          // The same hello again (its welcome was lost): attach the same session.
+          return await this.resume(id, token, 0);
+        }
         throw refuse(
           ErrorCode.SESSION_IN_USE,
           `Session "${id}" is still live or resumable; resume it or use another id`,

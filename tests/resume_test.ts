@@ -1,0 +1,123 @@
+/**
+ * Resume under faults, end to end over real TCP through the fault proxy:
+ * the sequence a client ends with is the one it would have got without drops.
+ */
+
+import { runClient } from "../client/client.ts";
+import { startProxy } from "../proxy/fault_proxy.ts";
+import { assert_, assertEquals } from "./_assert.ts";
+import { eventually, scrape, testServer } from "./_fixtures.ts";
+
+const SEED = 1234;
+const noBackoff = () => 0;
+
+function ids(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`);
+}
+
+Deno.test("client resumes through random cuts, resets and 1..7-byte slices with the fault-free sums", async () => {
+  await using server = await testServer({ seed: SEED, intervalMs: 1 });
+  await using proxy = await startProxy({
+    upstreams: [server.addr],
+    lifetime: { minMs: 15, maxMs: 60 },
+    resetProbability: 0.5,
+    slicer: { minBytes: 1, maxBytes: 7 },
+    seed: 99,
+  });
+  const counts = [1, 2, 50, 120, 300];
+  const sessionIds = ids(counts.length);
+  const faulty = await Promise.all(counts.map((count, i) =>
+    runClient({ port: proxy.port, count, id: sessionIds[i]!, backoff: noBackoff, idleTimeoutMs: 500 })
+  ));
+  assert_(proxy.stats.cuts > 0, "the proxy cut nothing, so this test proved nothing");
+  assert_(faulty.some((r) => r.reconnects > 0), "no client reconnected");
+  await using clean = await testServer({ seed: SEED, intervalMs: 0 });
+  for (const [i, r] of faulty.entries()) {
+    assertEquals(r.result, "PASS", JSON.stringify(r));
+    const ref = await runClient({ port: clean.addr.port, count: counts[i]!, id: sessionIds[i]! });
+    assertEquals(ref.result, "PASS");
+    assertEquals([r.sum, r.checksum], [ref.sum, ref.checksum]);
+    assertEquals(r.serverChecksum, ref.serverChecksum);
+  }
+  const m = await scrape(server);
+  assertEquals(m.get("seqstream_connections"), 0);
+  assertEquals(m.get("seqstream_sessions"), 0);
+  assertEquals(m.get("seqstream_sessions_completed_total"), counts.length);
+  assert_(m.get("seqstream_resumes_total")! > 0);
+});
+
+Deno.test("a cut inside the final message is healed by a resume that sends the final again", async () => {
+  await using server = await testServer({ seed: SEED, intervalMs: 0 });
+  const count = 40;
+  // WELCOME is 35 bytes, each NUMBER 11, FINAL 23: cut 10 bytes into the final.
+  await using proxy = await startProxy({
+    upstreams: [server.addr],
+    cutAfterBytes: 35 + (count - 1) * 11 + 10,
+    cutAfterBytesOnce: true,
+  });
+  const r = await runClient({ port: proxy.port, count, backoff: noBackoff });
+  assertEquals(r.result, "PASS", JSON.stringify(r));
+  assertEquals(r.reconnects, 1);
+  assertEquals(server.metrics().counters.sessionsCompleted, 1);
+  assertEquals(server.metrics().sessions, 0);
+});
+
+Deno.test("a cut right after the final message (ack or done lost) still completes exactly once", async () => {
+  await using server = await testServer({ seed: SEED, intervalMs: 0 });
+  const count = 25;
+  await using proxy = await startProxy({
+    upstreams: [server.addr],
+    cutAfterBytes: 35 + (count - 1) * 11 + 23,
+    cutAfterBytesOnce: true,
+  });
+  const r = await runClient({ port: proxy.port, count, backoff: noBackoff });
+  assertEquals(r.result, "PASS", JSON.stringify(r));
+  assertEquals(server.metrics().counters.sessionsCompleted, 1);
+  assertEquals(server.metrics().counters.sessionsStarted, 1);
+  assertEquals(server.metrics().sessions, 0);
+});
+
+Deno.test("a black hole longer than the TTL ends the client with session_expired", async () => {
+  await using server = await testServer({ seed: SEED, intervalMs: 5, ttlMs: 300 });
+  await using proxy = await startProxy({ upstreams: [server.addr] });
+  let blackholed = false;
+  const r = await runClient({
+    port: proxy.port,
+    count: 1000,
+    idleTimeoutMs: 100,
+    backoff: () => 20,
+    onNumber(offset) {
+      if (offset === 10 && !blackholed) {
+        blackholed = true;
+        proxy.setBlackhole(true);
+      }
+    },
+  });
+  const elapsedAfterCut = Date.now();
+  assertEquals(r.result, "ERROR");
+  assertEquals(r.error?.code, "session_expired");
+  assert_(r.error!.message.includes("TTL"), r.error!.message);
+  // The server lets the dead connection go and expires the session too.
+  await proxy.cutAll();
+  await eventually(() => server.metrics().sessions === 0, "server-side expiry");
+  assert_(Date.now() - elapsedAfterCut < 3000);
+  assertEquals(server.metrics().counters.sessionsExpired, 1);
+});
+
+Deno.test("many concurrent clients through a cutting proxy all PASS and leave zero state", async () => {
+  await using server = await testServer({ intervalMs: 1 });
+  await using proxy = await startProxy({
+    upstreams: [server.addr],
+    lifetime: { minMs: 20, maxMs: 200 },
+    resetProbability: 0.3,
+    seed: 7,
+  });
+  const results = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => runClient({ port: proxy.port, count: 20 + i * 3, backoff: () => 5 })),
+  );
+  assertEquals(results.filter((r) => r.result !== "PASS").map((r) => r.error ?? r.result), []);
+  const m = await scrape(server);
+  assertEquals(m.get("seqstream_connections"), 0);
+  assertEquals(m.get("seqstream_sessions"), 0);
+  assertEquals(m.get("seqstream_sessions_completed_total"), 60);
+});
