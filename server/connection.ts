@@ -41,6 +41,8 @@ export class Connection implements Task {
   #next = 0;
   #pausedSince = -1;
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The session id a hello or resume asked for, so refusals can name it in the logs. */
+  #requestedId: string | undefined;
 
   /** @param conn the accepted socket; @param ctx the server's shared parts */
   constructor(conn: Deno.Conn, ctx: ServerContext) {
@@ -95,6 +97,7 @@ export class Connection implements Task {
       case "handshake":
         if (msg.type === "hello" || msg.type === "resume") {
           clearTimeout(this.#handshakeTimer);
+          this.#requestedId = msg.id;
           if (msg.version !== PROTOCOL_VERSION) {
             throw new ProtocolError(
               ErrorCode.UNSUPPORTED_VERSION,
@@ -167,12 +170,7 @@ export class Connection implements Task {
     if (this.#writer.busy) {
       if (this.#pausedSince < 0) this.#pausedSince = now;
       else if (now - this.#pausedSince > this.#ctx.stallMs) {
-        this.#ctx.counters.slowConsumersDropped++;
-        this.#ctx.log.warn("client stopped reading; dropped, session stays resumable", {
-          id: att.id,
-          remote: this.remote,
-        });
-        this.end();
+        this.#dropSlow(att);
         return null;
       }
       return now + interval;
@@ -191,6 +189,15 @@ export class Connection implements Task {
     return due > now ? due : now + interval;
   }
 
+  #dropSlow(att: Attachment): void {
+    this.#ctx.counters.slowConsumersDropped++;
+    this.#ctx.log.warn("client stopped reading; dropped, session stays resumable", {
+      id: att.id,
+      remote: this.remote,
+    });
+    this.end();
+  }
+
   async #burst(): Promise<void> {
     const att = this.#att!;
     const buf = new Uint8Array(BURST_FRAMES * NUMBER_FRAME_SIZE);
@@ -202,7 +209,11 @@ export class Connection implements Task {
       }
       this.#ctx.counters.numbersSent += end - this.#next;
       this.#next = end;
-      if (!(await this.#writer.write(buf.subarray(0, pos)))) return;
+      // A client that stops reading is dropped after the stall limit, not waited on forever.
+      const stall = setTimeout(() => this.#dropSlow(att), this.#ctx.stallMs);
+      const ok = await this.#writer.write(buf.subarray(0, pos));
+      clearTimeout(stall);
+      if (!ok) return;
     }
     if (this.#phase === "streaming") this.#sendFinal(att);
   }
@@ -244,6 +255,7 @@ export class Connection implements Task {
     if (this.#phase === "handshake") {
       this.#ctx.refused(errorName(err.code));
       this.#ctx.log.info("refused", {
+        id: this.#requestedId,
         code: errorName(err.code),
         remote: this.remote,
         reason: err.message,
