@@ -168,9 +168,21 @@ function truncateUtf8(s: string): Uint8Array {
  * Decodes one frame into a message.
  *
  * @throws {ProtocolError} `MALFORMED_FRAME` for an unknown type or a wrong
- * layout. Version checks are the receiver's job (the codec reports the version).
+ * layout; `UNSUPPORTED_VERSION` for a HELLO or RESUME of another version,
+ * checked before its length so later versions can change the layout.
  */
 export function decodeMessage(f: Frame): Message {
+  if (
+    (f.type === MessageType.HELLO || f.type === MessageType.RESUME) &&
+    f.value.length > 0 && f.value[0] !== PROTOCOL_VERSION
+  ) {
+    // The version comes first so that a future version may change the layout
+    // and still be told apart from garbage.
+    throw new ProtocolError(
+      ErrorCode.UNSUPPORTED_VERSION,
+      `Protocol version ${f.value[0]} is not supported; this peer speaks ${PROTOCOL_VERSION}`,
+    );
+  }
   switch (f.type) {
     case MessageType.HELLO: {
       const v = expectLength(f, "HELLO", 37);

@@ -14,7 +14,6 @@ import {
   encodeNumberInto,
   type Message,
   NUMBER_FRAME_SIZE,
-  PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
 import { valueAt } from "../protocol/prng.ts";
 import { sequenceChecksum } from "../protocol/checksum.ts";
@@ -98,12 +97,6 @@ export class Connection implements Task {
         if (msg.type === "hello" || msg.type === "resume") {
           clearTimeout(this.#handshakeTimer);
           this.#requestedId = msg.id;
-          if (msg.version !== PROTOCOL_VERSION) {
-            throw new ProtocolError(
-              ErrorCode.UNSUPPORTED_VERSION,
-              `Protocol version ${msg.version} is not supported; this server speaks ${PROTOCOL_VERSION}`,
-            );
-          }
           if (this.#ctx.shuttingDown) {
             throw new ProtocolError(ErrorCode.SHUTTING_DOWN, "Server is shutting down");
           }
