@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a CLI entry point: stdout is its result, stderr its usage errors
 /**
  * `deno task demo`: the whole product in one process, in about 15 seconds.
  * An in-process server on the memory store, a flaky proxy in front of it that
@@ -10,7 +11,15 @@
 
 import { parseDuration } from "./cli/duration.ts";
 import { Logger } from "./cli/log.ts";
-import { durationFlag, EXIT_USAGE, type FlagSpec, helpText, intFlag, parseFlags, UsageError } from "./cli/usage.ts";
+import {
+  durationFlag,
+  EXIT_USAGE,
+  type FlagSpec,
+  helpText,
+  intFlag,
+  parseFlags,
+  UsageError,
+} from "./cli/usage.ts";
 import { runClient } from "./client/client.ts";
 import { startProxy } from "./proxy/fault_proxy.ts";
 import { startServer } from "./server/server.ts";
@@ -18,7 +27,11 @@ import { startServer } from "./server/server.ts";
 const FLAGS: Record<string, FlagSpec> = {
   clients: { type: "string", default: "8", help: "N  concurrent clients" },
   count: { type: "string", default: "300", help: "N  numbers per client" },
-  interval: { type: "string", default: "40ms", help: "DURATION  server interval" },
+  interval: {
+    type: "string",
+    default: "40ms",
+    help: "DURATION  server interval",
+  },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
 };
 
@@ -55,9 +68,15 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const results = await Promise.all(
     Array.from({ length: clients }, async () => {
-      const r = await runClient({ port: proxy.port, count, backoff: () => 50 + Math.random() * 100 });
+      const r = await runClient({
+        port: proxy.port,
+        count,
+        backoff: () => 50 + Math.random() * 100,
+      });
       console.log(
-        `${r.result}  ${r.id}  sum=${r.sum}  checksum=${r.checksum}  server=${r.serverChecksum ?? "-"}  reconnects=${r.reconnects}` +
+        `${r.result}  ${r.id}  sum=${r.sum}  checksum=${r.checksum}  server=${
+          r.serverChecksum ?? "-"
+        }  reconnects=${r.reconnects}` +
           (r.error ? `  ${r.error.code}: ${r.error.message}` : ""),
       );
       return r;
@@ -67,7 +86,9 @@ async function main(): Promise<number> {
   const reconnects = results.reduce((a, r) => a + r.reconnects, 0);
   const m = server.metrics();
   console.log(
-    `${passed}/${clients} PASS in ${((performance.now() - t0) / 1000).toFixed(1)}s; ` +
+    `${passed}/${clients} PASS in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    }s; ` +
       `proxy cut ${proxy.stats.cuts} connections (${proxy.stats.resets} with RST); ${reconnects} resumes; ` +
       `server left ${m.connections} connections and ${m.sessions} sessions`,
   );

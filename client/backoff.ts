@@ -31,5 +31,6 @@ export function exponentialBackoff(
   const base = opts.baseMs ?? 100;
   const cap = opts.capMs ?? 5000;
   const random = opts.random ?? Math.random;
-  return (attempt) => Math.floor(random() * Math.min(cap, base * 2 ** Math.min(attempt, 30)));
+  return (attempt) =>
+    Math.floor(random() * Math.min(cap, base * 2 ** Math.min(attempt, 30)));
 }

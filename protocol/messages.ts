@@ -180,7 +180,9 @@ export function decodeMessage(f: Frame): Message {
     // and still be told apart from garbage.
     throw new ProtocolError(
       ErrorCode.UNSUPPORTED_VERSION,
-      `Protocol version ${f.value[0]} is not supported; this peer speaks ${PROTOCOL_VERSION}`,
+      `Protocol version ${
+        f.value[0]
+      } is not supported; this peer speaks ${PROTOCOL_VERSION}`,
     );
   }
   switch (f.type) {

@@ -278,7 +278,9 @@ Deno.test("decodeMessage rejects every wrong length with MALFORMED_FRAME", () =>
   // HELLO and RESUME start with the version byte; give them the current one.
   const value = (type: number, n: number) => {
     const v = new Uint8Array(n);
-    if (n > 0 && (type === MessageType.HELLO || type === MessageType.RESUME)) v[0] = PROTOCOL_VERSION;
+    if (n > 0 && (type === MessageType.HELLO || type === MessageType.RESUME)) {
+      v[0] = PROTOCOL_VERSION;
+    }
     return v;
   };
   for (const [type, name, len] of fixed) {
@@ -506,7 +508,8 @@ Deno.test("FrameDecoder and decodeMessage turn random garbage only into Protocol
         threw++;
         assert_(err instanceof ProtocolError, `threw ${String(err)}`);
         assert_(
-          err.code === ErrorCode.MALFORMED_FRAME || err.code === ErrorCode.UNSUPPORTED_VERSION,
+          err.code === ErrorCode.MALFORMED_FRAME ||
+            err.code === ErrorCode.UNSUPPORTED_VERSION,
           `code ${err.code}`,
         );
       },

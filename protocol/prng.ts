@@ -106,7 +106,8 @@ export function deriveSeed(base: number, id: Uint8Array): Seed {
 
 /** The seed as 16 lowercase hex digits (for stores). */
 export function seedToHex(s: Seed): string {
-  return s.hi.toString(16).padStart(8, "0") + s.lo.toString(16).padStart(8, "0");
+  return s.hi.toString(16).padStart(8, "0") +
+    s.lo.toString(16).padStart(8, "0");
 }
 
 /**

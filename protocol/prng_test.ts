@@ -1,5 +1,11 @@
 import { assertEquals, assertNotEquals } from "../tests/_assert.ts";
-import { deriveSeed, philox4x32, seedFromHex, seedToHex, valueAt } from "./prng.ts";
+import {
+  deriveSeed,
+  philox4x32,
+  seedFromHex,
+  seedToHex,
+  valueAt,
+} from "./prng.ts";
 
 function kat(
   ctr: [number, number, number, number],
@@ -37,7 +43,9 @@ Deno.test("valueAt gives random access: offset i equals the i-th of a forward wa
   const seed = { hi: 0x12345678, lo: 0x9abcdef0 };
   const forward: number[] = [];
   for (let i = 0; i < 1000; i++) forward.push(valueAt(seed, i));
-  for (const i of [999, 0, 500, 17, 998]) assertEquals(valueAt(seed, i), forward[i]);
+  for (const i of [999, 0, 500, 17, 998]) {
+    assertEquals(valueAt(seed, i), forward[i]);
+  }
   // Not constant, not a trivial counter.
   assertNotEquals(new Set(forward).size, 1);
   assertEquals(new Set(forward).size > 990, true);

@@ -98,11 +98,18 @@ export class Connection implements Task {
           clearTimeout(this.#handshakeTimer);
           this.#requestedId = msg.id;
           if (this.#ctx.shuttingDown) {
-            throw new ProtocolError(ErrorCode.SHUTTING_DOWN, "Server is shutting down");
+            throw new ProtocolError(
+              ErrorCode.SHUTTING_DOWN,
+              "Server is shutting down",
+            );
           }
           const att = msg.type === "hello"
             ? await this.#ctx.sessions.open(msg.id, msg.count, msg.token)
-            : await this.#ctx.sessions.resume(msg.id, msg.token, msg.nextOffset);
+            : await this.#ctx.sessions.resume(
+              msg.id,
+              msg.token,
+              msg.nextOffset,
+            );
           const next = msg.type === "hello" ? 0 : msg.nextOffset;
           this.#attach(att, next, msg.type);
           return;
@@ -131,13 +138,16 @@ export class Connection implements Task {
     this.#att = att;
     this.#next = next;
     this.#ctx.attach(this);
-    this.#ctx.log.info(how === "hello" ? "session started" : "session resumed", {
-      id: att.id,
-      count: att.count,
-      offset: next,
-      epoch: att.epoch,
-      remote: this.remote,
-    });
+    this.#ctx.log.info(
+      how === "hello" ? "session started" : "session resumed",
+      {
+        id: att.id,
+        count: att.count,
+        offset: next,
+        epoch: att.epoch,
+        remote: this.remote,
+      },
+    );
     void this.#writer.write(encodeMessage({
       type: "welcome",
       count: att.count,
@@ -184,10 +194,13 @@ export class Connection implements Task {
 
   #dropSlow(att: Attachment): void {
     this.#ctx.counters.slowConsumersDropped++;
-    this.#ctx.log.warn("client stopped reading; dropped, session stays resumable", {
-      id: att.id,
-      remote: this.remote,
-    });
+    this.#ctx.log.warn(
+      "client stopped reading; dropped, session stays resumable",
+      {
+        id: att.id,
+        remote: this.remote,
+      },
+    );
     this.end();
   }
 
@@ -229,7 +242,10 @@ export class Connection implements Task {
   /** After the final number: a client that never acks is let go (the session stays resumable). */
   #awaitAck(): void {
     this.#phase = "awaiting_ack";
-    this.#handshakeTimer = setTimeout(() => this.end(), this.#ctx.handshakeTimeoutMs);
+    this.#handshakeTimer = setTimeout(
+      () => this.end(),
+      this.#ctx.handshakeTimeoutMs,
+    );
   }
 
   async #complete(): Promise<void> {
@@ -254,13 +270,17 @@ export class Connection implements Task {
         reason: err.message,
       });
     }
-    await this.#sendAndEnd(encodeMessage({ type: "error", code: err.code, message: err.message }));
+    await this.#sendAndEnd(
+      encodeMessage({ type: "error", code: err.code, message: err.message }),
+    );
   }
 
   /** Tells the client the server is going away, then closes. The session stays resumable. */
   async goAway(message: string): Promise<void> {
     if (this.#phase === "ended") return;
-    await this.#sendAndEnd(encodeMessage({ type: "goaway", retryAfterMs: 0, message }));
+    await this.#sendAndEnd(
+      encodeMessage({ type: "goaway", retryAfterMs: 0, message }),
+    );
   }
 
   async #sendAndEnd(bytes: Uint8Array): Promise<void> {

@@ -5,7 +5,11 @@
  */
 
 import { Logger } from "../cli/log.ts";
-import { type ServerHandle, type ServerOptions, startServer } from "../server/server.ts";
+import {
+  type ServerHandle,
+  type ServerOptions,
+  startServer,
+} from "../server/server.ts";
 
 /** A logger that drops everything unless SEQSTREAM_TEST_LOG names a level. */
 export function testLog(): Logger {
@@ -25,7 +29,9 @@ export function testServer(opts: ServerOptions = {}): Promise<ServerHandle> {
 }
 
 /** Scrapes `/metrics` over HTTP and returns the unlabelled samples by name. */
-export async function scrape(server: ServerHandle): Promise<Map<string, number>> {
+export async function scrape(
+  server: ServerHandle,
+): Promise<Map<string, number>> {
   const a = server.metricsAddr!;
   const res = await fetch(`http://${a.hostname}:${a.port}/metrics`);
   const text = await res.text();

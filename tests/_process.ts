@@ -40,7 +40,9 @@ export function spawnDeno(script: string, args: string[]): Proc {
   const listeners = new Set<() => void>();
   const errDone = (async () => {
     let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    for await (
+      const chunk of child.stderr.pipeThrough(new TextDecoderStream())
+    ) {
       rest += chunk;
       const lines = rest.split("\n");
       rest = lines.pop()!;
@@ -68,12 +70,24 @@ export function spawnDeno(script: string, args: string[]): Proc {
             resolve(hit);
           } else if (exited) {
             cleanup();
-            reject(new Error(`Process exited before a line matching ${re}:\n${stderr.join("\n")}`));
+            reject(
+              new Error(
+                `Process exited before a line matching ${re}:\n${
+                  stderr.join("\n")
+                }`,
+              ),
+            );
           }
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`No line matching ${re} within ${timeoutMs}ms:\n${stderr.join("\n")}`));
+          reject(
+            new Error(
+              `No line matching ${re} within ${timeoutMs}ms:\n${
+                stderr.join("\n")
+              }`,
+            ),
+          );
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);

@@ -6,7 +6,12 @@
  */
 
 import { FrameDecoder } from "../protocol/frame.ts";
-import { decodeMessage, encodeMessage, type Message, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  type Message,
+  PROTOCOL_VERSION,
+} from "../protocol/messages.ts";
 
 /** A raw connection. */
 export interface RawPeer extends AsyncDisposable {
@@ -17,7 +22,10 @@ export interface RawPeer extends AsyncDisposable {
   /** The next message; `null` at EOF or reset. Rejects after `timeoutMs` (default 5000). */
   next(timeoutMs?: number): Promise<Message | null>;
   /** Reads until a message of `type` arrives (others are collected). */
-  until<T extends Message["type"]>(type: T, timeoutMs?: number): Promise<Extract<Message, { type: T }>>;
+  until<T extends Message["type"]>(
+    type: T,
+    timeoutMs?: number,
+  ): Promise<Extract<Message, { type: T }>>;
   /** Resolves when the server closes the connection (EOF or reset). */
   closed(timeoutMs?: number): Promise<void>;
   close(): void;
@@ -36,7 +44,9 @@ export async function rawConnect(port: number): Promise<RawPeer> {
       while (true) {
         const n = await conn.read(buf);
         if (n === null) break;
-        for (const f of decoder.push(buf.subarray(0, n))) queue.push(decodeMessage(f));
+        for (const f of decoder.push(buf.subarray(0, n))) {
+          queue.push(decodeMessage(f));
+        }
         wake.fn?.();
       }
     } catch {
@@ -82,7 +92,9 @@ export async function rawConnect(port: number): Promise<RawPeer> {
     async until(type, timeoutMs = 5000) {
       while (true) {
         const m = await next(timeoutMs);
-        if (m === null) throw new Error(`Connection closed before a ${type} message`);
+        if (m === null) {
+          throw new Error(`Connection closed before a ${type} message`);
+        }
         if (m.type === type) return m as never;
       }
     },
@@ -105,6 +117,10 @@ export function hello(id: string, count: number, token: Uint8Array): Message {
 }
 
 /** A resume for `id` with `token` at `nextOffset`. */
-export function resume(id: string, token: Uint8Array, nextOffset: number): Message {
+export function resume(
+  id: string,
+  token: Uint8Array,
+  nextOffset: number,
+): Message {
   return { type: "resume", version: PROTOCOL_VERSION, id, token, nextOffset };
 }

@@ -9,9 +9,24 @@ const ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
 
 Deno.test("client --json prints exactly one JSON line with the result contract and exits 0 on PASS", async () => {
   const port = freePort();
-  await using server = spawnDeno("server.ts", ["--port", String(port), "--interval", "2ms", "--seed", "5"]);
+  await using server = spawnDeno("server.ts", [
+    "--port",
+    String(port),
+    "--interval",
+    "2ms",
+    "--seed",
+    "5",
+  ]);
   await server.waitForLine(/server listening/);
-  await using client = spawnDeno("client.ts", ["--port", String(port), "--count", "100", "--id", ID, "--json"]);
+  await using client = spawnDeno("client.ts", [
+    "--port",
+    String(port),
+    "--count",
+    "100",
+    "--id",
+    ID,
+    "--json",
+  ]);
   const { code, stdout } = await client.done();
   assertEquals(code, 0);
   const lines = stdout.trim().split("\n");
@@ -24,7 +39,14 @@ Deno.test("client --json prints exactly one JSON line with the result contract a
   assert_(Number.isSafeInteger(r.sum) && r.sum > 0);
   assertEquals("error" in r, false);
   // Same seed and id on another server: the same numbers.
-  await using human = spawnDeno("client.ts", ["--port", String(port), "--count", "100", "--id", ID]);
+  await using human = spawnDeno("client.ts", [
+    "--port",
+    String(port),
+    "--count",
+    "100",
+    "--id",
+    ID,
+  ]);
   const h = await human.done();
   assertEquals(h.code, 0);
   assert_(h.stdout.startsWith("PASS"), h.stdout);
@@ -34,11 +56,31 @@ Deno.test("client --json prints exactly one JSON line with the result contract a
 
 Deno.test("client exits 2 with session_in_use for a duplicate id", async () => {
   const port = freePort();
-  await using server = spawnDeno("server.ts", ["--port", String(port), "--interval", "50ms"]);
+  await using server = spawnDeno("server.ts", [
+    "--port",
+    String(port),
+    "--interval",
+    "50ms",
+  ]);
   await server.waitForLine(/server listening/);
-  await using first = spawnDeno("client.ts", ["--port", String(port), "--count", "1000", "--id", ID]);
+  await using first = spawnDeno("client.ts", [
+    "--port",
+    String(port),
+    "--count",
+    "1000",
+    "--id",
+    ID,
+  ]);
   await server.waitForLine(/session started/);
-  await using second = spawnDeno("client.ts", ["--port", String(port), "--count", "10", "--id", ID, "--json"]);
+  await using second = spawnDeno("client.ts", [
+    "--port",
+    String(port),
+    "--count",
+    "10",
+    "--id",
+    ID,
+    "--json",
+  ]);
   const { code, stdout } = await second.done();
   assertEquals(code, 2);
   const r = JSON.parse(stdout);
@@ -50,11 +92,28 @@ Deno.test("SIGTERM: server says goaway, exits 0, and the client resumes on a new
   const port = freePort();
   const dir = await Deno.makeTempDir();
   const store = `kv:${dir}/sessions.kv`;
-  const args = ["--port", String(port), "--interval", "10ms", "--seed", "9", "--store", store];
+  const args = [
+    "--port",
+    String(port),
+    "--interval",
+    "10ms",
+    "--seed",
+    "9",
+    "--store",
+    store,
+  ];
   try {
     const a = spawnDeno("server.ts", args);
     await a.waitForLine(/server listening/);
-    await using client = spawnDeno("client.ts", ["--port", String(port), "--count", "150", "--id", ID, "--json"]);
+    await using client = spawnDeno("client.ts", [
+      "--port",
+      String(port),
+      "--count",
+      "150",
+      "--id",
+      ID,
+      "--json",
+    ]);
     await a.waitForLine(/session started/);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
@@ -70,7 +129,15 @@ Deno.test("SIGTERM: server says goaway, exits 0, and the client resumes on a new
     const r = JSON.parse(stdout);
     assertEquals(r.result, "PASS");
     assert_(r.reconnects >= 1);
-    await using ref = spawnDeno("client.ts", ["--port", String(port), "--count", "150", "--id", ID, "--json"]);
+    await using ref = spawnDeno("client.ts", [
+      "--port",
+      String(port),
+      "--count",
+      "150",
+      "--id",
+      ID,
+      "--json",
+    ]);
     assertEquals(JSON.parse((await ref.done()).stdout).sum, r.sum);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -12,7 +12,10 @@ const SEED = 1234;
 const noBackoff = () => 0;
 
 function ids(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`);
+  return Array.from(
+    { length: n },
+    (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`,
+  );
 }
 
 Deno.test("client resumes through random cuts, resets and 1..7-byte slices with the fault-free sums", async () => {
@@ -26,15 +29,30 @@ Deno.test("client resumes through random cuts, resets and 1..7-byte slices with 
   });
   const counts = [1, 2, 50, 120, 300];
   const sessionIds = ids(counts.length);
-  const faulty = await Promise.all(counts.map((count, i) =>
-    runClient({ port: proxy.port, count, id: sessionIds[i]!, backoff: noBackoff, idleTimeoutMs: 500 })
-  ));
-  assert_(proxy.stats.cuts > 0, "the proxy cut nothing, so this test proved nothing");
+  const faulty = await Promise.all(
+    counts.map((count, i) =>
+      runClient({
+        port: proxy.port,
+        count,
+        id: sessionIds[i]!,
+        backoff: noBackoff,
+        idleTimeoutMs: 500,
+      })
+    ),
+  );
+  assert_(
+    proxy.stats.cuts > 0,
+    "the proxy cut nothing, so this test proved nothing",
+  );
   assert_(faulty.some((r) => r.reconnects > 0), "no client reconnected");
   await using clean = await testServer({ seed: SEED, intervalMs: 0 });
   for (const [i, r] of faulty.entries()) {
     assertEquals(r.result, "PASS", JSON.stringify(r));
-    const ref = await runClient({ port: clean.addr.port, count: counts[i]!, id: sessionIds[i]! });
+    const ref = await runClient({
+      port: clean.addr.port,
+      count: counts[i]!,
+      id: sessionIds[i]!,
+    });
     assertEquals(ref.result, "PASS");
     assertEquals([r.sum, r.checksum], [ref.sum, ref.checksum]);
     assertEquals(r.serverChecksum, ref.serverChecksum);
@@ -78,7 +96,11 @@ Deno.test("a cut right after the final message (ack or done lost) still complete
 });
 
 Deno.test("a black hole longer than the TTL ends the client with session_expired", async () => {
-  await using server = await testServer({ seed: SEED, intervalMs: 5, ttlMs: 300 });
+  await using server = await testServer({
+    seed: SEED,
+    intervalMs: 5,
+    ttlMs: 300,
+  });
   await using proxy = await startProxy({ upstreams: [server.addr] });
   let blackholed = false;
   const r = await runClient({
@@ -113,9 +135,16 @@ Deno.test("many concurrent clients through a cutting proxy all PASS and leave ze
     seed: 7,
   });
   const results = await Promise.all(
-    Array.from({ length: 60 }, (_, i) => runClient({ port: proxy.port, count: 20 + i * 3, backoff: () => 5 })),
+    Array.from(
+      { length: 60 },
+      (_, i) =>
+        runClient({ port: proxy.port, count: 20 + i * 3, backoff: () => 5 }),
+    ),
   );
-  assertEquals(results.filter((r) => r.result !== "PASS").map((r) => r.error ?? r.result), []);
+  assertEquals(
+    results.filter((r) => r.result !== "PASS").map((r) => r.error ?? r.result),
+    [],
+  );
   const m = await scrape(server);
   assertEquals(m.get("seqstream_connections"), 0);
   assertEquals(m.get("seqstream_sessions"), 0);

@@ -14,7 +14,10 @@ const ID = "11111111-2222-4333-8444-555555555555";
 const tok = (b: number) => new Uint8Array(16).fill(b);
 
 function errorOf(m: Message | null): { code: number; message: string } {
-  assert_(m !== null && m.type === "error", `expected an error frame, got ${JSON.stringify(m)}`);
+  assert_(
+    m !== null && m.type === "error",
+    `expected an error frame, got ${JSON.stringify(m)}`,
+  );
   return m as { code: number; message: string };
 }
 
@@ -101,7 +104,11 @@ Deno.test("the TTL restarts at every disconnect, and a resume after it gets sess
     await p.send(resume(ID, token, 1));
     assertEquals((await p.until("welcome")).nextOffset, 1);
   }
-  await eventually(() => server.metrics().counters.sessionsExpired === 1, "expiry", 3000);
+  await eventually(
+    () => server.metrics().counters.sessionsExpired === 1,
+    "expiry",
+    3000,
+  );
   assertEquals(server.metrics().sessions, 0);
   await using late = await rawConnect(server.addr.port);
   await late.send(resume(ID, token, 1));
@@ -136,7 +143,10 @@ Deno.test("an ack before the final message is refused as unexpected and the sess
   await using server = await testServer({ intervalMs: 50 });
   const { peer, token } = await started(server.addr.port);
   await peer.send({ type: "ack" });
-  assertEquals(errorOf(await peer.until("error")).code, ErrorCode.UNEXPECTED_MESSAGE);
+  assertEquals(
+    errorOf(await peer.until("error")).code,
+    ErrorCode.UNEXPECTED_MESSAGE,
+  );
   await peer.closed();
   await peer[Symbol.asyncDispose]();
   await using p = await rawConnect(server.addr.port);
