@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a CLI entry point: stdout is its result, stderr its one-line errors
 /**
  * seqstream client: CLI entry point and the `connect()`/`runClient()` API.
  *
@@ -12,9 +13,25 @@
  */
 
 import { parseDuration } from "./cli/duration.ts";
-import { Logger } from "./cli/log.ts";
-import { durationFlag, EXIT_USAGE, type FlagSpec, helpText, intFlag, parseFlags, UsageError } from "./cli/usage.ts";
-import { type ClientResult, connect } from "./client/client.ts";
+import { Logger, type LogLevel } from "./cli/log.ts";
+import {
+  durationFlag,
+  EXIT_USAGE,
+  type FlagSpec,
+  helpText,
+  intFlag,
+  parseFlags,
+  UsageError,
+} from "./cli/usage.ts";
+import {
+  type ClientOptions,
+  type ClientResult,
+  type ClientState,
+  connect,
+} from "./client/client.ts";
+import { ProgressReporter } from "./client/progress.ts";
+import { loadState, StateFile, StateFileError } from "./client/state_file.ts";
+import { tlsDialer } from "./client/tls.ts";
 import { MAX_COUNT } from "./protocol/messages.ts";
 import { isUuid } from "./protocol/uuid.ts";
 
@@ -29,29 +46,95 @@ export {
 } from "./client/client.ts";
 
 const FLAGS: Record<string, FlagSpec> = {
-  port: { type: "string", short: "p", default: "8080", help: "PORT  server port" },
+  port: {
+    type: "string",
+    short: "p",
+    default: "8080",
+    help: "PORT  server port",
+  },
   host: { type: "string", default: "127.0.0.1", help: "HOST  server host" },
-  count: { type: "string", short: "n", help: `N  numbers to ask for, 1..${MAX_COUNT} (default: random)` },
+  count: {
+    type: "string",
+    short: "n",
+    help: `N  numbers to ask for, 1..${MAX_COUNT} (default: random)`,
+  },
   id: { type: "string", help: "UUID  session id (default: a random v4 UUID)" },
-  json: { type: "boolean", default: false, help: "print exactly one JSON line on stdout" },
+  json: {
+    type: "boolean",
+    default: false,
+    help: "print exactly one JSON line on stdout",
+  },
   "idle-timeout": {
     type: "string",
-    help: "DURATION  reconnect when the server is silent this long (default: 3 intervals, at least 1s)",
+    help:
+      "DURATION  reconnect when the server is silent this long (default: 3 intervals, at least 1s)",
   },
-  "log-level": { type: "string", default: "info", help: "LEVEL  debug | info | warn | error | silent (stderr)" },
+  "connect-timeout": {
+    type: "string",
+    default: "10s",
+    help:
+      "DURATION  give up (ERROR unreachable) when the server cannot be reached for this long at the start",
+  },
+  state: {
+    type: "string",
+    help:
+      "FILE  keep the session's resumable state in FILE; if FILE exists, resume that session (default: none)",
+  },
+  tls: { type: "boolean", default: false, help: "connect with TLS" },
+  ca: {
+    type: "string",
+    help:
+      "FILE  PEM CA certificate to trust for --tls, besides the system roots (default: none)",
+  },
+  quiet: {
+    type: "boolean",
+    short: "q",
+    default: false,
+    help: "no progress and no info logs (warnings and errors remain)",
+  },
+  "log-level": {
+    type: "string",
+    default: "info",
+    help: "LEVEL  debug | info | warn | error | silent (stderr)",
+  },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
 };
 
-const EXIT: Record<ClientResult["result"], number> = { PASS: 0, FAIL: 1, ERROR: 2 };
+/** ERROR codes after which the session cannot be resumed, so a state file is useless. */
+const SESSION_GONE = new Set([
+  "session_expired",
+  "unknown_session",
+  "bad_token",
+  "session_completed",
+  "invalid_offset",
+]);
+
+/** A failure before the run starts: exit 2, one line on stderr, and the JSON result with --json. */
+class StartError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = "StartError";
+  }
+}
+
+const EXIT: Record<ClientResult["result"], number> = {
+  PASS: 0,
+  FAIL: 1,
+  ERROR: 2,
+};
 
 function human(r: ClientResult): string {
   const lines = [
-    `${r.result}  session ${r.id}, ${r.count} numbers, ${r.reconnects} reconnect${r.reconnects === 1 ? "" : "s"}`,
+    `${r.result}  session ${r.id}, ${r.count} numbers, ${r.reconnects} reconnect${
+      r.reconnects === 1 ? "" : "s"
+    }`,
     `sum              ${r.sum}`,
     `checksum         ${r.checksum}`,
     `server checksum  ${r.serverChecksum ?? "-"}`,
   ];
-  if (r.error) lines.push(`error            ${r.error.code}: ${r.error.message}`);
+  if (r.error) {
+    lines.push(`error            ${r.error.code}: ${r.error.message}`);
+  }
   return lines.join("\n");
 }
 
@@ -60,6 +143,9 @@ async function main(args: string[]): Promise<number> {
   let log: Logger;
   let count: number | undefined;
   let idleTimeoutMs: number | undefined;
+  let port: number;
+  let connectGiveUpMs: number;
+  let progress: ProgressReporter | undefined;
   try {
     f = parseFlags(FLAGS, args);
     if (f.help) {
@@ -67,16 +153,38 @@ async function main(args: string[]): Promise<number> {
       return 0;
     }
     const level = f["log-level"] as string;
-    log = new Logger({ level: level as "info", base: {} });
     if (!["debug", "info", "warn", "error", "silent"].includes(level)) {
-      throw new UsageError(`--log-level must be debug, info, warn, error or silent, got "${level}"`);
+      throw new UsageError(
+        `--log-level must be debug, info, warn, error or silent, got "${level}"`,
+      );
     }
-    if (f.count !== undefined) count = intFlag("count", f.count as string, 1, MAX_COUNT);
+    log = new Logger({
+      level: f.quiet && (level === "debug" || level === "info")
+        ? "warn"
+        : level as LogLevel,
+      base: {},
+      write: (line) =>
+        progress ? progress.writeLine(line) : console.error(line),
+    });
+    port = intFlag("port", f.port as string, 1, 65535);
+    connectGiveUpMs = durationFlag(
+      "connect-timeout",
+      f["connect-timeout"] as string,
+      parseDuration,
+    );
+    if (f.ca !== undefined && !f.tls) throw new UsageError("--ca needs --tls");
+    if (f.count !== undefined) {
+      count = intFlag("count", f.count as string, 1, MAX_COUNT);
+    }
     if (f.id !== undefined && !isUuid(f.id as string)) {
       throw new UsageError(`--id must be a UUID like 3f1c…-…, got "${f.id}"`);
     }
     if (f["idle-timeout"] !== undefined) {
-      idleTimeoutMs = durationFlag("idle-timeout", f["idle-timeout"] as string, parseDuration);
+      idleTimeoutMs = durationFlag(
+        "idle-timeout",
+        f["idle-timeout"] as string,
+        parseDuration,
+      );
     }
   } catch (err) {
     if (err instanceof UsageError) {
@@ -85,17 +193,91 @@ async function main(args: string[]): Promise<number> {
     }
     throw err;
   }
-  const port = intFlag("port", f.port as string, 1, 65535);
+
+  const statePath = f.state as string | undefined;
+  const stateFile = statePath === undefined
+    ? undefined
+    : new StateFile(statePath);
+  let resumeFrom: ClientState | undefined;
+  let dial: ClientOptions["dial"];
+  try {
+    if (statePath !== undefined) {
+      resumeFrom = await loadStateForStart(
+        statePath,
+        f.id as string | undefined,
+        count,
+      );
+      if (resumeFrom) {
+        log.info("resuming from state file", {
+          file: statePath,
+          offset: resumeFrom.nextOffset,
+        });
+      }
+    }
+    if (f.tls) {
+      dial = tlsDialer(
+        f.ca === undefined ? {} : { caCerts: [await readCa(f.ca as string)] },
+      );
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`seqstream-client: ${err.message} (see --help)`);
+      return EXIT_USAGE;
+    }
+    if (!(err instanceof StartError)) throw err;
+    console.error(`seqstream-client: ${err.message}`);
+    if (f.json) {
+      console.log(JSON.stringify(
+        {
+          result: "ERROR",
+          id: resumeFrom?.id ?? (f.id as string | undefined) ?? "",
+          count: count ?? 0,
+          sum: 0,
+          checksum: "00000000",
+          serverChecksum: null,
+          serverSum: null,
+          reconnects: 0,
+          error: { code: err.code, message: err.message },
+        } satisfies ClientResult,
+      ));
+    }
+    return 2;
+  }
+
+  // The CLI picks a random count itself (rather than leaving it to connect()) so the progress line knows the total.
+  const total = resumeFrom?.count ?? count ??
+    1 + Math.floor(Math.random() * MAX_COUNT);
+  progress = new ProgressReporter({
+    total,
+    received: resumeFrom?.nextOffset ?? 0,
+    mode: f.quiet ? "off" : Deno.stderr.isTerminal() ? "bar" : "log",
+    log,
+  });
   const handle = connect({
     hostname: f.host as string,
     port,
-    ...(count !== undefined ? { count } : {}),
+    ...(resumeFrom ? { resumeFrom } : { count: total }),
     ...(f.id !== undefined ? { id: f.id as string } : {}),
     ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+    ...(dial ? { dial } : {}),
+    connectGiveUpMs,
+    // Every 100 numbers, or each second on slow streams: the file's lastContact, which judges staleness, stays fresh.
+    checkpointEvery: 100,
+    checkpointMs: 1000,
+    onCheckpoint: stateFile && ((s) => stateFile.save(s)),
+    onNumber: (offset) => progress!.onNumber(offset),
     onEvent(e) {
-      if (e.type === "disconnected") log.info("disconnected; will resume", { error: e.error, retryIn: e.retryInMs });
-      else if (e.type === "streaming") {
-        log.info(e.resumed ? "resumed" : "streaming", { offset: e.nextOffset, count: e.count });
+      progress!.onEvent(e);
+      if (e.type === "disconnected") {
+        log.info("disconnected; will resume", {
+          error: e.error,
+          retryIn: e.retryInMs,
+        });
+      } else if (e.type === "streaming") {
+        log.info(e.resumed ? "resumed" : "streaming", {
+          offset: e.nextOffset,
+          count: e.count,
+        });
       }
     },
   });
@@ -109,12 +291,103 @@ async function main(args: string[]): Promise<number> {
   const r = await handle.result;
   Deno.removeSignalListener("SIGINT", stop);
   Deno.removeSignalListener("SIGTERM", stop);
+  progress.stop();
+  progress = undefined;
+  if (stateFile) {
+    await stateFile.flush();
+    if (stateFile.error) {
+      log.warn("could not write the state file", {
+        file: stateFile.path,
+        error: String(stateFile.error),
+      });
+    }
+    if (
+      !interrupted &&
+      (r.result !== "ERROR" || SESSION_GONE.has(r.error?.code ?? ""))
+    ) {
+      await stateFile.remove().catch((err) =>
+        log.warn("could not delete the state file", {
+          file: stateFile.path,
+          error: String(err),
+        })
+      );
+    }
+  }
   if (interrupted) {
-    console.error(`seqstream-client: interrupted`);
+    console.error(
+      `seqstream-client: interrupted${
+        stateFile ? `; run again with --state ${stateFile.path} to resume` : ""
+      }`,
+    );
     return 130;
   }
   console.log(f.json ? JSON.stringify(r) : human(r));
   return EXIT[r.result];
+}
+
+/**
+ * Loads `--state FILE` for a start: null when it does not exist (and its
+ * directory does, so it can be written), the state when it is usable.
+ */
+async function loadStateForStart(
+  path: string,
+  id: string | undefined,
+  count: number | undefined,
+): Promise<ClientState | undefined> {
+  let state;
+  try {
+    state = await loadState(path);
+  } catch (err) {
+    if (!(err instanceof StateFileError)) throw err;
+    throw new StartError(
+      err.problem === "stale" ? "session_expired" : `state_${err.problem}`,
+      err.message,
+    );
+  }
+  if (state === null) {
+    const dir = path.includes("/")
+      ? path.slice(0, path.lastIndexOf("/")) || "/"
+      : ".";
+    const info = await Deno.stat(dir).catch(() => null);
+    if (!info?.isDirectory) {
+      throw new StartError(
+        "state_unreadable",
+        `cannot write state file ${path}: ${dir} is not a directory`,
+      );
+    }
+    return undefined;
+  }
+  if (id !== undefined && id !== state.id) {
+    throw new UsageError(
+      `--id ${id} differs from session ${state.id} in state file ${path}; drop --id or the file`,
+    );
+  }
+  if (count !== undefined && count !== state.count) {
+    throw new UsageError(
+      `--count ${count} differs from count ${state.count} in state file ${path}`,
+    );
+  }
+  return state;
+}
+
+/** Reads `--ca FILE` as PEM. */
+async function readCa(path: string): Promise<string> {
+  let text;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new StartError(
+      "tls_error",
+      `cannot read --ca ${path}: ${(err as Error).message}`,
+    );
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new StartError(
+      "tls_error",
+      `--ca ${path} is not a PEM certificate file`,
+    );
+  }
+  return text;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a CLI entry point: stdout is its result, stderr its one-line errors
 /**
  * seqstream server: CLI entry point and the `startServer()` API.
  *
@@ -9,32 +10,143 @@
  */
 
 import { formatDuration, parseDuration } from "./cli/duration.ts";
-import { isLogLevel, Logger, type LogFormat } from "./cli/log.ts";
-import { durationFlag, EXIT_USAGE, type FlagSpec, helpText, intFlag, parseFlags, UsageError } from "./cli/usage.ts";
+import { isLogLevel, type LogFormat, Logger } from "./cli/log.ts";
+import {
+  durationFlag,
+  EXIT_USAGE,
+  type FlagSpec,
+  helpText,
+  intFlag,
+  parseFlags,
+  UsageError,
+} from "./cli/usage.ts";
 import { startServer } from "./server/server.ts";
 import { openStore } from "./store/open.ts";
 
-export { type ServerHandle, type ServerOptions, startServer } from "./server/server.ts";
+export {
+  type ServerHandle,
+  type ServerOptions,
+  startServer,
+} from "./server/server.ts";
 
 const FLAGS: Record<string, FlagSpec> = {
-  port: { type: "string", short: "p", default: "8080", help: "PORT  TCP port to listen on (0 picks one)" },
-  host: { type: "string", default: "127.0.0.1", help: "ADDR  interface to listen on" },
-  interval: { type: "string", default: "1s", help: "DURATION  time between numbers (0 = as fast as possible)" },
-  "session-ttl": { type: "string", default: "30s", help: "DURATION  how long a disconnected session stays resumable" },
-  seed: { type: "string", help: "N  derive each session's seed from N and the client id (reproducible runs)" },
+  port: {
+    type: "string",
+    short: "p",
+    default: "8080",
+    help: "PORT  TCP port to listen on (0 picks one)",
+  },
+  host: {
+    type: "string",
+    default: "127.0.0.1",
+    help: "ADDR  interface to listen on",
+  },
+  interval: {
+    type: "string",
+    default: "1s",
+    help: "DURATION  time between numbers (0 = as fast as possible)",
+  },
+  "session-ttl": {
+    type: "string",
+    default: "30s",
+    help: "DURATION  how long a disconnected session stays resumable",
+  },
+  seed: {
+    type: "string",
+    help:
+      "N  derive each session's seed from N and the client id, for reproducible runs (default: random seeds)",
+  },
   store: {
     type: "string",
     default: "memory",
-    help: "SPEC  session store: memory | kv:PATH | kv::memory: | kv:https://… | redis://host:port[/db]",
+    help:
+      "SPEC  session store: memory | kv:PATH | kv::memory: | kv:https://… | redis://host:port[/db]",
   },
-  "reuse-port": { type: "boolean", default: false, help: "share the port with other server processes (Linux)" },
-  "max-connections": { type: "string", default: "16000", help: "N  refuse connections beyond N with server_busy" },
-  "handshake-timeout": { type: "string", default: "10s", help: "DURATION  close sockets that send no hello within this" },
-  "metrics-port": { type: "string", help: "PORT  serve GET /metrics and /healthz on this port" },
-  "log-level": { type: "string", default: "info", help: "LEVEL  debug | info | warn | error | silent" },
-  "log-format": { type: "string", default: "pretty", help: "FORMAT  pretty | json" },
+  "reuse-port": {
+    type: "boolean",
+    default: false,
+    help: "share the port with other server processes (Linux)",
+  },
+  "max-connections": {
+    type: "string",
+    default: "16000",
+    help: "N  refuse connections beyond N with server_busy",
+  },
+  "max-handshakes-per-sec": {
+    type: "string",
+    help:
+      "N  refuse more than N new connections per second from one address with server_busy (default: unlimited)",
+  },
+  "tls-cert": {
+    type: "string",
+    help:
+      "FILE  serve TLS with this PEM certificate chain; needs --tls-key (default: plain TCP)",
+  },
+  "tls-key": {
+    type: "string",
+    help: "FILE  PEM private key for --tls-cert (default: none)",
+  },
+  "handshake-timeout": {
+    type: "string",
+    default: "10s",
+    help: "DURATION  close sockets that send no hello within this",
+  },
+  "metrics-port": {
+    type: "string",
+    help: "PORT  serve GET /metrics and /healthz on this port (default: off)",
+  },
+  "log-level": {
+    type: "string",
+    default: "info",
+    help: "LEVEL  debug | info | warn | error | silent",
+  },
+  "log-format": {
+    type: "string",
+    default: "pretty",
+    help: "FORMAT  pretty | json",
+  },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
 };
+
+/** A file the server was told to read and cannot use; exit 1 with its message. */
+class ConfigFileError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConfigFileError";
+  }
+}
+
+/** Reads `--tls-cert`/`--tls-key`: both or neither, each a readable PEM file. */
+async function readTls(
+  certPath: string | undefined,
+  keyPath: string | undefined,
+): Promise<{ cert: string; key: string } | undefined> {
+  if (certPath === undefined && keyPath === undefined) return undefined;
+  if (certPath === undefined || keyPath === undefined) {
+    throw new UsageError("--tls-cert and --tls-key go together");
+  }
+  const read = async (flag: string, path: string, marker: RegExp) => {
+    let text;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (err) {
+      throw new ConfigFileError(
+        `Cannot read --${flag} ${path}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    if (!marker.test(text)) {
+      throw new ConfigFileError(
+        `--${flag} ${path} is not a PEM file (no ${marker.source} block)`,
+      );
+    }
+    return text;
+  };
+  return {
+    cert: await read("tls-cert", certPath, /-----BEGIN CERTIFICATE-----/),
+    key: await read("tls-key", keyPath, /-----BEGIN [A-Z ]*PRIVATE KEY-----/),
+  };
+}
 
 async function main(args: string[]): Promise<number> {
   let f;
@@ -45,45 +157,105 @@ async function main(args: string[]): Promise<number> {
       return 0;
     }
     const level = f["log-level"] as string;
-    if (!isLogLevel(level)) throw new UsageError(`--log-level must be debug, info, warn, error or silent, got "${level}"`);
+    if (!isLogLevel(level)) {
+      throw new UsageError(
+        `--log-level must be debug, info, warn, error or silent, got "${level}"`,
+      );
+    }
     const format = f["log-format"] as string;
     if (format !== "pretty" && format !== "json") {
-      throw new UsageError(`--log-format must be pretty or json, got "${format}"`);
+      throw new UsageError(
+        `--log-format must be pretty or json, got "${format}"`,
+      );
     }
     const opts = {
       port: intFlag("port", f.port as string, 0, 65535),
       hostname: f.host as string,
       intervalMs: durationFlag("interval", f.interval as string, parseDuration),
-      ttlMs: durationFlag("session-ttl", f["session-ttl"] as string, parseDuration),
-      seed: f.seed === undefined ? undefined : intFlag("seed", f.seed as string, 0, Number.MAX_SAFE_INTEGER),
-      maxConnections: intFlag("max-connections", f["max-connections"] as string, 1, 1_000_000),
-      handshakeTimeoutMs: durationFlag("handshake-timeout", f["handshake-timeout"] as string, parseDuration),
+      ttlMs: durationFlag(
+        "session-ttl",
+        f["session-ttl"] as string,
+        parseDuration,
+      ),
+      seed: f.seed === undefined
+        ? undefined
+        : intFlag("seed", f.seed as string, 0, Number.MAX_SAFE_INTEGER),
+      maxConnections: intFlag(
+        "max-connections",
+        f["max-connections"] as string,
+        1,
+        1_000_000,
+      ),
+      handshakeTimeoutMs: durationFlag(
+        "handshake-timeout",
+        f["handshake-timeout"] as string,
+        parseDuration,
+      ),
       metricsPort: f["metrics-port"] === undefined
         ? undefined
         : intFlag("metrics-port", f["metrics-port"] as string, 0, 65535),
       reusePort: f["reuse-port"] as boolean,
+      maxHandshakesPerSec: f["max-handshakes-per-sec"] === undefined
+        ? undefined
+        : intFlag(
+          "max-handshakes-per-sec",
+          f["max-handshakes-per-sec"] as string,
+          1,
+          1_000_000,
+        ),
+      tls: await readTls(
+        f["tls-cert"] as string | undefined,
+        f["tls-key"] as string | undefined,
+      ),
       log: new Logger({ level, format: format as LogFormat }),
     };
-    if (opts.ttlMs < 1) throw new UsageError("--session-ttl must be at least 1ms");
+    if (opts.ttlMs < 1) {
+      throw new UsageError("--session-ttl must be at least 1ms");
+    }
     let store;
     try {
       store = await openStore(f.store as string);
     } catch (err) {
-      if (err instanceof TypeError) throw new UsageError(`--store: ${err.message}`);
+      if (err instanceof TypeError) {
+        throw new UsageError(`--store: ${err.message}`);
+      }
       throw err;
     }
-    const server = await startServer({ ...opts, store, ownStore: true });
+    let server;
+    try {
+      server = await startServer({ ...opts, store, ownStore: true });
+    } catch (err) {
+      if (opts.tls && !(err instanceof Deno.errors.AddrInUse)) {
+        await store.close();
+        throw new ConfigFileError(
+          `Cannot serve TLS with --tls-cert ${f["tls-cert"]} and --tls-key ${
+            f["tls-key"]
+          }: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     const stop = () => {
       opts.log.info("signal received; shutting down");
       void server.close();
     };
-    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, stop);
-    if (server.metricsAddr) {
-      opts.log.info("metrics listening", { addr: `${server.metricsAddr.hostname}:${server.metricsAddr.port}` });
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(sig, stop);
     }
-    opts.log.debug("settings", { interval: formatDuration(opts.intervalMs), ttl: formatDuration(opts.ttlMs) });
+    if (server.metricsAddr) {
+      opts.log.info("metrics listening", {
+        addr: `${server.metricsAddr.hostname}:${server.metricsAddr.port}`,
+      });
+    }
+    opts.log.debug("settings", {
+      interval: formatDuration(opts.intervalMs),
+      ttl: formatDuration(opts.ttlMs),
+    });
     await server.closed;
-    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(sig, stop);
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      Deno.removeSignalListener(sig, stop);
+    }
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

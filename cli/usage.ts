@@ -38,39 +38,80 @@ export type Flags = Record<string, string | boolean | string[] | undefined>;
  *
  * @throws {UsageError} for any mistake
  */
-export function parseFlags(spec: Record<string, FlagSpec>, args: string[]): Flags {
-  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
+export function parseFlags(
+  spec: Record<string, FlagSpec>,
+  args: string[],
+): Flags {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {};
   for (const [name, f] of Object.entries(spec)) {
-    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+    options[name] = {
+      type: f.type,
+      ...(f.short ? { short: f.short } : {}),
+      ...(f.multiple ? { multiple: true } : {}),
+    };
   }
   try {
-    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
-    if (positionals.length > 0) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0) {
+      throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+    }
     const out: Flags = {};
-    for (const [name, f] of Object.entries(spec)) out[name] = (values as Flags)[name] ?? f.default;
+    for (const [name, f] of Object.entries(spec)) {
+      out[name] = (values as Flags)[name] ?? f.default;
+    }
     return out;
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError((err as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, ""));
+    throw new UsageError(
+      (err as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, ""),
+    );
   }
 }
 
 /** Renders `--help` text: usage line, then every flag with its default. */
-export function helpText(usage: string, spec: Record<string, FlagSpec>): string {
+export function helpText(
+  usage: string,
+  spec: Record<string, FlagSpec>,
+): string {
   const rows = Object.entries(spec).map(([name, f]) => {
-    const [arg, ...rest] = f.type === "string" ? f.help.split("  ") : ["", f.help];
-    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${name}${arg ? ` ${arg}` : ""}`;
-    const def = f.default !== undefined && f.default !== false ? ` (default: ${f.default})` : "";
+    const [arg, ...rest] = f.type === "string"
+      ? f.help.split("  ")
+      : ["", f.help];
+    const left = `  ${f.short ? `-${f.short}, ` : "    "}--${name}${
+      arg ? ` ${arg}` : ""
+    }`;
+    const def = f.default === false
+      ? (name === "help" ? "" : " (default: off)")
+      : f.default !== undefined
+      ? ` (default: ${f.default})`
+      : "";
     return [left, rest.join("  ").trim() + def] as const;
   });
   const w = Math.max(...rows.map(([l]) => l.length)) + 2;
-  return `${usage}\n\nOptions:\n${rows.map(([l, r]) => l.padEnd(w) + r).join("\n")}\n`;
+  return `${usage}\n\nOptions:\n${
+    rows.map(([l, r]) => l.padEnd(w) + r).join("\n")
+  }\n`;
 }
 
 /** Parses a whole number in `[min, max]` for flag `name`. */
-export function intFlag(name: string, value: string, min: number, max: number): number {
+export function intFlag(
+  name: string,
+  value: string,
+  min: number,
+  max: number,
+): number {
   if (!/^\d+$/.test(value.trim())) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+    throw new UsageError(
+      `--${name} must be a whole number from ${min} to ${max}, got "${value}"`,
+    );
   }
   const n = Number(value);
   if (n < min || n > max) {
@@ -80,7 +121,11 @@ export function intFlag(name: string, value: string, min: number, max: number): 
 }
 
 /** Parses a duration flag, as a usage error when malformed. */
-export function durationFlag(name: string, value: string, parse: (s: string) => number): number {
+export function durationFlag(
+  name: string,
+  value: string,
+  parse: (s: string) => number,
+): number {
   try {
     return parse(value);
   } catch (err) {

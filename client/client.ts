@@ -6,7 +6,12 @@
  */
 
 import { Checksum, formatCrc } from "../protocol/checksum.ts";
-import { ErrorCode, errorName, isRetriable, ProtocolError } from "../protocol/errors.ts";
+import {
+  ErrorCode,
+  errorName,
+  isRetriable,
+  ProtocolError,
+} from "../protocol/errors.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import {
   decodeMessage,
@@ -38,6 +43,11 @@ export interface ClientState {
   intervalMs: number;
   /** Ms since the epoch of the last byte from the server. */
   lastContact: number;
+  /**
+   * The server's checksums once its final message arrived, so a client
+   * restarted between the final and the server's DONE can still decide PASS.
+   */
+  server?: { sum: number; crc: number };
 }
 
 /** Options for {@link connect} and {@link runClient}. */
@@ -63,7 +73,9 @@ export interface ClientOptions {
   /** Give up when the server was never reached for this long (ms). Default 10000. */
   connectGiveUpMs?: number;
   /** Opens the byte stream; default `Deno.connect`. (TLS plugs in here.) */
-  dial?: (opts: { hostname: string; port: number; signal: AbortSignal }) => Promise<Deno.Conn>;
+  dial?: (
+    opts: { hostname: string; port: number; signal: AbortSignal },
+  ) => Promise<Deno.Conn>;
   /** Status changes. */
   onEvent?: (e: ClientEvent) => void;
   /** Every number as it is accepted (offset, value, arrival time in ms). */
@@ -72,6 +84,12 @@ export interface ClientOptions {
   onCheckpoint?: (s: ClientState) => void;
   /** Numbers between checkpoints. Default 100. */
   checkpointEvery?: number;
+  /**
+   * Also checkpoint at the first number this long after the last checkpoint
+   * (ms), so a saved `lastContact` is never older than this while numbers
+   * flow (slow intervals). Default: off.
+   */
+  checkpointMs?: number;
 }
 
 /** The outcome of a run. */
@@ -134,6 +152,37 @@ function human(ms: number): string {
   return ms < 10_000 ? `${Math.round(ms)}ms` : `${Math.round(ms / 1000)}s`;
 }
 
+/**
+ * A TLS failure (handshake or certificate) as a final error, or undefined for
+ * anything else: retrying cannot fix a protocol or trust mismatch.
+ */
+function tlsFailure(err: unknown, where: string): ClientError | undefined {
+  if (!(err instanceof Deno.errors.InvalidData)) return undefined;
+  if (/not valid for name/i.test(err.message)) {
+    return new ClientError(
+      "tls_error",
+      `The TLS certificate of ${where} does not name that host (${err.message}); connect by a name or address it lists`,
+      { cause: err },
+    );
+  }
+  if (/certificate/i.test(err.message)) {
+    return new ClientError(
+      "tls_error",
+      `The TLS certificate of ${where} was rejected (${err.message}); trust the CA that signed it (client --ca FILE)`,
+      { cause: err },
+    );
+  }
+  return new ClientError(
+    "tls_error",
+    `TLS handshake with ${where} failed (${err.message}); is the server serving TLS (server --tls-cert/--tls-key)?`,
+    { cause: err },
+  );
+}
+
+/** TLS record content types (alert 0x15, handshake 0x16, …): never the first byte of a seqstream reply. */
+const isTlsRecordType = (b: number | undefined) =>
+  b !== undefined && b >= 0x14 && b <= 0x17;
+
 function describe(err: unknown): string {
   if (err instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (err instanceof Error) return err.message;
@@ -151,7 +200,9 @@ function describe(err: unknown): string {
  */
 export function connect(opts: ClientOptions): ClientHandle {
   const ac = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, ac.signal]) : ac.signal;
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, ac.signal])
+    : ac.signal;
   const id = opts.resumeFrom?.id ?? opts.id ?? crypto.randomUUID();
   const result = run({ ...opts, signal }, id);
   const close = async () => {
@@ -166,27 +217,36 @@ export function runClient(opts: ClientOptions): Promise<ClientResult> {
   return connect(opts).result;
 }
 
-async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): Promise<ClientResult> {
+async function run(
+  opts: ClientOptions & { signal: AbortSignal },
+  id: string,
+): Promise<ClientResult> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const from = opts.resumeFrom;
-  const count = from?.count ?? opts.count ?? 1 + Math.floor(Math.random() * MAX_COUNT);
+  const count = from?.count ?? opts.count ??
+    1 + Math.floor(Math.random() * MAX_COUNT);
   const backoff = opts.backoff ?? exponentialBackoff();
   const dial = opts.dial ??
-    ((o) => Deno.connect({ hostname: o.hostname, port: o.port, signal: o.signal }));
+    ((o) =>
+      Deno.connect({ hostname: o.hostname, port: o.port, signal: o.signal }));
   const checksum = new Checksum(from ?? undefined);
   // Chosen here, so a hello whose welcome was lost can be sent again safely.
-  let token: Uint8Array = from ? hexToBytes(from.token) : crypto.getRandomValues(new Uint8Array(16));
+  let token: Uint8Array = from
+    ? hexToBytes(from.token)
+    : crypto.getRandomValues(new Uint8Array(16));
   let welcomedOnce = from !== undefined;
   let next = from?.nextOffset ?? 0;
   let intervalMs = from?.intervalMs ?? 1000;
   let ttlMs = from?.ttlMs ?? 30_000;
   let lastContact = from?.lastContact ?? Date.now();
-  let serverSum: number | null = null;
-  let serverCrc: number | null = null;
+  let serverSum: number | null = from?.server?.sum ?? null;
+  let serverCrc: number | null = from?.server?.crc ?? null;
   let reconnects = 0;
   let attempt = 0;
   const started = Date.now();
   const every = opts.checkpointEvery ?? 100;
+  const everyMs = opts.checkpointMs ?? Infinity;
+  let checkpointedAt = 0;
 
   const base = () => ({
     id,
@@ -205,10 +265,14 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
     finish({ result: "ERROR", ...base(), error: { code, message } });
   const verdict = () =>
     finish({
-      result: serverSum === checksum.sum && serverCrc === checksum.crc && next === count ? "PASS" : "FAIL",
+      result: serverSum === checksum.sum && serverCrc === checksum.crc &&
+          next === count
+        ? "PASS"
+        : "FAIL",
       ...base(),
     });
-  const checkpoint = () =>
+  const checkpoint = () => {
+    checkpointedAt = lastContact;
     opts.onCheckpoint?.({
       id,
       count,
@@ -219,32 +283,56 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
       ttlMs,
       intervalMs,
       lastContact,
+      ...(serverSum !== null && serverCrc !== null
+        ? { server: { sum: serverSum, crc: serverCrc } }
+        : {}),
     });
+  };
 
-  if (!isUuid(id)) return error("usage", `Session id must be a UUID, got "${id}"`);
+  if (!isUuid(id)) {
+    return error("usage", `Session id must be a UUID, got "${id}"`);
+  }
   if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
-    return error("usage", `Count must be between 1 and ${MAX_COUNT}, got ${count}`);
+    return error(
+      "usage",
+      `Count must be between 1 and ${MAX_COUNT}, got ${count}`,
+    );
   }
 
   /** One connection: resolves true when the session is done (acknowledged). */
   async function once(): Promise<boolean> {
     // Never wait for a welcome past the point where the session has expired.
     const hsMs = welcomedOnce
-      ? Math.max(50, Math.min(opts.handshakeTimeoutMs ?? 5000, ttlMs - (Date.now() - lastContact)))
+      ? Math.max(
+        50,
+        Math.min(
+          opts.handshakeTimeoutMs ?? 5000,
+          ttlMs - (Date.now() - lastContact),
+        ),
+      )
       : opts.handshakeTimeoutMs ?? 5000;
     const hsSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(hsMs)]);
     let conn: Deno.Conn;
     try {
       conn = await dial({ hostname, port: opts.port, signal: hsSignal });
     } catch (err) {
+      const tls = tlsFailure(err, `${hostname}:${opts.port}`);
+      if (tls) throw tls;
       if (hsSignal.aborted && !opts.signal.aborted) {
-        throw new ConnectionLost(`Connect to ${hostname}:${opts.port} timed out`, { cause: err });
+        throw new ConnectionLost(
+          `Connect to ${hostname}:${opts.port} timed out`,
+          { cause: err },
+        );
       }
-      throw new ConnectionLost(`Cannot connect to ${hostname}:${opts.port}: ${describe(err)}`, { cause: err });
+      throw new ConnectionLost(
+        `Cannot connect to ${hostname}:${opts.port}: ${describe(err)}`,
+        { cause: err },
+      );
     }
     let welcomed = false;
     let idleFired = false;
     let lastByte = Date.now();
+    let firstChunk = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const limit = () =>
       welcomed ? opts.idleTimeoutMs ?? Math.max(1000, 3 * intervalMs) : hsMs;
@@ -272,14 +360,29 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
     try {
       await send(encodeMessage(
         welcomedOnce
-          ? { type: "resume", version: PROTOCOL_VERSION, id, token, nextOffset: next }
+          ? {
+            type: "resume",
+            version: PROTOCOL_VERSION,
+            id,
+            token,
+            nextOffset: next,
+          }
           : { type: "hello", version: PROTOCOL_VERSION, id, count, token },
       ));
       const decoder = new FrameDecoder();
       const buf = new Uint8Array(64 * 1024);
       while (true) {
         const n = await conn.read(buf);
-        if (n === null) throw new ConnectionLost("Server closed the connection");
+        if (n === null) {
+          throw new ConnectionLost("Server closed the connection");
+        }
+        if (firstChunk && isTlsRecordType(buf[0])) {
+          throw new ClientError(
+            "tls_mismatch",
+            `The server at ${hostname}:${opts.port} answered with TLS; connect with TLS (client --tls)`,
+          );
+        }
+        firstChunk = false;
         lastByte = Date.now();
         lastContact = lastByte;
         for (const frame of decoder.push(buf.subarray(0, n))) {
@@ -303,13 +406,21 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
               clearTimeout(timer);
               arm(); // now on the idle limit rather than the handshake's
               checkpoint();
-              opts.onEvent?.({ type: "streaming", nextOffset: next, count, resumed });
+              opts.onEvent?.({
+                type: "streaming",
+                nextOffset: next,
+                count,
+                resumed,
+              });
               if (next === count) await send(encodeMessage({ type: "ack" }));
               break;
             }
             case "number":
             case "final": {
-              if (!welcomed || msg.offset !== next || (msg.type === "final") !== (next === count - 1)) {
+              if (
+                !welcomed || msg.offset !== next ||
+                (msg.type === "final") !== (next === count - 1)
+              ) {
                 throw new ClientError(
                   "protocol_violation",
                   `Server sent ${msg.type} for offset ${msg.offset}; expected offset ${next}`,
@@ -323,12 +434,17 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
                 serverCrc = msg.crc32;
                 checkpoint();
                 await send(encodeMessage({ type: "ack" }));
-              } else if (next % every === 0) checkpoint();
+              } else if (
+                next % every === 0 || lastContact - checkpointedAt >= everyMs
+              ) checkpoint();
               break;
             }
             case "done":
               if (next !== count) {
-                throw new ClientError("protocol_violation", "Server sent done before the final number");
+                throw new ClientError(
+                  "protocol_violation",
+                  "Server sent done before the final number",
+                );
               }
               return true;
             case "goaway":
@@ -336,24 +452,36 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
             case "error":
               throw new ProtocolError(msg.code, msg.message);
             default:
-              throw new ClientError("protocol_violation", `Unexpected ${msg.type} from the server`);
+              throw new ClientError(
+                "protocol_violation",
+                `Unexpected ${msg.type} from the server`,
+              );
           }
         }
       }
     } catch (err) {
       if (idleFired) {
         throw new ConnectionLost(
-          welcomed ? `No data from the server for ${limit()}ms` : `No welcome within ${limit()}ms`,
+          welcomed
+            ? `No data from the server for ${limit()}ms`
+            : `No welcome within ${limit()}ms`,
         );
       }
-      if (err instanceof ProtocolError && err.code === ErrorCode.MALFORMED_FRAME && !welcomed) {
+      if (
+        err instanceof ProtocolError &&
+        err.code === ErrorCode.MALFORMED_FRAME && !welcomed
+      ) {
         throw new ClientError(
           "protocol_violation",
           `The server's reply is not seqstream protocol (${err.message}); is this a seqstream server, and does TLS match?`,
         );
       }
-      if (err instanceof ProtocolError || err instanceof ClientError || err instanceof ConnectionLost) throw err;
-      throw new ConnectionLost(describe(err), { cause: err });
+      if (
+        err instanceof ProtocolError || err instanceof ClientError ||
+        err instanceof ConnectionLost
+      ) throw err;
+      throw tlsFailure(err, `${hostname}:${opts.port}`) ??
+        new ConnectionLost(describe(err), { cause: err });
     } finally {
       clearTimeout(timer);
       opts.signal.removeEventListener("abort", onAbort);
@@ -374,7 +502,9 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
       if (err instanceof ProtocolError) {
         const done = next === count && serverCrc !== null;
         if (
-          done && (err.code === ErrorCode.SESSION_COMPLETED || err.code === ErrorCode.UNKNOWN_SESSION)
+          done &&
+          (err.code === ErrorCode.SESSION_COMPLETED ||
+            err.code === ErrorCode.UNKNOWN_SESSION)
         ) {
           // Our ack landed but its confirmation did not: the session is complete.
           return verdict();
@@ -388,13 +518,22 @@ async function run(opts: ClientOptions & { signal: AbortSignal }, id: string): P
       if (welcomedOnce && now - lastContact >= ttlMs) {
         return error(
           "session_expired",
-          `No contact with the server for ${human(now - lastContact)}, longer than the session TTL of ${
+          `No contact with the server for ${
+            human(now - lastContact)
+          }, longer than the session TTL of ${
             human(ttlMs)
           }; the session has expired (last error: ${(err as Error).message})`,
         );
       }
-      const delay = Math.min(backoff(attempt++), Math.max(0, ttlMs - (now - lastContact)));
-      opts.onEvent?.({ type: "disconnected", error: (err as Error).message, retryInMs: delay });
+      const delay = Math.min(
+        backoff(attempt++),
+        Math.max(0, ttlMs - (now - lastContact)),
+      );
+      opts.onEvent?.({
+        type: "disconnected",
+        error: (err as Error).message,
+        retryInMs: delay,
+      });
       await sleep(delay, opts.signal);
     }
   }

@@ -2,13 +2,14 @@
  * Command-line parsing for `proxy.ts`: pure functions from `string[]` to
  * {@link FaultProxyOptions}, so the CLI entry only does I/O.
  *
- * The duration parser here is private to the proxy for now; it is meant to be
- * merged into the shared `cli/duration.ts` once that exists.
+ * Durations are read by the shared `cli/duration.ts`, as in the server and
+ * client.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
+import { parseDuration as parseSharedDuration } from "../cli/duration.ts";
 import type { Endpoint, FaultProxyOptions } from "./fault_proxy.ts";
 
 /** A bad command line; the CLI prints its message on one line and exits 64 (EX_USAGE). */
@@ -46,7 +47,7 @@ Options:
   --seed N                   seed of the random choices, 0..4294967295 (default random, logged)
   --help                     show this help
 
-Durations: 250ms, 2s, 1.5s, 1m, or 0.
+Durations: 250ms, 2s, 1.5s, 1m, 1h, or 0.
 `;
 
 /** What the command line asks for. */
@@ -188,17 +189,21 @@ export function parseProxyArgs(args: string[]): ProxyCommand {
 }
 
 /**
- * Parses a duration into whole milliseconds: `250ms`, `2s`, `1.5s`, `1m`, or a bare `0`.
+ * Parses a duration into whole milliseconds with the shared parser
+ * (`250ms`, `2s`, `1.5s`, `1m`, `1h`, or a bare `0`), as a {@link RangeError}
+ * whose message leaves out the value, which the flag's message already quotes.
  *
  * @throws {RangeError} If `s` is not such a duration.
  */
 export function parseDuration(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
-  if (!m || (m[2] === undefined && Number(m[1]) !== 0)) {
-    throw new RangeError("expected a duration such as 250ms, 2s, 1m or 0");
+  try {
+    return parseSharedDuration(s);
+  } catch (e) {
+    throw new RangeError(
+      (e as Error).message.replace(/^Invalid duration "[^"]*": /, ""),
+      { cause: e },
+    );
   }
-  const unit = m[2] === "m" ? 60_000 : m[2] === "s" ? 1000 : 1;
-  return Math.round(Number(m[1]) * unit);
 }
 
 /**

@@ -26,6 +26,13 @@ type Phase = "handshake" | "streaming" | "awaiting_ack" | "closing" | "ended";
 
 const BURST_FRAMES = 4096;
 
+/**
+ * First byte of a TLS ClientHello record. Its length field (0x03xx) is a valid
+ * frame length, so without this check a TLS client on a plain port would wait
+ * for the handshake timeout instead of being told at once.
+ */
+const TLS_HANDSHAKE_RECORD = 0x16;
+
 /** A client connection and, once attached, its session's stream. */
 export class Connection implements Task {
   due = 0;
@@ -74,10 +81,18 @@ export class Connection implements Task {
     }, this.#ctx.handshakeTimeoutMs);
     const decoder = new FrameDecoder();
     const buf = new Uint8Array(512);
+    let first = true;
     try {
       while (this.#phase !== "ended") {
         const n = await this.#conn.read(buf);
         if (n === null) break;
+        if (first && buf[0] === TLS_HANDSHAKE_RECORD) {
+          throw new ProtocolError(
+            ErrorCode.MALFORMED_FRAME,
+            "Received a TLS handshake, but this port serves plain TCP; connect without TLS or start the server with --tls-cert",
+          );
+        }
+        first = false;
         for (const frame of decoder.push(buf.subarray(0, n))) {
           await this.#onMessage(decodeMessage(frame));
           if ((this.#phase as Phase) === "ended") break;
@@ -85,6 +100,13 @@ export class Connection implements Task {
       }
     } catch (err) {
       if (err instanceof ProtocolError) await this.fail(err);
+      else if (err instanceof Deno.errors.InvalidData) {
+        // A TLS listener's handshake failed (a plain-TCP client, or an untrusted certificate).
+        this.#ctx.log.debug("tls handshake failed", {
+          remote: this.remote,
+          error: err.message,
+        });
+      }
       // Anything else is the socket dying: nothing to tell the peer.
     } finally {
       await this.#cleanup();

@@ -14,6 +14,7 @@ export interface Counters {
   numbersSent: number;
   connectionsAccepted: number;
   connectionsRejectedBusy: number;
+  connectionsRejectedRate: number;
   slowConsumersDropped: number;
   storeErrors: number;
 }
@@ -29,6 +30,7 @@ export function newCounters(): Counters {
     numbersSent: 0,
     connectionsAccepted: 0,
     connectionsRejectedBusy: 0,
+    connectionsRejectedRate: 0,
     slowConsumersDropped: 0,
     storeErrors: 0,
   };
@@ -52,7 +54,11 @@ function line(
   help: string,
   value: number,
 ): void {
-  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+  out.push(
+    `# HELP ${name} ${help}`,
+    `# TYPE ${name} ${type}`,
+    `${name} ${value}`,
+  );
 }
 
 function labelled(
@@ -70,7 +76,13 @@ function labelled(
 export function renderPrometheus(m: MetricsSnapshot): string {
   const c = m.counters;
   const out: string[] = [];
-  line(out, "seqstream_connections", "gauge", "Open client connections.", m.connections);
+  line(
+    out,
+    "seqstream_connections",
+    "gauge",
+    "Open client connections.",
+    m.connections,
+  );
   line(
     out,
     "seqstream_sessions",
@@ -78,7 +90,13 @@ export function renderPrometheus(m: MetricsSnapshot): string {
     "Sessions this server holds, attached or awaiting resume.",
     m.sessions,
   );
-  line(out, "seqstream_sessions_started_total", "counter", "New sessions started.", c.sessionsStarted);
+  line(
+    out,
+    "seqstream_sessions_started_total",
+    "counter",
+    "New sessions started.",
+    c.sessionsStarted,
+  );
   line(
     out,
     "seqstream_sessions_completed_total",
@@ -86,7 +104,13 @@ export function renderPrometheus(m: MetricsSnapshot): string {
     "Sessions completed and acknowledged.",
     c.sessionsCompleted,
   );
-  line(out, "seqstream_sessions_expired_total", "counter", "Sessions expired unresumed.", c.sessionsExpired);
+  line(
+    out,
+    "seqstream_sessions_expired_total",
+    "counter",
+    "Sessions expired unresumed.",
+    c.sessionsExpired,
+  );
   line(
     out,
     "seqstream_sessions_taken_over_total",
@@ -94,8 +118,20 @@ export function renderPrometheus(m: MetricsSnapshot): string {
     "Attachments closed because the session was resumed elsewhere.",
     c.sessionsTakenOver,
   );
-  line(out, "seqstream_resumes_total", "counter", "Successful resumes.", c.resumes);
-  line(out, "seqstream_numbers_sent_total", "counter", "Numbers written to clients.", c.numbersSent);
+  line(
+    out,
+    "seqstream_resumes_total",
+    "counter",
+    "Successful resumes.",
+    c.resumes,
+  );
+  line(
+    out,
+    "seqstream_numbers_sent_total",
+    "counter",
+    "Numbers written to clients.",
+    c.numbersSent,
+  );
   line(
     out,
     "seqstream_connections_accepted_total",
@@ -112,13 +148,32 @@ export function renderPrometheus(m: MetricsSnapshot): string {
   );
   line(
     out,
+    "seqstream_connections_rejected_rate_total",
+    "counter",
+    "Connections refused at --max-handshakes-per-sec.",
+    c.connectionsRejectedRate,
+  );
+  line(
+    out,
     "seqstream_slow_consumers_dropped_total",
     "counter",
     "Connections dropped because the client stopped reading.",
     c.slowConsumersDropped,
   );
-  line(out, "seqstream_store_errors_total", "counter", "Failed store operations.", c.storeErrors);
-  labelled(out, "seqstream_store_ops_total", "Store operations by kind.", "op", m.storeOps);
+  line(
+    out,
+    "seqstream_store_errors_total",
+    "counter",
+    "Failed store operations.",
+    c.storeErrors,
+  );
+  labelled(
+    out,
+    "seqstream_store_ops_total",
+    "Store operations by kind.",
+    "op",
+    m.storeOps,
+  );
   labelled(
     out,
     "seqstream_handshake_failures_total",

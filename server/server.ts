@@ -10,6 +10,7 @@ import { encodeMessage } from "../protocol/messages.ts";
 import { MemoryStore } from "../store/memory.ts";
 import type { SessionStore } from "../store/types.ts";
 import { Connection } from "./connection.ts";
+import { addressKey, RateLimiter } from "./rate_limit.ts";
 import type { ServerContext } from "./context.ts";
 import {
   type Counters,
@@ -40,6 +41,14 @@ export interface ServerOptions {
   ownStore?: boolean;
   /** Connections held at most; more are refused with `server_busy`. Default 16000. */
   maxConnections?: number;
+  /**
+   * New connections accepted per second from one remote address (IPv6: one
+   * /64), with a burst of the same size; more are refused with `server_busy`.
+   * Default: unlimited.
+   */
+  maxHandshakesPerSec?: number | undefined;
+  /** Serve TLS with this PEM certificate chain and PEM private key. Default: plain TCP. */
+  tls?: { cert: string; key: string } | undefined;
   /** Close sockets that send no complete hello within this (ms). Default 10000. */
   handshakeTimeoutMs?: number;
   /** Drop a client that has not read for this long (ms). Default max(10s, 5 intervals). */
@@ -81,7 +90,9 @@ export interface ServerHandle extends AsyncDisposable {
  * ```
  * @throws {Deno.errors.AddrInUse} and other listen errors
  */
-export async function startServer(opts: ServerOptions = {}): Promise<ServerHandle> {
+export async function startServer(
+  opts: ServerOptions = {},
+): Promise<ServerHandle> {
   const intervalMs = opts.intervalMs ?? 1000;
   const ttlMs = opts.ttlMs ?? 30_000;
   const log = opts.log ?? new Logger();
@@ -147,11 +158,17 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
     },
   };
 
-  const listener = Deno.listen({
+  const listenOpts = {
     hostname: opts.hostname ?? "127.0.0.1",
     port: opts.port ?? 0,
     ...(opts.reusePort ? { reusePort: true } : {}),
-  } as Deno.TcpListenOptions);
+  } as Deno.TcpListenOptions;
+  const listener: Deno.Listener = opts.tls
+    ? Deno.listenTls({ ...listenOpts, cert: opts.tls.cert, key: opts.tls.key })
+    : Deno.listen(listenOpts);
+  const limiter = opts.maxHandshakesPerSec === undefined
+    ? undefined
+    : new RateLimiter({ ratePerSec: opts.maxHandshakesPerSec });
   await sessions.start();
 
   const metrics = (): MetricsSnapshot => ({
@@ -187,9 +204,27 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
   const busy = encodeMessage({
     type: "error",
     code: ErrorCode.SERVER_BUSY,
-    message: `Server is at its limit of ${maxConnections} connections; retry later`,
+    message:
+      `Server is at its limit of ${maxConnections} connections; retry later`,
   });
   const served = new Set<Promise<void>>();
+  /** Answers with an error frame and closes; bounded in time (a TLS peer may never finish its handshake). */
+  const refuse = (conn: Deno.Conn, frame: Uint8Array) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const p = Promise.race([
+      conn.write(frame),
+      new Promise((r) => timer = setTimeout(r, 1000)),
+    ])
+      .catch(() => {})
+      .then(() => {
+        clearTimeout(timer);
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      });
+    served.add(p);
+    p.finally(() => served.delete(p));
+  };
   const acceptLoop = (async () => {
     while (true) {
       let conn: Deno.Conn;
@@ -202,13 +237,27 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
+      const remoteHost = (conn.remoteAddr as Deno.NetAddr).hostname;
+      if (limiter !== undefined && !limiter.take(addressKey(remoteHost))) {
+        counters.connectionsRejectedRate++;
+        log.debug("handshake rate limit", {
+          remote: remoteHost,
+          limit: opts.maxHandshakesPerSec,
+        });
+        refuse(
+          conn,
+          encodeMessage({
+            type: "error",
+            code: ErrorCode.SERVER_BUSY,
+            message:
+              `Too many connections from ${remoteHost}: the limit is ${opts.maxHandshakesPerSec} per second; retry later`,
+          }),
+        );
+        continue;
+      }
       if (connections.size >= maxConnections) {
         counters.connectionsRejectedBusy++;
-        conn.write(busy).catch(() => {}).finally(() => {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        });
+        refuse(conn, busy);
         continue;
       }
       try {
@@ -224,10 +273,13 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
   })();
 
   log.info("server listening", {
-    addr: `${(listener.addr as Deno.NetAddr).hostname}:${(listener.addr as Deno.NetAddr).port}`,
+    addr: `${(listener.addr as Deno.NetAddr).hostname}:${
+      (listener.addr as Deno.NetAddr).port
+    }`,
     interval: intervalMs,
     ttl: ttlMs,
     store: store.kind,
+    tls: opts.tls !== undefined,
     server: id,
   });
 
@@ -240,12 +292,18 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerHandl
         listener.close();
       } catch { /* closed */ }
       await acceptLoop;
-      await Promise.all([...connections].map((c) => c.goAway("Server is shutting down; resume elsewhere or later")));
+      await Promise.all([...connections].map((c) =>
+        c.goAway("Server is shutting down; resume elsewhere or later")
+      ));
       await Promise.all(served);
       scheduler.close();
-      sessions.close();
-      if (metricsServer) await metricsServer.shutdown();
-      if (ownStore) await store.close();
+      await sessions.close();
+      if (metricsServer) {
+        await metricsServer.shutdown();
+      }
+      if (ownStore) {
+        await store.close();
+      }
       log.info("server stopped", { server: id });
       done.resolve();
     })();

@@ -20,6 +20,15 @@
  * So a session with `r` reconnects costs at most `2 + 5·r` operations (see
  * `tests/store_ops_test.ts` for what each backend measures). The heartbeat's
  * operations ({@link SERVER_STORE_OPS}) are per server, not per session.
+ * A resume that loses a race with another attachment adds at most 6 `get`s
+ * and one more attach while it waits for the winner to let go.
+ *
+ * Races: every write is a compare-and-set on the epoch, and every attach
+ * and tombstone takes the next epoch, so of two writers exactly one wins and
+ * a server that lost a session (fenced) can never write it again. A resume
+ * takes over a session attached elsewhere (a half-open connection); the
+ * previous owner learns it from a fence, drained by its heartbeat, and
+ * closes its connection with `taken_over`.
  *
  * Store outages: a session that is streaming needs no store operation, so it
  * keeps going. A write that fails (detach, expiry tombstone) is kept and
@@ -134,6 +143,16 @@ function sameToken(a: string, b: Uint8Array): boolean {
   let diff = 0;
   for (let i = 0; i < x.length; i++) diff |= x[i]! ^ b[i]!;
   return diff === 0;
+}
+
+/** How long a resume that lost a race waits for the winner to let go (ms). */
+const CONFLICT_WAIT_MS = 1000;
+
+function inUse(id: string): never {
+  throw refuse(
+    ErrorCode.SESSION_IN_USE,
+    `Cannot resume session "${id}": another connection resumed it at the same moment`,
+  );
 }
 
 function unavailable(message: string, cause?: unknown): ProtocolError {
@@ -323,7 +342,8 @@ export class SessionManager {
         ) {
           if (existing.count === count && sameToken(existing.token, token)) {
             // The same hello again (its welcome was lost): attach the same session.
-            return await this.#attach(existing, token, 0, now);
+            return await this.#attach(existing, token, 0, now) ??
+              await this.#afterConflict(id, token, 0, now);
           }
           throw refuse(
             ErrorCode.SESSION_IN_USE,
@@ -375,15 +395,51 @@ export class SessionManager {
         `Cannot resume session "${id}": this server's store has no such session`,
       );
     }
-    return await this.#attach(rec, token, nextOffset, now);
+    return await this.#attach(rec, token, nextOffset, now) ??
+      await this.#afterConflict(id, token, nextOffset, now);
   }
+
+  /**
+   * A resume lost its compare-and-set to another attachment. It does not
+   * fight the winner (which could be a live connection), but the winner is
+   * often the same client's previous attempt, cut off while its server was
+   * still working on it: that server detaches the session as soon as it
+   * finds the socket gone. So watch the record for a moment (reads 10, 20,
+   * 40… ms apart, about {@link CONFLICT_WAIT_MS} in all) and take the session
+   * if it is let go; otherwise refuse with `session_in_use`.
+   */
+  async #afterConflict(
+    id: string,
+    token: Uint8Array,
+    nextOffset: number,
+    started: number,
+  ): Promise<Attachment> {
+    for (
+      let wait = 10;
+      !this.#closed && Date.now() + wait - started <= CONFLICT_WAIT_MS;
+      wait *= 2
+    ) {
+      await new Promise((r) => setTimeout(r, wait));
+      const rec = await this.#op("get", () => this.#store.get(id));
+      if (rec === null) break;
+      if (rec.status === "live" && rec.owner !== "") continue; // still held
+      const att = await this.#attach(rec, token, nextOffset, Date.now());
+      if (att !== null) return att;
+    }
+    return inUse(id);
+  }
+
+  /**
+   * Attaches `rec` here if its epoch is unchanged; resolves `null` when
+   * another attachment changed it first.
+   */
 
   async #attach(
     rec: SessionRecord,
     token: Uint8Array,
     nextOffset: number,
     now: number,
-  ): Promise<Attachment> {
+  ): Promise<Attachment | null> {
     const id = rec.id;
     if (!sameToken(rec.token, token)) {
       throw refuse(
@@ -430,12 +486,7 @@ export class SessionManager {
       "replace",
       () => this.#store.replace(rec.epoch, next),
     );
-    if (!ok) {
-      throw refuse(
-        ErrorCode.SESSION_IN_USE,
-        `Cannot resume session "${id}": another connection resumed it at the same moment`,
-      );
-    }
+    if (!ok) return null;
     const prevOwner = rec.owner;
     const local = this.#attached.get(id);
     this.#forget(id);
@@ -454,6 +505,16 @@ export class SessionManager {
             error: String(err),
           }),
       );
+      // Taken over again while the notice was on its way: a fence drained in
+      // the meantime found no connection to close, so refuse this one here.
+      // (Nothing is awaited between this check and the connection's
+      // registration, so no later fence can slip in the same way.)
+      if (this.#attached.get(id) !== next) {
+        throw refuse(
+          ErrorCode.TAKEN_OVER,
+          `Session "${id}" was resumed by another connection while this one attached`,
+        );
+      }
     }
     this.#o.counters.resumes++;
     return {

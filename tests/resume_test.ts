@@ -4,6 +4,9 @@
  */
 
 import { runClient } from "../client/client.ts";
+import { Checksum } from "../protocol/checksum.ts";
+import { bytesToHex } from "../protocol/uuid.ts";
+import { hello, rawConnect } from "./_raw.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import { eventually, scrape, testServer } from "./_fixtures.ts";
@@ -149,4 +152,45 @@ Deno.test("many concurrent clients through a cutting proxy all PASS and leave ze
   assertEquals(m.get("seqstream_connections"), 0);
   assertEquals(m.get("seqstream_sessions"), 0);
   assertEquals(m.get("seqstream_sessions_completed_total"), 60);
+});
+
+Deno.test("a client restarted from saved state between FINAL and DONE still PASSes and completes the session", async () => {
+  await using server = await testServer({ intervalMs: 0 });
+  const id = crypto.randomUUID();
+  const token = crypto.getRandomValues(new Uint8Array(16));
+  const count = 30;
+  const sum = new Checksum();
+  let final;
+  {
+    // The first process: gets everything including FINAL, dies before ACK.
+    await using p = await rawConnect(server.addr.port);
+    await p.send(hello(id, count, token));
+    await p.until("welcome");
+    for (let i = 0; i < count - 1; i++) {
+      sum.update((await p.until("number")).value);
+    }
+    final = await p.until("final");
+    sum.update(final.value);
+  }
+  const r = await runClient({
+    port: server.addr.port,
+    resumeFrom: {
+      id,
+      count,
+      token: bytesToHex(token),
+      nextOffset: count,
+      sum: sum.sum,
+      crc: sum.crc,
+      ttlMs: 2000,
+      intervalMs: 0,
+      lastContact: Date.now(),
+      server: { sum: final.sum, crc: final.crc32 },
+    },
+  });
+  assertEquals(r.result, "PASS", JSON.stringify(r));
+  await eventually(
+    () => server.metrics().counters.sessionsCompleted === 1,
+    "completion",
+  );
+  assertEquals(server.metrics().sessions, 0);
 });

@@ -1,0 +1,98 @@
+import { assert_, assertEquals, assertThrows } from "../tests/_assert.ts";
+import { parseDuration } from "./duration.ts";
+import {
+  durationFlag,
+  type FlagSpec,
+  helpText,
+  intFlag,
+  parseFlags,
+  UsageError,
+} from "./usage.ts";
+
+const SPEC: Record<string, FlagSpec> = {
+  port: {
+    type: "string",
+    short: "p",
+    default: "8080",
+    help: "PORT  server port",
+  },
+  count: { type: "string", help: "N  numbers (default: random)" },
+  json: { type: "boolean", default: false, help: "print JSON" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+};
+
+Deno.test("parseFlags fills defaults and reads long and short flags", () => {
+  assertEquals(parseFlags(SPEC, []), {
+    port: "8080",
+    count: undefined,
+    json: false,
+    help: false,
+  });
+  assertEquals(parseFlags(SPEC, ["-p", "1", "--count=5", "--json"]), {
+    port: "1",
+    count: "5",
+    json: true,
+    help: false,
+  });
+});
+
+Deno.test("parseFlags turns unknown flags, missing values and positionals into one-line UsageErrors", () => {
+  for (const args of [["--nope"], ["--port"], ["extra"], ["--json=yes"]]) {
+    const err = assertThrows(() => parseFlags(SPEC, args), UsageError);
+    assert_(!err.message.includes("\n"), JSON.stringify(err.message));
+    assert_(err.message.length > 0);
+  }
+  assertThrows(() => parseFlags(SPEC, ["--nope"]), UsageError, "--nope");
+  assertThrows(
+    () => parseFlags(SPEC, ["extra"]),
+    UsageError,
+    `Unexpected argument "extra"`,
+  );
+});
+
+Deno.test("helpText lists every flag with its default, booleans as off, and no default for --help", () => {
+  const text = helpText("Usage: x [options]", SPEC);
+  const rows = text.split("\n").filter((l) => /^\s+(-\w, )?--/.test(l));
+  assertEquals(rows.length, Object.keys(SPEC).length);
+  assert_(
+    rows[0]!.includes("-p, --port PORT") &&
+      rows[0]!.endsWith("server port (default: 8080)"),
+    rows[0],
+  );
+  assert_(rows[1]!.endsWith("numbers (default: random)"), rows[1]);
+  assert_(rows[2]!.endsWith("print JSON (default: off)"), rows[2]);
+  assert_(rows[3]!.endsWith("show this help"), rows[3]);
+});
+
+Deno.test("intFlag accepts whole numbers in range and names the flag otherwise", () => {
+  assertEquals(intFlag("count", "65535", 1, 65535), 65535);
+  assertThrows(
+    () => intFlag("count", "0", 1, 65535),
+    UsageError,
+    "--count must be from 1 to 65535, got 0",
+  );
+  assertThrows(
+    () => intFlag("count", "abc", 1, 65535),
+    UsageError,
+    `--count must be a whole number from 1 to 65535, got "abc"`,
+  );
+  assertThrows(
+    () => intFlag("count", "1.5", 1, 65535),
+    UsageError,
+    "whole number",
+  );
+  assertThrows(
+    () => intFlag("count", "-1", 1, 65535),
+    UsageError,
+    "whole number",
+  );
+});
+
+Deno.test("durationFlag wraps a bad duration as a UsageError naming the flag", () => {
+  assertEquals(durationFlag("interval", "250ms", parseDuration), 250);
+  assertThrows(
+    () => durationFlag("interval", "5x", parseDuration),
+    UsageError,
+    `--interval: Invalid duration "5x"`,
+  );
+});

@@ -1,0 +1,214 @@
+/**
+ * The command lines as users meet them: `--help` lists every flag with its
+ * default, a bad value is one line on stderr and exit 64 (nothing on stdout),
+ * and an unreachable server is exit 2 with a JSON ERROR result.
+ */
+
+import { assert_, assertEquals } from "./_assert.ts";
+import { freePort } from "./_process.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `script` to completion as `deno run` with the permissions the programs need. */
+async function run(script: string, args: string[]): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      script,
+      ...args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+/** Flag names in `--help` output, each with its line. */
+function helpRows(text: string): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const m = /^\s+(?:-\w, )?--([a-z-]+)/.exec(line);
+    if (m) rows.set(m[1]!, line);
+  }
+  return rows;
+}
+
+const EXPECTED_FLAGS = {
+  "server.ts": [
+    "port",
+    "host",
+    "interval",
+    "session-ttl",
+    "seed",
+    "store",
+    "reuse-port",
+    "max-connections",
+    "max-handshakes-per-sec",
+    "tls-cert",
+    "tls-key",
+    "handshake-timeout",
+    "metrics-port",
+    "log-level",
+    "log-format",
+    "help",
+  ],
+  "client.ts": [
+    "port",
+    "host",
+    "count",
+    "id",
+    "json",
+    "idle-timeout",
+    "connect-timeout",
+    "state",
+    "tls",
+    "ca",
+    "quiet",
+    "log-level",
+    "help",
+  ],
+};
+
+for (const [script, flags] of Object.entries(EXPECTED_FLAGS)) {
+  Deno.test(`${script} --help exits 0 and lists every flag with its default`, async () => {
+    const r = await run(script, ["--help"]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stderr, "");
+    const rows = helpRows(r.stdout);
+    assertEquals([...rows.keys()].sort(), [...flags].sort());
+    for (const [name, line] of rows) {
+      if (name !== "help") {
+        assert_(
+          /\(default: [^)]+\)$/.test(line),
+          `no default shown for --${name}: ${line}`,
+        );
+      }
+    }
+    assertEquals(
+      helpRows((await run(script, ["-h"])).stdout).size,
+      flags.length,
+      "-h is --help",
+    );
+  });
+}
+
+const BAD: [string, string[], RegExp][] = [
+  ["client.ts", ["--count", "0"], /--count must be from 1 to 65535, got 0/],
+  [
+    "client.ts",
+    ["--count", "65536"],
+    /--count must be from 1 to 65535, got 65536/,
+  ],
+  ["client.ts", ["--count", "abc"], /--count must be a whole number/],
+  [
+    "client.ts",
+    ["--port", "99999"],
+    /--port must be from 1 to 65535, got 99999/,
+  ],
+  ["client.ts", ["--interval", "1s"], /--interval/],
+  ["client.ts", ["--bogus"], /--bogus/],
+  ["client.ts", ["--id", "nope"], /--id must be a UUID/],
+  [
+    "client.ts",
+    ["--idle-timeout", "5x"],
+    /--idle-timeout: Invalid duration "5x"/,
+  ],
+  [
+    "client.ts",
+    ["--connect-timeout", "5x"],
+    /--connect-timeout: Invalid duration "5x"/,
+  ],
+  ["client.ts", ["--ca", "ca.pem"], /--ca needs --tls/],
+  ["client.ts", ["--log-level", "loud"], /--log-level must be/],
+  ["client.ts", ["stray"], /Unexpected argument "stray"/],
+  ["server.ts", ["--interval", "5x"], /--interval: Invalid duration "5x"/],
+  [
+    "server.ts",
+    ["--port", "99999"],
+    /--port must be from 0 to 65535, got 99999/,
+  ],
+  ["server.ts", ["--bogus"], /--bogus/],
+  ["server.ts", ["--max-connections", "0"], /--max-connections must be from 1/],
+  [
+    "server.ts",
+    ["--max-handshakes-per-sec", "0"],
+    /--max-handshakes-per-sec must be from 1/,
+  ],
+  [
+    "server.ts",
+    ["--max-handshakes-per-sec", "fast"],
+    /--max-handshakes-per-sec must be a whole number/,
+  ],
+  [
+    "server.ts",
+    ["--tls-cert", "cert.pem"],
+    /--tls-cert and --tls-key go together/,
+  ],
+  ["server.ts", ["--log-format", "xml"], /--log-format must be pretty or json/],
+  ["server.ts", ["--store", "mongo://x"], /--store: Unknown store/],
+];
+
+Deno.test("a bad flag value is one line on stderr, nothing on stdout, exit 64", async () => {
+  const results = await Promise.all(
+    BAD.map(([script, args]) => run(script, args)),
+  );
+  for (const [i, r] of results.entries()) {
+    const [script, args, re] = BAD[i]!;
+    const what = `${script} ${args.join(" ")}`;
+    assertEquals(r.code, 64, `${what}: exit ${r.code}\n${r.stderr}`);
+    assertEquals(r.stdout, "", what);
+    const lines = r.stderr.split("\n").filter((l) => l !== "");
+    assertEquals(lines.length, 1, `${what}: ${JSON.stringify(r.stderr)}`);
+    assert_(re.test(lines[0]!), `${what}: ${lines[0]}`);
+    assert_(
+      lines[0]!.startsWith(
+        `seqstream-${script === "server.ts" ? "server" : "client"}: `,
+      ),
+      lines[0],
+    );
+  }
+});
+
+Deno.test("client against a closed port exits 2 with a JSON ERROR result, code unreachable", async () => {
+  const port = freePort();
+  const t0 = Date.now();
+  const r = await run("client.ts", [
+    "--port",
+    String(port),
+    "--count",
+    "5",
+    "--json",
+    "--connect-timeout",
+    "1s",
+  ]);
+  assertEquals(r.code, 2, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assertEquals(lines.length, 1, r.stdout);
+  const j = JSON.parse(lines[0]!);
+  assertEquals([j.result, j.error.code, j.count, j.reconnects], [
+    "ERROR",
+    "unreachable",
+    5,
+    0,
+  ]);
+  assert_(/refused/i.test(j.error.message), j.error.message);
+  assert_(Date.now() - t0 < 8000, "--connect-timeout 1s was not honoured");
+});

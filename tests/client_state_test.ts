@@ -1,0 +1,321 @@
+/**
+ * `client --state FILE` with real client processes: a client killed with
+ * SIGKILL mid-stream and started again with the same file resumes its session
+ * and ends with the sums of a fault-free run; unusable files are refused with
+ * exit 2 and a message naming them.
+ *
+ * The client runs with the permissions a compiled client gets (network, and
+ * read/write of the state file's directory), so a new need shows up here.
+ */
+
+import { join } from "node:path";
+import { runClient } from "../client/client.ts";
+import { STATE_FORMAT } from "../client/state_file.ts";
+import { assert_, assertEquals } from "./_assert.ts";
+import { eventually, scrape, testServer } from "./_fixtures.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const ID = "5eed5eed-0000-4000-8000-00000000c0de";
+const SEED = 4242;
+const COUNT = 1000;
+
+function spawnClient(dir: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-net=127.0.0.1",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      "client.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function finish(
+  child: Deno.ChildProcess,
+): Promise<
+  { code: number; signal: Deno.Signal | null; stdout: string; stderr: string }
+> {
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    signal: out.signal,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+async function readState(
+  path: string,
+): Promise<Record<string, unknown> | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return null; // not there yet
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "seqstream-state-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("client --state: SIGKILL mid-stream, start again with the same file, PASS with the fault-free sums", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "run.state");
+    await using server = await testServer({
+      seed: SEED,
+      intervalMs: 2,
+      ttlMs: 30_000,
+    });
+    const args = [
+      "--port",
+      String(server.addr.port),
+      "--count",
+      String(COUNT),
+      "--id",
+      ID,
+      "--state",
+      file,
+      "--json",
+    ];
+
+    const first = spawnClient(dir, args);
+    try {
+      await eventually(
+        async () => {
+          const s = await readState(file);
+          return typeof s?.nextOffset === "number" && s.nextOffset > 0;
+        },
+        "the state file to show progress",
+        15_000,
+      );
+    } finally {
+      first.kill("SIGKILL");
+    }
+    const killed = await finish(first);
+    assertEquals(
+      killed.signal,
+      "SIGKILL",
+      `the first client ended on its own: ${killed.stdout}${killed.stderr}`,
+    );
+    const killedAt = (await readState(file))?.nextOffset as number;
+    assert_(
+      killedAt > 0 && killedAt < COUNT,
+      `killed at offset ${killedAt}: mid-stream`,
+    );
+    const saved = (await readState(file))!;
+    assertEquals([saved.format, saved.id, saved.count], [
+      STATE_FORMAT,
+      ID,
+      COUNT,
+    ]);
+    assertEquals(
+      (await Deno.stat(file)).mode! & 0o777,
+      0o600,
+      "the file holds the resume token",
+    );
+
+    const second = await finish(spawnClient(dir, args));
+    assertEquals(second.code, 0, second.stderr);
+    const r = JSON.parse(second.stdout);
+    assertEquals([r.result, r.id, r.count], ["PASS", ID, COUNT]);
+    assert_(
+      r.reconnects >= 1,
+      "the second process resumed rather than starting over",
+    );
+    assert_(/resuming from state file/.test(second.stderr), second.stderr);
+    assertEquals(
+      await exists(file),
+      false,
+      "the state file is deleted after PASS",
+    );
+    assert_((await scrape(server)).get("seqstream_resumes_total")! >= 1);
+
+    await using clean = await testServer({ seed: SEED, intervalMs: 0 });
+    const ref = await runClient({
+      port: clean.addr.port,
+      count: COUNT,
+      id: ID,
+    });
+    assertEquals(ref.result, "PASS");
+    assertEquals([r.sum, r.checksum, r.serverChecksum], [
+      ref.sum,
+      ref.checksum,
+      ref.serverChecksum,
+    ]);
+  });
+});
+
+Deno.test("client --state: a run that is not interrupted deletes its file at the end", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "s.json");
+    await using server = await testServer({ intervalMs: 0 });
+    const r = await finish(
+      spawnClient(dir, [
+        "--port",
+        String(server.addr.port),
+        "--count",
+        "300",
+        "--state",
+        file,
+      ]),
+    );
+    assertEquals(r.code, 0, r.stderr);
+    assert_(r.stdout.startsWith("PASS"), r.stdout);
+    assertEquals(await exists(file), false);
+  });
+});
+
+const valid = (patch: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    format: STATE_FORMAT,
+    id: ID,
+    count: 100,
+    token: "00112233445566778899aabbccddeeff",
+    nextOffset: 10,
+    sum: 12345,
+    crc: 1,
+    ttlMs: 30_000,
+    intervalMs: 10,
+    lastContact: Date.now(),
+    ...patch,
+  });
+
+Deno.test("client --state: a stale file is refused with exit 2, a clear message, and kept", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "s.json");
+    await Deno.writeTextFile(file, valid({ lastContact: Date.now() - 95_000 }));
+    const r = await finish(
+      spawnClient(dir, ["--port", "1", "--state", file, "--json"]),
+    );
+    assertEquals(r.code, 2, r.stderr);
+    const lines = r.stderr.trim().split("\n");
+    assertEquals(lines.length, 1, r.stderr);
+    assert_(
+      lines[0]!.startsWith(
+        "seqstream-client: state file is stale: the session expired about 65s ago",
+      ),
+      lines[0],
+    );
+    assert_(lines[0]!.includes(file), lines[0]);
+    assertEquals(JSON.parse(r.stdout).error.code, "session_expired");
+    assertEquals(await exists(file), true, "the user decides to delete it");
+  });
+});
+
+Deno.test("client --state: a corrupt file is refused with exit 2 naming the file", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "s.json");
+    const cases: [string, string][] = [["{oops", "it is not JSON"], [
+      valid({ token: "short" }),
+      "token",
+    ]];
+    for (const [text, why] of cases) {
+      await Deno.writeTextFile(file, text);
+      const r = await finish(
+        spawnClient(dir, ["--port", "1", "--state", file]),
+      );
+      assertEquals([r.code, r.stdout], [2, ""], r.stderr);
+      assert_(
+        r.stderr.includes(`state file ${file} is corrupt (`) &&
+          r.stderr.includes(why),
+        r.stderr,
+      );
+    }
+  });
+});
+
+Deno.test("client --state: --id or --count that contradict the file are usage errors", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "s.json");
+    await Deno.writeTextFile(file, valid());
+    const other = await finish(
+      spawnClient(dir, [
+        "--port",
+        "1",
+        "--state",
+        file,
+        "--id",
+        "00000000-0000-4000-8000-000000000000",
+      ]),
+    );
+    assertEquals(other.code, 64, other.stderr);
+    assert_(other.stderr.includes(`differs from session ${ID}`), other.stderr);
+    const count = await finish(
+      spawnClient(dir, ["--port", "1", "--state", file, "--count", "5"]),
+    );
+    assertEquals(count.code, 64, count.stderr);
+  });
+});
+
+Deno.test("client --state: a session the server does not know ends in ERROR and the useless file is removed", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "s.json");
+    await Deno.writeTextFile(file, valid());
+    await using server = await testServer();
+    const r = await finish(
+      spawnClient(dir, [
+        "--port",
+        String(server.addr.port),
+        "--state",
+        file,
+        "--json",
+      ]),
+    );
+    assertEquals(r.code, 2, r.stderr);
+    assertEquals(JSON.parse(r.stdout).error.code, "unknown_session");
+    assertEquals(await exists(file), false);
+  });
+});
+
+Deno.test("client --state in a directory that does not exist is refused before connecting", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "nope", "s.json");
+    const r = await finish(spawnClient(dir, ["--port", "1", "--state", file]));
+    assertEquals(r.code, 2, r.stderr);
+    assert_(r.stderr.includes(`cannot write state file ${file}`), r.stderr);
+  });
+});
+
+Deno.test("connect() checkpointMs checkpoints slow streams by time, so a saved lastContact stays fresh", async () => {
+  await using server = await testServer({ intervalMs: 20 });
+  const stamps: number[] = [];
+  const r = await runClient({
+    port: server.addr.port,
+    count: 20,
+    checkpointMs: 100,
+    onCheckpoint: (s) => stamps.push(s.lastContact),
+  });
+  assertEquals(r.result, "PASS");
+  // Without checkpointMs: the welcome and the final only (20 < 100 numbers). With it: also one
+  // per 100ms of a stream of at least 400ms, never more often, and never one per number.
+  const elapsed = stamps.at(-1)! - stamps[0]!;
+  assert_(elapsed >= 300, `the stream took ${elapsed}ms`);
+  assert_(
+    stamps.length >= 4 && stamps.length <= 2 + Math.floor(elapsed / 100) &&
+      stamps.length < 20,
+    `${stamps.length} checkpoints in ${elapsed}ms`,
+  );
+  for (let i = 1; i < stamps.length - 1; i++) {
+    assert_(
+      stamps[i]! - stamps[i - 1]! >= 100,
+      `checkpoint ${i} came ${stamps[i]! - stamps[i - 1]!}ms after the last`,
+    );
+  }
+});

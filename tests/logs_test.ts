@@ -1,0 +1,84 @@
+/**
+ * Structured logs: every session event line names its session, so an
+ * operator can follow one session through `--log-format json` output.
+ */
+
+import { Logger } from "../cli/log.ts";
+import { runClient } from "../client/client.ts";
+import { startProxy } from "../proxy/fault_proxy.ts";
+import { isUuid } from "../protocol/uuid.ts";
+import { assert_, assertEquals } from "./_assert.ts";
+import { eventually, testServer } from "./_fixtures.ts";
+import { hello, rawConnect } from "./_raw.ts";
+
+/** Lines about one session (as opposed to the server or the store as a whole). */
+const SESSION_EVENT = /^(session |refused$|client stopped reading)/;
+
+Deno.test("every session event in JSON logs carries the session id", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const log = new Logger({
+    level: "debug",
+    format: "json",
+    write: (l) => lines.push(JSON.parse(l)),
+  });
+  await using server = await testServer({
+    log,
+    intervalMs: 1,
+    ttlMs: 150,
+    seed: 1,
+  });
+
+  // Started, detached (cut by the proxy), resumed, completed.
+  await using proxy = await startProxy({
+    upstreams: [server.addr],
+    cutAfterBytes: 35 + 20 * 11,
+    cutAfterBytesOnce: true,
+  });
+  const r = await runClient({ port: proxy.port, count: 60, backoff: () => 0 });
+  assertEquals(r.result, "PASS");
+
+  // Refused: the same id again with another token.
+  const id = crypto.randomUUID();
+  await using a = await rawConnect(server.addr.port);
+  await a.send(hello(id, 1000, crypto.getRandomValues(new Uint8Array(16))));
+  assertEquals((await a.next())?.type, "welcome");
+  await using b = await rawConnect(server.addr.port);
+  await b.send(hello(id, 1000, crypto.getRandomValues(new Uint8Array(16))));
+  assertEquals((await b.next())?.type, "error");
+
+  // Expired: detached and never resumed within the TTL.
+  a.close();
+  await eventually(
+    () => lines.some((l) => l.msg === "session expired" && l.id === id),
+    "the session to expire",
+  );
+
+  const seen = new Set(
+    lines.map((l) => l.msg as string).filter((m) => SESSION_EVENT.test(m)),
+  );
+  for (
+    const msg of [
+      "session started",
+      "session detached",
+      "session resumed",
+      "session completed",
+      "refused",
+      "session expired",
+    ]
+  ) {
+    assert_(
+      seen.has(msg),
+      `no "${msg}" line, so this test would prove nothing about it: ${[
+        ...seen,
+      ]}`,
+    );
+  }
+  for (const l of lines) {
+    if (SESSION_EVENT.test(l.msg as string)) {
+      assert_(
+        typeof l.id === "string" && isUuid(l.id),
+        `no session id: ${JSON.stringify(l)}`,
+      );
+    }
+  }
+});
