@@ -70,13 +70,22 @@ export function encodeFrame(type: number, value: Uint8Array): Uint8Array {
  */
 export class FrameDecoder {
   readonly #max: number;
+  readonly #accept: ((type: number) => boolean) | undefined;
   readonly #buf: Uint8Array;
   #len = 0;
   #failed = false;
 
-  /** @param maxValue the largest value length accepted (default {@link MAX_FRAME_VALUE}) */
-  constructor(maxValue: number = MAX_FRAME_VALUE) {
+  /**
+   * @param maxValue the largest value length accepted (default {@link MAX_FRAME_VALUE})
+   * @param accept which type bytes to accept; others fail at the header, before
+   * any of their value is waited for (default: every type)
+   */
+  constructor(
+    maxValue: number = MAX_FRAME_VALUE,
+    accept?: (type: number) => boolean,
+  ) {
     this.#max = maxValue;
+    this.#accept = accept;
     this.#buf = new Uint8Array(HEADER_SIZE + maxValue);
   }
 
@@ -90,7 +99,8 @@ export class FrameDecoder {
    * valid only until the next call.
    *
    * @throws {ProtocolError} `MALFORMED_FRAME` when a header announces a value
-   * longer than the maximum; the decoder is unusable afterwards.
+   * longer than the maximum or a type not accepted; the decoder is unusable
+   * afterwards.
    */
   *push(chunk: Uint8Array): Generator<Frame> {
     if (this.#failed) {
@@ -136,6 +146,14 @@ export class FrameDecoder {
   }
 
   #lengthAt(buf: Uint8Array, pos: number): number {
+    const type = buf[pos]!;
+    if (this.#accept && !this.#accept(type)) {
+      this.#failed = true;
+      throw new ProtocolError(
+        ErrorCode.MALFORMED_FRAME,
+        `Unknown message type 0x${type.toString(16).padStart(2, "0")}`,
+      );
+    }
     const length = (buf[pos + 1]! << 8) | buf[pos + 2]!;
     if (length > this.#max) {
       this.#failed = true;

@@ -263,3 +263,24 @@ Deno.test("encodeFrame and writeHeader throw RangeError above the maximum", () =
   writeHeader(buf, 0, 0x01, MAX_FRAME_VALUE);
   assertEquals([...buf], [0x01, 0x04, 0x00]);
 });
+
+Deno.test("FrameDecoder with accept fails an unknown type at its header, not after its value", () => {
+  const decoder = new FrameDecoder(MAX_FRAME_VALUE, (t) => t === 0x01);
+  // 'G' of "GET /": type 0x47 announcing a length within the maximum.
+  const err = (() => {
+    try {
+      [...decoder.push(new Uint8Array([0x47, 0x00, 0x10]))];
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert_(err instanceof ProtocolError, String(err));
+  assertEquals(err.code, ErrorCode.MALFORMED_FRAME);
+  assert_(err.message.includes("0x47"), err.message);
+  // An accepted type still decodes.
+  const ok = new FrameDecoder(MAX_FRAME_VALUE, (t) => t === 0x01);
+  assertEquals(
+    [...ok.push(new Uint8Array([0x01, 0x00, 0x01, 0x09]))].map((f) => f.type),
+    [0x01],
+  );
+});

@@ -28,6 +28,16 @@ export const MessageType = {
   ERROR: 0x86,
 } as const;
 
+const TYPES: ReadonlySet<number> = new Set(Object.values(MessageType));
+
+/**
+ * Whether `type` is a message type of this protocol version, for the
+ * `accept` argument of {@link FrameDecoder}.
+ */
+export function isMessageType(type: number): boolean {
+  return TYPES.has(type);
+}
+
 /**
  * Client asks for a new session of `count` numbers under `id`. The client
  * picks the resume `token` (16 random bytes), which makes a hello idempotent:

@@ -7,11 +7,12 @@
  */
 
 import { ErrorCode, errorName, ProtocolError } from "../protocol/errors.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
+import { FrameDecoder, MAX_FRAME_VALUE } from "../protocol/frame.ts";
 import {
   decodeMessage,
   encodeMessage,
   encodeNumberInto,
+  isMessageType,
   type Message,
   NUMBER_FRAME_SIZE,
 } from "../protocol/messages.ts";
@@ -79,7 +80,7 @@ export class Connection implements Task {
         ),
       );
     }, this.#ctx.handshakeTimeoutMs);
-    const decoder = new FrameDecoder();
+    const decoder = new FrameDecoder(MAX_FRAME_VALUE, isMessageType);
     const buf = new Uint8Array(512);
     let first = true;
     try {
