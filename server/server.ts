@@ -208,20 +208,32 @@ export async function startServer(
       `Server is at its limit of ${maxConnections} connections; retry later`,
   });
   const served = new Set<Promise<void>>();
-  /** Answers with an error frame and closes; bounded in time (a TLS peer may never finish its handshake). */
+  /**
+   * Answers with an error frame and closes, bounded in time (a TLS peer may
+   * never finish its handshake). It half-closes and reads until the peer
+   * closes, so the peer's unread hello cannot turn the close into a reset
+   * that destroys the frame before it is read.
+   */
   const refuse = (conn: Deno.Conn, frame: Uint8Array) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const p = Promise.race([
-      conn.write(frame),
-      new Promise((r) => timer = setTimeout(r, 1000)),
-    ])
-      .catch(() => {})
-      .then(() => {
+    const close = () => {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    };
+    const timer = setTimeout(close, 1000);
+    const p = (async () => {
+      try {
+        await conn.write(frame);
+        await conn.closeWrite();
+        const sink = new Uint8Array(512);
+        while (await conn.read(sink) !== null) { /* drain */ }
+      } catch {
+        // the peer went away, or the timer closed the socket
+      } finally {
         clearTimeout(timer);
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      });
+        close();
+      }
+    })();
     served.add(p);
     p.finally(() => served.delete(p));
   };
