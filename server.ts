@@ -214,7 +214,13 @@ async function main(args: string[]): Promise<number> {
     }
     let store;
     try {
-      store = await openStore(f.store as string);
+      // A crashed server's sessions expire TTL after its lease; the store
+      // must keep the lease record at least that long to tell.
+      const leaseGraceMs = Math.max(60_000, 2 * opts.ttlMs);
+      store = await openStore(f.store as string, {
+        kv: { leaseGraceMs },
+        redis: { leaseGraceMs },
+      });
     } catch (err) {
       if (err instanceof TypeError) {
         throw new UsageError(`--store: ${err.message}`);

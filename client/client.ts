@@ -242,6 +242,7 @@ async function run(
   let serverSum: number | null = from?.server?.sum ?? null;
   let serverCrc: number | null = from?.server?.crc ?? null;
   let reconnects = 0;
+  let abandonedHandshake = false;
   let attempt = 0;
   const started = Date.now();
   const every = opts.checkpointEvery ?? 100;
@@ -461,6 +462,8 @@ async function run(
       }
     } catch (err) {
       if (idleFired) {
+        // The server may still finish that hello or resume after we left.
+        if (!welcomed) abandonedHandshake = true;
         throw new ConnectionLost(
           welcomed
             ? `No data from the server for ${limit()}ms`
@@ -509,7 +512,14 @@ async function run(
           // Our ack landed but its confirmation did not: the session is complete.
           return verdict();
         }
-        if (!isRetriable(err)) return error(errorName(err.code), err.message);
+        if (err.code === ErrorCode.TAKEN_OVER && abandonedHandshake) {
+          // Most likely our own abandoned attempt, finished late by a slow
+          // server, took the session from this connection: resume again,
+          // once per abandoned attempt, rather than fight a real second client.
+          abandonedHandshake = false;
+        } else if (!isRetriable(err)) {
+          return error(errorName(err.code), err.message);
+        }
       }
       const now = Date.now();
       if (!welcomedOnce && now - started >= (opts.connectGiveUpMs ?? 10_000)) {

@@ -43,7 +43,9 @@ export interface SharedStore extends AsyncDisposable {
    * A new client of the backend and whether the server should own it (close
    * it). Memory: the one shared instance, never owned by a server.
    */
-  connect(opts?: RedisStoreOptions): Promise<{ store: SessionStore; own: boolean }>;
+  connect(
+    opts?: RedisStoreOptions,
+  ): Promise<{ store: SessionStore; own: boolean }>;
 }
 
 /**
@@ -114,7 +116,10 @@ export async function startCluster(
   }
   return {
     servers,
-    upstreams: servers.map((s) => ({ hostname: "127.0.0.1", port: s.addr.port })),
+    upstreams: servers.map((s) => ({
+      hostname: "127.0.0.1",
+      port: s.addr.port,
+    })),
     [Symbol.asyncDispose]: async () => {
       await Promise.all(servers.map((s) => s.close()));
     },
@@ -163,9 +168,15 @@ export async function until(
 }
 
 /** Waits until no server holds a connection or a session. */
-export function drained(servers: ServerHandle[], timeoutMs = 5000): Promise<void> {
+export function drained(
+  servers: ServerHandle[],
+  timeoutMs = 5000,
+): Promise<void> {
   return until(
-    () => servers.every((s) => s.metrics().connections === 0 && s.metrics().sessions === 0),
+    () =>
+      servers.every((s) =>
+        s.metrics().connections === 0 && s.metrics().sessions === 0
+      ),
     "every server to hold no connection and no session",
     AbortSignal.timeout(timeoutMs),
   );
@@ -175,7 +186,10 @@ export function drained(servers: ServerHandle[], timeoutMs = 5000): Promise<void
 export function ids(n: number, tag = "0"): string[] {
   return Array.from(
     { length: n },
-    (_, i) => `${tag.padStart(8, "0")}-0000-4000-8000-${String(i + 1).padStart(12, "0")}`,
+    (_, i) =>
+      `${tag.padStart(8, "0")}-0000-4000-8000-${
+        String(i + 1).padStart(12, "0")
+      }`,
   );
 }
 
@@ -186,11 +200,15 @@ export async function reference(
 ): Promise<Map<string, { sum: number; checksum: string }>> {
   await using clean = await testServer({ seed, intervalMs: 0 });
   const results = await Promise.all(
-    sessions.map((s) => runClient({ port: clean.addr.port, id: s.id, count: s.count })),
+    sessions.map((s) =>
+      runClient({ port: clean.addr.port, id: s.id, count: s.count })
+    ),
   );
   const out = new Map<string, { sum: number; checksum: string }>();
   for (const r of results) {
-    if (r.result !== "PASS") throw new Error(`Reference run failed: ${JSON.stringify(r)}`);
+    if (r.result !== "PASS") {
+      throw new Error(`Reference run failed: ${JSON.stringify(r)}`);
+    }
     out.set(r.id, { sum: r.sum, checksum: r.checksum });
   }
   return out;
@@ -215,12 +233,26 @@ export interface ServerProc extends AsyncDisposable {
  * Kill it with {@link ServerProc.crash} or dispose it.
  */
 export async function spawnServer(args: string[]): Promise<ServerProc> {
-  const proc = spawnDeno("server.ts", ["--log-format", "json", ...args]);
+  // `--reuse-port` needs Deno's unstable net API, which deno.json does not
+  // enable (only "kv"): ask for it here. spawnDeno puts its first argument
+  // right after `deno run -A --quiet`, so the flag goes there, then the script.
+  const proc = args.includes("--reuse-port")
+    ? spawnDeno("--unstable-net", [
+      "server.ts",
+      "--log-format",
+      "json",
+      ...args,
+    ])
+    : spawnDeno("server.ts", ["--log-format", "json", ...args]);
   try {
-    const line = JSON.parse(await proc.waitForLine(/"server listening"/, 15_000));
+    const line = JSON.parse(
+      await proc.waitForLine(/"server listening"/, 15_000),
+    );
     let metricsPort: number | undefined;
     if (args.includes("--metrics-port")) {
-      const m = JSON.parse(await proc.waitForLine(/"metrics listening"/, 5_000));
+      const m = JSON.parse(
+        await proc.waitForLine(/"metrics listening"/, 5_000),
+      );
       metricsPort = Number(String(m.addr).split(":").pop());
     }
     return {

@@ -49,11 +49,17 @@ function name(behaviour: string, kind: Backend): string {
 
 for (const kind of BACKENDS) {
   Deno.test({
-    name: name("SessionManager spends the same store operations on sessions of 10 and 5000 numbers", kind),
+    name: name(
+      "SessionManager spends the same store operations on sessions of 10 and 5000 numbers",
+      kind,
+    ),
     ignore: ignoreFor(kind) !== undefined,
     fn: async () => {
       await using shared = await sharedStore(kind);
-      await using cluster = await startCluster(1, shared, { intervalMs: 0, seed: SEED });
+      await using cluster = await startCluster(1, shared, {
+        intervalMs: 0,
+        seed: SEED,
+      });
       const server = cluster.servers[0]!;
       const measure = async (count: number) => {
         const before = sessionOps(server);
@@ -78,15 +84,27 @@ for (const kind of BACKENDS) {
   });
 
   Deno.test({
-    name: name(`store operations stay within ${A} + ${B_ONE}·r on one server and ${A} + ${B_MANY}·r on two`, kind),
+    name: name(
+      `store operations stay within ${A} + ${B_ONE}·r on one server and ${A} + ${B_MANY}·r on two`,
+      kind,
+    ),
     ignore: ignoreFor(kind) !== undefined,
     fn: async () => {
       await using shared = await sharedStore(kind);
-      await using cluster = await startCluster(2, shared, { intervalMs: 1, ttlMs: 300, seed: SEED });
+      await using cluster = await startCluster(2, shared, {
+        intervalMs: 1,
+        ttlMs: 300,
+        seed: SEED,
+      });
       const count = 300;
       const [one, two] = ids(2, "0b");
-      const ref = await reference(SEED, [{ id: one!, count }, { id: two!, count }]);
-      for (const [id, servers, b] of [[one!, 1, B_ONE], [two!, 2, B_MANY]] as const) {
+      const ref = await reference(SEED, [{ id: one!, count }, {
+        id: two!,
+        count,
+      }]);
+      for (
+        const [id, servers, b] of [[one!, 1, B_ONE], [two!, 2, B_MANY]] as const
+      ) {
         const upstreams = cluster.upstreams.slice(0, servers);
         await using proxy = await startProxy({ upstreams });
         const before = sessionOps(...cluster.servers);

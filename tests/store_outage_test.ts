@@ -15,9 +15,22 @@ import { startProxy } from "../proxy/fault_proxy.ts";
 import { newCounters } from "../server/metrics.ts";
 import { SessionManager } from "../server/sessions.ts";
 import { MemoryStore } from "../store/memory.ts";
-import { type Fence, type SessionRecord, type SessionStore, StoreUnavailableError } from "../store/types.ts";
+import {
+  type Fence,
+  type SessionRecord,
+  type SessionStore,
+  StoreUnavailableError,
+} from "../store/types.ts";
 import { assert_, assertEquals } from "./_assert.ts";
-import { drained, ids, redisIgnore, reference, sharedStore, startCluster, until } from "./_cluster.ts";
+import {
+  drained,
+  ids,
+  redisIgnore,
+  reference,
+  sharedStore,
+  startCluster,
+  until,
+} from "./_cluster.ts";
 import { testLog } from "./_fixtures.ts";
 import { hello, rawConnect, resume } from "./_raw.ts";
 
@@ -29,7 +42,9 @@ class FlakyStore implements SessionStore {
   down = false;
   #inner = new MemoryStore();
   #call<T>(fn: (s: MemoryStore) => Promise<T>): Promise<T> {
-    return this.down ? Promise.reject(new StoreUnavailableError("Store is down")) : fn(this.#inner);
+    return this.down
+      ? Promise.reject(new StoreUnavailableError("Store is down"))
+      : fn(this.#inner);
   }
   /** Loses every record, lease and fence. */
   wipe(): void {
@@ -104,8 +119,14 @@ Deno.test("SessionManager retries a detach the store missed and writes it once t
   store.down = true;
   await m.detach(att); // does not throw
   assertEquals([m.sessions, m.unsynced], [1, 1]);
-  assertEquals(await codeOf(m.open(crypto.randomUUID(), 5, tok(2))), ErrorCode.STORE_UNAVAILABLE);
-  assertEquals(await codeOf(m.resume(id!, tok(1), 3)), ErrorCode.STORE_UNAVAILABLE);
+  assertEquals(
+    await codeOf(m.open(crypto.randomUUID(), 5, tok(2))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  assertEquals(
+    await codeOf(m.resume(id!, tok(1), 3)),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
   store.down = false;
   await until(() => m.unsynced === 0, "the detach to be written");
   const rec = await store.get(id!);
@@ -123,12 +144,24 @@ Deno.test("SessionManager expires a session whose TTL ran out while the store wa
   await m.detach(a1); // recorded
   store.down = true;
   await m.detach(a2); // not recorded: the record still names this server
-  await until(() => m.sessions === 0, "both TTLs to run out", AbortSignal.timeout(2000));
+  await until(
+    () => m.sessions === 0,
+    "both TTLs to run out",
+    AbortSignal.timeout(2000),
+  );
   assertEquals(m.counters.sessionsExpired, 0); // no tombstone could be written
   store.down = false;
-  await until(() => m.counters.sessionsExpired === 2 && m.unsynced === 0, "both tombstones to be written");
-  for (const id of [detachedOk!, detachedDown!]) assertEquals((await store.get(id))?.status, "expired");
-  assertEquals(await codeOf(m.resume(detachedDown!, tok(2), 1)), ErrorCode.SESSION_EXPIRED);
+  await until(
+    () => m.counters.sessionsExpired === 2 && m.unsynced === 0,
+    "both tombstones to be written",
+  );
+  for (const id of [detachedOk!, detachedDown!]) {
+    assertEquals((await store.get(id))?.status, "expired");
+  }
+  assertEquals(
+    await codeOf(m.resume(detachedDown!, tok(2), 1)),
+    ErrorCode.SESSION_EXPIRED,
+  );
 });
 
 Deno.test("SessionManager keeps a session attached when its completion cannot be recorded", async () => {
@@ -160,7 +193,9 @@ Deno.test("SessionManager writes its sessions back after the store lost its data
   const code = await codeOf(b.resume(attachedId!, tok(1), 1));
   assert_(code === ErrorCode.STORE_UNAVAILABLE || code === "ok", `got ${code}`);
   await until(
-    async () => (await store.get(attachedId!)) !== null && (await store.get(pendingId!))?.owner === "",
+    async () =>
+      (await store.get(attachedId!)) !== null &&
+      (await store.get(pendingId!))?.owner === "",
     "A to write its sessions back",
   );
   assertEquals((await store.get(detachedId!))?.owner, "");
@@ -172,7 +207,10 @@ Deno.test("SessionManager writes its sessions back after the store lost its data
   }
   // A session nobody holds is unknown again once the recovery window (one lease) has passed.
   await new Promise((r) => setTimeout(r, LEASE_MS * 2));
-  assertEquals(await codeOf(b.resume(crypto.randomUUID(), tok(9), 0)), ErrorCode.UNKNOWN_SESSION);
+  assertEquals(
+    await codeOf(b.resume(crypto.randomUUID(), tok(9), 0)),
+    ErrorCode.UNKNOWN_SESSION,
+  );
 });
 
 // ---- Real servers on a real Redis ----
@@ -193,7 +231,12 @@ async function firstAnswer(port: number, m: Message): Promise<Message | null> {
   return await p.next();
 }
 
-for (const how of ["killed and restarted empty", "paused (SIGSTOP) and resumed"] as const) {
+for (
+  const how of [
+    "killed and restarted empty",
+    "paused (SIGSTOP) and resumed",
+  ] as const
+) {
   redisTest(
     `Redis ${how} mid-run: streams go on, new sessions and resumes get store_unavailable, ` +
       `and the clients PASS once Redis is back`,
@@ -209,7 +252,10 @@ for (const how of ["killed and restarted empty", "paused (SIGSTOP) and resumed"]
       const servers = cluster.servers;
       await using proxy = await startProxy({ upstreams: cluster.upstreams });
       const [longId, lateId] = ids(2, kind(how));
-      const ref = await reference(SEED, [{ id: longId!, count: 500 }, { id: lateId!, count: 50 }]);
+      const ref = await reference(SEED, [{ id: longId!, count: 500 }, {
+        id: lateId!,
+        count: 50,
+      }]);
       let got = 0;
       let drops = 0;
       const long = runClient({
@@ -228,23 +274,44 @@ for (const how of ["killed and restarted empty", "paused (SIGSTOP) and resumed"]
       try {
         // The stream it already has goes on without a store.
         const at = got;
-        await until(() => got >= at + 40, "numbers to keep coming during the outage");
+        await until(
+          () => got >= at + 40,
+          "numbers to keep coming during the outage",
+        );
         assertEquals(drops, 0);
         // New sessions and resumes are refused as retriable.
         const a = servers[0]!.addr.port;
         const b = servers[1]!.addr.port;
-        const refusedHello = await firstAnswer(a, hello(crypto.randomUUID(), 5, tok(1)));
-        const refusedResume = await firstAnswer(b, resume(crypto.randomUUID(), tok(1), 0));
+        const refusedHello = await firstAnswer(
+          a,
+          hello(crypto.randomUUID(), 5, tok(1)),
+        );
+        const refusedResume = await firstAnswer(
+          b,
+          resume(crypto.randomUUID(), tok(1), 0),
+        );
         for (const m of [refusedHello, refusedResume]) {
           assert_(m?.type === "error", JSON.stringify(m));
           assertEquals(m.code, ErrorCode.STORE_UNAVAILABLE);
         }
         // A client that starts now, and the long one cut off now, retry with backoff.
-        const late = runClient({ port: proxy.port, id: lateId!, count: 50, backoff: () => 30 });
+        const late = runClient({
+          port: proxy.port,
+          id: lateId!,
+          count: 50,
+          backoff: () => 30,
+        });
         await proxy.cutAll();
         const refusals = () =>
-          servers.reduce((n, s) => n + (s.metrics().refusals.get("store_unavailable") ?? 0), 0);
-        await until(() => refusals() >= 6, "the clients to be refused and retry", AbortSignal.timeout(5000));
+          servers.reduce(
+            (n, s) => n + (s.metrics().refusals.get("store_unavailable") ?? 0),
+            0,
+          );
+        await until(
+          () => refusals() >= 6,
+          "the clients to be refused and retry",
+          AbortSignal.timeout(5000),
+        );
         for (const s of servers) assert_(s.metrics().counters.storeErrors > 0);
         if (how === "killed and restarted empty") await redis.start();
         else redis.resume();
@@ -256,7 +323,10 @@ for (const how of ["killed and restarted empty", "paused (SIGSTOP) and resumed"]
         assert_(rl.reconnects >= 1);
         if (how === "killed and restarted empty") {
           // The server that held the cut session wrote it back into the empty Redis.
-          const resynced = servers.reduce((n, s) => n + (s.metrics().storeOps.get("resync") ?? 0), 0);
+          const resynced = servers.reduce(
+            (n, s) => n + (s.metrics().storeOps.get("resync") ?? 0),
+            0,
+          );
           assert_(resynced > 0, "no session was written back");
         }
         await drained(servers, 8000);
