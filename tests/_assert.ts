@@ -32,10 +32,14 @@ export function assertThrows<E extends Error>(
     fn();
   } catch (e) {
     assert.ok(e instanceof cls, `expected ${cls.name}, got ${e}`);
-    if (includes) assert.ok((e as Error).message.includes(includes), (e as Error).message);
+    if (includes) {
+      assert.ok((e as Error).message.includes(includes), (e as Error).message);
+    }
     return e as E;
   }
-  throw new assert.AssertionError({ message: `expected ${cls.name} to be thrown` });
+  throw new assert.AssertionError({
+    message: `expected ${cls.name} to be thrown`,
+  });
 }
 
 /** Async variant of {@link assertThrows}. */
@@ -48,10 +52,14 @@ export async function assertRejects<E extends Error>(
     await fn();
   } catch (e) {
     assert.ok(e instanceof cls, `expected ${cls.name}, got ${e}`);
-    if (includes) assert.ok((e as Error).message.includes(includes), (e as Error).message);
+    if (includes) {
+      assert.ok((e as Error).message.includes(includes), (e as Error).message);
+    }
     return e as E;
   }
-  throw new assert.AssertionError({ message: `expected ${cls.name} to be rejected` });
+  throw new assert.AssertionError({
+    message: `expected ${cls.name} to be rejected`,
+  });
 }
 
 export { assert };
