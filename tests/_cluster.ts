@@ -14,7 +14,7 @@ import { KvStore } from "../store/kv.ts";
 import { MemoryStore } from "../store/memory.ts";
 import { RedisStore, type RedisStoreOptions } from "../store/redis.ts";
 import type { SessionStore } from "../store/types.ts";
-import { testServer } from "./_fixtures.ts";
+import { eventually, testServer } from "./_fixtures.ts";
 import { type Proc, spawnDeno } from "./_process.ts";
 import type { RawPeer } from "./_raw.ts";
 import { redisIgnoreReason, type RedisServer, startRedis } from "./_redis.ts";
@@ -155,41 +155,20 @@ export function total(delta: Record<string, number>): number {
   return Object.values(delta).reduce((a, b) => a + b, 0);
 }
 
-/** Polls `cond` every 10 ms until it holds; throws with `what` when `signal` aborts. */
-export async function until(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  signal: AbortSignal = AbortSignal.timeout(5000),
-): Promise<void> {
-  while (!(await cond())) {
-    if (signal.aborted) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { eventually, ids, scrapePort } from "./_fixtures.ts";
 
 /** Waits until no server holds a connection or a session. */
 export function drained(
   servers: ServerHandle[],
   timeoutMs = 5000,
 ): Promise<void> {
-  return until(
+  return eventually(
     () =>
       servers.every((s) =>
         s.metrics().connections === 0 && s.metrics().sessions === 0
       ),
     "every server to hold no connection and no session",
     AbortSignal.timeout(timeoutMs),
-  );
-}
-
-/** Session ids `…-000000000001` upwards, distinct per `tag` (a hex digit string). */
-export function ids(n: number, tag = "0"): string[] {
-  return Array.from(
-    { length: n },
-    (_, i) =>
-      `${tag.padStart(8, "0")}-0000-4000-8000-${
-        String(i + 1).padStart(12, "0")
-      }`,
   );
 }
 
@@ -270,18 +249,6 @@ export async function spawnServer(args: string[]): Promise<ServerProc> {
     await proc[Symbol.asyncDispose]();
     throw e;
   }
-}
-
-/** Scrapes a process's `/metrics`: unlabelled and labelled samples by their full name. */
-export async function scrapePort(port: number): Promise<Map<string, number>> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  const text = await res.text();
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^([a-z_]+(?:\{[^}]*\})?) (\d+(?:\.\d+)?)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
 }
 
 /** What a raw peer has received so far, updated as messages arrive. */

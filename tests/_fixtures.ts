@@ -28,12 +28,12 @@ export function testServer(opts: ServerOptions = {}): Promise<ServerHandle> {
   });
 }
 
-/** Scrapes `/metrics` over HTTP and returns the unlabelled samples by name. */
-export async function scrape(
-  server: ServerHandle,
+/** Scrapes `/metrics` on `port`: unlabelled and labelled samples by their full name. */
+export async function scrapePort(
+  port: number,
+  hostname = "127.0.0.1",
 ): Promise<Map<string, number>> {
-  const a = server.metricsAddr!;
-  const res = await fetch(`http://${a.hostname}:${a.port}/metrics`);
+  const res = await fetch(`http://${hostname}:${port}/metrics`);
   const text = await res.text();
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
@@ -43,15 +43,35 @@ export async function scrape(
   return out;
 }
 
-/** Polls `cond` every 10ms until true; throws after `timeoutMs`. */
+/** Scrapes an in-process server's `/metrics`. */
+export function scrape(server: ServerHandle): Promise<Map<string, number>> {
+  const a = server.metricsAddr!;
+  return scrapePort(a.port, a.hostname);
+}
+
+/**
+ * Polls `cond` every 10ms until it holds; throws with `what` after
+ * `limit` (ms, or when the signal aborts).
+ */
 export async function eventually(
   cond: () => boolean | Promise<boolean>,
   what: string,
-  timeoutMs = 5000,
+  limit: number | AbortSignal = 5000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const signal = typeof limit === "number" ? AbortSignal.timeout(limit) : limit;
   while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    if (signal.aborted) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Session ids `…-000000000001` upwards, distinct per `tag` (a hex digit string). */
+export function ids(n: number, tag = "0"): string[] {
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      `${tag.padStart(8, "0")}-0000-4000-8000-${
+        String(i + 1).padStart(12, "0")
+      }`,
+  );
 }

@@ -12,13 +12,13 @@ import { startProxy } from "../proxy/fault_proxy.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import {
   type Backend,
+  eventually,
   ids,
   redisIgnore,
   reference,
   type ServerProc,
   sharedStore,
   spawnServer,
-  until,
 } from "./_cluster.ts";
 import { hello, rawConnect, type RawPeer, resume } from "./_raw.ts";
 
@@ -112,7 +112,7 @@ for (const kind of ["kv", "redis"] as Backend[]) {
             numbers++;
           },
         });
-        await until(() => numbers >= 100, "100 numbers from A");
+        await eventually(() => numbers >= 100, "100 numbers from A");
         await a.crash();
         const crashedAt = Date.now();
         for (const p of held) await p[Symbol.asyncDispose]();

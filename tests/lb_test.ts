@@ -12,13 +12,13 @@
 import { runClient } from "../client/client.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import {
+  eventually,
   ids,
   reference,
   scrapePort,
   type ServerProc,
   sharedStore,
   spawnServer,
-  until,
 } from "./_cluster.ts";
 import { freePort } from "./_process.ts";
 
@@ -187,7 +187,7 @@ for (const lb of BALANCERS) {
         ]).then(([o, e]) => o + e);
         let exited = false;
         b.status.then(() => exited = true);
-        await until(
+        await eventually(
           async () => exited || await accepts(ports.front),
           `${lb.bin} to listen`,
         );
@@ -207,7 +207,7 @@ for (const lb of BALANCERS) {
             got++;
           },
         });
-        await until(() => got >= 60, `60 numbers through ${lb.bin}`);
+        await eventually(() => got >= 60, `60 numbers through ${lb.bin}`);
         // Kill whichever server the balancer picked.
         const conns = await Promise.all(
           servers.map(async (s) =>

@@ -9,17 +9,10 @@ import { bytesToHex } from "../protocol/uuid.ts";
 import { hello, rawConnect } from "./_raw.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { assert_, assertEquals } from "./_assert.ts";
-import { eventually, scrape, testServer } from "./_fixtures.ts";
+import { eventually, ids, scrape, testServer } from "./_fixtures.ts";
 
 const SEED = 1234;
 const noBackoff = () => 0;
-
-function ids(n: number): string[] {
-  return Array.from(
-    { length: n },
-    (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`,
-  );
-}
 
 Deno.test("client resumes through random cuts, resets and 1..7-byte slices with the fault-free sums", async () => {
   await using server = await testServer({ seed: SEED, intervalMs: 1 });

@@ -11,6 +11,7 @@ import { assert_, assertEquals } from "./_assert.ts";
 import {
   type Backend,
   drained,
+  eventually,
   ids,
   redisIgnore,
   reference,
@@ -19,7 +20,6 @@ import {
   sharedStore,
   spawnServer,
   startCluster,
-  until,
 } from "./_cluster.ts";
 
 const SEED = 4242;
@@ -157,7 +157,7 @@ Deno.test(
       );
       const metrics = async () =>
         await Promise.all(procs.map((p) => scrapePort(p.metricsPort!)));
-      await until(
+      await eventually(
         async () =>
           (await metrics()).every((m) =>
             m.get("seqstream_connections") === 0 &&

@@ -24,12 +24,12 @@ import {
 import { assert_, assertEquals } from "./_assert.ts";
 import {
   drained,
+  eventually,
   ids,
   redisIgnore,
   reference,
   sharedStore,
   startCluster,
-  until,
 } from "./_cluster.ts";
 import { testLog } from "./_fixtures.ts";
 import { hello, rawConnect, resume } from "./_raw.ts";
@@ -128,7 +128,7 @@ Deno.test("SessionManager retries a detach the store missed and writes it once t
     ErrorCode.STORE_UNAVAILABLE,
   );
   store.down = false;
-  await until(() => m.unsynced === 0, "the detach to be written");
+  await eventually(() => m.unsynced === 0, "the detach to be written");
   const rec = await store.get(id!);
   assertEquals([rec?.owner, rec?.status], ["", "live"]);
   assert_(rec!.expiresAt > Date.now());
@@ -144,14 +144,14 @@ Deno.test("SessionManager expires a session whose TTL ran out while the store wa
   await m.detach(a1); // recorded
   store.down = true;
   await m.detach(a2); // not recorded: the record still names this server
-  await until(
+  await eventually(
     () => m.sessions === 0,
     "both TTLs to run out",
     AbortSignal.timeout(2000),
   );
   assertEquals(m.counters.sessionsExpired, 0); // no tombstone could be written
   store.down = false;
-  await until(
+  await eventually(
     () => m.counters.sessionsExpired === 2 && m.unsynced === 0,
     "both tombstones to be written",
   );
@@ -192,7 +192,7 @@ Deno.test("SessionManager writes its sessions back after the store lost its data
   // Until A has written its sessions back, B answers "unavailable", never "unknown".
   const code = await codeOf(b.resume(attachedId!, tok(1), 1));
   assert_(code === ErrorCode.STORE_UNAVAILABLE || code === "ok", `got ${code}`);
-  await until(
+  await eventually(
     async () =>
       (await store.get(attachedId!)) !== null &&
       (await store.get(pendingId!))?.owner === "",
@@ -268,13 +268,13 @@ for (
           if (e.type === "disconnected") drops++;
         },
       });
-      await until(() => got >= 30, "the long client to stream");
+      await eventually(() => got >= 30, "the long client to stream");
       if (how === "killed and restarted empty") await redis.stop();
       else redis.pause();
       try {
         // The stream it already has goes on without a store.
         const at = got;
-        await until(
+        await eventually(
           () => got >= at + 40,
           "numbers to keep coming during the outage",
         );
@@ -307,7 +307,7 @@ for (
             (n, s) => n + (s.metrics().refusals.get("store_unavailable") ?? 0),
             0,
           );
-        await until(
+        await eventually(
           () => refusals() >= 6,
           "the clients to be refused and retry",
           AbortSignal.timeout(5000),

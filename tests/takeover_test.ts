@@ -11,11 +11,11 @@ import { SessionManager } from "../server/sessions.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import {
   type Backend,
+  eventually,
   ids,
   redisIgnore,
   sharedStore,
   startCluster,
-  until,
   watch,
 } from "./_cluster.ts";
 import { testLog } from "./_fixtures.ts";
@@ -70,7 +70,7 @@ for (const kind of BACKENDS) {
             onB.send(resume(id, token, 1)),
           ]);
           // The loser is refused (session_in_use) or, welcomed first, taken over and closed.
-          await until(
+          await eventually(
             () => original.closed && (wa.closed || wb.closed),
             "the original connection and one of the racers to be closed",
             AbortSignal.timeout(5000),
@@ -86,7 +86,7 @@ for (const kind of BACKENDS) {
           );
           // The winner streams on, in order, and holds the record.
           const from = winner.lastOffset;
-          await until(
+          await eventually(
             () => winner.lastOffset >= from + 10,
             "the winner to stream 10 more numbers",
           );
@@ -202,7 +202,7 @@ for (const kind of BACKENDS) {
       await fresh.send(resume(id!, token, 2));
       await fresh.until("welcome");
       const t0 = performance.now();
-      await until(
+      await eventually(
         () => stale.closed,
         "A to close its stale connection",
         AbortSignal.timeout(3000),
@@ -211,7 +211,7 @@ for (const kind of BACKENDS) {
       assertEquals(stale.error, ErrorCode.TAKEN_OVER);
       assert_(ms < leaseMs / 3 + 1000, `closed after ${ms.toFixed(0)}ms`);
       assertEquals(a.metrics().counters.sessionsTakenOver, 1);
-      await until(
+      await eventually(
         () => a.metrics().sessions === 0 && a.metrics().connections === 0,
         "A to hold nothing",
       );
