@@ -229,6 +229,11 @@ async function main(args: string[]): Promise<number> {
     }
     let server;
     try {
+      if (opts.reusePort && store.kind === "memory") {
+        opts.log.warn(
+          "--reuse-port with the memory store: a client that reconnects to another process sharing this port cannot resume there; share a store (--store kv:PATH or redis://…)",
+        );
+      }
       server = await startServer({ ...opts, store, ownStore: true });
     } catch (err) {
       if (opts.tls && !(err instanceof Deno.errors.AddrInUse)) {

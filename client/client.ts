@@ -371,7 +371,7 @@ async function run(
           : { type: "hello", version: PROTOCOL_VERSION, id, count, token },
       ));
       const decoder = new FrameDecoder();
-      const buf = new Uint8Array(64 * 1024);
+      const buf = new Uint8Array(4 * 1024);
       while (true) {
         const n = await conn.read(buf);
         if (n === null) {

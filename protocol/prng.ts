@@ -19,15 +19,49 @@ export interface Seed {
   readonly lo: number;
 }
 
-// Scratch for the high halves of mulhilo; module-level so nothing allocates.
-let hi0 = 0;
-let hi1 = 0;
-
 function mulhi(a: number, b: number): number {
   const al = a & 0xffff, ah = a >>> 16, bl = b & 0xffff, bh = b >>> 16;
   const lh = al * bh, hl = ah * bl;
   const mid = ((al * bl) >>> 16) + (lh & 0xffff) + (hl & 0xffff);
   return (ah * bh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) >>> 0;
+}
+
+/** The last output block; written by {@link philox} so nothing allocates per call. */
+const words = new Uint32Array(4);
+
+/** Philox4x32-10 on scalar words (locals only: this is the server's hot path). */
+function philox(
+  c0: number,
+  c1: number,
+  c2: number,
+  c3: number,
+  k0: number,
+  k1: number,
+): void {
+  c0 >>>= 0;
+  c1 >>>= 0;
+  c2 >>>= 0;
+  c3 >>>= 0;
+  k0 >>>= 0;
+  k1 >>>= 0;
+  for (let r = 0; r < 10; r++) {
+    if (r > 0) {
+      k0 = (k0 + W0) >>> 0;
+      k1 = (k1 + W1) >>> 0;
+    }
+    const hi0 = mulhi(M0, c0);
+    const lo0 = Math.imul(M0, c0) >>> 0;
+    const hi1 = mulhi(M1, c2);
+    const lo1 = Math.imul(M1, c2) >>> 0;
+    c0 = (hi1 ^ c1 ^ k0) >>> 0;
+    c1 = lo1;
+    c2 = (hi0 ^ c3 ^ k1) >>> 0;
+    c3 = lo0;
+  }
+  words[0] = c0;
+  words[1] = c1;
+  words[2] = c2;
+  words[3] = c3;
 }
 
 /**
@@ -40,30 +74,9 @@ export function philox4x32(
   k1: number,
   out: Uint32Array,
 ): void {
-  let c0 = c[0] >>> 0, c1 = c[1] >>> 0, c2 = c[2] >>> 0, c3 = c[3] >>> 0;
-  k0 >>>= 0;
-  k1 >>>= 0;
-  for (let r = 0; r < 10; r++) {
-    if (r > 0) {
-      k0 = (k0 + W0) >>> 0;
-      k1 = (k1 + W1) >>> 0;
-    }
-    hi0 = mulhi(M0, c0);
-    const lo0 = Math.imul(M0, c0) >>> 0;
-    hi1 = mulhi(M1, c2);
-    const lo1 = Math.imul(M1, c2) >>> 0;
-    c0 = (hi1 ^ c1 ^ k0) >>> 0;
-    c1 = lo1;
-    c2 = (hi0 ^ c3 ^ k1) >>> 0;
-    c3 = lo0;
-  }
-  out[0] = c0;
-  out[1] = c1;
-  out[2] = c2;
-  out[3] = c3;
+  philox(c[0], c[1], c[2], c[3], k0, k1);
+  out.set(words);
 }
-
-const scratch = new Uint32Array(4);
 
 /**
  * The uint32 value at `offset` of the sequence for `seed`.
@@ -74,8 +87,8 @@ const scratch = new Uint32Array(4);
  * ```
  */
 export function valueAt(seed: Seed, offset: number): number {
-  philox4x32([offset, 0, 0, 0], seed.lo, seed.hi, scratch);
-  return scratch[0]!;
+  philox(offset, 0, 0, 0, seed.lo, seed.hi);
+  return words[0]!;
 }
 
 /** A fresh seed from the platform's CSPRNG. */
@@ -95,13 +108,15 @@ export function deriveSeed(base: number, id: Uint8Array): Seed {
   const lo = base >>> 0;
   const hi = Math.floor(base / 2 ** 32) >>> 0;
   const v = new DataView(id.buffer, id.byteOffset, id.byteLength);
-  philox4x32(
-    [v.getUint32(0), v.getUint32(4), v.getUint32(8), v.getUint32(12)],
+  philox(
+    v.getUint32(0),
+    v.getUint32(4),
+    v.getUint32(8),
+    v.getUint32(12),
     lo,
     hi,
-    scratch,
   );
-  return { hi: scratch[0]!, lo: scratch[1]! };
+  return { hi: words[0]!, lo: words[1]! };
 }
 
 /** The seed as 16 lowercase hex digits (for stores). */

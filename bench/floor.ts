@@ -1,0 +1,147 @@
+// deno-lint-ignore-file no-console -- a benchmark script: figures go to stdout.
+/**
+ * `deno task bench:floor`: the platform floor under seqstream. A bare Deno
+ * writer process sends an 11-byte frame per connection per interval (one
+ * timer per tick, like the server's scheduler) and a bare Deno reader reads
+ * them (like the client, no decoding). Each reports its own CPU per message
+ * (`process.cpuUsage()`), which is what Deno's async ops plus loopback TCP
+ * cost before any seqstream code runs.
+ *
+ * ```sh
+ * deno task bench:floor [--conns 2000] [--interval 100ms] [--seconds 10] [--json]
+ * ```
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { parseDuration } from "../cli/duration.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    role: { type: "string", default: "main" },
+    conns: { type: "string", default: "2000" },
+    interval: { type: "string", default: "100ms" },
+    seconds: { type: "string", default: "10" },
+    port: { type: "string", default: "0" },
+    json: { type: "boolean", default: false },
+  },
+});
+const conns = Number(values.conns);
+const intervalMs = parseDuration(values.interval);
+const seconds = Number(values.seconds);
+const FRAME = 11;
+const enc = new TextEncoder();
+
+/** Accepts `conns` connections, then writes a frame to each every interval for `seconds`. */
+async function writer(): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  Deno.stdout.writeSync(
+    enc.encode(`${(listener.addr as Deno.NetAddr).port}\n`),
+  );
+  const all: { conn: Deno.Conn; busy: boolean }[] = [];
+  while (all.length < conns) {
+    const conn = await listener.accept();
+    conn.setNoDelay(true);
+    all.push({ conn, busy: false });
+  }
+  listener.close();
+  const frame = new Uint8Array(FRAME);
+  const cpu0 = process.cpuUsage();
+  let sent = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  // Connections are due evenly spread over the interval, as sessions started at random times are.
+  let due = 0;
+  for (let now = start; now < end; now = performance.now()) {
+    const target = Math.floor(((now - start) / intervalMs) * all.length);
+    for (; due < target; due++) {
+      const c = all[due % all.length]!;
+      if (c.busy) continue;
+      c.busy = true;
+      sent++;
+      c.conn.write(frame).then(() => c.busy = false, () => {});
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const cpu = process.cpuUsage(cpu0);
+  for (const c of all) c.conn.close();
+  Deno.stdout.writeSync(
+    enc.encode(
+      JSON.stringify({ sent, cpuUs: cpu.user + cpu.system, userUs: cpu.user }) +
+        "\n",
+    ),
+  );
+}
+
+async function main(): Promise<void> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      new URL(import.meta.url).pathname,
+      "--role",
+      "writer",
+      ...Deno.args,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) text += (await lines.read()).value ?? "";
+  const port = Number(text.split("\n")[0]);
+  const buf = () => new Uint8Array(4096);
+  const sockets = [];
+  for (let i = 0; i < conns; i++) {
+    sockets.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+  const cpu0 = process.cpuUsage();
+  let got = 0;
+  await Promise.all(sockets.map(async (conn) => {
+    const b = buf();
+    while (true) {
+      const n = await conn.read(b).catch(() => null);
+      if (n === null) break;
+      got += n;
+    }
+    conn.close();
+  }));
+  const cpu = process.cpuUsage(cpu0);
+  text = text.slice(text.indexOf("\n") + 1);
+  while (!text.includes("\n")) {
+    const r = await lines.read();
+    if (r.done) break;
+    text += r.value;
+  }
+  await child.status;
+  const w = JSON.parse(text) as { sent: number; cpuUs: number; userUs: number };
+  const messages = got / FRAME;
+  const out = {
+    conns,
+    intervalMs,
+    seconds,
+    messages: Math.round(messages),
+    writerUsPerMessage: +(w.cpuUs / w.sent).toFixed(2),
+    writerUserPct: Math.round((100 * w.userUs) / w.cpuUs),
+    readerUsPerMessage: +((cpu.user + cpu.system) / messages).toFixed(2),
+    readerUserPct: Math.round((100 * cpu.user) / (cpu.user + cpu.system)),
+  };
+  if (values.json) console.log(JSON.stringify(out));
+  else {
+    console.log(
+      `${conns} connections, one ${FRAME}-byte frame each per ${intervalMs} ms, ${seconds} s: ${out.messages} messages`,
+    );
+    console.log(
+      `bare writer ${out.writerUsPerMessage} µs CPU per message (${out.writerUserPct}% user)`,
+    );
+    console.log(
+      `bare reader ${out.readerUsPerMessage} µs CPU per message (${out.readerUserPct}% user)`,
+    );
+  }
+}
+
+if (values.role === "writer") await writer();
+else await main();

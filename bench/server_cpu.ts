@@ -1,0 +1,169 @@
+// deno-lint-ignore-file no-console -- a benchmark script: figures go to stdout.
+/**
+ * `deno task bench:server`: CPU a real server process spends per number while
+ * streaming, measured from `/proc/PID/stat` over a steady window, with a
+ * lightweight protocol driver (not the full client) so the driver does not
+ * starve the server on a small host. The per-session work (hello, final
+ * checksum, ack) is measured separately from the per-number work.
+ *
+ * ```sh
+ * deno task bench:server [--sessions 2000] [--interval 100ms] [--seconds 10] [--ramp 0] [--json]
+ * ```
+ *
+ * Needs `-A`: Deno reads `/proc` only with all permissions.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { parseDuration } from "../cli/duration.ts";
+import { FrameDecoder } from "../protocol/frame.ts";
+import {
+  encodeMessage,
+  MessageType,
+  PROTOCOL_VERSION,
+} from "../protocol/messages.ts";
+import { readProc } from "../load/_proc.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    sessions: { type: "string", default: "2000" },
+    interval: { type: "string", default: "100ms" },
+    seconds: { type: "string", default: "10" },
+    ramp: { type: "string", default: "0" },
+    json: { type: "boolean", default: false },
+  },
+});
+const sessions = Number(values.sessions);
+const intervalMs = parseDuration(values.interval);
+const seconds = Number(values.seconds);
+/** Sessions start spread over the interval, or over `--ramp` when longer. */
+const rampMs = Math.max(intervalMs, parseDuration(values.ramp));
+const count = Math.ceil((seconds * 1000 + rampMs + 4000) / intervalMs);
+
+const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+const port = (probe.addr as Deno.NetAddr).port;
+probe.close();
+const server = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "--allow-net",
+    "--allow-env",
+    "--allow-read",
+    "--allow-write",
+    "server.ts",
+    "--port",
+    String(port),
+    "--interval",
+    values.interval,
+    "--max-connections",
+    "19800",
+    "--log-level",
+    "warn",
+  ],
+  cwd: new URL("../", import.meta.url),
+  stdout: "null",
+  stderr: "inherit",
+}).spawn();
+
+/** One session over a bare socket: hello, count frames, ack on FINAL, close on DONE. */
+async function session(onNumber: () => void): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const token = crypto.getRandomValues(new Uint8Array(16));
+  await conn.write(
+    encodeMessage({
+      type: "hello",
+      version: PROTOCOL_VERSION,
+      id: crypto.randomUUID(),
+      count,
+      token,
+    }),
+  );
+  const decoder = new FrameDecoder();
+  const buf = new Uint8Array(4096);
+  try {
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error("server closed early");
+      for (const f of decoder.push(buf.subarray(0, n))) {
+        if (f.type === MessageType.NUMBER) onNumber();
+        else if (f.type === MessageType.FINAL) {
+          await conn.write(encodeMessage({ type: "ack" }));
+        } else if (f.type === MessageType.DONE) return;
+        else if (f.type === MessageType.ERROR) {
+          throw new Error("server refused a session");
+        }
+      }
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+try {
+  for (let i = 0;; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch (err) {
+      if (i > 100) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const idle0 = (await readProc(server.pid))!;
+  let numbers = 0;
+  // Sessions start spread over one interval, as they would in steady state.
+  const running: Promise<void>[] = [];
+  const setup0 = (await readProc(server.pid))!;
+  for (let i = 0; i < sessions; i++) {
+    running.push(session(() => numbers++));
+    if (i % 100 === 99) {
+      await new Promise((r) =>
+        setTimeout(r, Math.max(1, (rampMs * 100) / sessions))
+      );
+    }
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  const a = (await readProc(server.pid))!, n0 = numbers, t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const b = (await readProc(server.pid))!, n1 = numbers, t1 = performance.now();
+  await Promise.all(running);
+  const end = (await readProc(server.pid))!;
+  const steadyUs = (b.cpuS - a.cpuS) * 1e6;
+  const perNumber = steadyUs / (n1 - n0);
+  const totalUs = (end.cpuS - setup0.cpuS) * 1e6;
+  const out = {
+    sessions,
+    intervalMs,
+    count,
+    numbersPerSecond: Math.round(((n1 - n0) * 1000) / (t1 - t0)),
+    steadyCpuPct: +((100 * (b.cpuS - a.cpuS)) / ((t1 - t0) / 1000)).toFixed(1),
+    usPerNumber: +perNumber.toFixed(1),
+    usPerSessionOverhead: +((totalUs - perNumber * numbers) / sessions).toFixed(
+      0,
+    ),
+    rssMiB: +b.rssMiB.toFixed(1),
+    rssKiBPerSession: Math.round(((b.rssMiB - idle0.rssMiB) * 1024) / sessions),
+    projected19kAt1sPct: +((perNumber * 19_000) / 1e4).toFixed(1),
+  };
+  if (values.json) console.log(JSON.stringify(out));
+  else {
+    console.log(
+      `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s`,
+    );
+    console.log(
+      `server CPU ${out.steadyCpuPct}% of a core → ${out.usPerNumber} µs per number (/proc, steady ${seconds} s)`,
+    );
+    console.log(
+      `per-session overhead (hello … done) ≈ ${out.usPerSessionOverhead} µs; RSS ${out.rssMiB} MiB, ${out.rssKiBPerSession} KiB per session`,
+    );
+    console.log(
+      `projected: 19,000 sessions at 1 s ≈ ${out.projected19kAt1sPct}% of a core`,
+    );
+  }
+} finally {
+  server.kill("SIGTERM");
+  await server.status;
+}

@@ -1,0 +1,295 @@
+/**
+ * One load-generator process: runs its share of simulated clients through the
+ * real client code path ({@link runClient}), some of them through the fault
+ * proxy, and reports NDJSON on stdout: a `progress` line every second and one
+ * `result` line at the end. Started by `load/main.ts`; the spec is argv[0] as JSON.
+ *
+ * @module
+ */
+
+import { exponentialBackoff } from "../client/backoff.ts";
+import { type ClientResult, runClient } from "../client/client.ts";
+import { type FaultProxy, startProxy } from "../proxy/fault_proxy.ts";
+import { Histogram, type HistogramData } from "./histogram.ts";
+
+/** A TCP destination. */
+export interface Target {
+  hostname: string;
+  port: number;
+}
+
+/** What `main.ts` asks of one worker. Times are epoch milliseconds. */
+export interface WorkerSpec {
+  /** This worker's number, from 0. */
+  worker: number;
+  /** Clients this worker runs. */
+  clients: number;
+  /** Global index of its first client; client `i` uses `targets[i % targets.length]`. */
+  firstIndex: number;
+  targets: Target[];
+  countMin: number;
+  countMax: number;
+  /** Interval the servers use (ms), to turn gaps into lag. */
+  intervalMs: number;
+  /** Clients start at uniformly random times in `[startAt, startAt + rampMs)`. */
+  startAt: number;
+  rampMs: number;
+  /** Every client still running is aborted at this time. */
+  deadline: number;
+  /** Fraction of clients that go through a fault proxy. */
+  faultFraction: number;
+  /** Lifetime of a proxied connection before the proxy cuts it (ms). */
+  faultLifetime: { minMs: number; maxMs: number };
+  /** Probability that a cut is a RST rather than a FIN. */
+  faultReset: number;
+  /** Client reconnect backoff; the client's default when absent. */
+  backoff?: { baseMs: number; capMs: number };
+  /** Client idle and handshake limits (ms); the client's defaults when absent. */
+  idleTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  seed: number;
+}
+
+/** Counts shared by progress and result lines. */
+export interface WorkerCounts {
+  worker: number;
+  /** Clients started so far. */
+  started: number;
+  /** Sessions welcomed at least once and not finished: concurrent sessions. */
+  live: number;
+  /** Of those, how many have a connection streaming right now. */
+  connected: number;
+  /** Clients finished (any outcome). */
+  finished: number;
+  passed: number;
+  /** Numbers received. */
+  numbers: number;
+  /** Worst event-loop delay of this process since the last line (ms): its own lag, not the servers'. */
+  loopLagMs: number;
+  /** Worst tick lag since the last line (ms). */
+  tickLagMs: number;
+}
+
+/** The periodic line. */
+export interface WorkerProgress extends WorkerCounts {
+  type: "progress";
+}
+
+/** The final line. */
+export interface WorkerResult extends WorkerCounts {
+  type: "result";
+  clients: number;
+  /** `FAIL` results: the checksums did not match. */
+  mismatches: number;
+  /** `ERROR` results by error code. */
+  errors: Record<string, number>;
+  /** A few error messages, for the report. */
+  errorSamples: string[];
+  reconnects: number;
+  /** Clients that went through a fault proxy, and the cuts the proxies made. */
+  faulty: number;
+  cuts: number;
+  /** Positive part of (gap between consecutive numbers − interval), gaps across reconnects excluded. */
+  lag: HistogramData;
+  /** The same, only for numbers that arrived after the ramp ended. */
+  lagSteady: HistogramData;
+  /** Client start to first welcome. */
+  welcome: HistogramData;
+  /** Client start to first number. */
+  firstNumber: HistogramData;
+  /** This process's event-loop delay, sampled every 50 ms. */
+  loop: HistogramData;
+}
+
+/** mulberry32: a small seeded PRNG, floats in `[0, 1)`. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const enc = new TextEncoder();
+const emit = (line: object) =>
+  Deno.stdout.writeSync(enc.encode(JSON.stringify(line) + "\n"));
+
+/** Runs the spec's clients to the end and resolves with the result line. */
+export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
+  const random = rng(spec.seed ^ Math.imul(spec.worker + 1, 0x9e3779b1));
+  const ac = new AbortController();
+  const c: WorkerCounts = {
+    worker: spec.worker,
+    started: 0,
+    live: 0,
+    connected: 0,
+    finished: 0,
+    passed: 0,
+    numbers: 0,
+    loopLagMs: 0,
+    tickLagMs: 0,
+  };
+  const errors: Record<string, number> = {};
+  const errorSamples: string[] = [];
+  let mismatches = 0, reconnects = 0, faulty = 0;
+  const lag = new Histogram(), lagSteady = new Histogram();
+  const welcome = new Histogram(), firstNumber = new Histogram();
+  const steadyAt = performance.now() +
+    (spec.startAt + spec.rampMs - Date.now());
+  const interval = spec.intervalMs;
+  const backoff = spec.backoff && exponentialBackoff(spec.backoff);
+
+  const proxies: FaultProxy[] = [];
+  if (spec.faultFraction > 0) {
+    for (const t of spec.targets) {
+      proxies.push(
+        await startProxy({
+          upstreams: [t],
+          lifetime: spec.faultLifetime,
+          resetProbability: spec.faultReset,
+          seed: spec.seed + spec.worker,
+        }),
+      );
+    }
+  }
+
+  const one = async (index: number): Promise<void> => {
+    const t = index % spec.targets.length;
+    const count = spec.countMin +
+      Math.floor(random() * (spec.countMax - spec.countMin + 1));
+    const proxy = random() < spec.faultFraction ? proxies[t] : undefined;
+    if (proxy) faulty++;
+    const target = proxy
+      ? { hostname: proxy.hostname, port: proxy.port }
+      : spec.targets[t]!;
+    const t0 = performance.now();
+    let prev = -1;
+    let welcomed = false;
+    let connected = false;
+    let gotFirst = false;
+    c.started++;
+    const r: ClientResult = await runClient({
+      ...target,
+      count,
+      signal: ac.signal,
+      ...(backoff ? { backoff } : {}),
+      ...(spec.idleTimeoutMs !== undefined
+        ? { idleTimeoutMs: spec.idleTimeoutMs }
+        : {}),
+      ...(spec.handshakeTimeoutMs !== undefined
+        ? {
+          handshakeTimeoutMs: spec.handshakeTimeoutMs,
+          connectGiveUpMs: 2 * spec.handshakeTimeoutMs,
+        }
+        : {}),
+      onEvent(e) {
+        if (e.type === "streaming") {
+          prev = -1;
+          if (!welcomed) {
+            welcomed = true;
+            c.live++;
+            welcome.record(performance.now() - t0);
+          }
+          if (!connected) c.connected++;
+          connected = true;
+        } else if (e.type === "disconnected" || e.type === "done") {
+          if (connected) c.connected--;
+          connected = false;
+        }
+      },
+      onNumber() {
+        const now = performance.now();
+        if (prev >= 0) {
+          const late = now - prev - interval;
+          lag.record(late);
+          if (late > c.tickLagMs) c.tickLagMs = late;
+          if (now >= steadyAt) lagSteady.record(late);
+        } else if (!gotFirst) {
+          gotFirst = true;
+          firstNumber.record(now - t0);
+        }
+        prev = now;
+        c.numbers++;
+      },
+    });
+    if (welcomed) c.live--;
+    c.finished++;
+    reconnects += r.reconnects;
+    if (r.result === "PASS") c.passed++;
+    else if (r.result === "FAIL") mismatches++;
+    else {
+      const code = r.error?.code ?? "unknown";
+      errors[code] = (errors[code] ?? 0) + 1;
+      if (errorSamples.length < 5) {
+        errorSamples.push(`${code}: ${r.error?.message ?? ""}`);
+      }
+    }
+  };
+
+  // Start times drawn up front and drained by one timer, not one timer per client.
+  const starts = Array.from(
+    { length: spec.clients },
+    () => spec.startAt + random() * spec.rampMs,
+  )
+    .sort((a, b) => a - b);
+  const running: Promise<void>[] = [];
+  const deadline = setTimeout(
+    () => ac.abort(),
+    Math.max(0, spec.deadline - Date.now()),
+  );
+  const onTerm = () => ac.abort();
+  Deno.addSignalListener("SIGTERM", onTerm);
+  // Event-loop delay: how late a 50 ms timer fires. If this is large, the client-side figures are suspect.
+  const loop = new Histogram();
+  let expected = performance.now() + 50;
+  const loopTimer = setInterval(() => {
+    const now = performance.now();
+    const late = now - expected;
+    loop.record(late);
+    if (late > c.loopLagMs) c.loopLagMs = late;
+    expected = now + 50;
+  }, 50);
+  const progress = setInterval(() => {
+    emit({ type: "progress", ...c } satisfies WorkerProgress);
+    c.loopLagMs = 0;
+    c.tickLagMs = 0;
+  }, 1000);
+  for (let i = 0; i < starts.length && !ac.signal.aborted;) {
+    const wait = starts[i]! - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 1000)));
+    while (i < starts.length && starts[i]! <= Date.now()) {
+      running.push(one(spec.firstIndex + i++));
+    }
+  }
+  await Promise.all(running);
+  clearTimeout(deadline);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  clearInterval(progress);
+  clearInterval(loopTimer);
+  const cuts = proxies.reduce((n, p) => n + p.stats.cuts, 0);
+  await Promise.all(proxies.map((p) => p.close()));
+  return {
+    type: "result",
+    ...c,
+    clients: spec.clients,
+    mismatches,
+    errors,
+    errorSamples,
+    reconnects,
+    faulty,
+    cuts,
+    lag: lag.toJSON(),
+    lagSteady: lagSteady.toJSON(),
+    welcome: welcome.toJSON(),
+    firstNumber: firstNumber.toJSON(),
+    loop: loop.toJSON(),
+  };
+}
+
+if (import.meta.main) {
+  const spec = JSON.parse(Deno.args[0]!) as WorkerSpec;
+  emit(await runWorker(spec));
+}
