@@ -15,60 +15,12 @@
  */
 
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { runClient } from "../client/client.ts";
-import { parseDuration } from "../cli/duration.ts";
+import { benchServer, benchSettings } from "./_setup.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    sessions: { type: "string", default: "2000" },
-    interval: { type: "string", default: "100ms" },
-    seconds: { type: "string", default: "10" },
-    ramp: { type: "string", default: "0" },
-    json: { type: "boolean", default: false },
-  },
-});
-const sessions = Number(values.sessions);
-const intervalMs = parseDuration(values.interval);
-const seconds = Number(values.seconds);
-/** Sessions start spread over the interval, or over `--ramp` when longer. */
-const rampMs = Math.max(intervalMs, parseDuration(values.ramp));
-const count = Math.ceil((seconds * 1000 + rampMs + 4000) / intervalMs);
-
-const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-const port = (probe.addr as Deno.NetAddr).port;
-probe.close();
-const server = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--allow-write",
-    "server.ts",
-    "--port",
-    String(port),
-    "--interval",
-    values.interval,
-    "--max-connections",
-    "19800",
-    "--log-level",
-    "warn",
-  ],
-  cwd: new URL("../", import.meta.url),
-  stdout: "null",
-  stderr: "inherit",
-}).spawn();
-for (let i = 0;; i++) {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    break;
-  } catch (err) {
-    if (i > 100) throw err;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { sessions, interval, intervalMs, seconds, rampMs, count, json } =
+  benchSettings(Deno.args);
+const { port, server } = await benchServer(interval);
 
 const cpuMs = (c: { user: number; system: number }) =>
   (c.user + c.system) / 1000;
@@ -110,7 +62,7 @@ try {
     rssKiBPerSession: Math.round((rss - rss0) / 1024 / sessions),
     coresAt100kPerSecond: +((perNumber * 100_000) / 1e6).toFixed(2),
   };
-  if (values.json) console.log(JSON.stringify(out));
+  if (json) console.log(JSON.stringify(out));
   else {
     console.log(
       `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s, ${failed} failed`,

@@ -15,8 +15,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { parseDuration } from "../cli/duration.ts";
+import { benchServer, benchSettings } from "./_setup.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import {
   encodeMessage,
@@ -25,47 +24,9 @@ import {
 } from "../protocol/messages.ts";
 import { readProc } from "../load/_proc.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    sessions: { type: "string", default: "2000" },
-    interval: { type: "string", default: "100ms" },
-    seconds: { type: "string", default: "10" },
-    ramp: { type: "string", default: "0" },
-    json: { type: "boolean", default: false },
-  },
-});
-const sessions = Number(values.sessions);
-const intervalMs = parseDuration(values.interval);
-const seconds = Number(values.seconds);
-/** Sessions start spread over the interval, or over `--ramp` when longer. */
-const rampMs = Math.max(intervalMs, parseDuration(values.ramp));
-const count = Math.ceil((seconds * 1000 + rampMs + 4000) / intervalMs);
-
-const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-const port = (probe.addr as Deno.NetAddr).port;
-probe.close();
-const server = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    "--allow-write",
-    "server.ts",
-    "--port",
-    String(port),
-    "--interval",
-    values.interval,
-    "--max-connections",
-    "19800",
-    "--log-level",
-    "warn",
-  ],
-  cwd: new URL("../", import.meta.url),
-  stdout: "null",
-  stderr: "inherit",
-}).spawn();
+const { sessions, interval, intervalMs, seconds, rampMs, count, json } =
+  benchSettings(Deno.args);
+const { port, server } = await benchServer(interval);
 
 /** One session over a bare socket: hello, count frames, ack on FINAL, close on DONE. */
 async function session(onNumber: () => void): Promise<void> {
@@ -102,15 +63,6 @@ async function session(onNumber: () => void): Promise<void> {
 }
 
 try {
-  for (let i = 0;; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch (err) {
-      if (i > 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
   await new Promise((r) => setTimeout(r, 500));
   const idle0 = (await readProc(server.pid))!;
   let numbers = 0;
@@ -148,7 +100,7 @@ try {
     rssKiBPerSession: Math.round(((b.rssMiB - idle0.rssMiB) * 1024) / sessions),
     projected19kAt1sPct: +((perNumber * 19_000) / 1e4).toFixed(1),
   };
-  if (values.json) console.log(JSON.stringify(out));
+  if (json) console.log(JSON.stringify(out));
   else {
     console.log(
       `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s`,

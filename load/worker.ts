@@ -11,6 +11,7 @@ import { exponentialBackoff } from "../client/backoff.ts";
 import { type ClientResult, runClient } from "../client/client.ts";
 import { type FaultProxy, startProxy } from "../proxy/fault_proxy.ts";
 import { Histogram, type HistogramData } from "./histogram.ts";
+import { mulberry32 } from "../internal/mulberry32.ts";
 
 /** A TCP destination. */
 export interface Target {
@@ -101,25 +102,13 @@ export interface WorkerResult extends WorkerCounts {
   loop: HistogramData;
 }
 
-/** mulberry32: a small seeded PRNG, floats in `[0, 1)`. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const enc = new TextEncoder();
 const emit = (line: object) =>
   Deno.stdout.writeSync(enc.encode(JSON.stringify(line) + "\n"));
 
 /** Runs the spec's clients to the end and resolves with the result line. */
 export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
-  const random = rng(spec.seed ^ Math.imul(spec.worker + 1, 0x9e3779b1));
+  const random = mulberry32(spec.seed ^ Math.imul(spec.worker + 1, 0x9e3779b1));
   const ac = new AbortController();
   const c: WorkerCounts = {
     worker: spec.worker,

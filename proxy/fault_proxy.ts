@@ -40,6 +40,7 @@
  */
 
 import net from "node:net";
+import { mulberry32 } from "../internal/mulberry32.ts";
 
 /** A TCP address to connect to. */
 export interface Endpoint {
@@ -630,18 +631,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /** A uniform integer in `[min, max]`. */
 function randInt(rng: () => number, min: number, max: number): number {
   return min + Math.floor(rng() * (max - min + 1));
-}
-
-/** mulberry32: a tiny seeded 32-bit PRNG, returning floats in `[0, 1)`. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Throws a RangeError naming the first option out of range. */
