@@ -187,3 +187,28 @@ Deno.test("a client restarted from saved state between FINAL and DONE still PASS
   );
   assertEquals(server.metrics().sessions, 0);
 });
+
+Deno.test("a client whose own event loop stalls past its idle timeout does not drop a live connection", async () => {
+  await using server = await testServer({ intervalMs: 10 });
+  let stalled = false;
+  const r = await runClient({
+    port: server.addr.port,
+    count: 60,
+    idleTimeoutMs: 300,
+    onNumber(offset) {
+      if (offset === 20 && !stalled) {
+        stalled = true;
+        // Busy for 2× the idle limit, as a loaded host or load generator is.
+        const until = Date.now() + 600;
+        while (Date.now() < until) { /* stall */ }
+      }
+    },
+  });
+  assert_(stalled);
+  assertEquals(r.result, "PASS");
+  assertEquals(
+    r.reconnects,
+    0,
+    "the client mistook its own stall for a dead server",
+  );
+});
