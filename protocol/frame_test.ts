@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { assert_, assertEquals, assertThrows } from "../tests/_assert.ts";
+import { split } from "./_split.ts";
 import { ErrorCode, ProtocolError } from "./errors.ts";
 import {
   encodeFrame,
@@ -36,21 +37,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
   for (const p of parts) {
     out.set(p, pos);
     pos += p.length;
-  }
-  return out;
-}
-
-/** `bytes` cut at the (sorted, deduplicated) positions `cuts`. */
-function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((
-    a,
-    b,
-  ) => a - b);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const c of [...at, bytes.length]) {
-    out.push(bytes.subarray(prev, c));
-    prev = c;
   }
   return out;
 }

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { assert_, assertEquals, assertThrows } from "../tests/_assert.ts";
+import { split } from "./_split.ts";
 import { ErrorCode, ProtocolError } from "./errors.ts";
 import { encodeFrame, FrameDecoder, HEADER_SIZE } from "./frame.ts";
 import {
@@ -493,17 +494,7 @@ Deno.test("FrameDecoder and decodeMessage turn random garbage only into Protocol
       garbage,
       fc.array(fc.nat(), { maxLength: 10 }),
       (bytes, cuts) => {
-        const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((
-          a,
-          b,
-        ) => a - b);
-        const chunks: Uint8Array[] = [];
-        let prev = 0;
-        for (const c of [...at, bytes.length]) {
-          chunks.push(bytes.subarray(prev, c));
-          prev = c;
-        }
-        const err = garbageOutcome(chunks);
+        const err = garbageOutcome(split(bytes, cuts));
         if (err === undefined) return;
         threw++;
         assert_(err instanceof ProtocolError, `threw ${String(err)}`);
