@@ -13,7 +13,7 @@
  */
 
 import { parseDuration } from "./cli/duration.ts";
-import { Logger, type LogLevel } from "./cli/log.ts";
+import { LineLogger, type Logger, type LogLevel } from "./common/logger.ts";
 import {
   durationFlag,
   EXIT_USAGE,
@@ -158,7 +158,7 @@ async function main(args: string[]): Promise<number> {
         `--log-level must be debug, info, warn, error or silent, got "${level}"`,
       );
     }
-    log = new Logger({
+    log = new LineLogger({
       level: f.quiet && (level === "debug" || level === "info")
         ? "warn"
         : level as LogLevel,

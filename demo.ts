@@ -10,7 +10,7 @@
  */
 
 import { parseDuration } from "./cli/duration.ts";
-import { Logger } from "./cli/log.ts";
+import { LineLogger } from "./common/logger.ts";
 import {
   durationFlag,
   EXIT_USAGE,
@@ -53,7 +53,7 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const log = new Logger({ level: "warn" });
+  const log = new LineLogger({ level: "warn" });
   await using server = await startServer({ intervalMs, ttlMs: 5000, log });
   await using proxy = await startProxy({
     upstreams: [server.addr],

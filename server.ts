@@ -10,7 +10,7 @@
  */
 
 import { formatDuration, parseDuration } from "./cli/duration.ts";
-import { isLogLevel, type LogFormat, Logger } from "./cli/log.ts";
+import { isLogLevel, LineLogger, type LogFormat } from "./common/logger.ts";
 import {
   durationFlag,
   EXIT_USAGE,
@@ -207,7 +207,7 @@ async function main(args: string[]): Promise<number> {
         f["tls-cert"] as string | undefined,
         f["tls-key"] as string | undefined,
       ),
-      log: new Logger({ level, format: format as LogFormat }),
+      log: new LineLogger({ level, format: format as LogFormat }),
     };
     if (opts.ttlMs < 1) {
       throw new UsageError("--session-ttl must be at least 1ms");

@@ -23,7 +23,7 @@
 
 import { parseArgs } from "node:util";
 import { runClient } from "../client/client.ts";
-import { Logger } from "../cli/log.ts";
+import { LineLogger } from "../common/logger.ts";
 import {
   encodeMessage,
   encodeNumberInto,
@@ -151,7 +151,7 @@ const stats = (xs: number[]) => {
 const total = sessionBytes(count);
 const server = await startServer({
   intervalMs: 0,
-  log: new Logger({ level: "silent" }),
+  log: new LineLogger({ level: "silent" }),
 });
 const raw = rawServer(total);
 const rawPort = (raw.addr as Deno.NetAddr).port;

@@ -20,7 +20,7 @@
 import { parseArgs } from "node:util";
 import { exponentialBackoff } from "../client/backoff.ts";
 import { connect } from "../client/client.ts";
-import { Logger } from "../cli/log.ts";
+import { LineLogger } from "../common/logger.ts";
 import { parseDuration } from "../cli/duration.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { startServer } from "../server/server.ts";
@@ -67,7 +67,7 @@ async function series(
   const out: Series = { name, welcome: [], number: [], backoff: [] };
   await using server = await startServer({
     intervalMs,
-    log: new Logger({ level: "silent" }),
+    log: new LineLogger({ level: "silent" }),
   });
   await using proxy = await startProxy({
     upstreams: [{ hostname: "127.0.0.1", port: server.addr.port }],

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../common/logger.ts";
 import type { ClientEvent } from "./client.ts";
 
 /** What the client is doing, as the progress line names it. */

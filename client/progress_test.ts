@@ -1,4 +1,4 @@
-import { Logger } from "../cli/log.ts";
+import { LineLogger } from "../common/logger.ts";
 import { assert_, assertEquals } from "../tests/_assert.ts";
 import {
   formatEta,
@@ -95,7 +95,7 @@ Deno.test("ProgressReporter tracks numbers, resumes and states, and measures the
   const p = new ProgressReporter({
     total: 1000,
     mode: "bar",
-    log: new Logger({ level: "silent" }),
+    log: new LineLogger({ level: "silent" }),
     write: (s) => out.push(s),
     columns: () => 120,
     now: () => t,
@@ -159,7 +159,7 @@ Deno.test("ProgressReporter.writeLine keeps the bar below log lines", () => {
   const p = new ProgressReporter({
     total: 10,
     mode: "bar",
-    log: new Logger({ level: "silent" }),
+    log: new LineLogger({ level: "silent" }),
     write: (s) => out.push(s),
     columns: () => 80,
     redrawMs: 60_000,
@@ -176,7 +176,7 @@ Deno.test("ProgressReporter in log mode writes one info line per period with the
   const p = new ProgressReporter({
     total: 10,
     mode: "log",
-    log: new Logger({
+    log: new LineLogger({
       level: "info",
       format: "json",
       write: (l) => lines.push(l),
@@ -212,7 +212,7 @@ Deno.test("ProgressReporter in off mode writes nothing and starts no timer", () 
   const p = new ProgressReporter({
     total: 10,
     mode: "off",
-    log: new Logger({ level: "debug", write: (l) => out.push(l) }),
+    log: new LineLogger({ level: "debug", write: (l) => out.push(l) }),
     write: (s) => out.push(s),
   });
   p.onNumber(3);

@@ -3,7 +3,9 @@
  *
  * Every code has a stable number (what goes on the wire), a stable name (what
  * logs, JSON output and metrics show) and a retriable flag (whether a client
- * should try again). {@link isRetriable} is the one place that classifies.
+ * should try again). {@link isRetriableCode} is the one table that says which
+ * codes are worth a retry; the client's classifier (`client/retry.ts`) adds
+ * connection failures on top of it. Pure: nothing here knows sockets.
  *
  * @module
  */
@@ -42,6 +44,11 @@ export const ErrorCode = {
   SESSION_COMPLETED: 15,
   /** A well-formed message arrived where the protocol does not allow it. */
   UNEXPECTED_MESSAGE: 16,
+  /**
+   * The client sent nothing (no ACK) for the server's client timeout: it is
+   * frozen, or its host is gone. The session stays resumable.
+   */
+  CLIENT_TIMEOUT: 17,
 } as const;
 
 /** A numeric error code from {@link ErrorCode}. */
@@ -63,6 +70,7 @@ const RETRIABLE: ReadonlySet<number> = new Set<number>([
   ErrorCode.STORE_UNAVAILABLE,
   ErrorCode.HANDSHAKE_TIMEOUT,
   ErrorCode.SLOW_CONSUMER,
+  ErrorCode.CLIENT_TIMEOUT,
 ]);
 
 /**
@@ -73,9 +81,12 @@ export function errorName(code: number): string {
   return NAMES.get(code) ?? `unknown_${code}`;
 }
 
-/** Whether `code` is a known error code. */
-export function isKnownErrorCode(code: number): code is ErrorCode {
-  return NAMES.has(code);
+/**
+ * Whether a client should reconnect (with backoff) and resume after an ERROR
+ * with `code`. Unknown codes are final.
+ */
+export function isRetriableCode(code: number): boolean {
+  return RETRIABLE.has(code);
 }
 
 /**
@@ -102,35 +113,4 @@ export class ProtocolError extends Error {
     this.name = "ProtocolError";
     this.code = code;
   }
-
-  /** The stable name of {@link code}, e.g. `"session_expired"`. */
-  get codeName(): string {
-    return errorName(this.code);
-  }
-
-  /** Whether a client should retry after this error. */
-  get retriable(): boolean {
-    return isRetriable(this);
-  }
-}
-
-/**
- * The single place that decides whether an error is worth a reconnect.
- * Connection-level failures (resets, refused, timeouts) and the retriable
- * protocol codes are; everything else (expired, bad token, ...) is final.
- */
-export function isRetriable(err: unknown): boolean {
-  if (err instanceof ProtocolError) return RETRIABLE.has(err.code);
-  if (err instanceof Error) {
-    return err instanceof Deno.errors.ConnectionReset ||
-      err instanceof Deno.errors.ConnectionRefused ||
-      err instanceof Deno.errors.ConnectionAborted ||
-      err instanceof Deno.errors.BrokenPipe ||
-      err instanceof Deno.errors.UnexpectedEof ||
-      err instanceof Deno.errors.TimedOut ||
-      err instanceof Deno.errors.NotConnected ||
-      err instanceof Deno.errors.AddrNotAvailable ||
-      err.name === "TimeoutError" || err.name === "ConnectionLost";
-  }
-  return false;
 }

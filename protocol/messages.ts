@@ -10,7 +10,7 @@ import { encodeFrame, type Frame, HEADER_SIZE, writeHeader } from "./frame.ts";
 import { bytesToUuid, uuidToBytes } from "./uuid.ts";
 
 /** The protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Largest count a session may ask for. */
 export const MAX_COUNT = 65535;
@@ -61,9 +61,16 @@ export interface Resume {
   nextOffset: number;
 }
 
-/** Client has every number and the final checksums: the server may discard. */
+/**
+ * Delivery acknowledgement, cumulative: the client holds every value below
+ * `nextOffset`. Sent every `ceil(window / 4)` numbers and at least every
+ * `ackIntervalMs` (then also a keep-alive). `nextOffset = count` (sent only
+ * after FINAL, once the client has recorded the result) completes the
+ * session: the server may discard it.
+ */
 export interface Ack {
   type: "ack";
+  nextOffset: number;
 }
 
 /** Server accepted a hello or resume. */
@@ -74,6 +81,13 @@ export interface Welcome {
   token: Uint8Array;
   intervalMs: number;
   ttlMs: number;
+  /** Most numbers the server sends beyond the client's last acknowledged offset. */
+  window: number;
+  /**
+   * The client sends an ACK at least this often (ms), progress or not; the
+   * server closes a connection it hears nothing from for twice this long.
+   */
+  ackIntervalMs: number;
 }
 
 /** One number of the sequence. */
@@ -193,11 +207,13 @@ export function decodeMessage(f: Frame): Message {
   ) {
     // The version comes first so that a future version may change the layout
     // and still be told apart from garbage.
+    const v = f.value[0]!;
     throw new ProtocolError(
       ErrorCode.UNSUPPORTED_VERSION,
-      `Protocol version ${
-        f.value[0]
-      } is not supported; this peer speaks ${PROTOCOL_VERSION}`,
+      `Protocol version ${v} is not supported; this server speaks version ${PROTOCOL_VERSION}` +
+        (v < PROTOCOL_VERSION
+          ? " (delivery acknowledgements); upgrade the client"
+          : "; upgrade the server or use an older client"),
     );
   }
   switch (f.type) {
@@ -221,11 +237,12 @@ export function decodeMessage(f: Frame): Message {
         nextOffset: v.getUint32(33),
       };
     }
-    case MessageType.ACK:
-      expectLength(f, "ACK", 0);
-      return { type: "ack" };
+    case MessageType.ACK: {
+      const v = expectLength(f, "ACK", 4);
+      return { type: "ack", nextOffset: v.getUint32(0) };
+    }
     case MessageType.WELCOME: {
-      const v = expectLength(f, "WELCOME", 32);
+      const v = expectLength(f, "WELCOME", 40);
       return {
         type: "welcome",
         count: v.getUint32(0),
@@ -233,6 +250,8 @@ export function decodeMessage(f: Frame): Message {
         token: f.value.slice(8, 24),
         intervalMs: v.getUint32(24),
         ttlMs: v.getUint32(28),
+        window: v.getUint32(32),
+        ackIntervalMs: v.getUint32(36),
       };
     }
     case MessageType.NUMBER: {
@@ -285,6 +304,7 @@ export function decodeMessage(f: Frame): Message {
  * Encodes a message as one complete frame.
  *
  * @throws {TypeError} for an id that is not a UUID or a token that is not 16 bytes
+ * @throws {RangeError} for a WELCOME or ACK field that does not fit its u32
  */
 export function encodeMessage(m: Message): Uint8Array {
   switch (m.type) {
@@ -306,16 +326,21 @@ export function encodeMessage(m: Message): Uint8Array {
       v.setUint32(33, m.nextOffset);
       return encodeFrame(MessageType.RESUME, b);
     }
-    case "ack":
-      return encodeFrame(MessageType.ACK, new Uint8Array(0));
+    case "ack": {
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setUint32(0, u32Field("nextOffset", m.nextOffset));
+      return encodeFrame(MessageType.ACK, b);
+    }
     case "welcome": {
-      const b = new Uint8Array(32);
+      const b = new Uint8Array(40);
       const v = new DataView(b.buffer);
-      v.setUint32(0, m.count);
-      v.setUint32(4, m.nextOffset);
+      v.setUint32(0, u32Field("count", m.count));
+      v.setUint32(4, u32Field("nextOffset", m.nextOffset));
       b.set(token16(m.token), 8);
-      v.setUint32(24, m.intervalMs);
-      v.setUint32(28, m.ttlMs);
+      v.setUint32(24, u32Field("intervalMs", m.intervalMs));
+      v.setUint32(28, u32Field("ttlMs", m.ttlMs));
+      v.setUint32(32, u32Field("window", m.window));
+      v.setUint32(36, u32Field("ackIntervalMs", m.ackIntervalMs));
       return encodeFrame(MessageType.WELCOME, b);
     }
     case "number": {
@@ -371,6 +396,19 @@ export function encodeNumberInto(
   buf[pos + 9] = (value >>> 8) & 0xff;
   buf[pos + 10] = value & 0xff;
   return pos + NUMBER_FRAME_SIZE;
+}
+
+/**
+ * A u32 wire field, checked: a value that does not fit would wrap silently
+ * (a 1200h TTL would arrive as about 7 minutes).
+ */
+function u32Field(name: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) {
+    throw new RangeError(
+      `${name} must be a whole number in 0..2^32-1, got ${n}`,
+    );
+  }
+  return n;
 }
 
 function token16(t: Uint8Array): Uint8Array {

@@ -64,7 +64,7 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     token: bytes16,
     nextOffset: u32,
   }),
-  fc.constant({ type: "ack" as const }),
+  fc.record({ type: fc.constant("ack" as const), nextOffset: u32 }),
   fc.record({
     type: fc.constant("welcome" as const),
     count: u32,
@@ -72,6 +72,8 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     token: bytes16,
     intervalMs: u32,
     ttlMs: u32,
+    window: u32,
+    ackIntervalMs: u32,
   }),
   fc.record({ type: fc.constant("number" as const), offset: u32, value: u32 }),
   fc.record({
@@ -118,17 +120,20 @@ Deno.test("encodeMessage and decodeMessage round-trip u32 edges, zero values and
           token: new Uint8Array(16),
           intervalMs: x,
           ttlMs: x,
+          window: x,
+          ackIntervalMs: x,
         },
+        { type: "ack", nextOffset: x },
         {
           type: "hello",
-          version: 1,
+          version: PROTOCOL_VERSION,
           id: bytesToUuid(new Uint8Array(16)),
           count: x,
           token: new Uint8Array(16),
         },
         {
           type: "resume",
-          version: 1,
+          version: PROTOCOL_VERSION,
           id: bytesToUuid(new Uint8Array(16).fill(0xff)),
           token: new Uint8Array(16).fill(0xff),
           nextOffset: x,
@@ -156,16 +161,19 @@ Deno.test("encodeMessage writes the documented byte layouts", () => {
   const token = new Uint8Array(16).map((_, i) => i);
   const hex = (b: Uint8Array) => [...b];
   assertEquals(
-    hex(encodeMessage({ type: "hello", version: 1, id, count: 3, token })),
-    [0x01, 0, 37, 1, ...idBytes, 0, 0, 0, 3, ...token],
+    hex(encodeMessage({ type: "hello", version: 2, id, count: 3, token })),
+    [0x01, 0, 37, 2, ...idBytes, 0, 0, 0, 3, ...token],
   );
   assertEquals(
     hex(
-      encodeMessage({ type: "resume", version: 1, id, token, nextOffset: 1 }),
+      encodeMessage({ type: "resume", version: 2, id, token, nextOffset: 1 }),
     ),
-    [0x02, 0, 37, 1, ...idBytes, ...token, 0, 0, 0, 1],
+    [0x02, 0, 37, 2, ...idBytes, ...token, 0, 0, 0, 1],
   );
-  assertEquals(hex(encodeMessage({ type: "ack" })), [0x03, 0, 0]);
+  assertEquals(
+    hex(encodeMessage({ type: "ack", nextOffset: 0x01020304 })),
+    [0x03, 0, 4, 1, 2, 3, 4],
+  );
   assertEquals(
     hex(encodeMessage({
       type: "welcome",
@@ -174,11 +182,13 @@ Deno.test("encodeMessage writes the documented byte layouts", () => {
       token,
       intervalMs: 1000,
       ttlMs: 30000,
+      window: 20,
+      ackIntervalMs: 5000,
     })),
     [
       0x81,
       0,
-      32,
+      40,
       0,
       0,
       0,
@@ -196,6 +206,8 @@ Deno.test("encodeMessage writes the documented byte layouts", () => {
       0,
       0x75,
       0x30,
+      ...[0, 0, 0, 20],
+      ...[0, 0, 0x13, 0x88],
     ],
   );
   assertEquals(
@@ -270,8 +282,8 @@ Deno.test("decodeMessage rejects every wrong length with MALFORMED_FRAME", () =>
   const fixed: [number, string, number][] = [
     [MessageType.HELLO, "HELLO", 37],
     [MessageType.RESUME, "RESUME", 37],
-    [MessageType.ACK, "ACK", 0],
-    [MessageType.WELCOME, "WELCOME", 32],
+    [MessageType.ACK, "ACK", 4],
+    [MessageType.WELCOME, "WELCOME", 40],
     [MessageType.NUMBER, "NUMBER", 8],
     [MessageType.FINAL, "FINAL", 20],
     [MessageType.DONE, "DONE", 0],
@@ -533,16 +545,56 @@ Deno.test("decodeMessage refuses HELLO and RESUME of another version before chec
       } catch (err) {
         assert_(err instanceof ProtocolError, String(err));
         assertEquals(err.code, ErrorCode.UNSUPPORTED_VERSION);
-        assert_(err.message.includes("version 2"), err.message);
+        assert_(err.message.includes("version 3"), err.message);
+        assert_(err.message.includes("upgrade the server"), err.message);
       }
     }
   }
 });
 
+Deno.test("decodeMessage refuses a version 1 HELLO or RESUME with a message that says to upgrade the client", () => {
+  for (const type of [MessageType.HELLO, MessageType.RESUME]) {
+    const v = new Uint8Array(37);
+    v[0] = 1;
+    const err = assertThrows(() => decodeBytes(type, v), ProtocolError);
+    assertEquals(err.code, ErrorCode.UNSUPPORTED_VERSION);
+    assert_(
+      err.message.includes("version 1 is not supported") &&
+        err.message.includes("speaks version 2") &&
+        err.message.includes("upgrade the client"),
+      err.message,
+    );
+  }
+});
+
+Deno.test("encodeMessage refuses a WELCOME or ACK field that would wrap its u32", () => {
+  const welcome = {
+    type: "welcome" as const,
+    count: 1,
+    nextOffset: 0,
+    token: new Uint8Array(16),
+    intervalMs: 1000,
+    ttlMs: 1200 * 3_600_000, // 1200h: 4.32e9 ms, past 2^32
+    window: 16,
+    ackIntervalMs: 5000,
+  };
+  assertThrows(() => encodeMessage(welcome), RangeError, "ttlMs");
+  assertThrows(
+    () => encodeMessage({ ...welcome, ttlMs: 1, window: -1 }),
+    RangeError,
+    "window",
+  );
+  assertThrows(
+    () => encodeMessage({ type: "ack", nextOffset: 2 ** 32 }),
+    RangeError,
+    "nextOffset",
+  );
+});
+
 Deno.test("decodeMessage copies the token out of the frame buffer", () => {
   const bytes = encodeMessage({
     type: "resume",
-    version: 1,
+    version: PROTOCOL_VERSION,
     id: bytesToUuid(new Uint8Array(16)),
     token: new Uint8Array(16).fill(0xab),
     nextOffset: 0,
@@ -560,7 +612,7 @@ Deno.test("encodeMessage throws TypeError for a bad id or token", () => {
     () =>
       encodeMessage({
         type: "hello",
-        version: 1,
+        version: PROTOCOL_VERSION,
         id: "not-a-uuid",
         count: 1,
         token: new Uint8Array(16),
@@ -571,7 +623,7 @@ Deno.test("encodeMessage throws TypeError for a bad id or token", () => {
     () =>
       encodeMessage({
         type: "hello",
-        version: 1,
+        version: PROTOCOL_VERSION,
         id: bytesToUuid(new Uint8Array(16)),
         count: 1,
         token: new Uint8Array(17),
@@ -582,7 +634,7 @@ Deno.test("encodeMessage throws TypeError for a bad id or token", () => {
     () =>
       encodeMessage({
         type: "resume",
-        version: 1,
+        version: PROTOCOL_VERSION,
         id: bytesToUuid(new Uint8Array(16)),
         token: new Uint8Array(15),
         nextOffset: 0,

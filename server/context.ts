@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../common/logger.ts";
 import type { Counters } from "./metrics.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { SessionManager } from "./sessions.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Logger } from "../cli/log.ts";
+import { LineLogger, type Logger } from "../common/logger.ts";
 import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { encodeMessage } from "../protocol/messages.ts";
 import { MemoryStore } from "../store/memory.ts";
@@ -95,7 +95,7 @@ export async function startServer(
 ): Promise<ServerHandle> {
   const intervalMs = opts.intervalMs ?? 1000;
   const ttlMs = opts.ttlMs ?? 30_000;
-  const log = opts.log ?? new Logger();
+  const log = opts.log ?? new LineLogger();
   const store = opts.store ?? new MemoryStore();
   const ownStore = opts.ownStore ?? opts.store === undefined;
   const maxConnections = opts.maxConnections ?? 16_000;

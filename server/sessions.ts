@@ -57,7 +57,7 @@ import {
   seedToHex,
 } from "../protocol/prng.ts";
 import { bytesToHex, hexToBytes, uuidToBytes } from "../protocol/uuid.ts";
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../common/logger.ts";
 import type { Counters } from "./metrics.ts";
 import {
   type Fence,

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Logger } from "../cli/log.ts";
+import { LineLogger, type Logger } from "../common/logger.ts";
 import {
   type ServerHandle,
   type ServerOptions,
@@ -14,7 +14,7 @@ import {
 /** A logger that drops everything unless SEQSTREAM_TEST_LOG names a level. */
 export function testLog(): Logger {
   const level = Deno.env.get("SEQSTREAM_TEST_LOG");
-  return new Logger({ level: (level as "info") ?? "silent" });
+  return new LineLogger({ level: (level as "info") ?? "silent" });
 }
 
 /** Starts a server on 127.0.0.1:0 with millisecond timings and a metrics port. */

@@ -3,7 +3,7 @@
  * operator can follow one session through `--log-format json` output.
  */
 
-import { Logger } from "../cli/log.ts";
+import { LineLogger } from "../common/logger.ts";
 import { runClient } from "../client/client.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { isUuid } from "../protocol/uuid.ts";
@@ -16,7 +16,7 @@ const SESSION_EVENT = /^(session |refused$|client stopped reading)/;
 
 Deno.test("every session event in JSON logs carries the session id", async () => {
   const lines: Record<string, unknown>[] = [];
-  const log = new Logger({
+  const log = new LineLogger({
     level: "debug",
     format: "json",
     write: (l) => lines.push(JSON.parse(l)),

@@ -1,9 +1,34 @@
 /**
- * Structured logs on stderr: one line per event, `pretty` or `json`. stdout is
+ * Logging as a small interface: the library logs through {@link Logger},
+ * and a user may pass any object with these four methods. {@link LineLogger}
+ * is the default: one line per event on stderr, `pretty` or `json`. stdout is
  * the programs' result and never gets a log line.
  *
  * @module
  */
+
+/** Fields attached to an event. */
+export type LogFields = Record<string, string | number | boolean | undefined>;
+
+/** What the library needs of a logger. */
+export interface Logger {
+  /** Detail for troubleshooting. */
+  debug(msg: string, fields?: LogFields): void;
+  /** One line per session event. */
+  info(msg: string, fields?: LogFields): void;
+  /** Something went wrong and was handled. */
+  warn(msg: string, fields?: LogFields): void;
+  /** Something went wrong and was not. */
+  error(msg: string, fields?: LogFields): void;
+}
+
+/** A logger that drops everything. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
 
 /** Log levels in increasing severity. */
 export const LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
@@ -12,11 +37,8 @@ export type LogLevel = typeof LEVELS[number];
 /** Output format. */
 export type LogFormat = "pretty" | "json";
 
-/** Fields attached to an event. */
-export type LogFields = Record<string, string | number | boolean | undefined>;
-
-/** Options for {@link Logger}. */
-export interface LoggerOptions {
+/** Options for {@link LineLogger}. */
+export interface LineLoggerOptions {
   /** Minimum level written. Default `info`. */
   level?: LogLevel;
   /** `pretty` (default) or `json`. */
@@ -38,22 +60,22 @@ function stderrWrite(line: string): void {
 }
 
 /**
- * A leveled logger that writes one line per event.
+ * A leveled {@link Logger} that writes one line per event.
  *
  * @example
  * ```ts
- * const log = new Logger({ level: "info", format: "json" });
+ * const log = new LineLogger({ level: "info", format: "json" });
  * log.info("session resumed", { id, offset: 42 });
  * ```
  */
-export class Logger {
+export class LineLogger implements Logger {
   readonly #min: number;
   readonly #format: LogFormat;
   readonly #write: (line: string) => void;
   readonly #base: LogFields;
 
   /** @param opts level, format, sink and base fields */
-  constructor(opts: LoggerOptions = {}) {
+  constructor(opts: LineLoggerOptions = {}) {
     this.#min = LEVELS.indexOf(opts.level ?? "info");
     this.#format = opts.format ?? "pretty";
     this.#write = opts.write ?? stderrWrite;
