@@ -6,19 +6,12 @@
  */
 
 import { Histogram } from "./histogram.ts";
-import type { WorkerResult } from "./worker.ts";
+import type { ClientTally, WorkerResult } from "./worker.ts";
 
 /** Every client's outcome, summed over the workers. */
-export interface ClientTotals {
+export interface ClientTotals extends ClientTally {
   passed: number;
-  mismatches: number;
-  reconnects: number;
-  faulty: number;
-  cuts: number;
   numbers: number;
-  /** `ERROR` results by code; `worker_lost` for clients no worker reported. */
-  errors: Record<string, number>;
-  errorSamples: string[];
   lag: Histogram;
   lagSteady: Histogram;
   welcome: Histogram;

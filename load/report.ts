@@ -12,7 +12,7 @@ import type { Histogram } from "./histogram.ts";
 import type { ProcSample, TcpCounters } from "./_proc.ts";
 import { r1, type Sample } from "./sampler.ts";
 import type { ServerProc } from "./servers.ts";
-import type { Target } from "./worker.ts";
+import type { ClientTally, Target } from "./worker.ts";
 import type { ZeroState } from "./zero_state.ts";
 
 /** Percentiles of a histogram (ms), and its sample count. */
@@ -59,18 +59,14 @@ export interface LoadReport {
     handshakeTimeout: string;
     seed: number;
   };
-  clients: {
-    total: number;
-    passed: number;
-    failed: number;
-    mismatches: number;
-    errors: Record<string, number>;
-    errorSamples: string[];
-    reconnects: number;
-    faulty: number;
-    cuts: number;
-    numbers: number;
-  };
+  clients:
+    & {
+      total: number;
+      passed: number;
+      failed: number;
+    }
+    & ClientTally
+    & { numbers: number };
   peak: {
     liveSessions: number;
     connected: number;
