@@ -94,17 +94,16 @@ export function oneLine(message: string): string {
 }
 
 /**
- * Parses `args` against `cli.flags` and runs `program` with them; returns the
- * exit code: `--help` (text on stdout) 0; a {@link UsageError} thrown while
- * parsing or by `program` 64, `<name>: <message> (see --help)` on stderr; an
- * {@link ExitError} its code; any other error `cli.errorExitCode ?? 1`, one
- * line `<name>: <message>`. The signal listeners are removed before it
+ * Runs `program` with the preamble but no flag parsing (for an entry point
+ * with its own parser): a {@link UsageError} is exit 64 with
+ * `<name>: <message> (see --help)`, an {@link ExitError} its code, any other
+ * error `errorExitCode ?? 1`, each one line on stderr; SIGINT and SIGTERM
+ * abort the context's signal. The signal listeners are removed before it
  * returns.
  */
-export async function runMain<S extends Record<string, FlagSpec>>(
-  cli: Cli<S>,
-  args: string[],
-  program: (flags: FlagValues<S>, ctx: MainContext) => Promise<number>,
+export async function runProgram(
+  cli: { name: string; errorExitCode?: number },
+  program: (ctx: MainContext) => Promise<number>,
 ): Promise<number> {
   const ac = new AbortController();
   const handlers = STOP_SIGNALS.map((sig) => {
@@ -113,12 +112,7 @@ export async function runMain<S extends Record<string, FlagSpec>>(
     return [sig, h] as const;
   });
   try {
-    const flags = parseFlags(cli.flags, args);
-    if (flags.help === true) {
-      writeOut(helpText(cli.usage, cli.flags));
-      return 0;
-    }
-    return await program(flags, { signal: ac.signal });
+    return await program({ signal: ac.signal });
   } catch (err) {
     if (err instanceof UsageError) {
       writeErr(`${cli.name}: ${oneLine(err.message)} (see --help)\n`);
@@ -131,4 +125,23 @@ export async function runMain<S extends Record<string, FlagSpec>>(
   } finally {
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   }
+}
+
+/**
+ * Parses `args` against `cli.flags` and runs `program` with them under
+ * {@link runProgram}; `--help` prints the help text on stdout and exits 0.
+ */
+export function runMain<S extends Record<string, FlagSpec>>(
+  cli: Cli<S>,
+  args: string[],
+  program: (flags: FlagValues<S>, ctx: MainContext) => Promise<number>,
+): Promise<number> {
+  return runProgram(cli, (ctx) => {
+    const flags = parseFlags(cli.flags, args);
+    if (flags.help === true) {
+      writeOut(helpText(cli.usage, cli.flags));
+      return Promise.resolve(0);
+    }
+    return program(flags, ctx);
+  });
 }
