@@ -9,22 +9,16 @@
  * @module
  */
 
-import { parseDuration } from "./cli/duration.ts";
+import { runMain } from "./cli/main.ts";
+import { DURATION_RANGES } from "./common/defaults.ts";
 import { LineLogger } from "./common/logger.ts";
-import {
-  durationFlag,
-  EXIT_USAGE,
-  type FlagSpec,
-  helpText,
-  intFlag,
-  parseFlags,
-  UsageError,
-} from "./cli/usage.ts";
+import { durationFlag, type FlagSpec, intFlag } from "./cli/usage.ts";
 import { runClient } from "./client/client.ts";
 import { startProxy } from "./proxy/fault_proxy.ts";
 import { startServer } from "./server/server.ts";
+import { MAX_COUNT } from "./protocol/messages.ts";
 
-const FLAGS: Record<string, FlagSpec> = {
+const FLAGS = {
   clients: { type: "string", default: "8", help: "N  concurrent clients" },
   count: { type: "string", default: "300", help: "N  numbers per client" },
   interval: {
@@ -33,28 +27,34 @@ const FLAGS: Record<string, FlagSpec> = {
     help: "DURATION  server interval",
   },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies Record<string, FlagSpec>;
+
+const CLI = {
+  name: "demo",
+  usage: "Usage: deno task demo [options]",
+  flags: FLAGS,
 };
 
-async function main(): Promise<number> {
-  let f, clients: number, count: number, intervalMs: number;
-  try {
-    f = parseFlags(FLAGS, Deno.args);
-    if (f.help) {
-      console.log(helpText("Usage: deno task demo [options]", FLAGS));
-      return 0;
-    }
-    clients = intFlag("clients", f.clients as string, 1, 500);
-    count = intFlag("count", f.count as string, 1, 65535);
-    intervalMs = durationFlag("interval", f.interval as string, parseDuration);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`demo: ${err.message}`);
-      return EXIT_USAGE;
-    }
-    throw err;
-  }
+/** Short enough that the demo's sessions are gone soon after it ends. */
+const DEMO_TTL_MS = 5000;
+
+async function demo(
+  f: { clients: string; count: string; interval: string },
+  signal: AbortSignal,
+): Promise<number> {
+  const clients = intFlag("clients", f.clients, 1, 500);
+  const count = intFlag("count", f.count, 1, MAX_COUNT);
+  const intervalMs = durationFlag(
+    "interval",
+    f.interval,
+    DURATION_RANGES.interval,
+  );
   const log = new LineLogger({ level: "warn" });
-  await using server = await startServer({ intervalMs, ttlMs: 5000, log });
+  await using server = await startServer({
+    intervalMs,
+    ttlMs: DEMO_TTL_MS,
+    log,
+  });
   await using proxy = await startProxy({
     upstreams: [server.addr],
     lifetime: { minMs: 1000, maxMs: 4000 },
@@ -72,6 +72,7 @@ async function main(): Promise<number> {
         port: proxy.port,
         count,
         backoff: () => 50 + Math.random() * 100,
+        signal,
       });
       console.log(
         `${r.result}  ${r.id}  sum=${r.sum}  checksum=${r.checksum}  server=${
@@ -95,4 +96,6 @@ async function main(): Promise<number> {
   return passed === clients ? 0 : 1;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  Deno.exit(await runMain(CLI, Deno.args, (f, { signal }) => demo(f, signal)));
+}

@@ -8,6 +8,14 @@
 
 import { parseArgs } from "node:util";
 import { parseDuration } from "../cli/duration.ts";
+import {
+  FD_BOUND_MAX_CONNECTIONS,
+  spawnServerProcess,
+} from "../internal/server_process.ts";
+import { freePort, type Process } from "../internal/spawn.ts";
+
+/** How long the server may take to accept connections (ms). */
+const SERVER_START_TIMEOUT_MS = 10_000;
 
 /** The parsed flags of a CPU benchmark. */
 export interface BenchSettings {
@@ -50,46 +58,29 @@ export function benchSettings(args: string[]): BenchSettings {
 
 /**
  * Starts `server.ts` on a free port with `interval` and waits until it
- * accepts connections.
+ * accepts connections; its log (warnings) goes to this process's stderr.
  */
 export async function benchServer(
   interval: string,
-): Promise<{ port: number; server: Deno.ChildProcess }> {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      "server.ts",
-      "--port",
-      String(port),
+): Promise<{ port: number; server: Process }> {
+  const port = freePort();
+  const server = spawnServerProcess({
+    port,
+    flags: [
       "--interval",
       interval,
       "--max-connections",
-      "19800",
+      String(FD_BOUND_MAX_CONNECTIONS),
       "--log-level",
       "warn",
     ],
-    cwd: new URL("../", import.meta.url),
-    stdout: "null",
     stderr: "inherit",
-  }).spawn();
-  for (let i = 0;; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return { port, server };
-    } catch (err) {
-      if (i > 100) {
-        server.kill("SIGTERM");
-        await server.status;
-        throw err;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  });
+  try {
+    await server.waitForPort(port, "127.0.0.1", SERVER_START_TIMEOUT_MS);
+  } catch (err) {
+    await server.stop();
+    throw err;
   }
+  return { port, server };
 }

@@ -12,7 +12,7 @@
  *   process; the time runs from `runClient()` to its PASS result (connect,
  *   hello, welcome, every number decoded and checksummed, final, ack, done).
  * - raw: a `Deno.listen` server writes the same number of bytes, in chunks of
- *   the server's burst size (4,096 frames), to a `Deno.connect` client that
+ *   the server's burst size (its largest window, 4,096 frames), to a `Deno.connect` client that
  *   reads them into a 64 KiB buffer; the time runs from connect to EOF.
  *
  * Targets: seqstream < 50 ms, and at least half the raw throughput. For
@@ -23,6 +23,7 @@
 
 import { parseArgs } from "node:util";
 import { runClient } from "../client/client.ts";
+import { SERVER_DEFAULTS } from "../common/defaults.ts";
 import { LineLogger } from "../common/logger.ts";
 import {
   encodeMessage,
@@ -51,6 +52,8 @@ function sessionBytes(count: number): number {
     token: new Uint8Array(16),
     intervalMs: 0,
     ttlMs: 0,
+    window: 0,
+    ackIntervalMs: 0,
   });
   const final = encodeMessage({
     type: "final",
@@ -63,12 +66,14 @@ function sessionBytes(count: number): number {
     encodeMessage({ type: "done" }).length;
 }
 
-const BURST_BYTES = 4096 * NUMBER_FRAME_SIZE;
+/** The server's burst: an unpaced stream's flow-control window. */
+const BURST_FRAMES = SERVER_DEFAULTS.maxWindow;
+const BURST_BYTES = BURST_FRAMES * NUMBER_FRAME_SIZE;
 
 /** Serves `total` bytes to each connection in burst-sized writes, then closes it. */
 function rawServer(total: number): Deno.Listener {
   const chunk = new Uint8Array(BURST_BYTES);
-  for (let i = 0, pos = 0; i < 4096; i++) {
+  for (let i = 0, pos = 0; i < BURST_FRAMES; i++) {
     pos = encodeNumberInto(chunk, pos, i, i);
   }
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -78,6 +78,5 @@ try {
     );
   }
 } finally {
-  server.kill("SIGTERM");
-  await server.status;
+  await server.stop();
 }

@@ -17,6 +17,8 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { parseDuration } from "../cli/duration.ts";
+import { spawnDeno } from "../internal/spawn.ts";
+import { NUMBER_FRAME_SIZE } from "../protocol/messages.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -32,7 +34,7 @@ const { values } = parseArgs({
 const conns = Number(values.conns);
 const intervalMs = parseDuration(values.interval);
 const seconds = Number(values.seconds);
-const FRAME = 11;
+const FRAME = NUMBER_FRAME_SIZE;
 const enc = new TextEncoder();
 
 /** Accepts `conns` connections, then writes a frame to each every interval for `seconds`. */
@@ -77,22 +79,26 @@ async function writer(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      new URL(import.meta.url).pathname,
-      "--role",
-      "writer",
-      ...Deno.args,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) text += (await lines.read()).value ?? "";
-  const port = Number(text.split("\n")[0]);
+  // The writer prints its port, then (at its end) its figures: one line each.
+  const lines: string[] = [];
+  const firstLine = Promise.withResolvers<void>();
+  await using child = spawnDeno(
+    new URL(import.meta.url),
+    ["--role", "writer", ...Deno.args],
+    {
+      permissions: { net: ["127.0.0.1"] },
+      quiet: false,
+      stdout: {
+        onLine(l) {
+          lines.push(l);
+          firstLine.resolve();
+        },
+      },
+      stderr: "inherit",
+    },
+  );
+  await Promise.race([firstLine.promise, child.status]);
+  const port = Number(lines[0]);
   const buf = () => new Uint8Array(4096);
   const sockets = [];
   for (let i = 0; i < conns; i++) {
@@ -110,14 +116,12 @@ async function main(): Promise<void> {
     conn.close();
   }));
   const cpu = process.cpuUsage(cpu0);
-  text = text.slice(text.indexOf("\n") + 1);
-  while (!text.includes("\n")) {
-    const r = await lines.read();
-    if (r.done) break;
-    text += r.value;
-  }
-  await child.status;
-  const w = JSON.parse(text) as { sent: number; cpuUs: number; userUs: number };
+  await child.done();
+  const w = JSON.parse(lines[1]!) as {
+    sent: number;
+    cpuUs: number;
+    userUs: number;
+  };
   const messages = got / FRAME;
   const out = {
     conns,

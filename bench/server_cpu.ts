@@ -4,7 +4,10 @@
  * streaming, measured from `/proc/PID/stat` over a steady window, with a
  * lightweight protocol driver (not the full client) so the driver does not
  * starve the server on a small host. The per-session work (hello, final
- * checksum, ack) is measured separately from the per-number work.
+ * checksum, ack) is measured separately from the per-number work. The
+ * driver speaks protocol v2: its ACKs (one per quarter window, and a
+ * keep-alive every `ackIntervalMs`) are part of what the server handles per
+ * number, as they are with the real client.
  *
  * ```sh
  * deno task bench:server [--sessions 2000] [--interval 100ms] [--seconds 10] [--ramp 0] [--json]
@@ -18,9 +21,11 @@
 import { benchServer, benchSettings } from "./_setup.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import {
+  decodeMessage,
   encodeMessage,
   MessageType,
   PROTOCOL_VERSION,
+  type Welcome,
 } from "../protocol/messages.ts";
 import { readProc } from "../load/_proc.ts";
 
@@ -28,10 +33,18 @@ const { sessions, interval, intervalMs, seconds, rampMs, count, json } =
   benchSettings(Deno.args);
 const { port, server } = await benchServer(interval);
 
-/** One session over a bare socket: hello, count frames, ack on FINAL, close on DONE. */
+/**
+ * One v2 session over a bare socket: HELLO; after WELCOME an ACK every
+ * `ceil(window / 4)` numbers and at least every `ackIntervalMs` (the server
+ * pauses a stream that is not acknowledged and closes a silent client);
+ * ACK(count) on FINAL, close on DONE. No checksums: only the server's work
+ * is measured.
+ */
 async function session(onNumber: () => void): Promise<void> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const token = crypto.getRandomValues(new Uint8Array(16));
+  const ack = (nextOffset: number) =>
+    conn.write(encodeMessage({ type: "ack", nextOffset }));
   await conn.write(
     encodeMessage({
       type: "hello",
@@ -43,21 +56,41 @@ async function session(onNumber: () => void): Promise<void> {
   );
   const decoder = new FrameDecoder();
   const buf = new Uint8Array(4096);
+  let every = 1, next = 0, acked = 0;
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
   try {
     while (true) {
       const n = await conn.read(buf);
       if (n === null) throw new Error("server closed early");
       for (const f of decoder.push(buf.subarray(0, n))) {
-        if (f.type === MessageType.NUMBER) onNumber();
-        else if (f.type === MessageType.FINAL) {
-          await conn.write(encodeMessage({ type: "ack" }));
+        if (f.type === MessageType.NUMBER) {
+          onNumber();
+          next++;
+        } else if (f.type === MessageType.WELCOME) {
+          const w = decodeMessage(f) as Welcome;
+          every = Math.ceil(w.window / 4);
+          next = acked = w.nextOffset;
+          keepAlive = setInterval(() => {
+            acked = next;
+            ack(next).catch(() => {});
+          }, w.ackIntervalMs);
+        } else if (f.type === MessageType.FINAL) {
+          clearInterval(keepAlive);
+          next = acked = count;
+          await ack(count);
         } else if (f.type === MessageType.DONE) return;
         else if (f.type === MessageType.ERROR) {
           throw new Error("server refused a session");
         }
       }
+      // One ACK per read at most: the cumulative offset covers every frame of the read.
+      if (next - acked >= every && next < count) {
+        acked = next;
+        await ack(next);
+      }
     }
   } finally {
+    clearInterval(keepAlive);
     conn.close();
   }
 }
@@ -116,6 +149,5 @@ try {
     );
   }
 } finally {
-  server.kill("SIGTERM");
-  await server.status;
+  await server.stop();
 }

@@ -7,6 +7,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { checkMs, type MsRange } from "../common/defaults.ts";
+import { parseDuration } from "./duration.ts";
 
 /** Exit code for usage errors (BSD `EX_USAGE`). */
 export const EXIT_USAGE = 64;
@@ -33,15 +35,30 @@ export interface FlagSpec {
 /** Parsed flags by name. */
 export type Flags = Record<string, string | boolean | string[] | undefined>;
 
+/** The parsed value of one flag of spec `F`. */
+export type FlagValue<F extends FlagSpec> = F extends { multiple: true }
+  ? string[] | undefined
+  : F extends { type: "boolean" } ? boolean
+  : F extends { default: string } ? string
+  : string | undefined;
+
+/**
+ * Parsed flags of spec `S`, typed by each flag's spec when `S` is a literal
+ * (`as const satisfies Record<string, FlagSpec>`), else {@link Flags}.
+ */
+export type FlagValues<S extends Record<string, FlagSpec>> = string extends
+  keyof S ? Flags
+  : { [K in keyof S]: FlagValue<S[K]> };
+
 /**
  * Parses `args` against `spec`, rejecting unknown flags and positionals.
  *
  * @throws {UsageError} for any mistake
  */
-export function parseFlags(
-  spec: Record<string, FlagSpec>,
+export function parseFlags<S extends Record<string, FlagSpec>>(
+  spec: S,
   args: string[],
-): Flags {
+): FlagValues<S> {
   const options: Record<
     string,
     { type: "string" | "boolean"; short?: string; multiple?: boolean }
@@ -67,7 +84,7 @@ export function parseFlags(
     for (const [name, f] of Object.entries(spec)) {
       out[name] = (values as Flags)[name] ?? f.default;
     }
-    return out;
+    return out as FlagValues<S>;
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(
@@ -120,15 +137,28 @@ export function intFlag(
   return n;
 }
 
-/** Parses a duration flag, as a usage error when malformed. */
+/**
+ * Parses duration flag `--name` (`250ms`, `1.5s`, `2m`, `0`) and checks it
+ * against `range` (one of `DURATION_RANGES` in common/defaults.ts, or the
+ * program's own).
+ *
+ * @throws {UsageError} one line naming the flag, when malformed or out of range
+ * @example
+ * ```ts
+ * durationFlag("session-ttl", "30s", DURATION_RANGES.sessionTtl); // 30000
+ * durationFlag("session-ttl", "1ms", DURATION_RANGES.sessionTtl);
+ * // UsageError: --session-ttl must be from 100ms to 24h, got 1ms
+ * ```
+ */
 export function durationFlag(
   name: string,
   value: string,
-  parse: (s: string) => number,
+  range: MsRange,
 ): number {
   try {
-    return parse(value);
+    return checkMs(`--${name}`, parseDuration(value), range);
   } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(err.message);
     throw new UsageError(`--${name}: ${(err as Error).message}`);
   }
 }

@@ -1,5 +1,5 @@
 import { assert_, assertEquals, assertThrows } from "../tests/_assert.ts";
-import { parseDuration } from "./duration.ts";
+import { DURATION_RANGES } from "../common/defaults.ts";
 import {
   durationFlag,
   type FlagSpec,
@@ -88,11 +88,52 @@ Deno.test("intFlag accepts whole numbers in range and names the flag otherwise",
   );
 });
 
-Deno.test("durationFlag wraps a bad duration as a UsageError naming the flag", () => {
-  assertEquals(durationFlag("interval", "250ms", parseDuration), 250);
-  assertThrows(
-    () => durationFlag("interval", "5x", parseDuration),
-    UsageError,
-    `--interval: Invalid duration "5x"`,
+Deno.test("durationFlag reads a duration inside its range and names the flag otherwise, in one line", () => {
+  assertEquals(
+    durationFlag("interval", "250ms", DURATION_RANGES.interval),
+    250,
   );
+  assertEquals(durationFlag("interval", "0", DURATION_RANGES.interval), 0);
+  assertEquals(
+    durationFlag("session-ttl", "24h", DURATION_RANGES.sessionTtl),
+    86_400_000,
+  );
+  const cases: [string, string][] = [
+    ["5x", `--session-ttl: Invalid duration "5x"`],
+    ["1", `--session-ttl: Invalid duration "1"`],
+    ["50ms", "--session-ttl must be from 100ms to 24h, got 50ms"],
+    ["25h", "--session-ttl must be from 100ms to 24h, got 25h"],
+    ["0", "--session-ttl must be from 100ms to 24h, got 0"],
+  ];
+  for (const [value, message] of cases) {
+    const err = assertThrows(
+      () => durationFlag("session-ttl", value, DURATION_RANGES.sessionTtl),
+      UsageError,
+    );
+    assert_(err.message.startsWith(message), `${value}: ${err.message}`);
+    assert_(!err.message.includes("\n"), err.message);
+  }
+  assertThrows(
+    () => durationFlag("lease", "1.5ms", DURATION_RANGES.lease),
+    UsageError,
+    "--lease must be from 60ms to 10m",
+  );
+});
+
+Deno.test("parseFlags types the values of a literal spec", () => {
+  const spec = {
+    port: { type: "string", default: "8080", help: "PORT  port" },
+    id: { type: "string", help: "ID  id" },
+    json: { type: "boolean", default: false, help: "json" },
+    target: { type: "string", multiple: true, help: "T  target" },
+  } as const satisfies Record<string, FlagSpec>;
+  const f = parseFlags(spec, ["--target", "a", "--target", "b"]);
+  const port: string = f.port;
+  const id: string | undefined = f.id;
+  const json: boolean = f.json;
+  const target: string[] | undefined = f.target;
+  assertEquals([port, id, json, target], ["8080", undefined, false, [
+    "a",
+    "b",
+  ]]);
 });

@@ -76,10 +76,8 @@ export interface WorkerProgress extends WorkerCounts {
   type: "progress";
 }
 
-/** The final line. */
-export interface WorkerResult extends WorkerCounts {
-  type: "result";
-  clients: number;
+/** Client outcomes beyond pass counts, summed over a worker's clients (and over the run). */
+export interface ClientTally {
   /** `FAIL` results: the checksums did not match. */
   mismatches: number;
   /** `ERROR` results by error code. */
@@ -90,6 +88,12 @@ export interface WorkerResult extends WorkerCounts {
   /** Clients that went through a fault proxy, and the cuts the proxies made. */
   faulty: number;
   cuts: number;
+}
+
+/** The final line. */
+export interface WorkerResult extends WorkerCounts, ClientTally {
+  type: "result";
+  clients: number;
   /** Positive part of (gap between consecutive numbers − interval), gaps across reconnects excluded. */
   lag: HistogramData;
   /** The same, only for numbers that arrived after the ramp ended. */

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { type ProcessOutput, runToEnd } from "../internal/spawn.ts";
+
 /** Paths and PEM text of a certificate for `localhost` and 127.0.0.1, and its key. */
 export interface TestCert extends AsyncDisposable {
   dir: string;
@@ -26,35 +28,30 @@ export async function makeTestCert(): Promise<TestCert> {
   const dir = await Deno.makeTempDir({ prefix: "seqstream-tls-" });
   const certFile = `${dir}/cert.pem`;
   const keyFile = `${dir}/key.pem`;
-  let out: Deno.CommandOutput;
+  let out: ProcessOutput;
   try {
-    out = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        // rustls refuses a CA certificate as a server's own certificate.
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-days",
-        "1",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    out = await runToEnd("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      // rustls refuses a CA certificate as a server's own certificate.
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-days",
+      "1",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+    ]);
   } catch (err) {
     await Deno.remove(dir, { recursive: true });
     if (err instanceof Deno.errors.NotFound) {
@@ -66,12 +63,10 @@ export async function makeTestCert(): Promise<TestCert> {
     }
     throw err;
   }
-  if (!out.success) {
+  if (out.code !== 0) {
     await Deno.remove(dir, { recursive: true });
     throw new Error(
-      `openssl could not make a test certificate:\n${
-        new TextDecoder().decode(out.stderr)
-      }`,
+      `openssl could not make a test certificate:\n${out.stderr}`,
     );
   }
   return {

@@ -5,6 +5,7 @@
  */
 
 import { LineLogger, type Logger } from "../common/logger.ts";
+import { parseMetrics } from "../internal/metrics_scrape.ts";
 import {
   type ServerHandle,
   type ServerOptions,
@@ -34,13 +35,7 @@ export async function scrapePort(
   hostname = "127.0.0.1",
 ): Promise<Map<string, number>> {
   const res = await fetch(`http://${hostname}:${port}/metrics`);
-  const text = await res.text();
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^([a-z_]+(?:\{[^}]*\})?) (\d+(?:\.\d+)?)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
+  return parseMetrics(await res.text());
 }
 
 /** Scrapes an in-process server's `/metrics`. */

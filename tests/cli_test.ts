@@ -5,40 +5,14 @@
  */
 
 import { assert_, assertEquals } from "./_assert.ts";
-import { freePort } from "./_process.ts";
-
-const ROOT = new URL("../", import.meta.url);
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { freePort, type ProcessOutput, spawnDeno } from "../internal/spawn.ts";
 
 /** Runs `script` to completion as `deno run` with the permissions the programs need. */
-async function run(script: string, args: string[]): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      script,
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+async function run(script: string, args: string[]): Promise<ProcessOutput> {
+  await using p = spawnDeno(script, args, {
+    permissions: { net: true, read: true, write: true, env: true },
+  });
+  return await p.done();
 }
 
 /** Flag names in `--help` output, each with its line. */

@@ -12,7 +12,7 @@
 
 import { assert_, assertEquals } from "./_assert.ts";
 import { makeTestCert } from "./_certs.ts";
-import { freePort } from "./_process.ts";
+import { freePort, type Process, runToEnd, spawn } from "../internal/spawn.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ROOT_PATH = ROOT.pathname;
@@ -36,13 +36,8 @@ async function probeDenort(): Promise<Probe> {
     }
     return { ok: true, how: `DENORT_BIN=${bin}` };
   }
-  const info = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json"],
-    stdout: "piped",
-    stderr: "null",
-  })
-    .output();
-  const denoDir = JSON.parse(new TextDecoder().decode(info.stdout))
+  const info = await runToEnd(Deno.execPath(), ["info", "--json"]);
+  const denoDir = JSON.parse(info.stdout)
     .denoDir as string;
   const name = `denort-${Deno.build.target}.zip`;
   const cached = `${denoDir}/dl/release/v${Deno.version.deno}/${name}`;
@@ -83,65 +78,17 @@ async function bakedFlags(
   );
 }
 
-interface Running {
-  child: Deno.ChildProcess;
-  stderr: Promise<string>;
-  listening: Promise<void>;
+/** Starts a server process; its "server listening" line says it is ready. */
+function startServer(cmd: string, args: string[]): Process {
+  return spawn(cmd, args, { stdout: "null" });
 }
 
-/** Starts a server process and resolves `listening` at its "server listening" log line. */
-function startServer(cmd: string, args: string[]): Running {
-  const child = new Deno.Command(cmd, {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const listening = Promise.withResolvers<void>();
-  const stderr = (async () => {
-    let text = "";
-    for await (
-      const chunk of child.stderr.pipeThrough(new TextDecoderStream())
-    ) {
-      text += chunk;
-      if (text.includes("server listening")) listening.resolve();
-    }
-    listening.reject(new Error(`server exited before listening:\n${text}`));
-    return text;
-  })();
-  return { child, stderr, listening: listening.promise };
-}
-
+/** SIGTERM, and the exit code with everything the server wrote on stderr. */
 async function stopServer(
-  s: Running,
+  s: Process,
 ): Promise<{ code: number; stderr: string }> {
-  try {
-    s.child.kill("SIGTERM");
-  } catch { /* gone */ }
-  s.listening.catch(() => {});
-  const [status, stderr] = await Promise.all([s.child.status, s.stderr]);
-  return { code: status.code, stderr };
-}
-
-async function runToEnd(
-  cmd: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+  await s.stop({ graceMs: 10_000 });
+  return await s.done();
 }
 
 Deno.test("the compile tasks' permission sets are enough: TLS, a KV store and a --state file, no prompts", async () => {
@@ -176,7 +123,7 @@ Deno.test("the compile tasks' permission sets are enough: TLS, a KV store and a 
     cert.keyFile,
   ]);
   try {
-    await server.listening;
+    await server.waitForLine(/server listening/);
     const r = await runToEnd(Deno.execPath(), [
       "run",
       "--quiet",
@@ -237,7 +184,7 @@ Deno.test({
       "3",
     ]);
     try {
-      await server.listening;
+      await server.waitForLine(/server listening/);
       const r = await runToEnd(clientBin, [
         "--port",
         String(port),

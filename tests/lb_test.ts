@@ -20,18 +20,20 @@ import {
   sharedStore,
   spawnServer,
 } from "./_cluster.ts";
-import { freePort } from "./_process.ts";
+import {
+  accepts,
+  freePort,
+  type Process,
+  runToEnd,
+  spawn,
+} from "../internal/spawn.ts";
 
 const SEED = 808;
 const DOCS = new URL("../docs/", import.meta.url);
 
 async function installed(bin: string): Promise<boolean> {
   try {
-    return (await new Deno.Command(bin, {
-      args: ["-v"],
-      stdout: "null",
-      stderr: "null",
-    }).output()).success;
+    return (await runToEnd(bin, ["-v"])).code === 0;
   } catch {
     return false;
   }
@@ -95,36 +97,6 @@ const BALANCERS: Balancer[] = [
   },
 ];
 
-/**
- * SIGTERM, then SIGKILL after 3s. TERM matters for nginx: its master then stops
- * its workers, which hold the output pipes too, before it exits.
- */
-async function stop(
-  child: Deno.ChildProcess,
-  log: Promise<string>,
-): Promise<void> {
-  const signal = (sig: Deno.Signal) => {
-    try {
-      child.kill(sig);
-    } catch { /* exited */ }
-  };
-  signal("SIGTERM");
-  const timer = setTimeout(() => signal("SIGKILL"), 3000);
-  await child.status;
-  clearTimeout(timer);
-  await log;
-}
-
-async function accepts(port: number): Promise<boolean> {
-  try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port });
-    c.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 for (const lb of BALANCERS) {
   const ignore = (await installed(lb.bin))
     ? undefined
@@ -140,8 +112,7 @@ for (const lb of BALANCERS) {
       await using shared = await sharedStore("kv");
       const dir = await Deno.makeTempDir({ prefix: `seqstream-${lb.bin}-` });
       const servers: ServerProc[] = [];
-      let balancer: Deno.ChildProcess | undefined;
-      let log: Promise<string> = Promise.resolve("");
+      let balancer: Process | undefined;
       try {
         const args = [
           "--port",
@@ -175,23 +146,17 @@ for (const lb of BALANCERS) {
           "an example port was left",
         );
         await Deno.writeTextFile(cfg, rewritten);
-        balancer = new Deno.Command(lb.bin, {
-          args: lb.args(cfg),
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
+        // Its own output goes to the test's failure message, not to the terminal.
+        balancer = spawn(lb.bin, lb.args(cfg));
         const b = balancer;
-        log = Promise.all([
-          new Response(b.stdout).text(),
-          new Response(b.stderr).text(),
-        ]).then(([o, e]) => o + e);
-        let exited = false;
-        b.status.then(() => exited = true);
-        await eventually(
-          async () => exited || await accepts(ports.front),
-          `${lb.bin} to listen`,
-        );
-        if (exited) throw new Error(`${lb.bin} exited: ${await log}`);
+        await b.waitUntil(
+          `${lb.bin} listening`,
+          () => accepts("127.0.0.1", ports.front),
+          { timeoutMs: 5000, everyMs: 10 },
+        ).catch(async (err) => {
+          b.kill();
+          throw new Error(`${err.message}\n${(await b.done()).stdout}`);
+        });
 
         const [id] = ids(1, "1b");
         const count = 300;
@@ -232,7 +197,12 @@ for (const lb of BALANCERS) {
           )! >= 1,
         );
       } finally {
-        if (balancer) await stop(balancer, log);
+        // SIGTERM matters for nginx: its master then stops its workers,
+        // which hold the output pipes too, before it exits.
+        if (balancer) {
+          await balancer.stop({ graceMs: 3000 });
+          await balancer.done();
+        }
         await Promise.all(servers.map((s) => s[Symbol.asyncDispose]()));
         await Deno.remove(dir, { recursive: true });
       }

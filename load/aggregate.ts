@@ -1,0 +1,64 @@
+/**
+ * Aggregate phase: the workers' result lines merged into one set of client
+ * totals and latency histograms.
+ *
+ * @module
+ */
+
+import { Histogram } from "./histogram.ts";
+import type { ClientTally, WorkerResult } from "./worker.ts";
+
+/** Every client's outcome, summed over the workers. */
+export interface ClientTotals extends ClientTally {
+  passed: number;
+  numbers: number;
+  lag: Histogram;
+  lagSteady: Histogram;
+  welcome: Histogram;
+  firstNumber: Histogram;
+  /** The load generators' event-loop delay. */
+  loop: Histogram;
+}
+
+/** Merges `results`; clients of the run (`clients`) missing from them count as `worker_lost`. */
+export function aggregate(
+  results: readonly WorkerResult[],
+  clients: number,
+): ClientTotals {
+  const t: ClientTotals = {
+    passed: 0,
+    mismatches: 0,
+    reconnects: 0,
+    faulty: 0,
+    cuts: 0,
+    numbers: 0,
+    errors: {},
+    errorSamples: [],
+    lag: new Histogram(),
+    lagSteady: new Histogram(),
+    welcome: new Histogram(),
+    firstNumber: new Histogram(),
+    loop: new Histogram(),
+  };
+  let reported = 0;
+  for (const r of results) {
+    t.lag.merge(r.lag);
+    t.lagSteady.merge(r.lagSteady);
+    t.welcome.merge(r.welcome);
+    t.firstNumber.merge(r.firstNumber);
+    t.loop.merge(r.loop);
+    for (const [k, v] of Object.entries(r.errors)) {
+      t.errors[k] = (t.errors[k] ?? 0) + v;
+    }
+    t.errorSamples.push(...r.errorSamples);
+    t.passed += r.passed;
+    t.mismatches += r.mismatches;
+    t.reconnects += r.reconnects;
+    t.faulty += r.faulty;
+    t.cuts += r.cuts;
+    t.numbers += r.numbers;
+    reported += r.clients;
+  }
+  if (clients > reported) t.errors["worker_lost"] = clients - reported;
+  return t;
+}

@@ -1,0 +1,345 @@
+/**
+ * Verdict phase: the typed {@link LoadReport} of a run (the JSON the tool
+ * prints with `--json`) and its table.
+ *
+ * @module
+ */
+
+import { formatDuration } from "../cli/duration.ts";
+import type { ClientTotals } from "./aggregate.ts";
+import type { Config } from "./config.ts";
+import type { Histogram } from "./histogram.ts";
+import type { ProcSample, TcpCounters } from "./_proc.ts";
+import { r1, type Sample } from "./sampler.ts";
+import type { ServerProc } from "./servers.ts";
+import type { ClientTally, Target } from "./worker.ts";
+import type { ZeroState } from "./zero_state.ts";
+
+/** Percentiles of a histogram (ms), and its sample count. */
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  max: number;
+  n: number;
+}
+
+/** One server process at the end of the run. */
+export interface ServerReport {
+  pid: number;
+  addr: string;
+  cpuS: number;
+  /** % of a core over the steady window (≥ 95% of peak sessions live), if it lasted 5 s. */
+  steadyCpuPct: number | null;
+  peakRssMiB: number;
+  exitCode: number;
+  connections: number | null;
+  sessions: number | null;
+  sessionsStarted: number | null;
+  resumes: number | null;
+  rejectedBusy: number | null;
+  slowDropped: number | null;
+  log: string;
+}
+
+/** What `deno task load` reports. */
+export interface LoadReport {
+  verdict: "PASS" | "FAIL";
+  config: {
+    clients: number;
+    servers: number | null;
+    hosts: number | null;
+    targets: string[];
+    workers: number;
+    ramp: string;
+    count: number | string;
+    interval: string;
+    store: string;
+    faultFraction: number;
+    idleTimeout: string;
+    handshakeTimeout: string;
+    seed: number;
+  };
+  clients:
+    & {
+      total: number;
+      passed: number;
+      failed: number;
+    }
+    & ClientTally
+    & { numbers: number };
+  peak: {
+    liveSessions: number;
+    connected: number;
+    serverConnections: number;
+    steadySeconds: number;
+  };
+  tickLagMs: Percentiles;
+  tickLagSteadyMs: Percentiles;
+  welcomeMs: Percentiles;
+  firstNumberMs: Percentiles;
+  /** `/metrics` answer time over the run's samples: the servers' event-loop responsiveness. */
+  scrapeMs: { max: number };
+  servers: ServerReport[];
+  serverMax: {
+    cpuS: number;
+    steadyCpuPct: number | null;
+    peakRssMiB: number;
+  } | null;
+  loadgen: { loopLagMs: Percentiles; cpuS: number; peakRssMiB: number };
+  host: {
+    wallS: number;
+    busyCpuS: number;
+    othersCpuS: number;
+    /** Host-wide, so other programs' connections count too. */
+    listenOverflows: number;
+    synRetrans: number;
+  };
+  zeroState: boolean | null;
+  clientsSeconds: number;
+  runDir: string;
+  timeline?: Sample[];
+}
+
+/** Everything the run measured, for {@link buildReport}. */
+export interface RunFigures {
+  cfg: Config;
+  /** The store the servers used, with the run directory filled in. */
+  store: string;
+  targets: readonly Target[];
+  runDir: string;
+  totals: ClientTotals;
+  samples: readonly Sample[];
+  lastProc: ReadonlyMap<number, ProcSample>;
+  servers: readonly ServerProc[];
+  /** `/proc` of each server just before it was stopped. */
+  endProcs: readonly (ProcSample | null)[];
+  exits: readonly Deno.CommandStatus[];
+  workerPids: readonly number[];
+  zero: ZeroState;
+  tcp0: TcpCounters;
+  tcp1: TcpCounters;
+  startAt: number;
+  clientsEndedAt: number;
+}
+
+const STEADY_FRACTION = 0.95;
+const MIN_STEADY_S = 5;
+
+function pct(h: Histogram): Percentiles {
+  return {
+    p50: r1(h.percentile(50)),
+    p99: r1(h.percentile(99)),
+    max: r1(h.max),
+    n: h.count,
+  };
+}
+
+/**
+ * The report and its verdict: PASS when every client passed, every server
+ * ended in zero state (or it was not checked) and exited 0.
+ */
+export function buildReport(f: RunFigures): LoadReport {
+  const { cfg, totals: t, samples } = f;
+  // CPU: whole run, and the steady window in which at least 95% of the peak sessions were live.
+  const peakLive = Math.max(0, ...samples.map((s) => s.live));
+  const steady = samples.filter((s) =>
+    s.live >= STEADY_FRACTION * peakLive && peakLive > 0
+  );
+  const s0 = steady[0], s1 = steady.at(-1);
+  const steadyS = s0 && s1 ? s1.t - s0.t : 0;
+  const servers = f.servers.map((s, i): ServerReport => {
+    const m = f.zero.finalScrapes[i];
+    const last = f.lastProc.get(s.pid);
+    return {
+      pid: s.pid,
+      addr: `${s.target.hostname}:${s.target.port}`,
+      cpuS: r1(Math.max(f.endProcs[i]?.cpuS ?? 0, last?.cpuS ?? 0)),
+      steadyCpuPct: steadyS >= MIN_STEADY_S
+        ? r1((100 * (s1!.serverCpuS[i]! - s0!.serverCpuS[i]!)) / steadyS)
+        : null,
+      peakRssMiB: r1(Math.max(f.endProcs[i]?.hwmMiB ?? 0, last?.hwmMiB ?? 0)),
+      exitCode: f.exits[i]!.code,
+      connections: m?.get("seqstream_connections") ?? null,
+      sessions: m?.get("seqstream_sessions") ?? null,
+      sessionsStarted: m?.get("seqstream_sessions_started_total") ?? null,
+      resumes: m?.get("seqstream_resumes_total") ?? null,
+      rejectedBusy: m?.get("seqstream_connections_rejected_busy_total") ??
+        null,
+      slowDropped: m?.get("seqstream_slow_consumers_dropped_total") ?? null,
+      log: s.logPath,
+    };
+  });
+  const last = samples.at(-1), first = samples[0];
+  const wallS = last && first ? last.t - first.t : 0;
+  const ourCpuS = (last ? last.workerCpuS - first!.workerCpuS : 0) +
+    servers.reduce((a, s, i) => a + (s.cpuS - (first?.serverCpuS[i] ?? 0)), 0);
+  const hostS = last && first ? last.hostBusyS - first.hostBusyS : 0;
+  const pass = t.passed === cfg.clients && f.zero.zeroState !== false &&
+    f.exits.every((e) => e.code === 0);
+  return {
+    verdict: pass ? "PASS" : "FAIL",
+    config: {
+      clients: cfg.clients,
+      servers: cfg.servers || null,
+      hosts: cfg.hosts || null,
+      targets: f.targets.map((t) => `${t.hostname}:${t.port}`),
+      workers: cfg.workers,
+      ramp: formatDuration(cfg.rampMs),
+      count: cfg.countMin === cfg.countMax
+        ? cfg.countMin
+        : `${cfg.countMin}..${cfg.countMax}`,
+      interval: formatDuration(cfg.intervalMs),
+      store: f.store,
+      faultFraction: cfg.faultFraction,
+      idleTimeout: cfg.idleTimeoutMs === undefined
+        ? "client default"
+        : formatDuration(cfg.idleTimeoutMs),
+      handshakeTimeout: cfg.handshakeTimeoutMs === undefined
+        ? "client default"
+        : formatDuration(cfg.handshakeTimeoutMs),
+      seed: cfg.seed,
+    },
+    clients: {
+      total: cfg.clients,
+      passed: t.passed,
+      failed: cfg.clients - t.passed,
+      mismatches: t.mismatches,
+      errors: t.errors,
+      errorSamples: t.errorSamples,
+      reconnects: t.reconnects,
+      faulty: t.faulty,
+      cuts: t.cuts,
+      numbers: t.numbers,
+    },
+    peak: {
+      liveSessions: peakLive,
+      connected: Math.max(0, ...samples.map((s) => s.connected)),
+      serverConnections: Math.max(
+        0,
+        ...samples.map((s) => s.serverConnections ?? 0),
+      ),
+      steadySeconds: r1(steadyS),
+    },
+    tickLagMs: pct(t.lag),
+    tickLagSteadyMs: pct(t.lagSteady),
+    welcomeMs: pct(t.welcome),
+    firstNumberMs: pct(t.firstNumber),
+    scrapeMs: { max: r1(Math.max(0, ...samples.map((s) => s.scrapeMs))) },
+    servers,
+    serverMax: servers.length === 0 ? null : {
+      cpuS: Math.max(...servers.map((s) => s.cpuS)),
+      steadyCpuPct: servers.some((s) => s.steadyCpuPct !== null)
+        ? Math.max(...servers.map((s) => s.steadyCpuPct ?? 0))
+        : null,
+      peakRssMiB: Math.max(...servers.map((s) => s.peakRssMiB)),
+    },
+    loadgen: {
+      loopLagMs: pct(t.loop),
+      cpuS: r1(last ? last.workerCpuS : 0),
+      peakRssMiB: r1(
+        Math.max(0, ...f.workerPids.map((p) => f.lastProc.get(p)?.hwmMiB ?? 0)),
+      ),
+    },
+    host: {
+      wallS: r1(wallS),
+      busyCpuS: r1(hostS),
+      othersCpuS: r1(Math.max(0, hostS - ourCpuS)),
+      listenOverflows: f.tcp1.listenOverflows - f.tcp0.listenOverflows,
+      synRetrans: f.tcp1.synRetrans - f.tcp0.synRetrans,
+    },
+    zeroState: f.zero.zeroState,
+    clientsSeconds: r1((f.clientsEndedAt - f.startAt) / 1000),
+    runDir: f.runDir,
+    ...(cfg.timeline ? { timeline: [...samples] } : {}),
+  };
+}
+
+/** The report as a two-column table for a terminal. */
+export function table(j: LoadReport): string {
+  const lag = (h: Percentiles) =>
+    `p50 ${h.p50} ms, p99 ${h.p99} ms, max ${h.max} ms`;
+  const rows: [string, string][] = [
+    ["verdict", j.verdict],
+    [
+      "clients",
+      `${j.clients.total} (${j.config.workers} load process(es), count ${j.config.count}, ramp ${j.config.ramp}, interval ${j.config.interval})`,
+    ],
+    [
+      "servers",
+      j.config.servers
+        ? `${j.config.servers} on ${
+          j.config.targets.join(", ")
+        } (store ${j.config.store})`
+        : j.config.targets.join(", "),
+    ],
+    ["passed / failed", `${j.clients.passed} / ${j.clients.failed}`],
+    ["checksum mismatches", String(j.clients.mismatches)],
+    [
+      "errors by code",
+      Object.entries(j.clients.errors).map(([k, v]) => `${k} ${v}`).join(
+        ", ",
+      ) || "none",
+    ],
+    [
+      "reconnects",
+      `${j.clients.reconnects}${
+        j.clients.faulty
+          ? ` (${j.clients.faulty} clients via fault proxy, ${j.clients.cuts} cuts)`
+          : ""
+      }`,
+    ],
+    [
+      "peak live sessions",
+      `${j.peak.liveSessions} (server connections ${j.peak.serverConnections}; ≥95% of peak for ${j.peak.steadySeconds}s)`,
+    ],
+    ["tick lag", lag(j.tickLagMs)],
+    ["tick lag after ramp", lag(j.tickLagSteadyMs)],
+    ["time to welcome", `p50 ${j.welcomeMs.p50} ms, p99 ${j.welcomeMs.p99} ms`],
+    [
+      "time to first number",
+      `p50 ${j.firstNumberMs.p50} ms, p99 ${j.firstNumberMs.p99} ms`,
+    ],
+  ];
+  if (j.serverMax) {
+    rows.push(
+      [
+        "server CPU (max/process)",
+        `${j.serverMax.cpuS} s total, ${
+          j.serverMax.steadyCpuPct ?? "n/a"
+        }% of a core at peak`,
+      ],
+      ["server peak RSS (max)", `${j.serverMax.peakRssMiB} MiB`],
+    );
+  }
+  rows.push(
+    [
+      "server /metrics answer",
+      `max ${j.scrapeMs.max} ms (a probe of the servers' event loops)`,
+    ],
+    [
+      "load generators",
+      `${j.loadgen.cpuS} CPU s, peak RSS ${j.loadgen.peakRssMiB} MiB/process, event-loop delay p99 ${j.loadgen.loopLagMs.p99} ms max ${j.loadgen.loopLagMs.max} ms`,
+    ],
+    [
+      "host CPU",
+      `${j.host.busyCpuS} s busy over ${j.host.wallS} s, of which others ${j.host.othersCpuS} s`,
+    ],
+    [
+      "TCP (host-wide)",
+      `${j.host.listenOverflows} accept-queue overflows, ${j.host.synRetrans} SYN retransmits`,
+    ],
+    [
+      "zero state",
+      j.zeroState === null
+        ? "not checked (no --metrics)"
+        : j.zeroState
+        ? "yes"
+        : "NO",
+    ],
+  );
+  if (j.clients.errorSamples.length) {
+    rows.push(["first errors", j.clients.errorSamples.slice(0, 3).join(" | ")]);
+  }
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  return rows.map(([k, v]) => k.padEnd(w) + v).join("\n");
+}
