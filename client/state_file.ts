@@ -13,7 +13,7 @@
 import { basename, dirname, join } from "node:path";
 import { MAX_COUNT } from "../protocol/messages.ts";
 import { isUuid } from "../protocol/uuid.ts";
-import type { ClientState } from "./client.ts";
+import type { ClientState } from "./types.ts";
 
 /** The `format` field of a state file this version reads and writes. */
 export const STATE_FORMAT = "seqstream-client-state/1";
