@@ -151,6 +151,9 @@ export class Link implements Disposable {
       } catch { /* closed */ }
       throw new ClientError(CLIENT_CODES.ABORTED, "Aborted");
     }
+    // ACKs are small and the server's window waits on them: no Nagle delay.
+    const tcp = conn as Partial<Deno.TcpConn>;
+    if (typeof tcp.setNoDelay === "function") tcp.setNoDelay(true);
     return new Link(conn, opts);
   }
 
