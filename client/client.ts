@@ -11,7 +11,11 @@
  */
 
 import { type Clock, systemClock, type TimerId } from "../common/clock.ts";
-import { CLIENT_DEFAULTS } from "../common/defaults.ts";
+import {
+  checkMs,
+  CLIENT_DEFAULTS,
+  DURATION_RANGES,
+} from "../common/defaults.ts";
 import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import {
@@ -77,6 +81,9 @@ export function runClient(opts: ClientOptions): Promise<ClientResult> {
   return connect(opts).result;
 }
 
+const DURABLE = Object.freeze({ durable: true });
+const NOT_DURABLE = Object.freeze({ durable: false });
+
 function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
@@ -139,6 +146,28 @@ async function run(
       `Count must be between 1 and ${MAX_COUNT}, got ${count}`,
     );
   }
+  for (
+    const [what, ms, range] of [
+      ["idleTimeoutMs", opts.idleTimeoutMs, DURATION_RANGES.idleTimeout],
+      [
+        "handshakeTimeoutMs",
+        opts.handshakeTimeoutMs,
+        DURATION_RANGES.handshakeTimeout,
+      ],
+      [
+        "connectGiveUpMs",
+        opts.connectGiveUpMs,
+        DURATION_RANGES.connectTimeout,
+      ],
+    ] as const
+  ) {
+    if (ms === undefined) continue;
+    try {
+      checkMs(what, ms, range);
+    } catch (err) {
+      return fail(CLIENT_CODES.USAGE, (err as Error).message);
+    }
+  }
   let attempt = 0;
 
   /** One connection: resolves true when the session is done (DONE received). */
@@ -198,7 +227,7 @@ async function run(
       const save = opts.onCheckpoint;
       if (save && durable) {
         try {
-          await save(session.snapshot());
+          await save(session.snapshot(), DURABLE);
         } catch (err) {
           throw new ClientError(
             CLIENT_CODES.CHECKPOINT_FAILED,
@@ -209,8 +238,9 @@ async function run(
           );
         }
       } else if (save) {
-        const p = save(session.snapshot());
-        if (p) p.catch(() => {}); // not awaited: only the final state must be durable
+        const p = save(session.snapshot(), NOT_DURABLE);
+        // Not awaited: only the final state must be durable.
+        if (p instanceof Promise) p.catch(() => {});
       }
       if (!durable) return false;
       for (const a of session.durable(clock.now())) await act(a);

@@ -431,7 +431,7 @@ export class ClientSession {
     }
     const budgetMs = this.#welcomedOnce
       ? Math.max(0, this.#ttlMs - (now - this.#lastProgress))
-      : Infinity;
+      : Math.max(0, this.#connectGiveUpMs - (now - this.#startedAt));
     const after = err instanceof ClientError ? err.retryAfterMs ?? 0 : 0;
     return {
       verdict: "retry",

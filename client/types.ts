@@ -75,13 +75,14 @@ export interface ClientOptions {
   onNumber?: (offset: number, value: number) => void;
   /**
    * The resumable state after every welcome and at most every
-   * `checkpointEvery` numbers. May return a Promise: for the final state
-   * (after FINAL, or a resume at count) the client awaits it before it sends
-   * the ACK that completes the session, so save it durably there; a
-   * rejection then ends the run in ERROR `checkpoint_failed` with the
-   * session still resumable. Other checkpoints are not awaited.
+   * `checkpointEvery` numbers. For the final state (after FINAL, or a resume
+   * at count) `durable` is true and the client awaits the returned Promise
+   * before it sends the ACK that completes the session: save it durably
+   * there (`StateFile.saveDurable`). A rejection then ends the run in ERROR
+   * `checkpoint_failed`, the session still resumable. Other checkpoints are
+   * not awaited.
    */
-  onCheckpoint?: (s: ClientState) => void | Promise<void>;
+  onCheckpoint?: (s: ClientState, info: { durable: boolean }) => unknown;
   /** Numbers between checkpoints. Default 100. */
   checkpointEvery?: number;
   /**
