@@ -1,6 +1,7 @@
 // deno-lint-ignore-file no-console -- a CLI entry point: stdout is its result, stderr its one-line errors
 /**
- * seqstream client: CLI entry point and the `connect()`/`runClient()` API.
+ * seqstream client: CLI entry point. It re-exports the library face,
+ * `client/mod.ts` (`connect()`, `runClient()`, …), for imports of `./client`.
  *
  * ```sh
  * deno task client --port 8080 --count 10
@@ -13,6 +14,7 @@
  */
 
 import { parseDuration } from "./cli/duration.ts";
+import { checkMs, DURATION_RANGES, type MsRange } from "./common/defaults.ts";
 import { LineLogger, type Logger, type LogLevel } from "./common/logger.ts";
 import {
   durationFlag,
@@ -29,21 +31,15 @@ import {
   type ClientState,
   connect,
 } from "./client/client.ts";
+import { CLIENT_CODES, ClientError } from "./client/errors.ts";
 import { ProgressReporter } from "./client/progress.ts";
+import { isSessionGone } from "./client/retry.ts";
 import { loadState, StateFile, StateFileError } from "./client/state_file.ts";
 import { tlsDialer } from "./client/tls.ts";
 import { MAX_COUNT } from "./protocol/messages.ts";
 import { isUuid } from "./protocol/uuid.ts";
 
-export {
-  type ClientEvent,
-  type ClientHandle,
-  type ClientOptions,
-  type ClientResult,
-  type ClientState,
-  connect,
-  runClient,
-} from "./client/client.ts";
+export * from "./client/mod.ts";
 
 const FLAGS: Record<string, FlagSpec> = {
   port: {
@@ -100,20 +96,13 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
 };
 
-/** ERROR codes after which the session cannot be resumed, so a state file is useless. */
-const SESSION_GONE = new Set([
-  "session_expired",
-  "unknown_session",
-  "bad_token",
-  "session_completed",
-  "invalid_offset",
-]);
-
-/** A failure before the run starts: exit 2, one line on stderr, and the JSON result with --json. */
-class StartError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-    this.name = "StartError";
+/** A duration flag, parsed and checked against its range (usage error otherwise). */
+function msFlag(name: string, value: string, range: MsRange): number {
+  const ms = durationFlag(name, value, parseDuration);
+  try {
+    return checkMs(`--${name}`, ms, range);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
 }
 
@@ -167,10 +156,10 @@ async function main(args: string[]): Promise<number> {
         progress ? progress.writeLine(line) : console.error(line),
     });
     port = intFlag("port", f.port as string, 1, 65535);
-    connectGiveUpMs = durationFlag(
+    connectGiveUpMs = msFlag(
       "connect-timeout",
       f["connect-timeout"] as string,
-      parseDuration,
+      DURATION_RANGES.connectTimeout,
     );
     if (f.ca !== undefined && !f.tls) throw new UsageError("--ca needs --tls");
     if (f.count !== undefined) {
@@ -180,10 +169,10 @@ async function main(args: string[]): Promise<number> {
       throw new UsageError(`--id must be a UUID like 3f1c…-…, got "${f.id}"`);
     }
     if (f["idle-timeout"] !== undefined) {
-      idleTimeoutMs = durationFlag(
+      idleTimeoutMs = msFlag(
         "idle-timeout",
         f["idle-timeout"] as string,
-        parseDuration,
+        DURATION_RANGES.idleTimeout,
       );
     }
   } catch (err) {
@@ -224,7 +213,8 @@ async function main(args: string[]): Promise<number> {
       console.error(`seqstream-client: ${err.message} (see --help)`);
       return EXIT_USAGE;
     }
-    if (!(err instanceof StartError)) throw err;
+    // A failure before the run starts: exit 2, one line on stderr, and the JSON result with --json.
+    if (!(err instanceof ClientError)) throw err;
     console.error(`seqstream-client: ${err.message}`);
     if (f.json) {
       console.log(JSON.stringify(
@@ -264,7 +254,10 @@ async function main(args: string[]): Promise<number> {
     // Every 100 numbers, or each second on slow streams: the file's lastContact, which judges staleness, stays fresh.
     checkpointEvery: 100,
     checkpointMs: 1000,
-    onCheckpoint: stateFile && ((s) => stateFile.save(s)),
+    // The final state is awaited on disk (fsynced, renamed, directory fsynced) before the ACK that completes the session.
+    onCheckpoint: stateFile &&
+      ((s, { durable }) =>
+        durable ? stateFile.saveDurable(s) : stateFile.save(s)),
     onNumber: (offset) => progress!.onNumber(offset),
     onEvent(e) {
       progress!.onEvent(e);
@@ -303,7 +296,7 @@ async function main(args: string[]): Promise<number> {
     }
     if (
       !interrupted &&
-      (r.result !== "ERROR" || SESSION_GONE.has(r.error?.code ?? ""))
+      (r.result !== "ERROR" || isSessionGone(r.error?.code ?? ""))
     ) {
       await stateFile.remove().catch((err) =>
         log.warn("could not delete the state file", {
@@ -339,9 +332,14 @@ async function loadStateForStart(
     state = await loadState(path);
   } catch (err) {
     if (!(err instanceof StateFileError)) throw err;
-    throw new StartError(
-      err.problem === "stale" ? "session_expired" : `state_${err.problem}`,
+    throw new ClientError(
+      err.problem === "stale"
+        ? CLIENT_CODES.SESSION_EXPIRED
+        : err.problem === "corrupt"
+        ? CLIENT_CODES.STATE_CORRUPT
+        : CLIENT_CODES.STATE_UNREADABLE,
       err.message,
+      { cause: err },
     );
   }
   if (state === null) {
@@ -350,8 +348,8 @@ async function loadStateForStart(
       : ".";
     const info = await Deno.stat(dir).catch(() => null);
     if (!info?.isDirectory) {
-      throw new StartError(
-        "state_unreadable",
+      throw new ClientError(
+        CLIENT_CODES.STATE_UNREADABLE,
         `cannot write state file ${path}: ${dir} is not a directory`,
       );
     }
@@ -376,14 +374,15 @@ async function readCa(path: string): Promise<string> {
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    throw new StartError(
-      "tls_error",
+    throw new ClientError(
+      CLIENT_CODES.TLS_ERROR,
       `cannot read --ca ${path}: ${(err as Error).message}`,
+      { cause: err },
     );
   }
   if (!text.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new StartError(
-      "tls_error",
+    throw new ClientError(
+      CLIENT_CODES.TLS_ERROR,
       `--ca ${path} is not a PEM certificate file`,
     );
   }

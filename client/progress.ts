@@ -18,7 +18,7 @@
  */
 
 import type { Logger } from "../common/logger.ts";
-import type { ClientEvent } from "./client.ts";
+import type { ClientEvent } from "./types.ts";
 
 /** What the client is doing, as the progress line names it. */
 export type ProgressState = "connecting" | "streaming" | "resuming" | "done";

@@ -2,8 +2,9 @@
  * The client's `--state FILE`: a {@link ClientState} kept on disk so a killed
  * client can be started again and resume its session where it stopped.
  *
- * Writes are atomic (a temporary file in the same directory, synced, then
- * renamed over the old one) and coalesced: while one write is in flight only
+ * Writes are atomic and durable (a temporary file in the same directory,
+ * synced, renamed over the old one, then the directory synced so the rename
+ * itself survives a crash) and coalesced: while one write is in flight only
  * the newest state waits, so a fast stream costs at most one write at a time.
  * The file holds the resume token, so it is created with mode 0600.
  *
@@ -13,7 +14,7 @@
 import { basename, dirname, join } from "node:path";
 import { MAX_COUNT } from "../protocol/messages.ts";
 import { isUuid } from "../protocol/uuid.ts";
-import type { ClientState } from "./client.ts";
+import type { ClientState } from "./types.ts";
 
 /** The `format` field of a state file this version reads and writes. */
 export const STATE_FORMAT = "seqstream-client-state/1";
@@ -231,6 +232,19 @@ export class StateFile {
     this.#writing ??= this.#drain();
   }
 
+  /**
+   * Saves `state` and resolves once it is on disk, rename included: the
+   * client awaits this for the final state, before the ACK that completes the
+   * session.
+   *
+   * @throws the write error, when writing this state (or a newer one) failed
+   */
+  async saveDurable(state: ClientState): Promise<void> {
+    this.save(state);
+    await this.flush();
+    if (this.#error) throw this.#error;
+  }
+
   /** Resolves when everything saved so far is on disk (or has failed: see {@link error}). */
   async flush(): Promise<void> {
     while (this.#writing) await this.#writing;
@@ -292,5 +306,23 @@ export class StateFile {
       file.close();
     }
     await Deno.rename(this.#tmp, this.path);
+    await syncDir(dirname(this.path));
+  }
+}
+
+/** fsyncs a directory, so a rename inside it is durable. */
+async function syncDir(dir: string): Promise<void> {
+  let d: Deno.FsFile;
+  try {
+    d = await Deno.open(dir, { read: true });
+  } catch (err) {
+    // A platform that cannot open directories (Windows) has no directory fsync.
+    if (Deno.build.os === "windows") return;
+    throw err;
+  }
+  try {
+    await d.sync();
+  } finally {
+    d.close();
   }
 }

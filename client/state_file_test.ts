@@ -5,7 +5,7 @@ import {
   assertRejects,
   assertThrows,
 } from "../tests/_assert.ts";
-import type { ClientState } from "./client.ts";
+import type { ClientState } from "./types.ts";
 import {
   loadState,
   STATE_FORMAT,
@@ -188,4 +188,22 @@ Deno.test("StateFile never writes through a symlink planted at its temporary pat
     assertEquals(await Deno.readTextFile(victim), "precious\n");
     assertEquals(await loadState(path, NOW), state());
   });
+});
+
+Deno.test("StateFile.saveDurable resolves with the state on disk and rejects when it cannot be written", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ok = new StateFile(`${dir}/s.json`);
+    await ok.saveDurable(state());
+    assertEquals(
+      JSON.parse(await Deno.readTextFile(ok.path)).nextOffset,
+      state().nextOffset,
+    );
+    const bad = new StateFile(`${dir}/missing/s.json`);
+    let thrown: unknown;
+    await bad.saveDurable(state()).catch((e) => (thrown = e));
+    assert_(thrown instanceof Deno.errors.NotFound, String(thrown));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,5 +1,5 @@
 /**
- * TLS for the client: a `dial` function for {@link ClientOptions} that opens
+ * TLS for the client: a `dial` function for `ClientOptions` that opens
  * TCP (abortable) and then TLS over it, finishing the handshake inside the dial
  * so certificate and protocol mismatches surface as connect errors, which the
  * client reports as final `tls_error`s rather than retrying.
@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ClientOptions } from "./client.ts";
+import type { Dialer } from "./types.ts";
 
 /** Options for {@link tlsDialer}. */
 export interface TlsDialOptions {
@@ -28,7 +28,7 @@ export interface TlsDialOptions {
  */
 export function tlsDialer(
   opts: TlsDialOptions = {},
-): NonNullable<ClientOptions["dial"]> {
+): Dialer {
   return async ({ hostname, port, signal }) => {
     const tcp = await Deno.connect({ hostname, port, signal });
     const conn = await Deno.startTls(tcp, {

@@ -6,18 +6,33 @@
  *
  * The client runs with the permissions a compiled client gets (network, and
  * read/write of the state file's directory), so a new need shows up here.
+ * The server is the in-test fake v2 server (`client/_fake_server.ts`), so
+ * these tests judge the client alone.
  */
 
 import { join } from "node:path";
+import { startFakeServer } from "../client/_fake_server.ts";
 import { runClient } from "../client/client.ts";
 import { STATE_FORMAT } from "../client/state_file.ts";
+import { formatCrc } from "../protocol/checksum.ts";
 import { assert_, assertEquals } from "./_assert.ts";
-import { eventually, scrape, testServer } from "./_fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ID = "5eed5eed-0000-4000-8000-00000000c0de";
-const SEED = 4242;
 const COUNT = 1000;
+
+/** Polls `cond` every 10ms until it holds; throws after `limitMs`. */
+async function eventually(
+  cond: () => Promise<boolean>,
+  what: string,
+  limitMs: number,
+): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 function spawnClient(dir: string, args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -78,14 +93,10 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 Deno.test("client --state: SIGKILL mid-stream, start again with the same file, PASS with the fault-free sums", async () => {
   await withDir(async (dir) => {
     const file = join(dir, "run.state");
-    await using server = await testServer({
-      seed: SEED,
-      intervalMs: 2,
-      ttlMs: 30_000,
-    });
+    await using server = startFakeServer({ intervalMs: 2, window: 64 });
     const args = [
       "--port",
-      String(server.addr.port),
+      String(server.port),
       "--count",
       String(COUNT),
       "--id",
@@ -145,19 +156,12 @@ Deno.test("client --state: SIGKILL mid-stream, start again with the same file, P
       false,
       "the state file is deleted after PASS",
     );
-    assert_((await scrape(server)).get("seqstream_resumes_total")! >= 1);
-
-    await using clean = await testServer({ seed: SEED, intervalMs: 0 });
-    const ref = await runClient({
-      port: clean.addr.port,
-      count: COUNT,
-      id: ID,
-    });
-    assertEquals(ref.result, "PASS");
+    assertEquals(server.connections, 2);
+    const want = server.expected(COUNT);
     assertEquals([r.sum, r.checksum, r.serverChecksum], [
-      ref.sum,
-      ref.checksum,
-      ref.serverChecksum,
+      want.sum,
+      formatCrc(want.crc),
+      formatCrc(want.crc),
     ]);
   });
 });
@@ -165,11 +169,11 @@ Deno.test("client --state: SIGKILL mid-stream, start again with the same file, P
 Deno.test("client --state: a run that is not interrupted deletes its file at the end", async () => {
   await withDir(async (dir) => {
     const file = join(dir, "s.json");
-    await using server = await testServer({ intervalMs: 0 });
+    await using server = startFakeServer();
     const r = await finish(
       spawnClient(dir, [
         "--port",
-        String(server.addr.port),
+        String(server.port),
         "--count",
         "300",
         "--state",
@@ -268,11 +272,11 @@ Deno.test("client --state: a session the server does not know ends in ERROR and 
   await withDir(async (dir) => {
     const file = join(dir, "s.json");
     await Deno.writeTextFile(file, valid());
-    await using server = await testServer();
+    await using server = startFakeServer();
     const r = await finish(
       spawnClient(dir, [
         "--port",
-        String(server.addr.port),
+        String(server.port),
         "--state",
         file,
         "--json",
@@ -294,10 +298,10 @@ Deno.test("client --state in a directory that does not exist is refused before c
 });
 
 Deno.test("connect() checkpointMs checkpoints slow streams by time, so a saved lastContact stays fresh", async () => {
-  await using server = await testServer({ intervalMs: 20 });
+  await using server = startFakeServer({ intervalMs: 20 });
   const stamps: number[] = [];
   const r = await runClient({
-    port: server.addr.port,
+    port: server.port,
     count: 20,
     checkpointMs: 100,
     onCheckpoint: (s) => stamps.push(s.lastContact),
@@ -318,4 +322,71 @@ Deno.test("connect() checkpointMs checkpoints slow streams by time, so a saved l
       `checkpoint ${i} came ${stamps[i]! - stamps[i - 1]!}ms after the last`,
     );
   }
+});
+
+Deno.test("client --state: the final state is on disk before ACK(count); SIGKILL right then, restart re-acks and PASSes", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "final.state");
+    const count = 300;
+    const spawned: { child?: Deno.ChildProcess } = {};
+    let atAck: Record<string, unknown> | null | undefined;
+    await using server = startFakeServer({
+      window: 64,
+      onAck: (n, _s, peer) => {
+        if (n !== count || peer.index !== 0) return;
+        // At once, before anything else runs: what is on disk now?
+        try {
+          atAck = JSON.parse(Deno.readTextFileSync(file));
+        } catch {
+          atAck = null;
+        }
+        spawned.child!.kill("SIGKILL");
+        peer.close(); // no DONE: the crash came between the ACK and its answer
+      },
+    });
+    const args = [
+      "--port",
+      String(server.port),
+      "--count",
+      String(count),
+      "--id",
+      ID,
+      "--state",
+      file,
+      "--json",
+    ];
+    spawned.child = spawnClient(dir, args);
+    const killed = await finish(spawned.child);
+    assertEquals(
+      killed.signal,
+      "SIGKILL",
+      `the client ended on its own: ${killed.stdout}${killed.stderr}`,
+    );
+    const want = server.expected(count);
+    assert_(atAck, "no state file when ACK(count) arrived");
+    assertEquals(
+      [atAck.nextOffset, atAck.server],
+      [count, { sum: want.sum, crc: want.crc }],
+      "the state on disk at ACK(count)",
+    );
+    assertEquals(server.sessions.get(ID)?.complete, false);
+
+    const acksBefore = server.acks.length;
+    const second = await finish(spawnClient(dir, args));
+    assertEquals(second.code, 0, second.stderr);
+    const r = JSON.parse(second.stdout);
+    assertEquals([r.result, r.sum, r.checksum, r.serverChecksum], [
+      "PASS",
+      want.sum,
+      formatCrc(want.crc),
+      formatCrc(want.crc),
+    ]);
+    assertEquals(
+      server.acks.slice(acksBefore),
+      [count],
+      "RESUME at count, then one ACK(count)",
+    );
+    assertEquals(server.sessions.get(ID)?.complete, true);
+    assertEquals(await exists(file), false);
+  });
 });

@@ -1,0 +1,488 @@
+/**
+ * The client's session as a pure state machine: events in (a connection is
+ * up, a decoded server message, a timer tick, a durable checkpoint done, the
+ * connection ended), actions out (send this message, checkpoint, a number was
+ * accepted, WELCOME accepted, verdict, violation, stop). It holds no socket,
+ * reads no clock and arms no timer: every event carries `now`, and
+ * {@link ClientSession.nextTickAt} says when the loop should tick it next.
+ *
+ * The v2 delivery rules live here (PROTOCOL.md):
+ * - ACK(nextOffset) every `ceil(window / 4)` numbers, and at least every
+ *   `ackIntervalMs` even with no progress (keep-alive);
+ * - ACK(count) only after FINAL and only once the final state has been
+ *   checkpointed durably ({@link ClientSession.durable});
+ * - a NUMBER or FINAL at an offset other than `nextOffset`, or at or beyond
+ *   `count`, is a protocol violation;
+ * - the give-up clock counts from the last stream progress (WELCOME, NUMBER,
+ *   FINAL); ERROR frames and failed dials do not reset it;
+ * - GOAWAY's `retryAfterMs` is honoured (bounded by the TTL).
+ *
+ * @module
+ */
+
+import { Checksum, formatCrc } from "../protocol/checksum.ts";
+import { ErrorCode } from "../protocol/errors.ts";
+import {
+  type ClientMessage,
+  type Final,
+  type NumberMsg,
+  PROTOCOL_VERSION,
+  type ServerMessage,
+} from "../protocol/messages.ts";
+import { bytesToHex, hexToBytes } from "../protocol/uuid.ts";
+import { CLIENT_DEFAULTS } from "../common/defaults.ts";
+import { CLIENT_CODES, ClientError } from "./errors.ts";
+import { classify, type Verdict } from "./retry.ts";
+import type { ClientResult, ClientState } from "./types.ts";
+
+/** What the loop must do, in order. */
+export type SessionAction =
+  /** Write this message to the connection. */
+  | { readonly type: "send"; readonly message: ClientMessage }
+  /**
+   * Hand {@link ClientSession.snapshot} to the checkpoint callback. When
+   * `durable`, await it, then call {@link ClientSession.durable} (which
+   * releases ACK(count)).
+   */
+  | { readonly type: "checkpoint"; readonly durable: boolean }
+  /** The NUMBER or FINAL just received was accepted (progress, `onNumber`). */
+  | { readonly type: "number" }
+  /** WELCOME accepted: the stream (re)starts at `nextOffset`. */
+  | { readonly type: "welcome"; readonly resumed: boolean }
+  /** The session is done (DONE received): the result is {@link ClientSession.result}. */
+  | { readonly type: "verdict" }
+  /** The server broke the protocol: close, and the run ends with `error`. */
+  | { readonly type: "violation"; readonly error: ClientError }
+  /** The server ended this connection (ERROR or GOAWAY): close, then ask {@link ClientSession.failed}. */
+  | { readonly type: "stop"; readonly error: ClientError };
+
+/** Options for {@link ClientSession}. */
+export interface SessionOptions {
+  /** Session id (a UUID; checked by the caller). */
+  id: string;
+  /** Numbers asked for (1..65535; checked by the caller). */
+  count: number;
+  /** The 16-byte resume token chosen for a new session. Ignored with `resumeFrom`. */
+  token?: Uint8Array;
+  /** Continue a saved session. */
+  resumeFrom?: ClientState | undefined;
+  /** When the run started (ms): the connect give-up counts from here. */
+  now: number;
+  /** Numbers between checkpoints. Default 100. */
+  checkpointEvery?: number | undefined;
+  /** Also checkpoint at the first number this long after the last checkpoint (ms). Default: off. */
+  checkpointMs?: number | undefined;
+  /** Give up when the server was never reached for this long (ms). Default 10000. */
+  connectGiveUpMs?: number | undefined;
+}
+
+/** What to do after a connection ended: see {@link ClientSession.failed}. */
+export type Outcome =
+  | { verdict: "retry"; error: unknown; budgetMs: number; minDelayMs: number }
+  | { verdict: "final"; error: ClientError }
+  | { verdict: "complete" };
+
+const EMPTY: readonly SessionAction[] = Object.freeze([]);
+const NUMBER: SessionAction = Object.freeze({ type: "number" });
+const NUMBER_ONLY: readonly SessionAction[] = Object.freeze([NUMBER]);
+
+function human(ms: number): string {
+  return ms < 10_000 ? `${Math.round(ms)}ms` : `${Math.round(ms / 1000)}s`;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof Deno.errors.ConnectionRefused) return "connection refused";
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * One client session across all its connections.
+ *
+ * @example
+ * ```ts
+ * const s = new ClientSession({ id, count: 10, now: Date.now() });
+ * for (const a of s.connected(Date.now())) if (a.type === "send") write(a.message);
+ * for (const a of s.receive(msg, Date.now())) handle(a);
+ * ```
+ */
+export class ClientSession {
+  /** Session id. */
+  readonly id: string;
+  /** Numbers in the session. */
+  readonly count: number;
+  readonly #checksum: Checksum;
+  readonly #every: number;
+  readonly #everyMs: number;
+  readonly #connectGiveUpMs: number;
+  readonly #startedAt: number;
+  #token: Uint8Array;
+  #next: number;
+  #intervalMs: number;
+  #ttlMs: number;
+  #window = 0;
+  #ackEvery = 1;
+  #ackIntervalMs = Infinity;
+  #serverSum: number | null;
+  #serverCrc: number | null;
+  #lastProgress: number;
+  #checkpointedAt = 0;
+  #welcomedOnce: boolean;
+  #welcomed = false;
+  #lastAckSent = 0;
+  #lastAckAt = 0;
+  #finalDurable = false;
+  #reconnects = 0;
+  #abandonedHandshake = false;
+
+  /** @param opts the session and its checkpoint policy */
+  constructor(opts: SessionOptions) {
+    const from = opts.resumeFrom;
+    this.id = opts.id;
+    this.count = opts.count;
+    this.#checksum = new Checksum(from ?? undefined);
+    this.#token = from
+      ? hexToBytes(from.token)
+      : opts.token ?? crypto.getRandomValues(new Uint8Array(16));
+    this.#welcomedOnce = from !== undefined;
+    this.#next = from?.nextOffset ?? 0;
+    this.#intervalMs = from?.intervalMs ?? 1000;
+    this.#ttlMs = from?.ttlMs ?? 30_000;
+    this.#lastProgress = from?.lastContact ?? opts.now;
+    this.#serverSum = from?.server?.sum ?? null;
+    this.#serverCrc = from?.server?.crc ?? null;
+    this.#every = opts.checkpointEvery ?? CLIENT_DEFAULTS.checkpointEvery;
+    this.#everyMs = opts.checkpointMs ?? Infinity;
+    this.#connectGiveUpMs = opts.connectGiveUpMs ??
+      CLIENT_DEFAULTS.connectGiveUpMs;
+    this.#startedAt = opts.now;
+  }
+
+  /** The first offset the client lacks. */
+  get nextOffset(): number {
+    return this.#next;
+  }
+  /** Whether the current connection has been welcomed. */
+  get welcomed(): boolean {
+    return this.#welcomed;
+  }
+  /** Whether any connection was ever welcomed (or the run resumes a saved state). */
+  get welcomedOnce(): boolean {
+    return this.#welcomedOnce;
+  }
+  /** The server's interval (ms), from the last WELCOME. */
+  get intervalMs(): number {
+    return this.#intervalMs;
+  }
+  /** The session TTL (ms), from the last WELCOME. */
+  get ttlMs(): number {
+    return this.#ttlMs;
+  }
+  /** The flow-control window (numbers), from the last WELCOME; 0 before. */
+  get window(): number {
+    return this.#window;
+  }
+  /** Time of the last stream progress (WELCOME, NUMBER, FINAL), ms. */
+  get lastProgress(): number {
+    return this.#lastProgress;
+  }
+  /** The last ACK offset sent on this connection. */
+  get lastAckSent(): number {
+    return this.#lastAckSent;
+  }
+  /** Reconnections after the first connection. */
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+  /** The client holds FINAL and every number. */
+  get complete(): boolean {
+    return this.#next === this.count && this.#serverCrc !== null;
+  }
+
+  /**
+   * How long this connection may take to be welcomed (ms): `limitMs`, but
+   * never past the point where the session has expired.
+   */
+  handshakeMs(now: number, limitMs: number): number {
+    if (!this.#welcomedOnce) return limitMs;
+    return Math.max(
+      50,
+      Math.min(limitMs, this.#ttlMs - (now - this.#lastProgress)),
+    );
+  }
+
+  /** The silence after WELCOME that counts as a lost connection (ms): `override`, or max(1 s, 3 intervals). */
+  idleLimitMs(override?: number): number {
+    return override ??
+      Math.max(CLIENT_DEFAULTS.minIdleTimeoutMs, 3 * this.#intervalMs);
+  }
+
+  /** A connection is up: the HELLO or RESUME to send. */
+  connected(_now: number): readonly SessionAction[] {
+    this.#welcomed = false;
+    const message: ClientMessage = this.#welcomedOnce
+      ? {
+        type: "resume",
+        version: PROTOCOL_VERSION,
+        id: this.id,
+        token: this.#token,
+        nextOffset: this.#next,
+      }
+      : {
+        type: "hello",
+        version: PROTOCOL_VERSION,
+        id: this.id,
+        count: this.count,
+        token: this.#token,
+      };
+    return [{ type: "send", message }];
+  }
+
+  /** The connection ended; `abandonedHandshake` when the client gave up waiting for WELCOME. */
+  linkLost(abandonedHandshake = false): void {
+    if (!this.#welcomed && abandonedHandshake) this.#abandonedHandshake = true;
+    this.#welcomed = false;
+  }
+
+  /** When the loop should call {@link tick} next (ms), or `Infinity`. */
+  get nextTickAt(): number {
+    return this.#welcomed ? this.#lastAckAt + this.#ackIntervalMs : Infinity;
+  }
+
+  /** A timer tick: the keep-alive ACK when `ackIntervalMs` passed since the last one. */
+  tick(now: number): readonly SessionAction[] {
+    if (!this.#welcomed || now - this.#lastAckAt < this.#ackIntervalMs) {
+      return EMPTY;
+    }
+    // Before the final state is durable, never ACK(count): repeat the last
+    // ACK (the server's acknowledged offset never goes back).
+    const n = this.#next < this.count || this.#finalDurable
+      ? this.#next
+      : this.#lastAckSent;
+    return [this.#ack(n, now)];
+  }
+
+  /**
+   * The durable checkpoint asked for (after FINAL, or a WELCOME at count) is
+   * done: the ACK(count) that completes the session.
+   */
+  durable(now: number): readonly SessionAction[] {
+    if (this.#next !== this.count || !this.#welcomed) return EMPTY;
+    this.#finalDurable = true;
+    return [this.#ack(this.count, now)];
+  }
+
+  /** A decoded message from the server. */
+  receive(msg: ServerMessage, now: number): readonly SessionAction[] {
+    switch (msg.type) {
+      case "number":
+      case "final":
+        return this.#number(msg, now);
+      case "welcome": {
+        if (
+          this.#welcomed || msg.count !== this.count ||
+          msg.nextOffset !== this.#next
+        ) {
+          return this.#violation(
+            `Server welcomed count ${msg.count} at offset ${msg.nextOffset}; expected ${this.count} at ${this.#next}`,
+          );
+        }
+        const resumed = this.#welcomedOnce;
+        if (resumed) this.#reconnects++;
+        this.#welcomed = true;
+        this.#welcomedOnce = true;
+        this.#token = msg.token;
+        this.#intervalMs = msg.intervalMs;
+        this.#ttlMs = msg.ttlMs;
+        this.#window = msg.window;
+        this.#ackEvery = Math.max(1, Math.ceil(msg.window / 4));
+        this.#ackIntervalMs = Math.max(1, msg.ackIntervalMs);
+        this.#lastAckSent = msg.nextOffset;
+        this.#lastAckAt = now;
+        this.#lastProgress = now;
+        this.#checkpointedAt = now;
+        this.#finalDurable = false;
+        // Resumed at count (our ACK(count) or its DONE was lost): the state
+        // must be durable before the ACK(count) that {@link durable} sends.
+        return [
+          { type: "welcome", resumed },
+          { type: "checkpoint", durable: this.#next === this.count },
+        ];
+      }
+      case "done":
+        if (this.#next !== this.count) {
+          return this.#violation("Server sent done before the final number");
+        }
+        return [{ type: "verdict" }];
+      case "goaway":
+        return [{
+          type: "stop",
+          error: new ClientError(
+            CLIENT_CODES.GOING_AWAY,
+            `Server is going away: ${msg.message}`,
+            { retryAfterMs: msg.retryAfterMs },
+          ),
+        }];
+      case "error":
+        return [{
+          type: "stop",
+          error: ClientError.fromWire(msg.code, msg.message),
+        }];
+    }
+  }
+
+  #number(msg: NumberMsg | Final, now: number): readonly SessionAction[] {
+    const isFinal = msg.type === "final";
+    if (
+      !this.#welcomed || msg.offset !== this.#next ||
+      msg.offset >= this.count || isFinal !== (msg.offset === this.count - 1)
+    ) {
+      return this.#violation(
+        !this.#welcomed
+          ? `Server sent ${msg.type} for offset ${msg.offset} before welcome`
+          : msg.offset >= this.count
+          ? `Server sent ${msg.type} for offset ${msg.offset}, beyond the session's count ${this.count}`
+          : `Server sent ${msg.type} for offset ${msg.offset}; expected ${
+            this.#next === this.count - 1 ? "final" : "number"
+          } for offset ${this.#next}`,
+      );
+    }
+    this.#checksum.update(msg.value);
+    this.#next++;
+    this.#lastProgress = now;
+    if (msg.type === "final") {
+      this.#serverSum = msg.sum;
+      this.#serverCrc = msg.crc32;
+      this.#checkpointedAt = now;
+      return [NUMBER, { type: "checkpoint", durable: true }];
+    }
+    const checkpoint = this.#next % this.#every === 0 ||
+      now - this.#checkpointedAt >= this.#everyMs;
+    const ack = this.#next - this.#lastAckSent >= this.#ackEvery;
+    if (!checkpoint && !ack) return NUMBER_ONLY;
+    const out: SessionAction[] = [NUMBER];
+    if (checkpoint) {
+      this.#checkpointedAt = now;
+      out.push({ type: "checkpoint", durable: false });
+    }
+    if (ack) out.push(this.#ack(this.#next, now));
+    return out;
+  }
+
+  #ack(nextOffset: number, now: number): SessionAction {
+    this.#lastAckSent = nextOffset;
+    this.#lastAckAt = now;
+    return { type: "send", message: { type: "ack", nextOffset } };
+  }
+
+  #violation(message: string): readonly SessionAction[] {
+    return [{
+      type: "violation",
+      error: new ClientError(CLIENT_CODES.PROTOCOL_VIOLATION, message),
+    }];
+  }
+
+  /**
+   * The connection ended with `err` (after {@link linkLost}): retry (within
+   * `budgetMs`, and not before `minDelayMs`), end the run, or complete it.
+   * Applies the give-up bounds: the connect give-up before the first
+   * WELCOME, the TTL from the last stream progress after it.
+   */
+  failed(err: unknown, now: number): Outcome {
+    const verdict: Verdict = classify(err, {
+      complete: this.complete,
+      abandonedHandshake: this.#abandonedHandshake,
+    });
+    if (verdict === "complete") return { verdict };
+    if (verdict === "final") {
+      return {
+        verdict,
+        error: err instanceof ClientError ? err : new ClientError(
+          CLIENT_CODES.CONNECTION_LOST,
+          messageOf(err),
+          { cause: err },
+        ),
+      };
+    }
+    if (
+      err instanceof ClientError && err.wireCode === ErrorCode.TAKEN_OVER
+    ) this.#abandonedHandshake = false; // once per abandoned attempt
+    if (!this.#welcomedOnce) {
+      if (now - this.#startedAt >= this.#connectGiveUpMs) {
+        return {
+          verdict: "final",
+          error: new ClientError(CLIENT_CODES.UNREACHABLE, messageOf(err), {
+            cause: err,
+          }),
+        };
+      }
+    } else if (now - this.#lastProgress >= this.#ttlMs) {
+      return {
+        verdict: "final",
+        error: new ClientError(
+          CLIENT_CODES.SESSION_EXPIRED,
+          `No stream progress for ${
+            human(now - this.#lastProgress)
+          }, longer than the session TTL of ${
+            human(this.#ttlMs)
+          }; the session has expired (last error: ${messageOf(err)})`,
+          { cause: err },
+        ),
+      };
+    }
+    const budgetMs = this.#welcomedOnce
+      ? Math.max(0, this.#ttlMs - (now - this.#lastProgress))
+      : Math.max(0, this.#connectGiveUpMs - (now - this.#startedAt));
+    const after = err instanceof ClientError ? err.retryAfterMs ?? 0 : 0;
+    return {
+      verdict: "retry",
+      error: err,
+      budgetMs,
+      minDelayMs: Math.min(after, budgetMs),
+    };
+  }
+
+  /** The resumable state, for a checkpoint. */
+  snapshot(): ClientState {
+    return {
+      id: this.id,
+      count: this.count,
+      token: bytesToHex(this.#token),
+      nextOffset: this.#next,
+      sum: this.#checksum.sum,
+      crc: this.#checksum.crc,
+      ttlMs: this.#ttlMs,
+      intervalMs: this.#intervalMs,
+      lastContact: this.#lastProgress,
+      ...(this.#serverSum !== null && this.#serverCrc !== null
+        ? { server: { sum: this.#serverSum, crc: this.#serverCrc } }
+        : {}),
+    };
+  }
+
+  /**
+   * The run's outcome: PASS or FAIL from the checksums, or ERROR with `error`.
+   */
+  result(error?: ClientError): ClientResult {
+    const base = {
+      id: this.id,
+      count: this.count,
+      sum: this.#checksum.sum,
+      checksum: formatCrc(this.#checksum.crc),
+      serverChecksum: this.#serverCrc === null
+        ? null
+        : formatCrc(this.#serverCrc),
+      serverSum: this.#serverSum,
+      reconnects: this.#reconnects,
+    };
+    if (error) {
+      return {
+        result: "ERROR",
+        ...base,
+        error: { code: error.code, message: error.message },
+      };
+    }
+    const pass = this.#serverSum === this.#checksum.sum &&
+      this.#serverCrc === this.#checksum.crc && this.#next === this.count;
+    return { result: pass ? "PASS" : "FAIL", ...base };
+  }
+}
