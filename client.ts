@@ -1,7 +1,7 @@
-// deno-lint-ignore-file no-console -- a CLI entry point: stdout is its result, stderr its one-line errors
 /**
- * seqstream client: CLI entry point. It re-exports the library face,
- * `client/mod.ts` (`connect()`, `runClient()`, …), for imports of `./client`.
+ * seqstream client: the CLI entry point. The library is `client/mod.ts`
+ * (`connect()`, `runClient()`, …); this file only parses flags, prints the
+ * result and sets the exit code.
  *
  * ```sh
  * deno task client --port 8080 --count 10
@@ -13,18 +13,27 @@
  * @module
  */
 
-import { parseDuration } from "./cli/duration.ts";
-import { checkMs, DURATION_RANGES, type MsRange } from "./common/defaults.ts";
-import { LineLogger, type Logger, type LogLevel } from "./common/logger.ts";
+import {
+  ExitError,
+  type MainContext,
+  runMain,
+  writeErr,
+  writeOut,
+} from "./cli/main.ts";
 import {
   durationFlag,
-  EXIT_USAGE,
   type FlagSpec,
-  helpText,
+  type FlagValues,
   intFlag,
-  parseFlags,
   UsageError,
 } from "./cli/usage.ts";
+import {
+  CLIENT_DEFAULTS,
+  DURATION_RANGES,
+  formatMs,
+  SERVER_DEFAULTS,
+} from "./common/defaults.ts";
+import { isLogLevel, LineLogger } from "./common/logger.ts";
 import {
   type ClientOptions,
   type ClientResult,
@@ -39,13 +48,11 @@ import { tlsDialer } from "./client/tls.ts";
 import { MAX_COUNT } from "./protocol/messages.ts";
 import { isUuid } from "./protocol/uuid.ts";
 
-export * from "./client/mod.ts";
-
-const FLAGS: Record<string, FlagSpec> = {
+const FLAGS = {
   port: {
     type: "string",
     short: "p",
-    default: "8080",
+    default: String(SERVER_DEFAULTS.port),
     help: "PORT  server port",
   },
   host: { type: "string", default: "127.0.0.1", help: "HOST  server host" },
@@ -63,11 +70,13 @@ const FLAGS: Record<string, FlagSpec> = {
   "idle-timeout": {
     type: "string",
     help:
-      "DURATION  reconnect when the server is silent this long (default: 3 intervals, at least 1s)",
+      `DURATION  reconnect when the server is silent this long (default: 3 intervals, at least ${
+        formatMs(CLIENT_DEFAULTS.minIdleTimeoutMs)
+      })`,
   },
   "connect-timeout": {
     type: "string",
-    default: "10s",
+    default: formatMs(CLIENT_DEFAULTS.connectGiveUpMs),
     help:
       "DURATION  give up (ERROR unreachable) when the server cannot be reached for this long at the start",
   },
@@ -94,17 +103,7 @@ const FLAGS: Record<string, FlagSpec> = {
     help: "LEVEL  debug | info | warn | error | silent (stderr)",
   },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
-};
-
-/** A duration flag, parsed and checked against its range (usage error otherwise). */
-function msFlag(name: string, value: string, range: MsRange): number {
-  const ms = durationFlag(name, value, parseDuration);
-  try {
-    return checkMs(`--${name}`, ms, range);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
+} as const satisfies Record<string, FlagSpec>;
 
 const EXIT: Record<ClientResult["result"], number> = {
   PASS: 0,
@@ -127,63 +126,45 @@ function human(r: ClientResult): string {
   return lines.join("\n");
 }
 
-async function main(args: string[]): Promise<number> {
-  let f;
-  let log: Logger;
-  let count: number | undefined;
-  let idleTimeoutMs: number | undefined;
-  let port: number;
-  let connectGiveUpMs: number;
+async function program(
+  f: FlagValues<typeof FLAGS>,
+  { signal }: MainContext,
+): Promise<number> {
   let progress: ProgressReporter | undefined;
-  try {
-    f = parseFlags(FLAGS, args);
-    if (f.help) {
-      console.log(helpText("Usage: deno task client [options]", FLAGS));
-      return 0;
-    }
-    const level = f["log-level"] as string;
-    if (!["debug", "info", "warn", "error", "silent"].includes(level)) {
-      throw new UsageError(
-        `--log-level must be debug, info, warn, error or silent, got "${level}"`,
-      );
-    }
-    log = new LineLogger({
-      level: f.quiet && (level === "debug" || level === "info")
-        ? "warn"
-        : level as LogLevel,
-      base: {},
-      write: (line) =>
-        progress ? progress.writeLine(line) : console.error(line),
-    });
-    port = intFlag("port", f.port as string, 1, 65535);
-    connectGiveUpMs = msFlag(
-      "connect-timeout",
-      f["connect-timeout"] as string,
-      DURATION_RANGES.connectTimeout,
+  const level = f["log-level"];
+  if (!isLogLevel(level)) {
+    throw new UsageError(
+      `--log-level must be debug, info, warn, error or silent, got "${level}"`,
     );
-    if (f.ca !== undefined && !f.tls) throw new UsageError("--ca needs --tls");
-    if (f.count !== undefined) {
-      count = intFlag("count", f.count as string, 1, MAX_COUNT);
-    }
-    if (f.id !== undefined && !isUuid(f.id as string)) {
-      throw new UsageError(`--id must be a UUID like 3f1c…-…, got "${f.id}"`);
-    }
-    if (f["idle-timeout"] !== undefined) {
-      idleTimeoutMs = msFlag(
-        "idle-timeout",
-        f["idle-timeout"] as string,
-        DURATION_RANGES.idleTimeout,
-      );
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`seqstream-client: ${err.message} (see --help)`);
-      return EXIT_USAGE;
-    }
-    throw err;
   }
+  const log = new LineLogger({
+    level: f.quiet && (level === "debug" || level === "info") ? "warn" : level,
+    base: {},
+    write: (line) =>
+      progress ? progress.writeLine(line) : writeErr(line + "\n"),
+  });
+  const port = intFlag("port", f.port, 1, 65535);
+  const connectGiveUpMs = durationFlag(
+    "connect-timeout",
+    f["connect-timeout"],
+    DURATION_RANGES.connectTimeout,
+  );
+  if (f.ca !== undefined && !f.tls) throw new UsageError("--ca needs --tls");
+  const count = f.count === undefined
+    ? undefined
+    : intFlag("count", f.count, 1, MAX_COUNT);
+  if (f.id !== undefined && !isUuid(f.id)) {
+    throw new UsageError(`--id must be a UUID like 3f1c…-…, got "${f.id}"`);
+  }
+  const idleTimeoutMs = f["idle-timeout"] === undefined
+    ? undefined
+    : durationFlag(
+      "idle-timeout",
+      f["idle-timeout"],
+      DURATION_RANGES.idleTimeout,
+    );
 
-  const statePath = f.state as string | undefined;
+  const statePath = f.state;
   const stateFile = statePath === undefined
     ? undefined
     : new StateFile(statePath);
@@ -191,11 +172,7 @@ async function main(args: string[]): Promise<number> {
   let dial: ClientOptions["dial"];
   try {
     if (statePath !== undefined) {
-      resumeFrom = await loadStateForStart(
-        statePath,
-        f.id as string | undefined,
-        count,
-      );
+      resumeFrom = await loadStateForStart(statePath, f.id, count);
       if (resumeFrom) {
         log.info("resuming from state file", {
           file: statePath,
@@ -205,32 +182,26 @@ async function main(args: string[]): Promise<number> {
     }
     if (f.tls) {
       dial = tlsDialer(
-        f.ca === undefined ? {} : { caCerts: [await readCa(f.ca as string)] },
+        f.ca === undefined ? {} : { caCerts: [await readCa(f.ca)] },
       );
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`seqstream-client: ${err.message} (see --help)`);
-      return EXIT_USAGE;
-    }
     // A failure before the run starts: exit 2, one line on stderr, and the JSON result with --json.
     if (!(err instanceof ClientError)) throw err;
-    console.error(`seqstream-client: ${err.message}`);
-    if (f.json) {
-      console.log(JSON.stringify(
-        {
-          result: "ERROR",
-          id: resumeFrom?.id ?? (f.id as string | undefined) ?? "",
-          count: count ?? 0,
-          sum: 0,
-          checksum: "00000000",
-          serverChecksum: null,
-          serverSum: null,
-          reconnects: 0,
-          error: { code: err.code, message: err.message },
-        } satisfies ClientResult,
-      ));
-    }
+    if (!f.json) throw new ExitError(err.message, 2, { cause: err });
+    writeErr(`seqstream-client: ${err.message}\n`);
+    const result: ClientResult = {
+      result: "ERROR",
+      id: resumeFrom?.id ?? f.id ?? "",
+      count: count ?? 0,
+      sum: 0,
+      checksum: "00000000",
+      serverChecksum: null,
+      serverSum: null,
+      reconnects: 0,
+      error: { code: err.code, message: err.message },
+    };
+    writeOut(JSON.stringify(result) + "\n");
     return 2;
   }
 
@@ -244,15 +215,15 @@ async function main(args: string[]): Promise<number> {
     log,
   });
   const handle = connect({
-    hostname: f.host as string,
+    hostname: f.host,
     port,
     ...(resumeFrom ? { resumeFrom } : { count: total }),
-    ...(f.id !== undefined ? { id: f.id as string } : {}),
+    ...(f.id !== undefined ? { id: f.id } : {}),
     ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
     ...(dial ? { dial } : {}),
     connectGiveUpMs,
     // Every 100 numbers, or each second on slow streams: the file's lastContact, which judges staleness, stays fresh.
-    checkpointEvery: 100,
+    checkpointEvery: CLIENT_DEFAULTS.checkpointEvery,
     checkpointMs: 1000,
     // The final state is awaited on disk (fsynced, renamed, directory fsynced) before the ACK that completes the session.
     onCheckpoint: stateFile &&
@@ -279,11 +250,9 @@ async function main(args: string[]): Promise<number> {
     interrupted = true;
     void handle.close();
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  signal.addEventListener("abort", stop, { once: true });
   const r = await handle.result;
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
+  signal.removeEventListener("abort", stop);
   progress.stop();
   progress = undefined;
   if (stateFile) {
@@ -307,14 +276,14 @@ async function main(args: string[]): Promise<number> {
     }
   }
   if (interrupted) {
-    console.error(
+    writeErr(
       `seqstream-client: interrupted${
         stateFile ? `; run again with --state ${stateFile.path} to resume` : ""
-      }`,
+      }\n`,
     );
     return 130;
   }
-  console.log(f.json ? JSON.stringify(r) : human(r));
+  writeOut((f.json ? JSON.stringify(r) : human(r)) + "\n");
   return EXIT[r.result];
 }
 
@@ -389,4 +358,17 @@ async function readCa(path: string): Promise<string> {
   return text;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  Deno.exit(
+    await runMain(
+      {
+        name: "seqstream-client",
+        usage: "Usage: deno task client [options]",
+        flags: FLAGS,
+        errorExitCode: 2,
+      },
+      Deno.args,
+      program,
+    ),
+  );
+}
