@@ -1,0 +1,114 @@
+// deno-lint-ignore-file no-console -- a benchmark script: figures go to stdout.
+/**
+ * `deno task bench:ab`: the server benchmark (`bench/server_cpu.ts`) run
+ * against an earlier revision and against this tree, alternately, in one
+ * run, so that a before/after ratio is measured on the same machine in the
+ * same minutes (these machines are shared and noisy). Each side runs its own
+ * copy of the benchmark, so each speaks its own protocol version.
+ *
+ * ```sh
+ * deno task bench:ab [--baseline REV] [--rounds 3] [-- bench:server flags…]
+ * deno task bench:ab --baseline 35b3d16 --rounds 3 -- --sessions 5000 --interval 1s --seconds 20 --ramp 5s
+ * ```
+ *
+ * The baseline is checked out with `git worktree add --detach` into a
+ * temporary folder and removed afterwards.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ROOT, runToEnd } from "../internal/spawn.ts";
+
+interface Figures {
+  usPerNumber: number;
+  usPerSessionOverhead: number;
+  rssKiBPerSession: number;
+  steadyCpuPct: number;
+  numbersPerSecond: number;
+}
+
+const dash = Deno.args.indexOf("--");
+const own = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
+const pass = dash < 0 ? [] : Deno.args.slice(dash + 1);
+const { values } = parseArgs({
+  args: own,
+  options: {
+    baseline: { type: "string", default: "35b3d16" },
+    rounds: { type: "string", default: "3" },
+  },
+});
+const rounds = Number(values.rounds);
+const here = ROOT.pathname;
+
+async function git(args: string[]): Promise<string> {
+  const out = await runToEnd("git", ["-C", here, ...args]);
+  if (out.code !== 0) {
+    throw new Error(`git ${args.join(" ")} failed: ${out.stderr.trim()}`);
+  }
+  return out.stdout.trim();
+}
+
+async function bench(dir: string): Promise<Figures> {
+  const out = await runToEnd(Deno.execPath(), [
+    "run",
+    "-A",
+    "bench/server_cpu.ts",
+    "--json",
+    ...pass,
+  ], { cwd: dir });
+  if (out.code !== 0) {
+    throw new Error(`bench in ${dir} failed: ${out.stderr.trim()}`);
+  }
+  const line = out.stdout.trim().split("\n").at(-1)!;
+  return JSON.parse(line) as Figures;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const rev = await git(["rev-parse", "--short", values.baseline]);
+const head = await git(["rev-parse", "--short", "HEAD"]);
+const tmp = await Deno.makeTempDir({ prefix: "seqstream-ab-" });
+await git(["worktree", "add", "--detach", tmp, rev]);
+try {
+  const runs: Record<"before" | "after", Figures[]> = { before: [], after: [] };
+  for (let i = 0; i < rounds; i++) {
+    // Alternate the order too, so a drift in load favours neither side.
+    const order = i % 2 === 0
+      ? (["before", "after"] as const)
+      : (["after", "before"] as const);
+    for (const side of order) {
+      const f = await bench(side === "before" ? tmp : here);
+      runs[side].push(f);
+      console.error(
+        `round ${
+          i + 1
+        } ${side}: ${f.usPerNumber} µs/number, ${f.usPerSessionOverhead} µs/session, ${f.rssKiBPerSession} KiB/session`,
+      );
+    }
+  }
+  const keys = [
+    "usPerNumber",
+    "usPerSessionOverhead",
+    "rssKiBPerSession",
+    "steadyCpuPct",
+    "numbersPerSecond",
+  ] as const;
+  const rows = keys.map((k) => {
+    const b = median(runs.before.map((f) => f[k]));
+    const a = median(runs.after.map((f) => f[k]));
+    return { figure: k, before: b, after: a, ratio: +(a / b).toFixed(2) };
+  });
+  console.log(
+    `bench:server ${
+      pass.join(" ")
+    }: before ${rev}, after ${head} (+ working tree), median of ${rounds} alternating rounds`,
+  );
+  console.table(rows);
+} finally {
+  await git(["worktree", "remove", "--force", tmp]);
+}
