@@ -182,6 +182,14 @@ export interface FaultProxyStats {
   bytesDown: number;
   /** Bytes discarded by black holes, both directions. */
   bytesDropped: number;
+  /**
+   * Bytes read from the client and not yet forwarded (nor dropped), over open
+   * connections: what the proxy itself buffers. Bytes in the kernels' socket
+   * buffers are not counted.
+   */
+  bytesHeldUp: number;
+  /** As {@link FaultProxyStats.bytesHeldUp}, read from the server. */
+  bytesHeldDown: number;
 }
 
 /** A running proxy, returned by {@link startProxy}. */
@@ -302,6 +310,8 @@ class ProxyImpl implements FaultProxy {
     bytesUp: 0,
     bytesDown: 0,
     bytesDropped: 0,
+    bytesHeldUp: 0,
+    bytesHeldDown: 0,
   };
   readonly events: EventTarget = new EventTarget();
   readonly closed: Promise<void>;
@@ -598,6 +608,8 @@ class Pipe {
   #dir: Direction;
   #queue: Array<{ chunk: Uint8Array; at: number }> = [];
   #queued = 0;
+  /** Bytes read and not yet written or dropped (the queue plus the chunk in hand). */
+  #held = 0;
   /** Bytes held beyond which the source is paused. */
   #highWater: number;
   #reading = false;
@@ -621,9 +633,10 @@ class Pipe {
       this.#eof = true;
       this.#notify();
     });
-    link.abort.signal.addEventListener("abort", () => this.#notify(), {
-      once: true,
-    });
+    link.abort.signal.addEventListener("abort", () => {
+      this.#release(this.#held); // the connection is gone, and so are they
+      this.#notify();
+    }, { once: true });
     // A "data" listener sets the socket flowing anyway; then pause it if frozen.
     src.resume();
     this.#reading = true;
@@ -632,8 +645,10 @@ class Pipe {
 
   /** Queues bytes read from the source. */
   push(chunk: Uint8Array): void {
+    if (this.#link.done) return;
     this.#queue.push({ chunk, at: performance.now() });
     this.#queued += chunk.length;
+    this.#release(-chunk.length);
     this.#updateReading();
     this.#notify();
   }
@@ -651,6 +666,13 @@ class Pipe {
     this.#reading = want;
     if (want) this.#src.resume();
     else this.#src.pause();
+  }
+
+  /** `n` held bytes left the proxy (negative: arrived). */
+  #release(n: number): void {
+    this.#held -= n;
+    if (this.#dir === "up") this.#link.proxy.stats.bytesHeldUp -= n;
+    else this.#link.proxy.stats.bytesHeldDown -= n;
   }
 
   #notify(): void {
@@ -705,6 +727,7 @@ class Pipe {
         if (link.done) return;
         if (link.proxy.blackholed) {
           stats.bytesDropped += piece.length;
+          this.#release(piece.length);
           link.proxy.emit({
             type: "drop",
             id: link.id,
@@ -722,6 +745,7 @@ class Pipe {
           link.teardown(false, e as Error);
           return;
         }
+        this.#release(piece.length);
         if (this.#dir === "up") {
           link.bytesUp += piece.length;
           stats.bytesUp += piece.length;

@@ -4,7 +4,7 @@ import {
   assertRejects,
   assertThrows,
 } from "../tests/_assert.ts";
-import { startProxy } from "./fault_proxy.ts";
+import { PUSHBACK_BYTES, startProxy } from "./fault_proxy.ts";
 
 const HOST = "127.0.0.1";
 /** Upper bound on any single wait in these tests; reaching it fails the test. */
@@ -481,10 +481,15 @@ Deno.test("startProxy pushback makes the sender's writes block, unlike bloat", a
     using client = await connect(proxy.port);
     await readExactly(client, 1);
     await Promise.race([blast.finished, sleepMs(1000)]);
-    return blast.accepted;
+    return { accepted: blast.accepted, held: proxy.stats.bytesHeldDown };
   };
-  const bloat = await acceptedWithin("bloat");
-  const pushback = await acceptedWithin("pushback");
+  const { accepted: bloat, held: bloatHeld } = await acceptedWithin("bloat");
+  const { accepted: pushback, held } = await acceptedWithin("pushback");
+  assert_(
+    held <= 3 * PUSHBACK_BYTES,
+    `under pushback the proxy holds ${held} bytes`,
+  );
+  assert_(bloatHeld > BLAST / 2, `under bloat the proxy holds ${bloatHeld}`);
   // Loopback kernel buffers take a few MB (tcp_wmem autotuning); the proxy's
   // share is PUSHBACK_BYTES, and the link drained about 100 kB in that second.
   assertEquals(bloat, BLAST, "bloat pushed back");
@@ -584,6 +589,10 @@ Deno.test("FaultProxy.setFrozen holds the bytes the proxy already has", async ()
   const head = await readExactly(client, 1);
   proxy.setFrozen(true);
   const before = proxy.stats.bytesDown;
+  assert_(
+    proxy.stats.bytesHeldDown > 0 && proxy.stats.bytesHeldUp === 0,
+    `held ${JSON.stringify(proxy.stats)}`,
+  );
   const { data: during, rest: late } = await readFor(client, 200);
   // A piece already being written when the freeze began may still land.
   assert_(
@@ -594,6 +603,11 @@ Deno.test("FaultProxy.setFrozen holds the bytes the proxy already has", async ()
   const pending = await bounded(late, "the read pending across the thaw");
   const rest = await readToEnd(client);
   assertEquals(concat([head, during, pending, rest.data]), data);
+  assertEquals(
+    proxy.stats.bytesHeldDown,
+    0,
+    "delivered bytes still count as held",
+  );
 });
 
 Deno.test("FaultProxy.freeze holds a FIN until the thaw", async () => {
@@ -647,6 +661,7 @@ Deno.test("FaultProxy.close closes every connection and stops listening", async 
   assertEquals(await bounded(client.read(new Uint8Array(8)), "EOF"), null);
   assertEquals(proxy.stats.active, 0);
   assertEquals(proxy.stats.bytesDown, 1);
+  assertEquals(proxy.stats.bytesHeldDown, 0, "a closed connection holds bytes");
   await assertRejects(() => connect(proxy.port), Deno.errors.ConnectionRefused);
 });
 
