@@ -7,8 +7,11 @@
  * ```
  *
  * Logs one line per connection event on stderr; stdout stays empty. Exits 0
- * after closing cleanly on SIGINT or SIGTERM, 64 on a bad command line, 1 if it
- * cannot listen. `--help` lists every flag.
+ * after closing cleanly on SIGINT or SIGTERM, 64 on a bad command line (a flag
+ * out of its range included), 1 if it cannot listen. `--help` lists every flag
+ * with its default and range. SIGUSR2 freezes every connection (not SIGUSR1,
+ * which starts the V8 inspector in Deno as in Node): for
+ * `--freeze-for` when given alone, else it toggles the freeze on and off.
  *
  * @module
  */
@@ -43,6 +46,8 @@ function describe(e: FaultProxyEvent): string | undefined {
         (e.error === undefined ? "" : ` error="${e.error}"`);
     case "blackhole":
       return `blackhole ${e.on ? "on" : "off"}`;
+    case "freeze":
+      return `freeze ${e.on ? "on" : "off"}`;
     case "drop":
       return undefined;
   }
@@ -75,7 +80,9 @@ export async function main(args: string[]): Promise<number> {
     log(`Cannot start: ${(e as Error).message}`);
     return e instanceof RangeError ? 64 : 1;
   }
-  for (const type of ["open", "cut", "close", "blackhole"] as const) {
+  for (
+    const type of ["open", "cut", "close", "blackhole", "freeze"] as const
+  ) {
     proxy.events.addEventListener(type, (e) => {
       const line = describe((e as CustomEvent<FaultProxyEvent>).detail);
       if (line) log(line);
@@ -87,6 +94,13 @@ export async function main(args: string[]): Promise<number> {
     `listening on ${proxy.hostname}:${proxy.port} -> ${ups} (seed ${proxy.seed})`,
   );
 
+  const freezeMs = command.signalFreezeMs;
+  const onFreezeSignal = () => {
+    if (freezeMs !== undefined) proxy.freeze(freezeMs);
+    else proxy.setFrozen(!proxy.frozen);
+  };
+  Deno.addSignalListener("SIGUSR2", onFreezeSignal);
+
   const signal = await new Promise<Deno.Signal>((resolve) => {
     const signals = ["SIGINT", "SIGTERM"] as const;
     const handlers = signals.map((s) => () => {
@@ -95,6 +109,7 @@ export async function main(args: string[]): Promise<number> {
     });
     signals.forEach((s, i) => Deno.addSignalListener(s, handlers[i]!));
   });
+  Deno.removeSignalListener("SIGUSR2", onFreezeSignal);
   log(`${signal}: closing`);
   await proxy.close();
   log("closed");

@@ -3,13 +3,15 @@
  * {@link FaultProxyOptions}, so the CLI entry only does I/O.
  *
  * Durations are read by the shared `cli/duration.ts`, as in the server and
- * client.
+ * client. Every duration and rate flag has a range ({@link PROXY_RANGES},
+ * {@link RATE_RANGE}); a value outside it is a {@link UsageError}.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { parseDuration as parseSharedDuration } from "../cli/duration.ts";
+import { formatMs, type MsRange } from "../common/defaults.ts";
 import type { Endpoint, FaultProxyOptions } from "./fault_proxy.ts";
 
 /** A bad command line; the CLI prints its message on one line and exits 64 (EX_USAGE). */
@@ -24,24 +26,69 @@ export class UsageError extends Error {
   }
 }
 
-/** `--help` text: every flag with its default. */
+/** The range of every duration flag, in ms (inclusive). All fit a runtime timer. */
+export const PROXY_RANGES = {
+  lifetime: { min: 0, max: 86_400_000 },
+  slicerDelay: { min: 0, max: 60_000 },
+  latency: { min: 0, max: 3_600_000 },
+  jitter: { min: 0, max: 3_600_000 },
+  blackholeEvery: { min: 1, max: 86_400_000 },
+  blackholeFor: { min: 0, max: 86_400_000 },
+  freezeEvery: { min: 1, max: 86_400_000 },
+  freezeFor: { min: 0, max: 86_400_000 },
+} as const satisfies Record<string, MsRange>;
+
+/** The range of the rate flags (`--bandwidth`, `--bloat`, `--pushback`), in bytes per second. */
+export const RATE_RANGE = { min: 1, max: 1_000_000_000 } as const;
+
+const R = PROXY_RANGES;
+const range = (r: MsRange) => `${formatMs(r.min)}..${formatMs(r.max)}`;
+const rates = `${RATE_RANGE.min}..${RATE_RANGE.max}`;
+
+/** `--help` text: every flag with its default and range. */
 export const HELP =
   `Usage: deno run --allow-net proxy.ts --upstream HOST:PORT [options]
 
 A fault-injection TCP proxy. Logs one line per connection event on stderr.
+SIGUSR2 toggles a freeze of every connection (see --freeze-for).
 
 Options:
   --listen HOST:PORT         where to listen (default 127.0.0.1:0, a free port)
   --upstream HOST:PORT       server to forward to; repeat for round-robin (required)
-  --lifetime MIN-MAX         cut each connection after a random lifetime, e.g. 200ms-2s (default off)
+  --lifetime MIN-MAX         cut each connection after a random lifetime, e.g. 200ms-2s,
+                             each side ${range(R.lifetime)} (default off)
   --reset-probability P      probability in [0, 1] that a lifetime cut is an RST (default 0)
   --slicer MIN-MAX           split server-to-client data into MIN..MAX-byte pieces, e.g. 1-7 (default off)
-  --slicer-delay DURATION    pause between slices (default 0)
-  --latency DURATION         delay added to every chunk, both directions (default 0)
-  --jitter DURATION          uniform random +/- added to the latency (default 0)
-  --bandwidth BYTES          bytes per second per direction and connection (default unlimited)
-  --blackhole-every DURATION start a black hole this often (default off; needs --blackhole-for)
-  --blackhole-for DURATION   how long each black hole drops all bytes (default off)
+  --slicer-delay DURATION    pause between slices, ${
+    range(R.slicerDelay)
+  } (default 0)
+  --latency DURATION         delay added to every chunk, both directions, ${
+    range(R.latency)
+  } (default 0)
+  --jitter DURATION          uniform random +/- added to the latency, ${
+    range(R.jitter)
+  } (default 0)
+  --bandwidth BYTES          slow link: bytes per second per direction and connection, ${rates};
+                             holds up to 64 KiB, then pauses the sender (default unlimited)
+  --bloat BYTES              slow link that buffers eagerly: reads everything at once and
+                             delivers BYTES per second, ${rates} (default off)
+  --pushback BYTES           slow link that pushes back: delivers BYTES per second and stops
+                             reading past 1 KiB held, ${rates} (default off)
+                             (at most one of --bandwidth, --bloat, --pushback)
+  --blackhole-every DURATION start a black hole this often, ${
+    range(R.blackholeEvery)
+  }
+                             (default off; needs --blackhole-for)
+  --blackhole-for DURATION   how long each black hole drops all bytes, ${
+    range(R.blackholeFor)
+  } (default off)
+  --freeze-every DURATION    start a freeze this often, ${range(R.freezeEvery)}
+                             (default off; needs --freeze-for)
+  --freeze-for DURATION      how long each freeze forwards nothing, reads nothing and keeps
+                             the sockets open, ${
+    range(R.freezeFor)
+  } (default off). Alone, the
+                             length of a SIGUSR2 freeze; otherwise SIGUSR2 toggles the freeze
   --cut-after-bytes N        close each connection after N server-to-client bytes (default off)
   --cut-once                 apply --cut-after-bytes to the first connection only (default false)
   --seed N                   seed of the random choices, 0..4294967295 (default random, logged)
@@ -54,6 +101,11 @@ Durations: 250ms, 2s, 1.5s, 1m, 1h, or 0.
 export type ProxyCommand = { help: true } | {
   help: false;
   options: FaultProxyOptions;
+  /**
+   * How long a SIGUSR2 freeze lasts (ms): `--freeze-for` when given without
+   * `--freeze-every`. Absent: SIGUSR2 toggles the freeze on and off.
+   */
+  signalFreezeMs?: number;
 };
 
 /**
@@ -86,8 +138,12 @@ export function parseProxyArgs(args: string[]): ProxyCommand {
         latency: { type: "string" },
         jitter: { type: "string" },
         bandwidth: { type: "string" },
+        bloat: { type: "string" },
+        pushback: { type: "string" },
         "blackhole-every": { type: "string" },
         "blackhole-for": { type: "string" },
+        "freeze-every": { type: "string" },
+        "freeze-for": { type: "string" },
         "cut-after-bytes": { type: "string" },
         "cut-once": { type: "boolean" },
         seed: { type: "string" },
@@ -133,13 +189,14 @@ export function parseProxyArgs(args: string[]): ProxyCommand {
     }),
   };
 
-  const lifetime = flag("lifetime", (s) => parseRange(s, parseDuration));
+  const ms = (r: MsRange) => (s: string) => inRange(parseDuration(s), r);
+  const lifetime = flag("lifetime", (s) => parseRange(s, ms(R.lifetime)));
   if (lifetime) options.lifetime = { minMs: lifetime.min, maxMs: lifetime.max };
   const p = flag("reset-probability", parseProbability);
   if (p !== undefined) options.resetProbability = p;
 
   const slicer = flag("slicer", (s) => parseRange(s, (b) => parseCount(b, 1)));
-  const slicerDelay = flag("slicer-delay", parseDuration);
+  const slicerDelay = flag("slicer-delay", ms(R.slicerDelay));
   if (slicerDelay !== undefined && !slicer) {
     throw new UsageError("--slicer-delay needs --slicer");
   }
@@ -151,26 +208,42 @@ export function parseProxyArgs(args: string[]): ProxyCommand {
     };
   }
 
-  const latency = flag("latency", parseDuration);
-  const jitter = flag("jitter", parseDuration);
+  const latency = flag("latency", ms(R.latency));
+  const jitter = flag("jitter", ms(R.jitter));
   if (latency !== undefined || jitter !== undefined) {
     options.latency = { ms: latency ?? 0, jitterMs: jitter ?? 0 };
   }
-  const bandwidth = flag("bandwidth", (s) => parseCount(s, 1));
-  if (bandwidth !== undefined) {
-    options.bandwidth = { bytesPerSecond: bandwidth };
+  const slow = (["bandwidth", "bloat", "pushback"] as const).filter((k) =>
+    v[k] !== undefined
+  );
+  if (slow.length > 1) {
+    throw new UsageError(
+      `--${slow.join(" and --")} exclude each other: pick one slow link`,
+    );
+  }
+  for (const k of slow) {
+    options[k] = { bytesPerSecond: flag(k, parseRate)! };
   }
 
-  const every = flag("blackhole-every", parseDuration);
-  const forMs = flag("blackhole-for", parseDuration);
+  const every = flag("blackhole-every", ms(R.blackholeEvery));
+  const forMs = flag("blackhole-for", ms(R.blackholeFor));
   if ((every === undefined) !== (forMs === undefined)) {
     throw new UsageError("--blackhole-every and --blackhole-for go together");
   }
   if (every !== undefined && forMs !== undefined) {
-    if (every <= 0) {
-      throw new UsageError("Invalid --blackhole-every: must be more than 0");
-    }
     options.blackhole = { everyMs: every, forMs };
+  }
+
+  const freezeEvery = flag("freeze-every", ms(R.freezeEvery));
+  const freezeFor = flag("freeze-for", ms(R.freezeFor));
+  if (freezeEvery !== undefined && freezeFor === undefined) {
+    throw new UsageError("--freeze-every needs --freeze-for");
+  }
+  let signalFreezeMs: number | undefined;
+  if (freezeEvery !== undefined && freezeFor !== undefined) {
+    options.freeze = { everyMs: freezeEvery, forMs: freezeFor };
+  } else if (freezeFor !== undefined) {
+    signalFreezeMs = freezeFor;
   }
 
   const cut = flag("cut-after-bytes", (s) => parseCount(s, 0));
@@ -185,7 +258,38 @@ export function parseProxyArgs(args: string[]): ProxyCommand {
     return n;
   });
   if (seed !== undefined) options.seed = seed;
-  return { help: false, options };
+  return signalFreezeMs === undefined
+    ? { help: false, options }
+    : { help: false, options, signalFreezeMs };
+}
+
+/**
+ * Returns `ms` if it lies in `r`.
+ *
+ * @throws {RangeError} Naming the range, e.g. `must be from 0 to 1h`.
+ */
+export function inRange(ms: number, r: MsRange): number {
+  if (ms < r.min || ms > r.max) {
+    throw new RangeError(
+      `must be from ${formatMs(r.min)} to ${formatMs(r.max)}`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * Parses a rate in whole bytes per second, within {@link RATE_RANGE}.
+ *
+ * @throws {RangeError} If `s` is not a whole number in range.
+ */
+export function parseRate(s: string): number {
+  const n = parseCount(s, 0);
+  if (n < RATE_RANGE.min || n > RATE_RANGE.max) {
+    throw new RangeError(
+      `must be from ${RATE_RANGE.min} to ${RATE_RANGE.max} bytes per second`,
+    );
+  }
+  return n;
 }
 
 /**

@@ -5,12 +5,40 @@
  * Every downstream (client) connection is paired with a new upstream (server)
  * connection, chosen round-robin among `upstreams`, and bytes are forwarded in
  * both directions through "toxics": random connection lifetimes, RST instead of
- * FIN, slicing, latency, bandwidth limits, black holes and a cut after N bytes.
+ * FIN, slicing, latency, slow links (bandwidth, bloat, pushback), black holes,
+ * freezes and a cut after N bytes.
  *
- * Where the toxics apply: latency, bandwidth and black holes act on both
- * directions; the slicer and `cutAfterBytes` on the downstream (server to
- * client) direction only. Half-closes are forwarded (a FIN from one side
+ * Where the toxics apply: latency, the slow links, black holes and freezes act
+ * on both directions; the slicer and `cutAfterBytes` on the downstream (server
+ * to client) direction only. Half-closes are forwarded (a FIN from one side
  * becomes a FIN to the other once its queued bytes are written).
+ *
+ * The three slow links deliver at `bytesPerSecond` per direction and
+ * connection and differ only in how much the proxy holds before it stops
+ * reading from the sender:
+ * - `bandwidth`: up to 64 KiB, then it pauses the source;
+ * - `bloat` (a bufferbloated link, a buffering middlebox): everything; it never
+ *   pushes back, so the sender's writes all succeed at once while the bytes
+ *   trickle out at the rate. Memory grows with what the sender writes;
+ * - `pushback` (a slow link that pushes back): at most {@link PUSHBACK_BYTES},
+ *   so the sender's kernel send buffer fills and its writes block.
+ *
+ * Socket buffer sizes: neither `node:net` nor `Deno.listen`/`Deno.connect` can
+ * set `SO_RCVBUF`/`SO_SNDBUF` in Deno 2 (no such option, and no file
+ * descriptor to pass to `setsockopt`), so the kernel's own buffers stay at
+ * their defaults (on Linux loopback a sender that nobody reads from can still
+ * write a few MB, autotuned up to `net.ipv4.tcp_wmem`). What the proxy
+ * controls is its own share, kept tiny under `pushback`: the upstream socket
+ * reads into a {@link PUSHBACK_BYTES} buffer (`onread`), so the downstream
+ * direction holds at most about two such reads; the accepted socket reads in
+ * Deno's 64 KiB reads, so the upstream direction may hold one such read.
+ *
+ * A freeze ({@link FaultProxy.freeze}) emulates a hung peer: both sockets stay
+ * open, nothing is forwarded either way and the proxy stops reading, so the
+ * senders' kernels ACK and buffer until their buffers fill. Unfreezing
+ * forwards everything held, in order; nothing is lost. Lifetime cuts still
+ * fire while frozen, and a connection accepted while frozen is connected
+ * upstream but forwards nothing until the freeze ends.
  *
  * Sockets are `node:net` ones rather than `Deno.listen`/`Deno.connect`, because
  * only `node:net` can send a TCP RST in Deno: `Socket.resetAndDestroy()` sets
@@ -40,6 +68,7 @@
  */
 
 import net from "node:net";
+import { MAX_TIMER_MS } from "../common/clock.ts";
 import { mulberry32 } from "../internal/mulberry32.ts";
 
 /** A TCP address to connect to. */
@@ -67,10 +96,28 @@ export interface FaultProxyOptions {
   slicer?: { minBytes: number; maxBytes: number; delayMs?: number };
   /** Delay every chunk, in both directions, by `ms` ± a uniform random `jitterMs`. */
   latency?: { ms: number; jitterMs?: number };
-  /** Limit each direction of each connection to `bytesPerSecond`. */
+  /**
+   * Limit each direction of each connection to `bytesPerSecond`, holding up to
+   * 64 KiB before pausing the source. At most one of `bandwidth`, `bloat` and
+   * `pushback`.
+   */
   bandwidth?: { bytesPerSecond: number };
+  /**
+   * A slow link that buffers eagerly: read everything the sender writes at
+   * once (never push back) and deliver it at `bytesPerSecond` per direction
+   * and connection.
+   */
+  bloat?: { bytesPerSecond: number };
+  /**
+   * A slow link that pushes back: deliver at `bytesPerSecond` per direction
+   * and connection, and stop reading from the sender as soon as the proxy
+   * holds more than {@link PUSHBACK_BYTES}.
+   */
+  pushback?: { bytesPerSecond: number };
   /** Black-hole all connections for `forMs` every `everyMs` (see {@link FaultProxy.blackhole}). */
   blackhole?: { everyMs: number; forMs: number };
+  /** Freeze all connections for `forMs` every `everyMs` (see {@link FaultProxy.freeze}). */
+  freeze?: { everyMs: number; forMs: number };
   /**
    * Forward exactly this many downstream bytes on a connection, then close it
    * with FIN (never RST, so that every one of these bytes is delivered).
@@ -113,6 +160,7 @@ export type FaultProxyEvent =
     error?: string;
   }
   | { type: "blackhole"; on: boolean }
+  | { type: "freeze"; on: boolean }
   | { type: "drop"; id: number; direction: Direction; bytes: number };
 
 /** The type names of {@link FaultProxyEvent}. */
@@ -134,6 +182,14 @@ export interface FaultProxyStats {
   bytesDown: number;
   /** Bytes discarded by black holes, both directions. */
   bytesDropped: number;
+  /**
+   * Bytes read from the client and not yet forwarded (nor dropped), over open
+   * connections: what the proxy itself buffers. Bytes in the kernels' socket
+   * buffers are not counted.
+   */
+  bytesHeldUp: number;
+  /** As {@link FaultProxyStats.bytesHeldUp}, read from the server. */
+  bytesHeldDown: number;
 }
 
 /** A running proxy, returned by {@link startProxy}. */
@@ -164,6 +220,18 @@ export interface FaultProxy extends AsyncDisposable {
   blackhole(ms: number): void;
   /** Turns black-holing on or off, cancelling any window from {@link FaultProxy.blackhole}. */
   setBlackhole(on: boolean): void;
+  /** Whether every connection is frozen right now. */
+  readonly frozen: boolean;
+  /**
+   * Freezes every connection for `ms`: sockets stay open, nothing is forwarded
+   * either way and the proxy stops reading; then everything held is forwarded.
+   * A new call restarts the window.
+   *
+   * @throws {RangeError} If `ms` is not in `[0, MAX_TIMER_MS]`.
+   */
+  freeze(ms: number): void;
+  /** Turns the freeze on or off, cancelling any window from {@link FaultProxy.freeze}. */
+  setFrozen(on: boolean): void;
   /**
    * Cuts every open connection now, with RST if `reset`, otherwise FIN.
    * Resolves to the number of connections cut, once their sockets have closed.
@@ -220,8 +288,14 @@ export async function startProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
   return new ProxyImpl(server, hostname, opts);
 }
 
-/** Most bytes a direction buffers before it stops reading its source. */
+/** Most bytes a direction buffers before it stops reading its source (`bandwidth`, no toxic). */
 const HIGH_WATER = 64 * 1024;
+
+/**
+ * Under `pushback`, a direction stops reading its source once it holds more
+ * than this many bytes, and the upstream socket reads at most this many at a time.
+ */
+export const PUSHBACK_BYTES = 1024;
 
 class ProxyImpl implements FaultProxy {
   readonly hostname: string;
@@ -236,6 +310,8 @@ class ProxyImpl implements FaultProxy {
     bytesUp: 0,
     bytesDown: 0,
     bytesDropped: 0,
+    bytesHeldUp: 0,
+    bytesHeldDown: 0,
   };
   readonly events: EventTarget = new EventTarget();
   readonly closed: Promise<void>;
@@ -245,6 +321,9 @@ class ProxyImpl implements FaultProxy {
   #blackholed = false;
   #window?: ReturnType<typeof setTimeout>;
   #every?: ReturnType<typeof setInterval>;
+  #frozen = false;
+  #freezeWindow?: ReturnType<typeof setTimeout>;
+  #freezeEvery?: ReturnType<typeof setInterval>;
   #closing = false;
   #resolveClosed!: () => void;
 
@@ -263,10 +342,18 @@ class ProxyImpl implements FaultProxy {
     if (bh) {
       this.#every = setInterval(() => this.blackhole(bh.forMs), bh.everyMs);
     }
+    const fz = opts.freeze;
+    if (fz) {
+      this.#freezeEvery = setInterval(() => this.freeze(fz.forMs), fz.everyMs);
+    }
   }
 
   get blackholed(): boolean {
     return this.#blackholed;
+  }
+
+  get frozen(): boolean {
+    return this.#frozen;
   }
 
   emit(event: FaultProxyEvent): void {
@@ -302,6 +389,22 @@ class ProxyImpl implements FaultProxy {
     if (on === this.#blackholed) return;
     this.#blackholed = on;
     this.emit({ type: "blackhole", on });
+  }
+
+  freeze(ms: number): void {
+    checkTimer("freeze", ms);
+    if (this.#closing) return;
+    this.setFrozen(true);
+    this.#freezeWindow = setTimeout(() => this.setFrozen(false), ms);
+  }
+
+  setFrozen(on: boolean): void {
+    clearTimeout(this.#freezeWindow);
+    this.#freezeWindow = undefined;
+    if (on === this.#frozen) return;
+    this.#frozen = on;
+    for (const link of this.#links) link.flowChanged();
+    this.emit({ type: "freeze", on });
   }
 
   async cutAll(opts: { reset?: boolean } = {}): Promise<number> {
@@ -344,6 +447,8 @@ class ProxyImpl implements FaultProxy {
     this.#closing = true;
     clearInterval(this.#every);
     clearTimeout(this.#window);
+    clearInterval(this.#freezeEvery);
+    clearTimeout(this.#freezeWindow);
     const stopped = new Promise<void>((resolve) =>
       this.#server.close(() => resolve())
     );
@@ -373,6 +478,7 @@ class Link {
   bytesUp = 0;
   bytesDown = 0;
   #pipesLeft = 2;
+  #pipes: Pipe[] = [];
   #timer?: ReturnType<typeof setTimeout>;
   #error?: string;
 
@@ -395,6 +501,20 @@ class Link {
       host: upstream.hostname,
       port: upstream.port,
       allowHalfOpen: true,
+      // Under pushback, read at most PUSHBACK_BYTES at a time from the server,
+      // so that the proxy's share of the buffered bytes stays tiny. The buffer
+      // is reused, hence the copy.
+      ...(opts.pushback
+        ? {
+          onread: {
+            buffer: new Uint8Array(PUSHBACK_BYTES),
+            callback: (n: number, buf: Uint8Array): boolean => {
+              this.#pipes[1]?.push(buf.slice(0, n));
+              return true; // pausing is the pipe's decision, via pause()
+            },
+          },
+        }
+        : {}),
     });
     const sockets = [down, this.up];
     this.closed = Promise.all(
@@ -433,9 +553,17 @@ class Link {
         this.cut("bytes", false);
         return;
       }
-      void new Pipe(this, down, this.up, "up").run();
-      void new Pipe(this, this.up, down, "down").run();
+      this.#pipes = [
+        new Pipe(this, down, this.up, "up"),
+        new Pipe(this, this.up, down, "down"),
+      ];
+      for (const pipe of this.#pipes) void pipe.run();
     });
+  }
+
+  /** Called when the proxy freezes or thaws: pipes stop or restart reading and forwarding. */
+  flowChanged(): void {
+    for (const pipe of this.#pipes) pipe.flowChanged();
   }
 
   get done(): boolean {
@@ -480,7 +608,11 @@ class Pipe {
   #dir: Direction;
   #queue: Array<{ chunk: Uint8Array; at: number }> = [];
   #queued = 0;
-  #paused = false;
+  /** Bytes read and not yet written or dropped (the queue plus the chunk in hand). */
+  #held = 0;
+  /** Bytes held beyond which the source is paused. */
+  #highWater: number;
+  #reading = false;
   #eof = false;
   #wake?: () => void;
 
@@ -489,28 +621,68 @@ class Pipe {
     this.#src = src;
     this.#dst = dst;
     this.#dir = dir;
-    src.on("data", (chunk: Uint8Array) => {
-      this.#queue.push({ chunk, at: performance.now() });
-      this.#queued += chunk.length;
-      if (this.#queued > HIGH_WATER && !this.#paused) {
-        this.#paused = true;
-        src.pause();
-      }
-      this.#notify();
-    });
+    const { opts } = link.proxy;
+    this.#highWater = opts.bloat
+      ? Infinity
+      : opts.pushback
+      ? PUSHBACK_BYTES
+      : HIGH_WATER;
+    // Sockets with `onread` (see Link) emit no "data"; their reads come through push().
+    src.on("data", (chunk: Uint8Array) => this.push(chunk));
     src.once("end", () => {
       this.#eof = true;
       this.#notify();
     });
-    link.abort.signal.addEventListener("abort", () => this.#notify(), {
-      once: true,
-    });
+    link.abort.signal.addEventListener("abort", () => {
+      this.#release(this.#held); // the connection is gone, and so are they
+      this.#notify();
+    }, { once: true });
+    // A "data" listener sets the socket flowing anyway; then pause it if frozen.
     src.resume();
+    this.#reading = true;
+    this.#updateReading();
+  }
+
+  /** Queues bytes read from the source. */
+  push(chunk: Uint8Array): void {
+    if (this.#link.done) return;
+    this.#queue.push({ chunk, at: performance.now() });
+    this.#queued += chunk.length;
+    this.#release(-chunk.length);
+    this.#updateReading();
+    this.#notify();
+  }
+
+  /** The proxy froze or thawed. */
+  flowChanged(): void {
+    this.#updateReading();
+    this.#notify();
+  }
+
+  /** Reads from the source only while not frozen and holding at most the high-water mark. */
+  #updateReading(): void {
+    const want = !this.#link.proxy.frozen && this.#queued <= this.#highWater;
+    if (want === this.#reading || this.#src.destroyed) return;
+    this.#reading = want;
+    if (want) this.#src.resume();
+    else this.#src.pause();
+  }
+
+  /** `n` held bytes left the proxy (negative: arrived). */
+  #release(n: number): void {
+    this.#held -= n;
+    if (this.#dir === "up") this.#link.proxy.stats.bytesHeldUp -= n;
+    else this.#link.proxy.stats.bytesHeldDown -= n;
   }
 
   #notify(): void {
     this.#wake?.();
     this.#wake = undefined;
+  }
+
+  /** Resolves at the next push, end, abort or freeze change. */
+  #nudged(): Promise<void> {
+    return new Promise<void>((resolve) => this.#wake = resolve);
   }
 
   async run(): Promise<void> {
@@ -519,10 +691,15 @@ class Pipe {
     const { opts, stats } = link.proxy;
     const latency = opts.latency;
     const slicer = this.#dir === "down" ? opts.slicer : undefined;
-    const rate = opts.bandwidth?.bytesPerSecond;
+    const rate = (opts.bandwidth ?? opts.bloat ?? opts.pushback)
+      ?.bytesPerSecond;
     let lastDue = 0;
     let nextSlot = 0;
     while (!link.done) {
+      if (link.proxy.frozen) { // hold everything, the FIN included
+        await this.#nudged();
+        continue;
+      }
       const item = this.#queue.shift();
       if (!item) {
         if (this.#eof) {
@@ -530,14 +707,11 @@ class Pipe {
           link.pipeDone();
           return;
         }
-        await new Promise<void>((resolve) => this.#wake = resolve);
+        await this.#nudged();
         continue;
       }
       this.#queued -= item.chunk.length;
-      if (this.#paused && this.#queued <= HIGH_WATER) {
-        this.#paused = false;
-        this.#src.resume();
-      }
+      this.#updateReading();
       if (latency) {
         const jitter = (latency.jitterMs ?? 0) * (2 * link.rng() - 1);
         lastDue = Math.max(lastDue, item.at + latency.ms + jitter);
@@ -549,9 +723,11 @@ class Pipe {
             (piece.length * 1000) / rate;
           await sleep(nextSlot - performance.now(), signal);
         }
+        while (link.proxy.frozen && !link.done) await this.#nudged();
         if (link.done) return;
         if (link.proxy.blackholed) {
           stats.bytesDropped += piece.length;
+          this.#release(piece.length);
           link.proxy.emit({
             type: "drop",
             id: link.id,
@@ -569,6 +745,7 @@ class Pipe {
           link.teardown(false, e as Error);
           return;
         }
+        this.#release(piece.length);
         if (this.#dir === "up") {
           link.bytesUp += piece.length;
           stats.bytesUp += piece.length;
@@ -669,19 +846,42 @@ function validate(o: FaultProxyOptions): void {
       "latency must be >= 0",
     );
   }
-  if (o.bandwidth) {
+  const rates = (["bandwidth", "bloat", "pushback"] as const).filter((k) =>
+    o[k] !== undefined
+  );
+  check(
+    rates.length <= 1,
+    `at most one of bandwidth, bloat and pushback, got ${rates.join(" and ")}`,
+  );
+  for (const k of rates) {
+    const r = o[k]!.bytesPerSecond;
+    check(Number.isFinite(r) && r > 0, `${k} bytesPerSecond must be > 0`);
+  }
+  const timer = (n: number) => nonNeg(n) && n <= MAX_TIMER_MS;
+  for (const k of ["blackhole", "freeze"] as const) {
+    const p = o[k];
+    if (!p) continue;
     check(
-      o.bandwidth.bytesPerSecond > 0,
-      "bandwidth bytesPerSecond must be > 0",
+      p.everyMs > 0 && timer(p.everyMs) && timer(p.forMs),
+      `${k} needs 0 < everyMs <= ${MAX_TIMER_MS} and 0 <= forMs <= ${MAX_TIMER_MS}`,
     );
   }
-  if (o.blackhole) {
+  if (o.lifetime) {
     check(
-      o.blackhole.everyMs > 0 && nonNeg(o.blackhole.forMs),
-      "blackhole needs everyMs > 0 and forMs >= 0",
+      o.lifetime.maxMs <= MAX_TIMER_MS,
+      `lifetime maxMs must be <= ${MAX_TIMER_MS}`,
     );
   }
   if (o.cutAfterBytes !== undefined) {
     check(count(o.cutAfterBytes), "cutAfterBytes must be an integer >= 0");
+  }
+}
+
+/** Throws a RangeError unless `ms` is a delay a runtime timer honours. */
+function checkTimer(what: string, ms: number): void {
+  if (!(Number.isFinite(ms) && ms >= 0 && ms <= MAX_TIMER_MS)) {
+    throw new RangeError(
+      `Invalid ${what} duration: ${ms} ms is not in [0, ${MAX_TIMER_MS}]`,
+    );
   }
 }

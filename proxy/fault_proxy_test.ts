@@ -1,5 +1,10 @@
-import { assert_, assertEquals, assertRejects } from "../tests/_assert.ts";
-import { startProxy } from "./fault_proxy.ts";
+import {
+  assert_,
+  assertEquals,
+  assertRejects,
+  assertThrows,
+} from "../tests/_assert.ts";
+import { PUSHBACK_BYTES, startProxy } from "./fault_proxy.ts";
 
 const HOST = "127.0.0.1";
 /** Upper bound on any single wait in these tests; reaching it fails the test. */
@@ -103,7 +108,9 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 function bytes(n: number): Uint8Array {
-  return Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + 3) & 0xff;
+  return out;
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -351,6 +358,270 @@ Deno.test("startProxy bandwidth spreads data over time at bytesPerSecond", async
   assert_(took >= 98, `took ${took} ms, expected >= 100 ms`);
 });
 
+/** How much a blasting sender got the kernel to take, live. */
+interface Blast {
+  accepted: number;
+  /** Resolves once the sender has written everything. */
+  finished: Promise<number>;
+}
+
+/**
+ * A handler that writes `total` bytes (a {@link bytes} pattern) as fast as its
+ * socket takes them, counting in `blast.accepted` what each write handed to the kernel.
+ */
+function blaster(total: number): {
+  blast: Blast;
+  handler: (conn: Deno.TcpConn) => Promise<void>;
+} {
+  let finish!: (n: number) => void;
+  const blast: Blast = {
+    accepted: 0,
+    finished: new Promise((r) => finish = r),
+  };
+  const data = bytes(total);
+  return {
+    blast,
+    handler: async (conn) => {
+      while (blast.accepted < total) {
+        const end = Math.min(total, blast.accepted + 64 * 1024);
+        blast.accepted += await conn.write(data.subarray(blast.accepted, end));
+      }
+      finish(blast.accepted);
+      // Stay open until the test closes the server, so nothing is cut short.
+      await conn.read(new Uint8Array(1));
+    },
+  };
+}
+
+const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Reads whatever arrives within `ms`. A read still pending when time runs out
+ * is not lost: `rest` resolves with its bytes (empty on EOF or an error).
+ */
+async function readFor(
+  conn: Deno.Conn,
+  ms: number,
+): Promise<{ data: Uint8Array; rest: Promise<Uint8Array> }> {
+  const parts: Uint8Array[] = [];
+  const until = performance.now() + ms;
+  const next = () => {
+    const buf = new Uint8Array(64 * 1024);
+    return conn.read(buf).then((n) => buf.subarray(0, n ?? 0), () => null);
+  };
+  let pending = next();
+  for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const got = await Promise.race([
+      pending,
+      new Promise<"late">((r) =>
+        timer = setTimeout(() => r("late"), until - performance.now())
+      ),
+    ]);
+    clearTimeout(timer);
+    if (got === "late") break;
+    if (got === null || got.length === 0) {
+      return { data: concat(parts), rest: Promise.resolve(new Uint8Array()) };
+    }
+    parts.push(got);
+    pending = next();
+  }
+  return {
+    data: concat(parts),
+    rest: pending.then((b) => b ?? new Uint8Array()),
+  };
+}
+
+/** What the loopback kernel buffers alone can absorb is a few MB; send well past that. */
+const BLAST = 24 * 1024 * 1024;
+
+Deno.test("startProxy bloat takes everything the sender writes at once yet delivers at the rate", async () => {
+  const { blast, handler } = blaster(BLAST);
+  await using server = serve(handler);
+  const rate = 100_000;
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    bloat: { bytesPerSecond: rate },
+  });
+  using client = await connect(proxy.port);
+  // At 100 kB/s the 24 MB take 4 minutes to deliver; the sender is done in a moment.
+  const took = performance.now();
+  assertEquals(await bounded(blast.finished, "the sender to finish"), BLAST);
+  const writeMs = performance.now() - took;
+  assert_(
+    writeMs < 2500,
+    `bloat made the sender wait ${writeMs} ms for ${BLAST} bytes`,
+  );
+  const first = await readExactly(client, 1);
+  const start = performance.now();
+  const { data: got } = await readFor(client, 500);
+  const ms = performance.now() - start;
+  const expected = (rate * ms) / 1000;
+  // One 10 ms piece of slack above; timers under load only ever deliver later, so a loose floor.
+  assert_(
+    got.length <= expected + rate / 100 + 1,
+    `delivered ${got.length} bytes in ${ms} ms, more than ${rate} B/s allows`,
+  );
+  assert_(
+    got.length >= expected / 4,
+    `delivered only ${got.length} bytes in ${ms} ms at ${rate} B/s`,
+  );
+  assertEquals(concat([first, got]), bytes(1 + got.length));
+});
+
+Deno.test("startProxy pushback makes the sender's writes block, unlike bloat", async () => {
+  const rate = 100_000;
+  const acceptedWithin = async (toxic: "bloat" | "pushback") => {
+    const { blast, handler } = blaster(BLAST);
+    await using server = serve(handler);
+    await using proxy = await startProxy({
+      upstreams: [upstream(server.port)],
+      [toxic]: { bytesPerSecond: rate },
+    });
+    using client = await connect(proxy.port);
+    await readExactly(client, 1);
+    await Promise.race([blast.finished, sleepMs(1000)]);
+    return { accepted: blast.accepted, held: proxy.stats.bytesHeldDown };
+  };
+  const { accepted: bloat, held: bloatHeld } = await acceptedWithin("bloat");
+  const { accepted: pushback, held } = await acceptedWithin("pushback");
+  assert_(
+    held <= 3 * PUSHBACK_BYTES,
+    `under pushback the proxy holds ${held} bytes`,
+  );
+  assert_(bloatHeld > BLAST / 2, `under bloat the proxy holds ${bloatHeld}`);
+  // Loopback kernel buffers take a few MB (tcp_wmem autotuning); the proxy's
+  // share is PUSHBACK_BYTES, and the link drained about 100 kB in that second.
+  assertEquals(bloat, BLAST, "bloat pushed back");
+  assert_(
+    pushback < BLAST / 3,
+    `under pushback the sender still wrote ${pushback} of ${BLAST} bytes within 1 s`,
+  );
+});
+
+Deno.test("startProxy pushback delivers every byte, in order, at the rate", async () => {
+  const data = bytes(20_000);
+  await using server = serve(sender(data));
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    pushback: { bytesPerSecond: 100_000 },
+  });
+  const start = performance.now();
+  using client = await connect(proxy.port);
+  assertEquals((await readToEnd(client)).data, data);
+  const took = performance.now() - start;
+  // 20 kB take 200 ms at 100 kB/s.
+  assert_(took >= 195, `took ${took} ms, expected >= 200 ms`);
+});
+
+Deno.test("FaultProxy.setFrozen forwards nothing either way while frozen and everything after", async () => {
+  await using server = serve(echo);
+  await using proxy = await startProxy({ upstreams: [upstream(server.port)] });
+  using client = await connect(proxy.port);
+  await writeAll(client, text("ping"));
+  assertEquals(await readExactly(client, 4), text("ping"));
+
+  const on = proxy.waitFor("freeze", timeout());
+  proxy.setFrozen(true);
+  assertEquals(await on, { type: "freeze", on: true });
+  assert_(proxy.frozen);
+  await writeAll(client, text("held"));
+  const buf = new Uint8Array(16);
+  const reply = client.read(buf);
+  const early = await Promise.race([reply, sleepMs(150).then(() => "none")]);
+  assertEquals(early, "none", "a frozen proxy forwarded the echo");
+  assertEquals(
+    [proxy.stats.bytesUp, proxy.stats.bytesDown],
+    [4, 4],
+    "a frozen proxy forwarded bytes",
+  );
+  assertEquals(proxy.stats.active, 1, "the freeze closed the connection");
+
+  const off = proxy.waitFor("freeze", timeout());
+  proxy.setFrozen(false);
+  assertEquals(await off, { type: "freeze", on: false });
+  const n = await bounded(reply, "the echo after the thaw");
+  let got: Uint8Array = buf.slice(0, n ?? 0);
+  if (got.length < 4) {
+    got = concat([got, await readExactly(client, 4 - got.length)]);
+  }
+  assertEquals(got, text("held"));
+});
+
+Deno.test("FaultProxy.freeze stops reading the sender, even under bloat, and loses nothing when it ends by itself", async () => {
+  const total = BLAST;
+  const { blast, handler } = blaster(total);
+  await using server = serve(handler);
+  // Bloat alone would read all of it at once (see above); only the freeze stops it.
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    bloat: { bytesPerSecond: 1e9 },
+  });
+  proxy.setFrozen(true);
+  using client = await connect(proxy.port);
+  await proxy.waitFor("open", timeout());
+  await sleepMs(500);
+  assertEquals(proxy.stats.bytesDown, 0, "a frozen proxy forwarded bytes");
+  assert_(
+    blast.accepted < total,
+    `a frozen proxy kept reading: the sender wrote all ${total} bytes`,
+  );
+  const off = proxy.waitFor("freeze", {
+    ...timeout(),
+    filter: (e) => !e.on,
+  });
+  proxy.freeze(20); // replaces the open-ended freeze with one that ends by itself
+  await off;
+  assert_(!proxy.frozen);
+  assertEquals(await readExactly(client, total), bytes(total));
+  assertEquals(await bounded(blast.finished, "the sender to finish"), total);
+});
+
+Deno.test("FaultProxy.setFrozen holds the bytes the proxy already has", async () => {
+  const data = bytes(3000);
+  await using server = serve(sender(data));
+  // 3000 bytes at 10 kB/s: the proxy holds most of them for 300 ms.
+  await using proxy = await startProxy({
+    upstreams: [upstream(server.port)],
+    bandwidth: { bytesPerSecond: 10_000 },
+  });
+  using client = await connect(proxy.port);
+  const head = await readExactly(client, 1);
+  proxy.setFrozen(true);
+  const before = proxy.stats.bytesDown;
+  assert_(
+    proxy.stats.bytesHeldDown > 0 && proxy.stats.bytesHeldUp === 0,
+    `held ${JSON.stringify(proxy.stats)}`,
+  );
+  const { data: during, rest: late } = await readFor(client, 200);
+  // A piece already being written when the freeze began may still land.
+  assert_(
+    proxy.stats.bytesDown - before <= 100 && during.length <= 200,
+    `a frozen proxy forwarded ${proxy.stats.bytesDown - before} bytes it held`,
+  );
+  proxy.setFrozen(false);
+  const pending = await bounded(late, "the read pending across the thaw");
+  const rest = await readToEnd(client);
+  assertEquals(concat([head, during, pending, rest.data]), data);
+  assertEquals(
+    proxy.stats.bytesHeldDown,
+    0,
+    "delivered bytes still count as held",
+  );
+});
+
+Deno.test("FaultProxy.freeze holds a FIN until the thaw", async () => {
+  await using server = serve(sender(text("bye")));
+  await using proxy = await startProxy({ upstreams: [upstream(server.port)] });
+  proxy.setFrozen(true);
+  using client = await connect(proxy.port);
+  const all = readToEnd(client);
+  const early = await Promise.race([all, sleepMs(150).then(() => "none")]);
+  assertEquals(early, "none", "the FIN or the data passed a frozen proxy");
+  proxy.setFrozen(false);
+  assertEquals((await all).data, text("bye"));
+});
+
 Deno.test("startProxy draws the same lifetimes from the same seed", async () => {
   await using server = serve(echo);
   const lifetimes = async (seed: number) => {
@@ -390,6 +661,7 @@ Deno.test("FaultProxy.close closes every connection and stops listening", async 
   assertEquals(await bounded(client.read(new Uint8Array(8)), "EOF"), null);
   assertEquals(proxy.stats.active, 0);
   assertEquals(proxy.stats.bytesDown, 1);
+  assertEquals(proxy.stats.bytesHeldDown, 0, "a closed connection holds bytes");
   await assertRejects(() => connect(proxy.port), Deno.errors.ConnectionRefused);
 });
 
@@ -413,4 +685,27 @@ Deno.test("startProxy rejects options out of range", async () => {
     RangeError,
     "resetProbability",
   );
+  await assertRejects(
+    () =>
+      startProxy({
+        upstreams: [upstream(1)],
+        bloat: { bytesPerSecond: 10 },
+        pushback: { bytesPerSecond: 10 },
+      }),
+    RangeError,
+    "at most one of bandwidth, bloat and pushback",
+  );
+  await assertRejects(
+    () =>
+      startProxy({
+        upstreams: [upstream(1)],
+        freeze: { everyMs: 2 ** 31, forMs: 10 },
+      }),
+    RangeError,
+    "freeze",
+  );
+  await using proxy = await startProxy({ upstreams: [upstream(1)] });
+  assertThrows(() => proxy.freeze(-1), RangeError, "freeze");
+  assertThrows(() => proxy.freeze(Infinity), RangeError, "freeze");
+  assert_(!proxy.frozen);
 });
