@@ -82,7 +82,11 @@ export class MemoryStore implements SessionStore {
     return Promise.resolve(true);
   }
 
-  renewLease(owner: string, leaseMs: number): Promise<Lease> {
+  renewLease(
+    owner: string,
+    leaseMs: number,
+    _clockHint?: number,
+  ): Promise<Lease> {
     const now = this.#now();
     const lease = { renewedAt: now, until: now + leaseMs };
     this.#leases.set(owner, lease);

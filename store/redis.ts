@@ -427,7 +427,11 @@ export class RedisStore implements SessionStore {
   }
 
   /** Renews the lease from Redis's clock (`TIME`); the hint is not needed. */
-  renewLease(owner: string, leaseMs: number): Promise<Lease> {
+  renewLease(
+    owner: string,
+    leaseMs: number,
+    _clockHint?: number,
+  ): Promise<Lease> {
     return this.#run("renewLease", async () => {
       const [renewedAt, until] = await this.#scripts.seqRenew(
         this.#leaseKey(owner),
