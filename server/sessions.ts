@@ -1,7 +1,15 @@
 /**
- * The session lifecycle, written once over any {@link SessionStore}: create,
- * resume (with fenced takeover), detach, complete, expire, and the server's
- * liveness lease.
+ * The session lifecycle, written once over any {@link SessionStore}: open,
+ * resume (with fenced takeover), attach, detach, complete. Three parts do
+ * the rest, each behind a narrow interface:
+ *
+ * - `lease.ts` ({@link LeaseKeeper}): the heartbeat, this server's lease,
+ *   takeover notices, garbage collection after dead servers, detection of
+ *   data lost by the store, and the store's clock as seen from here;
+ * - `write_back.ts` ({@link WriteBack}): writes the store missed, their
+ *   retries, and the resync after a data loss;
+ * - `expiry.ts` ({@link ExpiryQueue}): the sessions detached here, in
+ *   deadline order, with one timer.
  *
  * Store operations per session are O(1) in its length. The manager keeps the
  * record it wrote for every session it holds, so its own later writes are
@@ -16,12 +24,15 @@
  * | complete              | `replace` (a tombstone)                            |
  * | expiry (if detached)  | `replace` (a tombstone; fails harmlessly if the    |
  * |                       | session was resumed elsewhere)                     |
+ * | retried write         | `replace` (+ `get` when it fails: was it applied?) |
  *
  * So a session with `r` reconnects costs at most `2 + 5·r` operations (see
  * `tests/store_ops_test.ts` for what each backend measures). The heartbeat's
- * operations ({@link SERVER_STORE_OPS}) are per server, not per session.
- * A resume that loses a race with another attachment adds at most 6 `get`s
- * and one more attach while it waits for the winner to let go.
+ * operations ({@link SERVER_STORE_OPS}) are per server, not per session: a
+ * constant number per beat, whatever the number of sessions, plus the
+ * resync after a data loss. A resume that loses a race with another
+ * attachment adds at most 6 `get`s and one more attach while it waits for
+ * the winner to let go.
  *
  * Races: every write is a compare-and-set on the epoch, and every attach
  * and tombstone takes the next epoch, so of two writers exactly one wins and
@@ -30,19 +41,45 @@
  * previous owner learns it from a fence, drained by its heartbeat, and
  * closes its connection with `taken_over`.
  *
+ * Record lifetime: an attached record has no physical expiry
+ * (`retainUntil = 0`), however long it streams; the store indexes it under
+ * its owner. A detached record is kept until its deadline plus the tombstone
+ * period, a tombstone for the tombstone period. A record still attached to a
+ * server whose lease ended more than TTL + tombstone period ago (a crashed
+ * server) is deleted by the heartbeats' `collect`, a bounded batch at a time.
+ *
+ * Time: every deadline is written and judged in the store's time
+ * ({@link LeaseKeeper.now}: Redis `TIME`, the KV store clock, the memory
+ * store's clock), never this host's own, so servers whose clocks disagree
+ * agree on what has expired. Tombstones are refused by status, not by time.
+ *
+ * Expired means expired: a session whose TTL has run out is never resumed.
+ * - This server judges by what it knows first: a detach or tombstone it
+ *   could not write yet, with its real deadline, wins over the record.
+ * - The heartbeat flushes those writes before it renews the lease, so while
+ *   any is pending the lease lapses; another server then treats a record
+ *   still attached to this one as expiring TTL after its last renewal
+ *   (`renewedAt + ttl`), never later than the real deadline. For that to
+ *   hold the lease must not outlast the TTL: the manager uses
+ *   `min(leaseMs, ttlMs)`.
+ *
  * Store outages: a session that is streaming needs no store operation, so it
- * keeps going. A write that fails (detach, expiry tombstone) is kept and
- * retried by the heartbeat once the store answers again. A store that lost
- * its data (a Redis restarted without persistence, a failover to a replica
- * that missed writes) is detected by this server's own lease having
- * vanished; the server then writes back every session it holds, and for one
- * lease length answers resumes of sessions it cannot find with the
- * retriable `store_unavailable` rather than the final `unknown_session`, so
- * that other servers have time to write back theirs.
+ * keeps going. A store that lost its data (a Redis restarted without
+ * persistence) is detected by this server's own lease having vanished; the
+ * server then writes back every session it holds, and for one lease answers
+ * resumes of sessions it cannot find with the retriable `store_unavailable`
+ * rather than the final `unknown_session`.
+ *
+ * Shutdown: {@link SessionManager.close} stops the timers and awaits every
+ * store call in flight. An open or resume that completes after `close()`
+ * began detaches its session itself and refuses with `shutting_down`, so no
+ * attachment escapes a closed manager.
  *
  * @module
  */
 
+import { type Clock, systemClock } from "../common/clock.ts";
+import type { Logger } from "../common/logger.ts";
 import {
   ErrorCode,
   type ErrorCode as Code,
@@ -57,14 +94,16 @@ import {
   seedToHex,
 } from "../protocol/prng.ts";
 import { bytesToHex, hexToBytes, uuidToBytes } from "../protocol/uuid.ts";
-import type { Logger } from "../common/logger.ts";
-import type { Counters } from "./metrics.ts";
 import {
   type Fence,
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
 } from "../store/types.ts";
+import { ExpiryQueue } from "./expiry.ts";
+import { LeaseKeeper } from "./lease.ts";
+import type { Counters } from "./metrics.ts";
+import { WriteBack } from "./write_back.ts";
 
 /** Settings for {@link SessionManager}. */
 export interface SessionManagerOptions {
@@ -72,35 +111,35 @@ export interface SessionManagerOptions {
   serverId: string;
   /** How long a detached session stays resumable (ms). */
   ttlMs: number;
-  /** Interval between numbers (ms); bounds how long an attachment can last. */
-  intervalMs: number;
   /** Base seed for reproducible sessions (`--seed`), or undefined for random seeds. */
   seedBase?: number | undefined;
-  /** How long this server's lease lasts without renewal (ms). Default 3000. */
+  /** How long this server's lease lasts without renewal (ms). Default 3000; at most `ttlMs`. */
   leaseMs?: number;
   /** How long tombstones (completed/expired) are kept for honest refusals (ms). Default 5 min. */
   tombstoneMs?: number;
-  /** Longest a client may stall its reads before it is dropped (ms). */
-  stallMs: number;
   /** Counters to update. */
   counters: Counters;
   /** Logger for session events. */
   log: Logger;
   /** Called when a local attachment must close because it was taken over. */
   onFenced: (id: string, epoch: number) => void;
+  /** Local time and timers. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 /**
  * The `op` labels of `seqstream_store_ops_total` that the server's heartbeat
  * spends, whatever its sessions do: `lease_check` and `lease_renew` (its own
- * lease), `fence_drain` (takeover notices) and `resync` (writing its sessions
- * back after the store lost data). Every other label is spent on behalf of a
- * session and is bounded per session.
+ * lease), `fence_drain` (takeover notices), `collect` (one bounded batch of
+ * a dead server's records) and `resync` (writing its sessions back after the
+ * store lost data). Every other label is spent on behalf of a session and is
+ * bounded per session.
  */
 export const SERVER_STORE_OPS: ReadonlySet<string> = new Set([
   "lease_check",
   "lease_renew",
   "fence_drain",
+  "collect",
   "resync",
 ]);
 
@@ -114,19 +153,6 @@ export interface Attachment {
   readonly epoch: number;
 }
 
-/** A session detached here and awaiting resume. */
-interface Detached {
-  /** The record as this server wrote (or means to write) it. */
-  rec: SessionRecord;
-  deadline: number;
-}
-
-/** A write the store has not confirmed: `rec` if the record's epoch is still `expected`. */
-interface Pending {
-  expected: number;
-  rec: SessionRecord;
-}
-
 function refuse(code: Code, message: string): ProtocolError {
   return new ProtocolError(code, message);
 }
@@ -138,7 +164,12 @@ function ago(ms: number): string {
 }
 
 function sameToken(a: string, b: Uint8Array): boolean {
-  const x = hexToBytes(a);
+  let x: Uint8Array;
+  try {
+    x = hexToBytes(a);
+  } catch {
+    return false;
+  }
   if (x.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < x.length; i++) diff |= x[i]! ^ b[i]!;
@@ -159,47 +190,99 @@ function unavailable(message: string, cause?: unknown): ProtocolError {
   return new ProtocolError(ErrorCode.STORE_UNAVAILABLE, message, { cause });
 }
 
+/** What this server knows about a session that the store may not. */
+interface Known {
+  status: "live" | "completed" | "expired";
+  /** Resume deadline (store time) for a live one; when it ended for a tombstone. */
+  deadline: number;
+}
+
 /**
  * Runs the session lifecycle on a store, and keeps what this server holds:
  * its attachments, the sessions it detached that are awaiting resume, and the
  * writes the store has not confirmed yet.
+ *
+ * @example
+ * ```ts
+ * const sessions = new SessionManager(store, {
+ *   serverId: "a1", ttlMs: 30_000, counters: newCounters(), log: silentLogger,
+ *   onFenced: (id) => registry.close(id),
+ * });
+ * await sessions.start();
+ * const att = await sessions.open(id, 1000, token);
+ * ```
  */
 export class SessionManager {
   readonly #store: SessionStore;
-  readonly #o: Required<Omit<SessionManagerOptions, "seedBase">> & {
+  readonly #o: {
+    serverId: string;
+    ttlMs: number;
     seedBase: number | undefined;
+    leaseMs: number;
+    tombstoneMs: number;
+    counters: Counters;
+    log: Logger;
+    onFenced: (id: string, epoch: number) => void;
+    clock: Clock;
   };
   /** Attached here: the record as written at attach time. */
   readonly #attached = new Map<string, SessionRecord>();
-  /** Insertion-ordered; deadlines are now+ttl, so the first entry expires first. */
-  readonly #detached = new Map<string, Detached>();
-  /** Failed writes, retried by the heartbeat. */
-  readonly #unsynced = new Map<string, Pending>();
+  /** Detached here, by deadline: the record as written (or meant to be). */
+  readonly #detached: ExpiryQueue<SessionRecord>;
+  readonly #writeBack: WriteBack;
+  readonly #lease: LeaseKeeper;
   readonly #ops = new Map<string, number>();
-  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
-  #leaseTimer: ReturnType<typeof setInterval> | undefined;
-  #beating: Promise<void> | undefined;
-  #expiring: Promise<void> | undefined;
-  #resyncing: Promise<void> | undefined;
-  /** The lease deadline last confirmed written; 0 before the first. */
-  #leaseWritten = 0;
-  /** Until then, a missing session may be one the store lost and a server has yet to write back. */
-  #recoveringUntil = 0;
-  /** A store operation failed since the last successful heartbeat. */
-  #failed = false;
-  /** The store lost data and this server has not written all its sessions back yet. */
-  #needResync = false;
+  /** Every store call and lifecycle call in flight, for {@link close}. */
+  readonly #inflight = new Set<Promise<unknown>>();
   #closed = false;
 
   /** @param store the backend; @param opts lifecycle settings */
   constructor(store: SessionStore, opts: SessionManagerOptions) {
     this.#store = store;
+    const ttlMs = opts.ttlMs;
     this.#o = {
-      leaseMs: 3000,
-      tombstoneMs: 300_000,
-      ...opts,
+      serverId: opts.serverId,
+      ttlMs,
       seedBase: opts.seedBase,
+      leaseMs: Math.min(opts.leaseMs ?? 3000, ttlMs),
+      tombstoneMs: opts.tombstoneMs ?? 300_000,
+      counters: opts.counters,
+      log: opts.log,
+      onFenced: opts.onFenced,
+      clock: opts.clock ?? systemClock,
     };
+    const op = <T>(name: string, fn: (s: SessionStore) => Promise<T>) =>
+      this.#op(name, fn);
+    this.#writeBack = new WriteBack({
+      op,
+      closed: () => this.#closed,
+      written: (rec) => {
+        if (rec.status === "expired") this.#expired(rec.id);
+      },
+      lost: (f) => this.#fenced(f),
+      held: (id) => this.#detached.get(id)?.value ?? this.#attached.get(id),
+      heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
+    });
+    this.#lease = new LeaseKeeper({
+      op,
+      flush: () =>
+        this.#writeBack.resyncing || this.#writeBack.size === 0
+          ? Promise.resolve(true)
+          : this.#track(this.#writeBack.flush()),
+      lostData: () => this.#writeBack.startResync(),
+      fenced: (f) => this.#fenced(f),
+    }, {
+      serverId: this.#o.serverId,
+      leaseMs: this.#o.leaseMs,
+      collectGraceMs: ttlMs + this.#o.tombstoneMs,
+      clock: this.#o.clock,
+      log: this.#o.log,
+    });
+    this.#detached = new ExpiryQueue(
+      this.#o.clock,
+      () => this.#lease.now(),
+      (due) => void this.#track(this.#expireDue(due)),
+    );
   }
 
   /** Sessions this server holds: attached here or detached here and not yet expired. */
@@ -217,83 +300,107 @@ export class SessionManager {
 
   /** Writes the store has not confirmed yet (detaches or tombstones made during an outage). */
   get unsynced(): number {
-    return this.#unsynced.size;
+    return this.#writeBack.size;
   }
 
   /**
    * Writes the lease once (a store that is down is not fatal: sessions are
-   * refused until it answers) and starts the heartbeat, every `leaseMs / 3`,
-   * which renews the lease, drains takeover notices and retries failed writes.
+   * refused until it answers) and starts the heartbeat, every `leaseMs / 3`.
    */
   async start(): Promise<void> {
-    await this.#beat();
-    const every = Math.max(20, Math.floor(this.#o.leaseMs / 3));
-    this.#leaseTimer = setInterval(() => void this.#beat(), every);
+    await this.#lease.start();
   }
 
   /**
-   * Stops timers and waits for the heartbeat and write-back in flight.
-   * Sessions in the store stay as they are (resumable). Idempotent.
+   * Stops the timers and waits for every store write in flight (detaches
+   * included), so the store can be closed after it. Sessions in the store
+   * stay as they are (resumable). Idempotent.
    */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#leaseTimer);
-    clearTimeout(this.#expiryTimer);
-    this.#expiryTimer = undefined;
-    await Promise.all([this.#beating, this.#resyncing, this.#expiring]);
-  }
-
-  async #op<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    this.#ops.set(name, (this.#ops.get(name) ?? 0) + 1);
-    try {
-      return await fn();
-    } catch (cause) {
-      this.#failed = true;
-      this.#o.counters.storeErrors++;
-      const msg = cause instanceof StoreUnavailableError
-        ? cause.message
-        : String(cause);
-      throw unavailable(
-        `Session store (${this.#store.kind}) is unavailable: ${msg}`,
-        cause,
-      );
+    this.#detached.close();
+    await this.#lease.close();
+    while (this.#inflight.size > 0) {
+      await Promise.allSettled([...this.#inflight]);
     }
+    await this.#writeBack.running;
   }
 
-  #horizon(now: number, remaining: number): number {
-    // An attachment cannot outlive its remaining numbers plus stalls; past
-    // this the record of a crashed owner may be collected by the backend.
-    return now + remaining * this.#o.intervalMs + this.#o.stallMs +
-      this.#o.ttlMs + this.#o.leaseMs + 60_000;
+  /** Keeps `p` in the in-flight set until it settles. */
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    const done = () => this.#inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  #op<T>(name: string, fn: (s: SessionStore) => Promise<T>): Promise<T> {
+    this.#ops.set(name, (this.#ops.get(name) ?? 0) + 1);
+    return this.#track((async () => {
+      try {
+        return await fn(this.#store);
+      } catch (cause) {
+        this.#o.counters.storeErrors++;
+        const msg = cause instanceof StoreUnavailableError
+          ? cause.message
+          : String(cause);
+        throw unavailable(
+          `Session store (${this.#store.kind}) is unavailable: ${msg}`,
+          cause,
+        );
+      }
+    })());
+  }
+
+  /** The store's time, as this server sees it. */
+  #now(): number {
+    return this.#lease.now();
   }
 
   /**
-   * When a live record stops being resumable: its detach deadline, or for an
-   * attachment, its owner's lease plus the TTL (so a crashed owner's sessions
-   * still expire). `Infinity` while the owner is alive. An owner whose lease
-   * is gone altogether died long ago (stores keep a lease well past its end),
-   * unless the store itself lost data recently.
+   * When a live record stops being resumable (store time): its detach
+   * deadline; for an attachment here, never; for one elsewhere, never while
+   * its owner's lease runs, else TTL after the owner's last renewal (it may
+   * have detached it since without being able to write it). An owner with
+   * no lease at all died long ago (its lease was collected), unless the
+   * store itself lost data recently.
    */
-  async #deadline(rec: SessionRecord, now: number): Promise<number> {
+  async #deadline(rec: SessionRecord): Promise<number> {
     if (rec.owner === "") return rec.expiresAt;
     if (rec.owner === this.#o.serverId) return Infinity;
-    const lease = await this.#op(
-      "lease_get",
-      () => this.#store.leaseOf(rec.owner),
-    );
-    if (lease === null) return now < this.#recoveringUntil ? Infinity : now;
-    return lease < now ? lease + this.#o.ttlMs : Infinity;
+    const { lease, now } = await this.#lease.leaseOf(rec.owner, "lease_get");
+    const t = now ?? this.#now();
+    if (lease === null) {
+      return (await this.#lease.storeLostData()) ? Infinity : t;
+    }
+    return lease.until > t ? Infinity : lease.renewedAt + this.#o.ttlMs;
   }
 
   /** Sessions may only be attached once other servers can see this one's lease. */
   async #ensureLease(): Promise<void> {
-    if (this.#leaseWritten > 0) return;
-    await this.#beat();
-    if (this.#leaseWritten === 0) {
+    if (this.#closed) {
+      throw refuse(ErrorCode.SHUTTING_DOWN, "The server is shutting down");
+    }
+    if (this.#lease.registered) return;
+    await this.#lease.beat();
+    if (!this.#lease.registered) {
       throw unavailable(
         `Session store (${this.#store.kind}) is unavailable: cannot register this server's lease`,
       );
     }
+  }
+
+  /** Runs a lifecycle call: tracked for close(), and only ever rejecting with ProtocolError. */
+  #call<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#track((async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        if (e instanceof ProtocolError) throw e;
+        this.#o.log.error("session call failed", { error: String(e) });
+        throw unavailable(`Session store call failed: ${String(e)}`, e);
+      }
+    })());
   }
 
   /**
@@ -301,9 +408,14 @@ export class SessionManager {
    * repeated hello (same id, count and token) for a session that is still
    * live attaches it again, so a lost welcome costs nothing.
    *
-   * @throws {ProtocolError} `INVALID_COUNT`, `SESSION_IN_USE`, `STORE_UNAVAILABLE`
+   * @throws {ProtocolError} `INVALID_COUNT`, `SESSION_IN_USE`,
+   * `STORE_UNAVAILABLE`, `SHUTTING_DOWN`; never anything else
    */
-  async open(
+  open(id: string, count: number, token: Uint8Array): Promise<Attachment> {
+    return this.#call(() => this.#open(id, count, token));
+  }
+
+  async #open(
     id: string,
     count: number,
     token: Uint8Array,
@@ -315,7 +427,6 @@ export class SessionManager {
       );
     }
     await this.#ensureLease();
-    const now = Date.now();
     const seed = this.#o.seedBase === undefined
       ? randomSeed()
       : deriveSeed(this.#o.seedBase, uuidToBytes(id));
@@ -328,22 +439,19 @@ export class SessionManager {
       owner: this.#o.serverId,
       status: "live",
       expiresAt: 0,
-      retainUntil: this.#horizon(now, count),
+      retainUntil: 0,
     };
     // Create first: a new id (the usual case) costs one operation.
     let rec = fresh;
-    let ok = await this.#op("create", () => this.#store.create(fresh));
+    let ok = await this.#op("create", (s) => s.create(fresh));
     if (!ok) {
-      const existing = await this.#op("get", () => this.#store.get(id));
+      const existing = await this.#op("get", (s) => s.get(id));
       if (existing !== null) {
-        if (
-          existing.status === "live" &&
-          (await this.#deadline(existing, now)) > now
-        ) {
+        if (existing.status === "live" && !(await this.#isOver(existing))) {
           if (existing.count === count && sameToken(existing.token, token)) {
             // The same hello again (its welcome was lost): attach the same session.
-            return await this.#attach(existing, token, 0, now) ??
-              await this.#afterConflict(id, token, 0, now);
+            return await this.#attach(existing, token, 0) ??
+              await this.#afterConflict(id, token, 0);
           }
           throw refuse(
             ErrorCode.SESSION_IN_USE,
@@ -351,10 +459,7 @@ export class SessionManager {
           );
         }
         rec = { ...fresh, epoch: existing.epoch + 1 };
-        ok = await this.#op(
-          "replace",
-          () => this.#store.replace(existing.epoch, rec),
-        );
+        ok = await this.#op("replace", (s) => s.replace(existing.epoch, rec));
       }
     }
     if (!ok) {
@@ -366,25 +471,76 @@ export class SessionManager {
     this.#forget(id);
     this.#attached.set(id, rec);
     this.#o.counters.sessionsStarted++;
-    return { id, seed, count, token, epoch: rec.epoch };
+    const att = { id, seed, count, token, epoch: rec.epoch };
+    await this.#unlessClosing(att);
+    return att;
+  }
+
+  /** Whether a live record is past its deadline, by what this server knows first. */
+  async #isOver(rec: SessionRecord): Promise<boolean> {
+    const known = this.#known(rec);
+    if (known !== undefined) {
+      return known.status !== "live" || known.deadline <= this.#now();
+    }
+    return (await this.#deadline(rec)) <= this.#now();
+  }
+
+  /**
+   * What this server knows about `rec` beyond the store: a write it could
+   * not make yet at this epoch (a detach with its real deadline, a
+   * tombstone), or the deadline of its own detach.
+   */
+  #known(rec: SessionRecord): Known | undefined {
+    const p = this.#writeBack.get(rec.id);
+    if (p !== undefined && p.expected === rec.epoch) {
+      if (p.rec.status !== "live") {
+        return { status: p.rec.status, deadline: p.rec.expiresAt };
+      }
+      if (p.rec.owner === "") {
+        return { status: "live", deadline: p.rec.expiresAt };
+      }
+    }
+    const d = this.#detached.get(rec.id);
+    if (d !== undefined && d.value.epoch === rec.epoch) {
+      return { status: "live", deadline: d.deadline };
+    }
+    return undefined;
+  }
+
+  /** An attachment made while close() ran is detached again here and refused. */
+  async #unlessClosing(att: Attachment): Promise<void> {
+    if (!this.#closed) return;
+    await this.#detach(att);
+    throw refuse(
+      ErrorCode.SHUTTING_DOWN,
+      `The server is shutting down; session "${att.id}" stays resumable`,
+    );
   }
 
   /**
    * Re-attaches a session for a resume, fencing out any earlier attachment.
    *
    * @throws {ProtocolError} `UNKNOWN_SESSION`, `BAD_TOKEN`, `SESSION_EXPIRED`,
-   * `SESSION_COMPLETED`, `INVALID_OFFSET`, `SESSION_IN_USE`, `STORE_UNAVAILABLE`
+   * `SESSION_COMPLETED`, `INVALID_OFFSET`, `SESSION_IN_USE`, `TAKEN_OVER`,
+   * `STORE_UNAVAILABLE`, `SHUTTING_DOWN`; never anything else
    */
-  async resume(
+  resume(
+    id: string,
+    token: Uint8Array,
+    nextOffset: number,
+  ): Promise<Attachment> {
+    return this.#call(() => this.#resume(id, token, nextOffset));
+  }
+
+  async #resume(
     id: string,
     token: Uint8Array,
     nextOffset: number,
   ): Promise<Attachment> {
     await this.#ensureLease();
-    const now = Date.now();
-    const rec = await this.#op("get", () => this.#store.get(id));
+    const rec = await this.#op("get", (s) => s.get(id));
     if (rec === null) {
-      if (await this.#storeLostData(now)) {
+      if (await this.#lease.storeLostData()) {
         throw unavailable(
           `Cannot resume session "${id}" yet: the session store (${this.#store.kind}) lost data ` +
             `and the servers are writing their sessions back; retry shortly`,
@@ -395,8 +551,8 @@ export class SessionManager {
         `Cannot resume session "${id}": this server's store has no such session`,
       );
     }
-    return await this.#attach(rec, token, nextOffset, now) ??
-      await this.#afterConflict(id, token, nextOffset, now);
+    return await this.#attach(rec, token, nextOffset) ??
+      await this.#afterConflict(id, token, nextOffset);
   }
 
   /**
@@ -412,18 +568,19 @@ export class SessionManager {
     id: string,
     token: Uint8Array,
     nextOffset: number,
-    started: number,
   ): Promise<Attachment> {
+    const clock = this.#o.clock;
+    const started = clock.now();
     for (
       let wait = 10;
-      !this.#closed && Date.now() + wait - started <= CONFLICT_WAIT_MS;
+      !this.#closed && clock.now() + wait - started <= CONFLICT_WAIT_MS;
       wait *= 2
     ) {
-      await new Promise((r) => setTimeout(r, wait));
-      const rec = await this.#op("get", () => this.#store.get(id));
+      await new Promise((r) => clock.setTimeout(() => r(undefined), wait));
+      const rec = await this.#op("get", (s) => s.get(id));
       if (rec === null) break;
       if (rec.status === "live" && rec.owner !== "") continue; // still held
-      const att = await this.#attach(rec, token, nextOffset, Date.now());
+      const att = await this.#attach(rec, token, nextOffset);
       if (att !== null) return att;
     }
     return inUse(id);
@@ -431,14 +588,13 @@ export class SessionManager {
 
   /**
    * Attaches `rec` here if its epoch is unchanged; resolves `null` when
-   * another attachment changed it first.
+   * another attachment changed it first. Tombstones are refused by their
+   * status, whatever any clock says.
    */
-
   async #attach(
     rec: SessionRecord,
     token: Uint8Array,
     nextOffset: number,
-    now: number,
   ): Promise<Attachment | null> {
     const id = rec.id;
     if (!sameToken(rec.token, token)) {
@@ -447,27 +603,29 @@ export class SessionManager {
         `Cannot resume session "${id}": the resume token does not match`,
       );
     }
-    if (rec.status === "completed") {
+    const now = this.#now();
+    const known = this.#known(rec);
+    const status = rec.status === "live" && known !== undefined
+      ? known.status
+      : rec.status;
+    if (status === "completed") {
       throw refuse(
         ErrorCode.SESSION_COMPLETED,
         `Cannot resume session "${id}": it was completed ${
-          ago(now - rec.expiresAt)
+          ago(now - (known?.deadline ?? rec.expiresAt))
         } ago`,
       );
     }
-    let deadline = rec.status === "expired"
-      ? rec.expiresAt
-      : await this.#deadline(rec, now);
+    if (status === "expired") {
+      throw this.#expiredError(id, now, known?.deadline ?? rec.expiresAt);
+    }
+    const deadline = known?.deadline ?? await this.#deadline(rec);
     if (deadline <= now) {
-      if (rec.status === "live") {
-        // Best effort: the deadline inside the record decides anyway.
+      if (known === undefined) {
+        // Best effort: the deadline the servers judge by decides anyway.
         await this.#tombstone(rec, "expired", deadline).catch(() => {});
       }
-      deadline = Math.min(deadline, now);
-      throw refuse(
-        ErrorCode.SESSION_EXPIRED,
-        `Cannot resume session "${id}": it expired ${ago(now - deadline)} ago`,
-      );
+      throw this.#expiredError(id, now, deadline);
     }
     if (nextOffset > rec.count) {
       throw refuse(
@@ -475,17 +633,23 @@ export class SessionManager {
         `Cannot resume session "${id}" at offset ${nextOffset}: it has ${rec.count} numbers`,
       );
     }
+    let seed: Seed;
+    try {
+      seed = seedFromHex(rec.seed);
+    } catch (cause) {
+      throw unavailable(
+        `Cannot resume session "${id}": its stored seed is malformed`,
+        cause,
+      );
+    }
     const next: SessionRecord = {
       ...rec,
       epoch: rec.epoch + 1,
       owner: this.#o.serverId,
       expiresAt: 0,
-      retainUntil: this.#horizon(now, rec.count - nextOffset),
+      retainUntil: 0,
     };
-    const ok = await this.#op(
-      "replace",
-      () => this.#store.replace(rec.epoch, next),
-    );
+    const ok = await this.#op("replace", (s) => s.replace(rec.epoch, next));
     if (!ok) return null;
     const prevOwner = rec.owner;
     const local = this.#attached.get(id);
@@ -497,7 +661,7 @@ export class SessionManager {
       this.#o.onFenced(id, next.epoch);
     } else if (prevOwner !== "" && prevOwner !== this.#o.serverId) {
       const fence: Fence = { id, epoch: next.epoch };
-      await this.#op("fence", () => this.#store.fence(prevOwner, fence)).catch(
+      await this.#op("fence", (s) => s.fence(prevOwner, fence)).catch(
         (err) =>
           this.#o.log.warn("could not notify the previous owner", {
             id,
@@ -517,13 +681,16 @@ export class SessionManager {
       }
     }
     this.#o.counters.resumes++;
-    return {
-      id,
-      seed: seedFromHex(rec.seed),
-      count: rec.count,
-      token,
-      epoch: next.epoch,
-    };
+    const att = { id, seed, count: rec.count, token, epoch: next.epoch };
+    await this.#unlessClosing(att);
+    return att;
+  }
+
+  #expiredError(id: string, now: number, at: number): ProtocolError {
+    return refuse(
+      ErrorCode.SESSION_EXPIRED,
+      `Cannot resume session "${id}": it expired ${ago(now - at)} ago`,
+    );
   }
 
   /** Whether `att` still holds its session here (not fenced, not ended). */
@@ -534,34 +701,31 @@ export class SessionManager {
   /**
    * Detaches after the connection ended: the session stays resumable for the
    * TTL, counted from now (every disconnect restarts the clock). If the store
-   * cannot be reached the write is retried by the heartbeat; meanwhile the
-   * record still names this server, which stays its owner.
+   * cannot be reached the write is retried by the heartbeat (before it
+   * renews the lease); meanwhile this server refuses a resume past the
+   * deadline by what it knows.
    */
-  async detach(att: Attachment): Promise<void> {
+  detach(att: Attachment): Promise<void> {
+    return this.#track(this.#detach(att));
+  }
+
+  async #detach(att: Attachment): Promise<void> {
     const rec = this.#attached.get(att.id);
     if (rec === undefined || rec.epoch !== att.epoch) return;
     this.#attached.delete(att.id);
-    const deadline = Date.now() + this.#o.ttlMs;
+    const deadline = this.#now() + this.#o.ttlMs;
     const next: SessionRecord = {
       ...rec,
       owner: "",
       expiresAt: deadline,
       retainUntil: deadline + this.#o.tombstoneMs,
     };
-    const entry: Detached = { rec: next, deadline };
-    this.#detached.delete(att.id); // keep the map in deadline order
-    this.#detached.set(att.id, entry);
-    this.#armExpiry();
-    const ok = await this.#write(
-      att.id,
-      rec.epoch,
-      next,
-      "could not record a detach; will retry",
-    );
-    if (ok === false && this.#detached.get(att.id) === entry) {
-      if (this.#needResync) {
+    this.#detached.add(att.id, deadline, next);
+    const ok = await this.#writeBack.write(rec.epoch, next);
+    if (ok === false && this.#detached.get(att.id)?.value === next) {
+      if (this.#writeBack.resyncing) {
         // The record may be missing because the store lost it: the write-back decides.
-        this.#unsynced.set(att.id, { expected: rec.epoch, rec: next });
+        this.#writeBack.keep(att.id, rec.epoch, next);
       } else {
         // Resumed elsewhere or expired by another server in the meantime.
         this.#detached.delete(att.id);
@@ -577,13 +741,15 @@ export class SessionManager {
    * @throws {ProtocolError} `STORE_UNAVAILABLE`; the session stays attached
    * (the client retries, and its resume at the end acks again)
    */
-  async complete(att: Attachment): Promise<boolean> {
-    const rec = this.#attached.get(att.id);
-    if (rec === undefined || rec.epoch !== att.epoch) return false;
-    const ok = await this.#tombstone(rec, "completed", Date.now());
-    if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
-    if (ok) this.#o.counters.sessionsCompleted++;
-    return ok;
+  complete(att: Attachment): Promise<boolean> {
+    return this.#track((async () => {
+      const rec = this.#attached.get(att.id);
+      if (rec === undefined || rec.epoch !== att.epoch) return false;
+      const ok = await this.#tombstone(rec, "completed", this.#now());
+      if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
+      if (ok) this.#o.counters.sessionsCompleted++;
+      return ok;
+    })());
   }
 
   /** Forgets an attachment without touching the store (fenced, or shutting down). */
@@ -595,7 +761,7 @@ export class SessionManager {
   #forget(id: string): void {
     this.#attached.delete(id);
     this.#detached.delete(id);
-    this.#unsynced.delete(id);
+    this.#writeBack.delete(id);
   }
 
   /**
@@ -616,7 +782,7 @@ export class SessionManager {
       owner: "",
       status,
       expiresAt: at,
-      retainUntil: Math.max(at, Date.now()) + this.#o.tombstoneMs,
+      retainUntil: Math.max(at, this.#now()) + this.#o.tombstoneMs,
     };
   }
 
@@ -626,79 +792,25 @@ export class SessionManager {
     at: number,
   ): Promise<boolean> {
     const tomb = this.#tombRecord(rec, status, at);
-    return this.#op("replace", () => this.#store.replace(rec.epoch, tomb));
+    return this.#op("replace", (s) => s.replace(rec.epoch, tomb));
   }
 
-  /**
-   * Compare-and-set `rec` over `expected`; on a store failure keeps it for
-   * the heartbeat to retry and resolves `undefined`.
-   */
-  async #write(
-    id: string,
-    expected: number,
-    rec: SessionRecord,
-    warning: string,
-  ): Promise<boolean | undefined> {
-    try {
-      return await this.#op(
-        "replace",
-        () => this.#store.replace(expected, rec),
-      );
-    } catch (err) {
-      this.#o.log.warn(warning, {
-        id,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      // Unless the session moved on while the write was in flight.
-      const cur = this.#unsynced.get(id);
-      if (cur === undefined || cur.expected <= expected) {
-        this.#unsynced.set(id, { expected, rec });
-      }
-      return undefined;
-    }
-  }
-
-  #armExpiry(): void {
-    if (this.#closed || this.#expiryTimer !== undefined) return;
-    const first = this.#detached.values().next();
-    if (first.done) return;
-    const delay = Math.max(0, first.value.deadline - Date.now());
-    this.#expiryTimer = setTimeout(() => {
-      this.#expiryTimer = undefined;
-      const p = this.#expireDue().finally(() => {
-        if (this.#expiring === p) this.#expiring = undefined;
-        this.#armExpiry();
-      });
-      this.#expiring = p;
-    }, delay);
-  }
-
-  async #expireDue(): Promise<void> {
-    const now = Date.now();
-    const due: Detached[] = [];
-    for (const [id, d] of this.#detached) {
-      if (d.deadline > now) break;
-      due.push(d);
-      this.#detached.delete(id);
-    }
+  async #expireDue(
+    due: { id: string; deadline: number; value: SessionRecord }[],
+  ): Promise<void> {
     for (const d of due) {
-      const id = d.rec.id;
-      const expected = d.rec.epoch;
-      const tomb = this.#tombRecord(d.rec, "expired", d.deadline);
-      const pending = this.#unsynced.get(id);
+      const id = d.id;
+      const expected = d.value.epoch;
+      const tomb = this.#tombRecord(d.value, "expired", d.deadline);
+      const pending = this.#writeBack.get(id);
       if (pending !== undefined) {
         // The detach never reached the store: the heartbeat writes the tombstone instead.
         if (pending.expected === expected) {
-          this.#unsynced.set(id, { expected, rec: tomb });
+          this.#writeBack.keep(id, expected, tomb);
         }
         continue;
       }
-      const ok = await this.#write(
-        id,
-        expected,
-        tomb,
-        "could not expire a session; will retry",
-      );
+      const ok = await this.#writeBack.write(expected, tomb);
       if (ok) this.#expired(id);
       // False: resumed elsewhere, or already expired by a resume that came too late.
     }
@@ -707,76 +819,6 @@ export class SessionManager {
   #expired(id: string): void {
     this.#o.counters.sessionsExpired++;
     this.#o.log.info("session expired", { id });
-  }
-
-  /**
-   * Whether the store lost data: this server's own lease, which it renews
-   * every `leaseMs / 3`, is missing or older than the last one written. Opens
-   * a recovery window of one lease, in which every live server's heartbeat
-   * has written its sessions back.
-   */
-  async #storeLostData(now: number): Promise<boolean> {
-    if (now < this.#recoveringUntil) return true;
-    if (this.#leaseWritten === 0) return false;
-    const seen = await this.#op(
-      "lease_get",
-      () => this.#store.leaseOf(this.#o.serverId),
-    );
-    if (seen !== null && seen >= this.#leaseWritten) return false;
-    this.#recoveringUntil = Date.now() + this.#o.leaseMs;
-    void this.#beat();
-    return true;
-  }
-
-  /** One heartbeat, or the one in flight. Never rejects. */
-  #beat(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#beating ??= this.#heartbeat()
-      .catch(() => {
-        this.#failed = true;
-      })
-      .finally(() => this.#beating = undefined);
-    return this.#beating;
-  }
-
-  async #heartbeat(): Promise<void> {
-    const self = this.#o.serverId;
-    const seen = await this.#op("lease_check", () => this.#store.leaseOf(self));
-    const lost = this.#leaseWritten > 0 &&
-      (seen === null || seen < this.#leaseWritten);
-    const failedBefore = this.#failed;
-    this.#failed = false;
-    const until = Date.now() + this.#o.leaseMs;
-    await this.#op("lease_renew", () => this.#store.renewLease(self, until));
-    this.#leaseWritten = until;
-    const fences = await this.#op(
-      "fence_drain",
-      () => this.#store.drainFences(self),
-    );
-    for (const f of fences) this.#fenced(f);
-    if (lost) {
-      this.#recoveringUntil = Math.max(
-        this.#recoveringUntil,
-        Date.now() + this.#o.leaseMs,
-      );
-      this.#needResync = true;
-      this.#o.log.warn(
-        "the session store lost data; writing this server's sessions back",
-        {
-          store: this.#store.kind,
-          sessions: this.#attached.size + this.#detached.size +
-            this.#unsynced.size,
-        },
-      );
-    }
-    if (this.#needResync) {
-      // Off the heartbeat, so that lease renewals go on while it runs.
-      this.#resyncing ??= this.#resync().finally(() =>
-        this.#resyncing = undefined
-      );
-    } else if (failedBefore || this.#unsynced.size > 0) {
-      await this.#flush();
-    }
   }
 
   /** A takeover notice: whatever this server holds at a lower epoch is no longer its own. */
@@ -788,92 +830,7 @@ export class SessionManager {
       this.#o.onFenced(f.id, f.epoch);
     }
     const d = this.#detached.get(f.id);
-    if (d !== undefined && d.rec.epoch < f.epoch) this.#detached.delete(f.id);
-    const u = this.#unsynced.get(f.id);
-    if (u !== undefined && u.expected < f.epoch) this.#unsynced.delete(f.id);
+    if (d !== undefined && d.value.epoch < f.epoch) this.#detached.delete(f.id);
+    this.#writeBack.fenced(f);
   }
-
-  /** Retries the writes the store missed, oldest first; stops at the first failure. */
-  async #flush(): Promise<void> {
-    for (const [id, p] of [...this.#unsynced]) {
-      if (this.#closed) return;
-      let ok: boolean;
-      try {
-        ok = await this.#op(
-          "replace",
-          () => this.#store.replace(p.expected, p.rec),
-        );
-      } catch {
-        return; // still down: the next heartbeat tries again
-      }
-      if (this.#unsynced.get(id) === p) this.#unsynced.delete(id);
-      if (ok && p.rec.status === "expired") this.#expired(id);
-      if (!ok) {
-        // Someone else moved the session on (resumed it, or expired it).
-        const d = this.#detached.get(id);
-        if (d !== undefined && d.rec.epoch <= p.expected) {
-          this.#detached.delete(id);
-        }
-      }
-    }
-  }
-
-  /**
-   * Writes back every session this server holds after the store lost data:
-   * missing records are created, older ones replaced, and a newer one means
-   * the session was taken over (this server lets go of it). Done when every
-   * session has been written; a failure leaves it to the next heartbeat.
-   */
-  async #resync(): Promise<void> {
-    const ids = new Set([
-      ...this.#attached.keys(),
-      ...this.#detached.keys(),
-      ...this.#unsynced.keys(),
-    ]);
-    for (const id of ids) {
-      // A session that changes here while its write-back is in flight is written again.
-      for (let round = 0; round < 3; round++) {
-        if (this.#closed) return;
-        const pending = this.#unsynced.get(id);
-        const want = pending?.rec ?? this.#detached.get(id)?.rec ??
-          this.#attached.get(id);
-        if (want === undefined) break; // gone meanwhile
-        const mine = pending?.expected ?? want.epoch;
-        let ok: boolean;
-        try {
-          const cur = await this.#op("resync", () => this.#store.get(id));
-          if (cur === null) {
-            ok = await this.#op("resync", () => this.#store.create(want));
-          } else if (
-            cur.epoch < mine || (cur.epoch === mine && !sameState(cur, want))
-          ) {
-            ok = await this.#op(
-              "resync",
-              () => this.#store.replace(cur.epoch, want),
-            );
-          } else {
-            ok = cur.epoch === mine; // already there; a newer epoch is someone else's
-          }
-        } catch {
-          return; // down again: the next heartbeat after it comes back starts over
-        }
-        const now = this.#unsynced.get(id)?.rec ??
-          this.#detached.get(id)?.rec ?? this.#attached.get(id);
-        if (now !== want) continue;
-        if (this.#unsynced.get(id) === pending) this.#unsynced.delete(id);
-        if (!ok) this.#fenced({ id, epoch: mine + 1 });
-        else if (want.status === "expired" && pending !== undefined) {
-          this.#expired(id);
-        }
-        break;
-      }
-    }
-    this.#needResync = false;
-  }
-}
-
-/** Whether two records with the same epoch say the same thing about ownership and state. */
-function sameState(a: SessionRecord, b: SessionRecord): boolean {
-  return a.owner === b.owner && a.status === b.status &&
-    a.expiresAt === b.expiresAt;
 }

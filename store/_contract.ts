@@ -29,6 +29,12 @@ export interface StoreContractOptions {
   expiryHint?: (store: SessionStore, id: string) => Promise<number | null>;
   /** Why {@link expiryHint} is absent, for the ignored test's name. */
   noHintReason?: string;
+  /**
+   * Moves the store's clock forward by `ms` (memory: its injected `now`).
+   * Default: waits `ms` of real time, for backends whose clock is real
+   * (Redis `TIME`, the KV store clock).
+   */
+  advance?: (store: SessionStore, ms: number) => Promise<void> | void;
   /** When set, every test registers as ignored, with this reason in its name. */
   ignore?: string;
   /** Passed to every `Deno.test` (e.g. for a client that leaks an op). */
@@ -177,29 +183,107 @@ export function storeContractTests(
     });
   });
 
-  test("remove is a compare-and-set on the epoch", async (store) => {
-    const rec = record({ epoch: 2 });
-    await store.create(rec);
-    assertEquals(await store.remove(rec.id, 1), false);
-    assertEquals(await store.remove(rec.id, 3), false);
-    assertEquals(await store.get(rec.id), rec, "unchanged after failed CAS");
-    assertEquals(await store.remove(rec.id, 2), true);
-    assertEquals(await store.get(rec.id), null);
-    assertEquals(await store.remove(rec.id, 2), false, "already gone");
-    assertEquals(await store.create(rec), true, "id free again");
+  const advance = (store: SessionStore, ms: number) =>
+    opts.advance
+      ? opts.advance(store, ms)
+      : new Promise<void>((r) => setTimeout(r, ms));
+
+  test("renewLease writes a lease in store time; leaseOf reads it with the store's time", async (store) => {
+    const [a, b] = [owner(), owner()];
+    const before = await store.leaseOf(a);
+    assertEquals(before.lease, null);
+    const l1 = await store.renewLease(a, 60_000, Date.now());
+    assertEquals(l1.until - l1.renewedAt, 60_000);
+    const r1 = await store.leaseOf(a);
+    assertEquals(r1.lease, l1);
+    assert_(r1.now !== null, "no store time after a renewal");
+    assert_(
+      r1.now >= l1.renewedAt && r1.now < l1.renewedAt + HINT_SLACK_MS,
+      `store time ${r1.now} vs renewal ${l1.renewedAt}`,
+    );
+    await advance(store, 5);
+    const l2 = await store.renewLease(a, 1_000, Date.now());
+    assert_(l2.renewedAt >= l1.renewedAt, "store time went backwards");
+    assertEquals(l2.until - l2.renewedAt, 1_000);
+    assertEquals((await store.leaseOf(a)).lease, l2);
+    assertEquals((await store.leaseOf(b)).lease, null);
+    const lb = await store.renewLease(b, 5, Date.now());
+    assertEquals((await store.leaseOf(b)).lease, lb);
+    assertEquals((await store.leaseOf(a)).lease, l2, "other owner unaffected");
   });
 
-  test("leases are per owner, renewable, and null when unknown", async (store) => {
-    const [a, b] = [owner(), owner()];
-    assertEquals(await store.leaseOf(a), null);
-    const t = Date.now() + 60_000;
-    await store.renewLease(a, t);
-    assertEquals(await store.leaseOf(a), t);
-    assertEquals(await store.leaseOf(b), null);
-    await store.renewLease(a, t + 5_000);
-    await store.renewLease(b, t + 1);
-    assertEquals(await store.leaseOf(a), t + 5_000);
-    assertEquals(await store.leaseOf(b), t + 1);
+  test("an attached record has no expiry and outlives any stream while its owner renews", async (store) => {
+    const live = owner();
+    const attached = record({ owner: live, retainUntil: 0 });
+    await store.create(attached);
+    const resumed = record({ owner: "", retainUntil: 0 });
+    await store.create(resumed);
+    const moved = { ...resumed, epoch: 2, owner: live };
+    assertEquals(await store.replace(1, moved), true);
+    // Many heartbeats' worth of store time (memory: days), with a short lease renewed each round.
+    const step = opts.advance ? 3_600_000 : 40;
+    for (let i = 0; i < 5; i++) {
+      await store.renewLease(live, step * 2, Date.now());
+      await advance(store, step);
+      await opts.sweep?.(store);
+      assertEquals(await store.collect(0, 100), 0, `round ${i}`);
+    }
+    assertEquals(await store.get(attached.id), attached);
+    assertEquals(await store.get(moved.id), moved);
+    if (opts.expiryHint) {
+      assertEquals(await opts.expiryHint(store, attached.id), null, "hint");
+    }
+  });
+
+  test("collect deletes a dead owner's attached records after its lease plus the grace, not before", async (store) => {
+    const [dead, live] = [owner(), owner()];
+    const grace = opts.advance ? 60_000 : 300;
+    const lease = await store.renewLease(dead, 50, Date.now());
+    await store.renewLease(live, 600_000, Date.now());
+    const a1 = record({ owner: dead });
+    const a2 = record({ owner: dead });
+    const detached = record({ owner: "", expiresAt: lease.until + 1 });
+    const theirs = record({ owner: live });
+    const taken = record({ owner: dead });
+    for (const r of [a1, a2, detached, theirs, taken]) {
+      assertEquals(await store.create(r), true);
+    }
+    const takenOver = { ...taken, epoch: 2, owner: live };
+    assertEquals(await store.replace(1, takenOver), true);
+    const gone = { ...record({ owner: dead }), status: "live" as const };
+    await store.create(gone);
+    const detachedLater = { ...gone, owner: "", expiresAt: 1 };
+    assertEquals(await store.replace(1, detachedLater), true);
+    await store.fence(dead, { id: a1.id, epoch: 9 });
+    // Not before: the lease has lapsed, the grace has not.
+    await advance(store, 60);
+    assertEquals(await store.collect(grace, 100), 0, "collected early");
+    for (const r of [a1, a2]) assertEquals(await store.get(r.id), r);
+    await advance(store, grace);
+    assertEquals(await store.collect(grace, 100), 2);
+    assertEquals(await store.get(a1.id), null);
+    assertEquals(await store.get(a2.id), null);
+    assertEquals(await store.get(detached.id), detached);
+    assertEquals(await store.get(theirs.id), theirs);
+    assertEquals(await store.get(takenOver.id), takenOver);
+    assertEquals(await store.get(gone.id), detachedLater);
+    assertEquals((await store.leaseOf(dead)).lease, null, "lease kept");
+    assertEquals(await store.drainFences(dead), [], "fences kept");
+    assertEquals(await store.collect(grace, 100), 0);
+    assert_((await store.leaseOf(live)).lease !== null, "live lease dropped");
+  });
+
+  test("collect works in batches of at most limit records", async (store) => {
+    const dead = owner();
+    await store.renewLease(dead, 1, Date.now());
+    const recs = Array.from({ length: 5 }, () => record({ owner: dead }));
+    for (const r of recs) await store.create(r);
+    await advance(store, 30);
+    const got: number[] = [];
+    for (let i = 0; i < 4; i++) got.push(await store.collect(10, 2));
+    assertEquals(got, [2, 2, 1, 0]);
+    for (const r of recs) assertEquals(await store.get(r.id), null);
+    assertEquals((await store.leaseOf(dead)).lease, null);
   });
 
   test("drainFences returns an owner's fences in order and clears them", async (store) => {

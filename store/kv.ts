@@ -8,18 +8,38 @@
  * | key                                   | value                      |
  * | ------------------------------------- | -------------------------- |
  * | `[prefix, "s", id]`                   | {@link SessionRecord}      |
- * | `[prefix, "lease", owner]`            | lease deadline (ms)        |
+ * | `[prefix, "owned", owner, id]`        | `true`: `id` is attached to `owner` |
+ * | `[prefix, "lease", owner]`            | {@link Lease}              |
+ * | `[prefix, "lease_by_until", until, owner]` | `true`: leases by deadline, for {@link KvStore.collect} |
+ * | `[prefix, "clock"]`                   | the store clock (`Deno.KvU64`, ms) |
  * | `[prefix, "fence", owner, orderKey]`  | {@link Fence}              |
  *
  * Deadlines live inside the values; `expireIn` is only passed as a hint that
- * lets KV delete a record physically once its `retainUntil` has passed (KV
- * does that in a background pass, about once a minute).
+ * lets KV delete a detached record or a tombstone physically once its
+ * `retainUntil` has passed (KV does that in a background pass, about once a
+ * minute). Attached records (`retainUntil = 0`) carry no hint: the owner
+ * index, written in the same atomic operation as the record, lets
+ * {@link KvStore.collect} delete a dead owner's records.
+ *
+ * **Store clock.** KV has no clock of its own that a client can read, so the
+ * store keeps one: the `clock` key, which every lease renewal advances to the
+ * maximum of its stored value and the renewing server's estimate (a `max`
+ * mutation, so renewals never conflict on it). Each store client adopts the
+ * stored clock at first sight (its estimate is its own clock plus the
+ * largest offset it has seen, and only ever moves forward), so all servers
+ * judge leases and deadlines on one time base. It tolerates any constant
+ * offset between the servers' clocks, of any size. A clock that runs fast,
+ * or is stepped forward while the server runs, pushes the store clock
+ * forward for everyone (sessions then expire early by that much, never
+ * late); one stepped backward is ignored.
  *
  * @module
  */
 
 import {
   type Fence,
+  type Lease,
+  type LeaseRead,
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
@@ -36,11 +56,8 @@ export interface KvStoreOptions {
   lockTimeoutMs?: number;
   /** Delay before retry `attempt` (1-based), in ms. Default {@link kvLockBackoff}. */
   backoff?: (attempt: number) => number;
-  /**
-   * How long after its deadline a lease is kept before KV may delete it, so
-   * that {@link KvStore.leaseOf} can still tell a recently dead owner. Default 60 000.
-   */
-  leaseGraceMs?: number;
+  /** This process's clock (ms since the epoch), for tests. Default `Date.now`. */
+  now?: () => number;
   /** Fences not drained within this long may be deleted (their owner is gone). Default 3 600 000. */
   fenceTtlMs?: number;
   /** First key part of every key. Default `"seqstream"`. */
@@ -110,8 +127,10 @@ export class KvStore implements SessionStore {
   readonly #kv: Deno.Kv;
   readonly #prefix: string;
   readonly #lock: LockPolicy;
-  readonly #leaseGraceMs: number;
   readonly #fenceTtlMs: number;
+  readonly #local: () => number;
+  /** Store clock minus local clock, the largest seen; undefined before the first sight. */
+  #offset: number | undefined;
   #closed = false;
   #lastFenceTs = 0;
   #fenceSeq = 0;
@@ -147,7 +166,7 @@ export class KvStore implements SessionStore {
     this.path = path;
     this.#prefix = opts.prefix ?? "seqstream";
     this.#lock = lockPolicy(opts);
-    this.#leaseGraceMs = opts.leaseGraceMs ?? 60_000;
+    this.#local = opts.now ?? Date.now;
     this.#fenceTtlMs = opts.fenceTtlMs ?? 3_600_000;
   }
 
@@ -163,10 +182,11 @@ export class KvStore implements SessionStore {
   create(rec: SessionRecord): Promise<boolean> {
     const key = this.#recordKey(rec.id);
     return this.#run("create", async () => {
-      const res = await this.#kv.atomic()
+      const op = this.#kv.atomic()
         .check({ key, versionstamp: null })
-        .set(key, rec, expiry(rec.retainUntil))
-        .commit();
+        .set(key, rec, this.#expiry(rec.retainUntil));
+      if (rec.owner !== "") op.set(this.#ownedKey(rec.owner, rec.id), true);
+      const res = await op.commit();
       return res.ok;
     });
   }
@@ -174,40 +194,114 @@ export class KvStore implements SessionStore {
   /**
    * Replaces the record if its epoch is `expectedEpoch`: reads it, then
    * commits only if its versionstamp is unchanged, re-reading on a conflict.
+   * Moves the id between owner indexes in the same commit.
    */
   replace(expectedEpoch: number, rec: SessionRecord): Promise<boolean> {
     const key = this.#recordKey(rec.id);
-    return this.#cas(
-      "replace",
-      key,
-      expectedEpoch,
-      (op) => op.set(key, rec, expiry(rec.retainUntil)),
-    );
-  }
-
-  /** Deletes the record for `id` if its epoch is `expectedEpoch`. */
-  remove(id: string, expectedEpoch: number): Promise<boolean> {
-    const key = this.#recordKey(id);
-    return this.#cas("remove", key, expectedEpoch, (op) => op.delete(key));
-  }
-
-  /** Stores the lease; KV may delete it {@link KvStoreOptions.leaseGraceMs} after `until`. */
-  renewLease(owner: string, until: number): Promise<void> {
-    return this.#run("renewLease", async () => {
-      await this.#kv.set(this.#leaseKey(owner), until, {
-        expireIn: Math.max(
-          1,
-          Math.ceil(until + this.#leaseGraceMs - Date.now()),
-        ),
-      });
+    return this.#cas("replace", key, expectedEpoch, (op, cur) => {
+      op.set(key, rec, this.#expiry(rec.retainUntil));
+      if (cur.owner !== rec.owner) {
+        if (cur.owner !== "") op.delete(this.#ownedKey(cur.owner, rec.id));
+        if (rec.owner !== "") op.set(this.#ownedKey(rec.owner, rec.id), true);
+      }
+      return op;
     });
   }
 
-  /** The lease deadline of `owner`, or `null`. */
-  leaseOf(owner: string): Promise<number | null> {
+  /**
+   * Renews the lease from the store clock: `max(stored clock, this client's
+   * estimate)`, or `clockHint` when the database has no clock yet, and
+   * advances the clock to it in the same commit.
+   */
+  renewLease(
+    owner: string,
+    leaseMs: number,
+    clockHint: number,
+  ): Promise<Lease> {
+    const key = this.#leaseKey(owner);
+    return this.#run("renewLease", async () => {
+      for (let conflicts = 0; conflicts < MAX_CAS_CONFLICTS; conflicts++) {
+        const [clock, cur] = await this.#kv.getMany<[Deno.KvU64, Lease]>([
+          this.#clockKey(),
+          key,
+        ]);
+        const seen = this.#see(clock.value);
+        const now = Math.floor(seen ?? clockHint);
+        const lease: Lease = { renewedAt: now, until: now + leaseMs };
+        const op = this.#kv.atomic().check(cur)
+          .max(this.#clockKey(), BigInt(now))
+          .set(key, lease)
+          .set(this.#byUntilKey(lease.until, owner), true);
+        if (cur.value !== null && cur.value.until !== lease.until) {
+          op.delete(this.#byUntilKey(cur.value.until, owner));
+        }
+        if ((await op.commit()).ok) {
+          this.#see(new Deno.KvU64(BigInt(now)));
+          return lease;
+        }
+      }
+      throw new StoreUnavailableError(
+        `KV renewLease gave up after ${MAX_CAS_CONFLICTS} write conflicts`,
+      );
+    });
+  }
+
+  /** The lease of `owner` and this client's estimate of the store clock. */
+  leaseOf(owner: string): Promise<LeaseRead> {
     return this.#run("leaseOf", async () => {
-      const e = await this.#kv.get<number>(this.#leaseKey(owner));
-      return e.value;
+      const [clock, lease] = await this.#kv.getMany<[Deno.KvU64, Lease]>([
+        this.#clockKey(),
+        this.#leaseKey(owner),
+      ]);
+      return { lease: lease.value, now: this.#see(clock.value) };
+    });
+  }
+
+  /**
+   * Takes the owner whose lease ended first, if it ended more than `graceMs`
+   * ago on the store clock, and deletes up to `limit` of the records still
+   * attached to it, one atomic check-and-delete each; once its index is
+   * empty, its lease and fences go too.
+   */
+  collect(graceMs: number, limit: number): Promise<number> {
+    return this.#run("collect", async () => {
+      const now = this.#see(
+        (await this.#kv.get<Deno.KvU64>(this.#clockKey())).value,
+      );
+      if (now === null) return 0;
+      const byUntil = [this.#prefix, "lease_by_until"];
+      let dead: Deno.KvKey | undefined;
+      for await (
+        const e of this.#kv.list({
+          prefix: byUntil,
+          end: [...byUntil, now - graceMs + 1],
+        }, { limit: 1 })
+      ) dead = e.key;
+      if (dead === undefined) return 0;
+      const owner = String(dead[3]);
+      let deleted = 0;
+      let seen = 0;
+      for await (
+        const e of this.#kv.list({ prefix: [this.#prefix, "owned", owner] }, {
+          limit,
+        })
+      ) {
+        seen++;
+        const id = String(e.key[3]);
+        const rec = await this.#kv.get<SessionRecord>(this.#recordKey(id));
+        const op = this.#kv.atomic().check(rec).check(e).delete(e.key);
+        if (rec.value?.owner === owner) op.delete(rec.key);
+        if ((await op.commit()).ok && rec.value?.owner === owner) deleted++;
+      }
+      if (seen < limit) {
+        const lease = await this.#kv.get<Lease>(this.#leaseKey(owner));
+        await this.#kv.atomic().check(lease).delete(lease.key).delete(dead)
+          .commit();
+        for await (
+          const f of this.#kv.list({ prefix: [this.#prefix, "fence", owner] })
+        ) await this.#kv.delete(f.key);
+      }
+      return deleted;
     });
   }
 
@@ -278,9 +372,43 @@ export class KvStore implements SessionStore {
     return [this.#prefix, "lease", owner];
   }
 
+  #ownedKey(owner: string, id: string): Deno.KvKey {
+    return [this.#prefix, "owned", owner, id];
+  }
+
+  #byUntilKey(until: number, owner: string): Deno.KvKey {
+    return [this.#prefix, "lease_by_until", until, owner];
+  }
+
+  #clockKey(): Deno.KvKey {
+    return [this.#prefix, "clock"];
+  }
+
+  /**
+   * Takes note of the stored clock and returns this client's estimate of
+   * the store time now (`null` before any clock was seen).
+   */
+  #see(stored: Deno.KvU64 | null): number | null {
+    const local = this.#local();
+    if (stored !== null) {
+      this.#offset = Math.max(
+        this.#offset ?? -Infinity,
+        Number(stored.value) - local,
+      );
+    }
+    return this.#offset === undefined ? null : local + this.#offset;
+  }
+
+  /** The `expireIn` hint for a record: none when `retainUntil` is 0. */
+  #expiry(retainUntil: number): { expireIn?: number } {
+    if (retainUntil === 0) return {};
+    const now = this.#local() + (this.#offset ?? 0);
+    return { expireIn: Math.max(1, Math.ceil(retainUntil - now)) };
+  }
+
   /** ULID-like: 12 hex digits of ms, 6 of a per-store sequence, 8 random. */
   #orderKey(): string {
-    const now = Date.now();
+    const now = this.#local();
     if (now > this.#lastFenceTs) {
       this.#lastFenceTs = now;
       this.#fenceSeq = 0;
@@ -298,7 +426,10 @@ export class KvStore implements SessionStore {
     op: string,
     key: Deno.KvKey,
     expectedEpoch: number,
-    write: (atomic: Deno.AtomicOperation) => Deno.AtomicOperation,
+    write: (
+      atomic: Deno.AtomicOperation,
+      cur: SessionRecord,
+    ) => Deno.AtomicOperation,
   ): Promise<boolean> {
     return this.#run(op, async () => {
       for (let conflicts = 0; conflicts < MAX_CAS_CONFLICTS; conflicts++) {
@@ -306,7 +437,8 @@ export class KvStore implements SessionStore {
         if (cur.value === null || cur.value.epoch !== expectedEpoch) {
           return false;
         }
-        const res = await write(this.#kv.atomic().check(cur)).commit();
+        const res = await write(this.#kv.atomic().check(cur), cur.value)
+          .commit();
         if (res.ok) return true;
         // Someone wrote between our read and commit: read again and re-decide.
       }
@@ -376,11 +508,4 @@ async function retry<T>(
       await new Promise((r) => setTimeout(r, delay));
     }
   }
-}
-
-/** The `expireIn` hint for a record: none when `retainUntil` is 0. */
-function expiry(retainUntil: number): { expireIn?: number } {
-  return retainUntil === 0
-    ? {}
-    : { expireIn: Math.max(1, Math.ceil(retainUntil - Date.now())) };
 }

@@ -1,16 +1,27 @@
 /**
  * The in-memory session store: the default, for one server process.
  *
+ * Its injected `now` is the store clock: leases and retention are judged by
+ * it. Attached records (`retainUntil = 0`) are indexed by owner, so that
+ * {@link MemoryStore.collect} can delete a dead owner's records; leases stay
+ * until collected.
+ *
  * @module
  */
 
-import type { Fence, SessionRecord, SessionStore } from "./types.ts";
+import type {
+  Fence,
+  Lease,
+  LeaseRead,
+  SessionRecord,
+  SessionStore,
+} from "./types.ts";
 
 /** Options for {@link MemoryStore}. */
 export interface MemoryStoreOptions {
   /** How often to delete records past `retainUntil` (ms). Default 1000. */
   sweepIntervalMs?: number;
-  /** Clock, for tests. Default `Date.now`. */
+  /** The store clock, for tests. Default `Date.now`. */
   now?: () => number;
 }
 
@@ -26,8 +37,10 @@ export interface MemoryStoreOptions {
 export class MemoryStore implements SessionStore {
   readonly kind = "memory";
   readonly #records = new Map<string, SessionRecord>();
-  readonly #leases = new Map<string, number>();
+  readonly #leases = new Map<string, Lease>();
   readonly #fences = new Map<string, Fence[]>();
+  /** Owner → ids of the records attached to it. */
+  readonly #owned = new Map<string, Set<string>>();
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -48,7 +61,7 @@ export class MemoryStore implements SessionStore {
   sweep(): void {
     const now = this.#now();
     for (const [id, r] of this.#records) {
-      if (r.retainUntil !== 0 && r.retainUntil <= now) this.#records.delete(id);
+      if (r.retainUntil !== 0 && r.retainUntil <= now) this.#put(id, null);
     }
   }
 
@@ -58,31 +71,33 @@ export class MemoryStore implements SessionStore {
 
   create(rec: SessionRecord): Promise<boolean> {
     if (this.#records.has(rec.id)) return Promise.resolve(false);
-    this.#records.set(rec.id, rec);
+    this.#put(rec.id, rec);
     return Promise.resolve(true);
   }
 
   replace(expectedEpoch: number, rec: SessionRecord): Promise<boolean> {
     const cur = this.#records.get(rec.id);
     if (!cur || cur.epoch !== expectedEpoch) return Promise.resolve(false);
-    this.#records.set(rec.id, rec);
+    this.#put(rec.id, rec);
     return Promise.resolve(true);
   }
 
-  remove(id: string, expectedEpoch: number): Promise<boolean> {
-    const cur = this.#records.get(id);
-    if (!cur || cur.epoch !== expectedEpoch) return Promise.resolve(false);
-    this.#records.delete(id);
-    return Promise.resolve(true);
+  renewLease(
+    owner: string,
+    leaseMs: number,
+    _clockHint?: number,
+  ): Promise<Lease> {
+    const now = this.#now();
+    const lease = { renewedAt: now, until: now + leaseMs };
+    this.#leases.set(owner, lease);
+    return Promise.resolve(lease);
   }
 
-  renewLease(owner: string, until: number): Promise<void> {
-    this.#leases.set(owner, until);
-    return Promise.resolve();
-  }
-
-  leaseOf(owner: string): Promise<number | null> {
-    return Promise.resolve(this.#leases.get(owner) ?? null);
+  leaseOf(owner: string): Promise<LeaseRead> {
+    return Promise.resolve({
+      lease: this.#leases.get(owner) ?? null,
+      now: this.#now(),
+    });
   }
 
   fence(owner: string, fence: Fence): Promise<void> {
@@ -98,6 +113,28 @@ export class MemoryStore implements SessionStore {
     return Promise.resolve(list);
   }
 
+  /** Scans the leases (one per server) for a dead owner; see {@link SessionStore.collect}. */
+  collect(graceMs: number, limit: number): Promise<number> {
+    const now = this.#now();
+    let deleted = 0;
+    for (const [owner, lease] of this.#leases) {
+      if (lease.until + graceMs > now) continue;
+      const ids = this.#owned.get(owner) ?? new Set<string>();
+      for (const id of ids) {
+        if (deleted >= limit) return Promise.resolve(deleted);
+        if (this.#records.get(id)?.owner === owner) {
+          this.#put(id, null);
+          deleted++;
+        } else ids.delete(id);
+      }
+      this.#owned.delete(owner);
+      this.#leases.delete(owner);
+      this.#fences.delete(owner);
+      break;
+    }
+    return Promise.resolve(deleted);
+  }
+
   close(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
@@ -106,5 +143,23 @@ export class MemoryStore implements SessionStore {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** Writes (or deletes, `null`) the record and keeps the owner index in step. */
+  #put(id: string, rec: SessionRecord | null): void {
+    const old = this.#records.get(id)?.owner ?? "";
+    const owner = rec?.owner ?? "";
+    if (old !== owner && old !== "") {
+      const set = this.#owned.get(old);
+      set?.delete(id);
+      if (set?.size === 0) this.#owned.delete(old);
+    }
+    if (owner !== "") {
+      let set = this.#owned.get(owner);
+      if (set === undefined) this.#owned.set(owner, set = new Set());
+      set.add(id);
+    }
+    if (rec === null) this.#records.delete(id);
+    else this.#records.set(id, rec);
   }
 }

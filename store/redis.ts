@@ -7,12 +7,24 @@
  * | key                       | type   | value                                   |
  * | ------------------------- | ------ | --------------------------------------- |
  * | `{prefix}:s:{id}`         | string | {@link SessionRecord} as JSON           |
- * | `{prefix}:lease:{owner}`  | string | lease deadline (ms), with a PX expiry   |
+ * | `{prefix}:owned:{owner}`  | set    | ids of the records attached to `owner`  |
+ * | `{prefix}:lease:{owner}`  | string | `"renewedAt until"` (ms, store time)    |
+ * | `{prefix}:lease_until`    | zset   | owners scored by lease deadline         |
  * | `{prefix}:fence:{owner}`  | list   | {@link Fence}s as JSON, oldest first    |
  *
  * Compare-and-set runs as Lua scripts (EVALSHA, falling back to EVAL), so each
- * check and write is one atomic step on the server. A record with a non-zero
- * `retainUntil` gets `PEXPIREAT retainUntil`: Redis deletes it then.
+ * check and write is one atomic step on the server, owner index included. A
+ * record with a non-zero `retainUntil` gets `PEXPIREAT retainUntil`: Redis
+ * deletes it then. Attached records (`retainUntil = 0`) have no expiry; a
+ * dead owner's are deleted by {@link RedisStore.collect}.
+ *
+ * **Store clock.** Leases are written and read with Redis's own clock
+ * (`TIME` inside the scripts), so servers whose clocks disagree still judge
+ * leases and deadlines on one time base: the servers learn the store's time
+ * from every lease read and renewal.
+ *
+ * The scripts build the owner-index and lease keys from the prefix, so they
+ * need a standalone Redis (or every key in one hash slot), not a cluster.
  *
  * @module
  */
@@ -20,6 +32,8 @@
 import { Redis } from "ioredis";
 import {
   type Fence,
+  type Lease,
+  type LeaseRead,
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
@@ -36,8 +50,6 @@ export interface RedisStoreOptions {
   connectTimeoutMs?: number;
   /** Delay before reconnect `attempt` (1-based), in ms. Default {@link redisReconnectBackoff}. */
   backoff?: (attempt: number) => number;
-  /** How long after its deadline a lease is kept, so `leaseOf` can tell a dead owner. Default 60 000. */
-  leaseGraceMs?: number;
   /** A fence list not drained for this long expires (its owner is gone). Default 3 600 000. */
   fenceTtlMs?: number;
   /** Prefix of every key. Default `"seqstream"`. */
@@ -125,30 +137,75 @@ export function parseRedisUrl(url: string): RedisTarget {
   return target;
 }
 
-// KEYS[1] record key; ARGV[1] JSON, ARGV[2] retainUntil (0: keep forever).
+// The store clock in ms, from TIME.
+const NOW = `
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+// KEYS[1] record key; ARGV[1] JSON, ARGV[2] retainUntil (0: keep forever),
+// ARGV[3] owner, ARGV[4] prefix.
 const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 if tonumber(ARGV[2]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+if ARGV[3] ~= '' then
+  redis.call('SADD', ARGV[4] .. ':owned:' .. ARGV[3], cjson.decode(ARGV[1]).id)
+end
 return 1`;
 
-// KEYS[1] record key; ARGV[1] expected epoch, ARGV[2] JSON, ARGV[3] retainUntil.
+// KEYS[1] record key; ARGV[1] expected epoch, ARGV[2] JSON, ARGV[3] retainUntil,
+// ARGV[4] owner, ARGV[5] prefix.
 // SET drops any earlier expiry, so retainUntil 0 makes the record persistent.
 const REPLACE = `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-if cjson.decode(cur).epoch ~= tonumber(ARGV[1]) then return 0 end
+cur = cjson.decode(cur)
+if cur.epoch ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 if tonumber(ARGV[3]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
+if cur.owner ~= ARGV[4] then
+  if cur.owner ~= '' then redis.call('SREM', ARGV[5] .. ':owned:' .. cur.owner, cur.id) end
+  if ARGV[4] ~= '' then redis.call('SADD', ARGV[5] .. ':owned:' .. ARGV[4], cur.id) end
+end
 return 1`;
 
-// KEYS[1] record key; ARGV[1] expected epoch.
-const REMOVE = `
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-if cjson.decode(cur).epoch ~= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
-return 1`;
+// KEYS[1] lease key, KEYS[2] lease_until zset; ARGV[1] owner, ARGV[2] lease ms.
+const RENEW = NOW + `
+local t = now()
+local untl = t + tonumber(ARGV[2])
+redis.call('SET', KEYS[1], string.format('%d %d', t, untl))
+redis.call('ZADD', KEYS[2], untl, ARGV[1])
+return {t, untl}`;
+
+// KEYS[1] lease key. Returns {lease or false, now}.
+const LEASE_OF = NOW + `
+return {redis.call('GET', KEYS[1]), now()}`;
+
+// KEYS[1] lease_until zset; ARGV[1] prefix, ARGV[2] grace ms, ARGV[3] limit.
+const COLLECT = NOW + `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now() - tonumber(ARGV[2]), 'LIMIT', 0, 1)
+if #dead == 0 then return 0 end
+local owner = dead[1]
+local p = ARGV[1]
+local owned = p .. ':owned:' .. owner
+local ids = redis.call('SPOP', owned, tonumber(ARGV[3]))
+local n = 0
+for _, id in ipairs(ids) do
+  local k = p .. ':s:' .. id
+  local cur = redis.call('GET', k)
+  if cur and cjson.decode(cur).owner == owner then
+    redis.call('DEL', k)
+    n = n + 1
+  end
+end
+if redis.call('SCARD', owned) == 0 then
+  redis.call('DEL', owned, p .. ':lease:' .. owner, p .. ':fence:' .. owner)
+  redis.call('ZREM', KEYS[1], owner)
+end
+return n`;
 
 // KEYS[1] fence list; ARGV[1] JSON, ARGV[2] list TTL (ms).
 const FENCE = `
@@ -164,14 +221,34 @@ return all`;
 
 /** The scripts, as ioredis methods once `defineCommand` has run. */
 interface Scripts {
-  seqCreate(key: string, json: string, retainUntil: number): Promise<number>;
+  seqCreate(
+    key: string,
+    json: string,
+    retainUntil: number,
+    owner: string,
+    prefix: string,
+  ): Promise<number>;
   seqReplace(
     key: string,
     expected: number,
     json: string,
     retainUntil: number,
+    owner: string,
+    prefix: string,
   ): Promise<number>;
-  seqRemove(key: string, expected: number): Promise<number>;
+  seqRenew(
+    key: string,
+    zset: string,
+    owner: string,
+    leaseMs: number,
+  ): Promise<[number, number]>;
+  seqLeaseOf(key: string): Promise<[string | null, number]>;
+  seqCollect(
+    zset: string,
+    prefix: string,
+    graceMs: number,
+    limit: number,
+  ): Promise<number>;
   seqFence(key: string, json: string, ttlMs: number): Promise<number>;
   seqDrain(key: string): Promise<string[]>;
 }
@@ -203,7 +280,6 @@ export class RedisStore implements SessionStore {
   readonly #redis: Redis;
   readonly #scripts: Scripts;
   readonly #prefix: string;
-  readonly #leaseGraceMs: number;
   readonly #fenceTtlMs: number;
   readonly #where: string;
   readonly #connectTimeoutMs: number;
@@ -247,7 +323,6 @@ export class RedisStore implements SessionStore {
     this.url = url;
     this.#where = `${target.host}:${target.port}/${target.db}`;
     this.#prefix = opts.prefix ?? "seqstream";
-    this.#leaseGraceMs = opts.leaseGraceMs ?? 60_000;
     this.#fenceTtlMs = opts.fenceTtlMs ?? 3_600_000;
     const backoff = opts.backoff ?? redisReconnectBackoff;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
@@ -265,7 +340,9 @@ export class RedisStore implements SessionStore {
     this.#redis.on("error", (e: Error) => this.#lastError = e);
     this.#redis.defineCommand("seqCreate", { numberOfKeys: 1, lua: CREATE });
     this.#redis.defineCommand("seqReplace", { numberOfKeys: 1, lua: REPLACE });
-    this.#redis.defineCommand("seqRemove", { numberOfKeys: 1, lua: REMOVE });
+    this.#redis.defineCommand("seqRenew", { numberOfKeys: 2, lua: RENEW });
+    this.#redis.defineCommand("seqLeaseOf", { numberOfKeys: 1, lua: LEASE_OF });
+    this.#redis.defineCommand("seqCollect", { numberOfKeys: 1, lua: COLLECT });
     this.#redis.defineCommand("seqFence", { numberOfKeys: 1, lua: FENCE });
     this.#redis.defineCommand("seqDrain", { numberOfKeys: 1, lua: DRAIN });
     this.#scripts = this.#redis as unknown as Scripts;
@@ -327,6 +404,8 @@ export class RedisStore implements SessionStore {
         this.#recordKey(rec.id),
         JSON.stringify(rec),
         Math.ceil(rec.retainUntil),
+        rec.owner,
+        this.#prefix,
       );
       return n === 1;
     });
@@ -340,36 +419,49 @@ export class RedisStore implements SessionStore {
         expectedEpoch,
         JSON.stringify(rec),
         Math.ceil(rec.retainUntil),
+        rec.owner,
+        this.#prefix,
       );
       return n === 1;
     });
   }
 
-  /** Deletes the record if its epoch is `expectedEpoch` (one Lua script). */
-  remove(id: string, expectedEpoch: number): Promise<boolean> {
-    return this.#run("remove", async () => {
-      const n = await this.#scripts.seqRemove(
-        this.#recordKey(id),
-        expectedEpoch,
-      );
-      return n === 1;
-    });
-  }
-
-  /** `SET lease until PX …`: Redis drops it {@link RedisStoreOptions.leaseGraceMs} after `until`. */
-  renewLease(owner: string, until: number): Promise<void> {
-    const px = Math.max(1, Math.ceil(until + this.#leaseGraceMs - Date.now()));
+  /** Renews the lease from Redis's clock (`TIME`); the hint is not needed. */
+  renewLease(
+    owner: string,
+    leaseMs: number,
+    _clockHint?: number,
+  ): Promise<Lease> {
     return this.#run("renewLease", async () => {
-      await this.#redis.set(this.#leaseKey(owner), String(until), "PX", px);
+      const [renewedAt, until] = await this.#scripts.seqRenew(
+        this.#leaseKey(owner),
+        this.#leaseUntilKey(),
+        owner,
+        Math.ceil(leaseMs),
+      );
+      return { renewedAt, until };
     });
   }
 
-  /** The lease deadline of `owner`, or `null`. */
-  leaseOf(owner: string): Promise<number | null> {
+  /** The lease of `owner` and Redis's clock, in one script. */
+  leaseOf(owner: string): Promise<LeaseRead> {
     return this.#run("leaseOf", async () => {
-      const v = await this.#redis.get(this.#leaseKey(owner));
-      return v === null ? null : Number(v);
+      const [v, now] = await this.#scripts.seqLeaseOf(this.#leaseKey(owner));
+      if (typeof v !== "string") return { lease: null, now };
+      const [renewedAt, until] = v.split(" ").map(Number);
+      return { lease: { renewedAt: renewedAt!, until: until! }, now };
     });
+  }
+
+  /** One atomic script: see {@link SessionStore.collect}. */
+  collect(graceMs: number, limit: number): Promise<number> {
+    return this.#run("collect", () =>
+      this.#scripts.seqCollect(
+        this.#leaseUntilKey(),
+        this.#prefix,
+        Math.ceil(graceMs),
+        Math.max(1, Math.floor(limit)),
+      ));
   }
 
   /** Appends `fence` to `owner`'s list and refreshes the list's expiry. */
@@ -460,6 +552,10 @@ export class RedisStore implements SessionStore {
 
   #leaseKey(owner: string): string {
     return `${this.#prefix}:lease:${owner}`;
+  }
+
+  #leaseUntilKey(): string {
+    return `${this.#prefix}:lease_until`;
   }
 
   #fenceKey(owner: string): string {

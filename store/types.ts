@@ -1,9 +1,23 @@
 /**
  * The session-store interface: what a backend must do to hold sessions for one
  * server process or for many. Shaped for shared backends: create-if-absent,
- * compare-and-set on a fencing epoch, deadlines kept inside values, delete.
- * The session lifecycle (who may attach, when a session has expired) lives in
- * `server/sessions.ts`, written once on top of these primitives.
+ * compare-and-set on a fencing epoch, deadlines kept inside values, leases
+ * and deadlines in the store's own time. The session lifecycle (who may
+ * attach, when a session has expired) lives in `server/sessions.ts`, written
+ * once on top of these primitives.
+ *
+ * Record lifetime: a record with `retainUntil = 0` (every attached record)
+ * has no physical expiry. Each backend keeps, inside the same atomic write,
+ * an index of the sessions attached to each owner, and {@link
+ * SessionStore.collect} deletes the records still attached to an owner whose
+ * lease lapsed long ago (a crashed server's), a bounded batch per call.
+ * Detached records and tombstones are deleted after their `retainUntil`.
+ *
+ * Store time: lease deadlines are in the store's clock (Redis: `TIME` inside
+ * the scripts; memory: the injected `now`; KV, which has no server clock: a
+ * shared clock key that every renewal advances, see `store/kv.ts`). Servers
+ * learn the store's time from {@link SessionStore.leaseOf} and {@link
+ * SessionStore.renewLease} and write every deadline in it.
  *
  * @module
  */
@@ -44,6 +58,25 @@ export interface SessionRecord {
   readonly retainUntil: number;
 }
 
+/** A server's liveness lease, in store time (ms since the Unix epoch). */
+export interface Lease {
+  /** When the owner last renewed it. */
+  readonly renewedAt: number;
+  /** Until when the owner counts as alive. */
+  readonly until: number;
+}
+
+/** What {@link SessionStore.leaseOf} reads. */
+export interface LeaseRead {
+  /** The lease, or `null` when the owner has none (never had, or collected). */
+  readonly lease: Lease | null;
+  /**
+   * The store's time at the read, or `null` when it has none yet (a KV
+   * database before the first renewal).
+   */
+  readonly now: number | null;
+}
+
 /** A takeover notice: `owner` must close its connection for `id` at or below `epoch`. */
 export interface Fence {
   readonly id: string;
@@ -67,12 +100,33 @@ export interface SessionStore extends AsyncDisposable {
    * `expectedEpoch` (compare-and-set). Resolves whether it did.
    */
   replace(expectedEpoch: number, rec: SessionRecord): Promise<boolean>;
-  /** Deletes the record for `id` only if its epoch is `expectedEpoch`. */
-  remove(id: string, expectedEpoch: number): Promise<boolean>;
-  /** Records that server `owner` is alive until `until` (ms since the epoch). */
-  renewLease(owner: string, until: number): Promise<void>;
-  /** The lease deadline of `owner`, or `null` if it never had one or it is long gone. */
-  leaseOf(owner: string): Promise<number | null>;
+  /**
+   * Records that server `owner` is alive for `leaseMs` from now, in store
+   * time, and resolves the lease written.
+   *
+   * @param owner the server id
+   * @param leaseMs how long the lease lasts
+   * @param clockHint the caller's estimate of the store's time now; only a
+   * store without a clock of its own (KV) uses it, to advance its shared clock
+   */
+  renewLease(owner: string, leaseMs: number, clockHint: number): Promise<Lease>;
+  /**
+   * The lease of `owner` (`null` if it never had one, or it was collected)
+   * and the store's time at the read.
+   */
+  leaseOf(owner: string): Promise<LeaseRead>;
+  /**
+   * Garbage-collects after a dead server: finds one owner whose lease ended
+   * more than `graceMs` ago in store time, deletes up to `limit` records
+   * still attached to it (a record attached elsewhere since is only dropped
+   * from the index), and once none is left, that owner's index, lease and
+   * fences. A per-server operation: the heartbeat calls it once per beat.
+   *
+   * @param graceMs how long after its lease ended an owner's records are kept
+   * @param limit most records deleted in one call
+   * @returns how many records it deleted
+   */
+  collect(graceMs: number, limit: number): Promise<number>;
   /** Tells `owner` it lost session `fence.id` (delivered by {@link drainFences}). */
   fence(owner: string, fence: Fence): Promise<void>;
   /** Takes and clears the takeover notices for `owner`. */

@@ -1,8 +1,10 @@
 /**
  * Store operations per session are O(1) in its length: a session of n
  * numbers with r reconnects costs at most a + b·r operations whatever n, on
- * every backend. The heartbeat's operations (lease, fences) are per server
- * and are counted under their own `op` labels, which these tests leave out.
+ * every backend. The heartbeat's operations (`lease_check`, `lease_renew`,
+ * `fence_drain`, `collect`, `resync`: `SERVER_STORE_OPS`) are per server, a
+ * constant number per beat however many sessions it holds, and are counted
+ * under their own `op` labels, which these tests leave out.
  */
 
 import { runClient } from "../client/client.ts";

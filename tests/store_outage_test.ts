@@ -14,13 +14,8 @@ import type { Message } from "../protocol/messages.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { newCounters } from "../server/metrics.ts";
 import { SessionManager } from "../server/sessions.ts";
-import { MemoryStore } from "../store/memory.ts";
-import {
-  type Fence,
-  type SessionRecord,
-  type SessionStore,
-  StoreUnavailableError,
-} from "../store/types.ts";
+import { FlakyStore } from "../store/_flaky.ts";
+import type { SessionStore } from "../store/types.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import {
   drained,
@@ -36,53 +31,6 @@ import { hello, rawConnect, resume } from "./_raw.ts";
 
 const tok = (b: number) => new Uint8Array(16).fill(b);
 
-/** A memory store that can be taken down (every call rejects) and wiped (a restart without persistence). */
-class FlakyStore implements SessionStore {
-  readonly kind = "flaky";
-  down = false;
-  #inner = new MemoryStore();
-  #call<T>(fn: (s: MemoryStore) => Promise<T>): Promise<T> {
-    return this.down
-      ? Promise.reject(new StoreUnavailableError("Store is down"))
-      : fn(this.#inner);
-  }
-  /** Loses every record, lease and fence. */
-  wipe(): void {
-    void this.#inner.close();
-    this.#inner = new MemoryStore();
-  }
-  get(id: string) {
-    return this.#call((s) => s.get(id));
-  }
-  create(rec: SessionRecord) {
-    return this.#call((s) => s.create(rec));
-  }
-  replace(expected: number, rec: SessionRecord) {
-    return this.#call((s) => s.replace(expected, rec));
-  }
-  remove(id: string, expected: number) {
-    return this.#call((s) => s.remove(id, expected));
-  }
-  renewLease(owner: string, until: number) {
-    return this.#call((s) => s.renewLease(owner, until));
-  }
-  leaseOf(owner: string) {
-    return this.#call((s) => s.leaseOf(owner));
-  }
-  fence(owner: string, f: Fence) {
-    return this.#call((s) => s.fence(owner, f));
-  }
-  drainFences(owner: string) {
-    return this.#call((s) => s.drainFences(owner));
-  }
-  close() {
-    return this.#inner.close();
-  }
-  [Symbol.asyncDispose]() {
-    return this.close();
-  }
-}
-
 const LEASE_MS = 150; // heartbeat every 50ms
 
 async function manager(store: SessionStore, serverId: string, ttlMs = 200) {
@@ -90,9 +38,7 @@ async function manager(store: SessionStore, serverId: string, ttlMs = 200) {
   const m = new SessionManager(store, {
     serverId,
     ttlMs,
-    intervalMs: 1,
     leaseMs: LEASE_MS,
-    stallMs: 1000,
     counters,
     log: testLog(),
     onFenced: () => {},

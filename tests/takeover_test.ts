@@ -103,7 +103,7 @@ for (const kind of BACKENDS) {
   );
 
   backendTest(
-    "a server fenced out by a takeover elsewhere can no longer detach, complete or delete the session",
+    "a server fenced out by a takeover elsewhere can no longer detach, complete or overwrite the session",
     kind,
     async (kind) => {
       await using shared = await sharedStore(kind);
@@ -119,10 +119,8 @@ for (const kind of BACKENDS) {
         const m = new SessionManager(c.store, {
           serverId,
           ttlMs: 60_000,
-          intervalMs: 1,
           // One heartbeat at start, the next in 10s: fences stay undelivered during the test.
           leaseMs: 30_000,
-          stallMs: 1000,
           counters: newCounters(),
           log: testLog(),
           onFenced: (id) => fenced.push(`${serverId}:${id}`),
@@ -149,8 +147,14 @@ for (const kind of BACKENDS) {
         const before = [await store.get(s1!), await store.get(s2!)];
         await a.detach(att1);
         assertEquals(await a.complete(att2), false);
-        assertEquals(await store.remove(s1!, att1.epoch), false);
-        assertEquals(await store.remove(s2!, att2.epoch), false);
+        // Nor can anything written at A's epochs: the records moved on.
+        for (const att of [att1, att2]) {
+          const rec = await store.get(att.id);
+          assertEquals(
+            await store.replace(att.epoch, { ...rec!, owner: "srv-a" }),
+            false,
+          );
+        }
         assertEquals([await store.get(s1!), await store.get(s2!)], before);
         for (const rec of before) {
           assertEquals([rec?.owner, rec?.status], ["srv-b", "live"]);
@@ -231,8 +235,6 @@ Deno.test("SessionManager refuses sessions with store_unavailable until its leas
   const m = new SessionManager(store, {
     serverId: "x",
     ttlMs: 1000,
-    intervalMs: 1,
-    stallMs: 1000,
     counters: newCounters(),
     log: testLog(),
     onFenced: () => {},

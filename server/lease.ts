@@ -1,0 +1,194 @@
+/**
+ * The lease keeper: this server's liveness lease in the store, its
+ * heartbeat, takeover notices (fences), garbage collection after dead
+ * servers, detection of data lost by the store, and this server's estimate
+ * of the store's clock.
+ *
+ * One heartbeat, every `leaseMs / 3`:
+ *
+ * 1. `lease_check`: reads its own lease and the store's time. A lease that
+ *    is missing or older than the last one written means the store lost
+ *    data: the host writes its sessions back (resync), and for one lease
+ *    missing sessions are answered "unavailable" rather than "unknown".
+ * 2. the host's pending writes are flushed **before** the renewal, and the
+ *    lease is not renewed while any is left: a lapsed lease then means
+ *    "this server may have writes the store has not seen", and other
+ *    servers judge its sessions by its last renewal (see `sessions.ts`).
+ * 3. `lease_renew`: renews the lease for `leaseMs` in store time.
+ * 4. `fence_drain`: takes the takeover notices.
+ * 5. `collect`: deletes one bounded batch of records still attached to a
+ *    server whose lease ended more than `collectGraceMs` ago.
+ *
+ * Store time: every lease read and renewal returns the store's time, and the
+ * keeper keeps `offset = store time − local time` (at the middle of the
+ * round trip), so {@link LeaseKeeper.now} is the store's clock as seen from
+ * here, whatever this host's clock says.
+ *
+ * @module
+ */
+
+import type { Clock, TimerId } from "../common/clock.ts";
+import type { Logger } from "../common/logger.ts";
+import type { Fence, LeaseRead, SessionStore } from "../store/types.ts";
+
+/** What the lease keeper needs from the session manager. */
+export interface LeaseHost {
+  /** Runs a store operation counted under `name`; rejects when the store fails. */
+  op<T>(name: string, fn: (store: SessionStore) => Promise<T>): Promise<T>;
+  /** Writes back what is pending; resolves whether nothing is left. */
+  flush(): Promise<boolean>;
+  /** The store lost data: write every session back (off the heartbeat). */
+  lostData(): void;
+  /** A takeover notice. */
+  fenced(fence: Fence): void;
+}
+
+/** Settings for {@link LeaseKeeper}. */
+export interface LeaseOptions {
+  /** This server's id. */
+  serverId: string;
+  /** Lease length (ms); renewed every third of it. */
+  leaseMs: number;
+  /** How long after a server's lease ended its attached records are collected (ms). */
+  collectGraceMs: number;
+  /** Most records one heartbeat collects. Default 100. */
+  collectLimit?: number;
+  /** Timers and local time. */
+  clock: Clock;
+  /** For data-loss warnings. */
+  log: Logger;
+}
+
+/** The heartbeat, the lease, and the store clock as seen from this server. */
+export class LeaseKeeper {
+  readonly #host: LeaseHost;
+  readonly #o: Required<LeaseOptions>;
+  #offset = 0;
+  /** The lease deadline last confirmed written (store time); 0 before the first. */
+  #written = 0;
+  #recoveringUntil = 0;
+  #timer: TimerId | undefined;
+  #beating: Promise<void> | undefined;
+  #closed = false;
+
+  /** @param host the session manager's side; @param opts lease settings */
+  constructor(host: LeaseHost, opts: LeaseOptions) {
+    this.#host = host;
+    this.#o = { collectLimit: 100, ...opts };
+  }
+
+  /** The store's time now, as estimated here (ms since the epoch). */
+  now(): number {
+    return this.#o.clock.now() + this.#offset;
+  }
+
+  /** Whether a lease has been written, so other servers can see this one. */
+  get registered(): boolean {
+    return this.#written > 0;
+  }
+
+  /** The last lease deadline written (store time), 0 before the first. */
+  get until(): number {
+    return this.#written;
+  }
+
+  /** Runs one heartbeat, then one every `leaseMs / 3`. */
+  async start(): Promise<void> {
+    await this.beat();
+    this.#schedule();
+  }
+
+  /** Stops the heartbeat and waits for the one in flight. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#beating;
+  }
+
+  /** One heartbeat, or the one in flight. Never rejects. */
+  beat(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#beating ??= this.#heartbeat()
+      .catch(() => {})
+      .finally(() => this.#beating = undefined);
+    return this.#beating;
+  }
+
+  /**
+   * The lease of `owner` and the store's time, read under `op` (a per-session
+   * `lease_get` when judging another server's session); updates the clock
+   * estimate.
+   */
+  async leaseOf(owner: string, op: string): Promise<LeaseRead> {
+    const t0 = this.#o.clock.now();
+    const read = await this.#host.op(op, (s) => s.leaseOf(owner));
+    if (read.now !== null) this.#sync(read.now, t0);
+    return read;
+  }
+
+  /**
+   * Whether a missing record may be one the store lost: this server's own
+   * lease is missing or older than the last one written. Opens a recovery
+   * window of one lease, in which every live server's heartbeat writes its
+   * sessions back.
+   */
+  async storeLostData(): Promise<boolean> {
+    if (this.now() < this.#recoveringUntil) return true;
+    if (this.#written === 0) return false;
+    const { lease } = await this.leaseOf(this.#o.serverId, "lease_get");
+    if (lease !== null && lease.until >= this.#written) return false;
+    this.#recoveringUntil = this.now() + this.#o.leaseMs;
+    void this.beat();
+    return true;
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    const every = Math.max(20, Math.floor(this.#o.leaseMs / 3));
+    this.#timer = this.#o.clock.setTimeout(() => {
+      this.#timer = undefined;
+      void this.beat().finally(() => this.#schedule());
+    }, every);
+  }
+
+  #sync(storeNow: number, sentAt: number): void {
+    const local = (sentAt + this.#o.clock.now()) / 2;
+    this.#offset = storeNow - local;
+  }
+
+  async #heartbeat(): Promise<void> {
+    const self = this.#o.serverId;
+    const { lease } = await this.leaseOf(self, "lease_check");
+    const lost = this.#written > 0 &&
+      (lease === null || lease.until < this.#written);
+    if (lost) {
+      this.#recoveringUntil = Math.max(
+        this.#recoveringUntil,
+        this.now() + this.#o.leaseMs,
+      );
+      this.#o.log.warn(
+        "the session store lost data; writing this server's sessions back",
+        { server: self },
+      );
+      this.#host.lostData();
+    }
+    if (!(await this.#host.flush())) return; // writes pending: let the lease lapse
+    const t0 = this.#o.clock.now();
+    const renewed = await this.#host.op(
+      "lease_renew",
+      (s) => s.renewLease(self, this.#o.leaseMs, this.now()),
+    );
+    this.#sync(renewed.renewedAt, t0);
+    this.#written = renewed.until;
+    const fences = await this.#host.op(
+      "fence_drain",
+      (s) => s.drainFences(self),
+    );
+    for (const f of fences) this.#host.fenced(f);
+    await this.#host.op(
+      "collect",
+      (s) => s.collect(this.#o.collectGraceMs, this.#o.collectLimit),
+    );
+  }
+}

@@ -1,0 +1,91 @@
+import { FakeClock } from "../common/fake_clock.ts";
+import { silentLogger } from "../common/logger.ts";
+import { FlakyStore } from "../store/_flaky.ts";
+import type { Fence, SessionStore } from "../store/types.ts";
+import { assert_, assertEquals } from "../tests/_assert.ts";
+import { type LeaseHost, LeaseKeeper } from "./lease.ts";
+
+function keeper(store: SessionStore, clock: FakeClock, leaseMs = 300) {
+  const ops: string[] = [];
+  const fences: Fence[] = [];
+  const state = { flushed: true, lost: 0 };
+  const host: LeaseHost = {
+    op: (name, fn) => {
+      ops.push(name);
+      return fn(store);
+    },
+    flush: () => Promise.resolve(state.flushed),
+    lostData: () => state.lost++,
+    fenced: (f) => fences.push(f),
+  };
+  const k = new LeaseKeeper(host, {
+    serverId: "a",
+    leaseMs,
+    collectGraceMs: 1000,
+    clock,
+    log: silentLogger,
+  });
+  return { k, ops, fences, state };
+}
+
+Deno.test("LeaseKeeper beats every leaseMs / 3: check, renew, drain, collect", async () => {
+  const clock = new FakeClock(0);
+  await using store = new FlakyStore({ now: () => clock.now() });
+  const { k, ops } = keeper(store, clock);
+  await k.start();
+  assertEquals(ops, ["lease_check", "lease_renew", "fence_drain", "collect"]);
+  const table: [number, number][] = [[99, 1], [1, 2], [100, 3], [700, 10]];
+  for (const [advance, renewals] of table) {
+    await clock.advance(advance);
+    assertEquals(
+      ops.filter((o) => o === "lease_renew").length,
+      renewals,
+      `after +${advance}`,
+    );
+  }
+  assertEquals((await store.leaseOf("a")).lease?.until, clock.now() + 300);
+  await k.close();
+});
+
+Deno.test("LeaseKeeper does not renew while the host has writes pending", async () => {
+  const clock = new FakeClock(0);
+  await using store = new FlakyStore({ now: () => clock.now() });
+  const { k, state } = keeper(store, clock);
+  await k.start();
+  const first = (await store.leaseOf("a")).lease!;
+  state.flushed = false;
+  await clock.advance(1000);
+  assertEquals((await store.leaseOf("a")).lease, first, "renewed anyway");
+  state.flushed = true;
+  await clock.advance(100);
+  assert_((await store.leaseOf("a")).lease!.renewedAt > first.renewedAt);
+  await k.close();
+});
+
+Deno.test("LeaseKeeper delivers fences and detects a store that lost its data", async () => {
+  const clock = new FakeClock(0);
+  await using store = new FlakyStore({ now: () => clock.now() });
+  const { k, fences, state } = keeper(store, clock);
+  await k.start();
+  await store.fence("a", { id: "s1", epoch: 4 });
+  await clock.advance(100);
+  assertEquals(fences, [{ id: "s1", epoch: 4 }]);
+  store.wipe();
+  assertEquals(await k.storeLostData(), true);
+  await clock.advance(100);
+  assertEquals(state.lost >= 1, true);
+  await k.close();
+});
+
+Deno.test("LeaseKeeper.now follows the store's clock, not the local one", async () => {
+  const local = new FakeClock(1_000_000);
+  const storeClock = new FakeClock(5_000_000);
+  await using store = new FlakyStore({ now: () => storeClock.now() });
+  const { k } = keeper(store, local);
+  await k.start();
+  assertEquals(k.now(), 5_000_000);
+  await local.advance(50);
+  await storeClock.advance(50);
+  assertEquals(k.now(), 5_000_050);
+  await k.close();
+});

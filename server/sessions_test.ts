@@ -1,0 +1,521 @@
+/**
+ * SessionManager on real stores and a {@link FakeClock}: expiry, lease,
+ * takeover, outages, skewed clocks, record lifetime and shutdown, all
+ * deterministic (no real waiting).
+ */
+
+import { FakeClock } from "../common/fake_clock.ts";
+import { silentLogger } from "../common/logger.ts";
+import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
+import { FlakyStore } from "../store/_flaky.ts";
+import { KvStore } from "../store/kv.ts";
+import { MemoryStore } from "../store/memory.ts";
+import type { SessionStore } from "../store/types.ts";
+import { assert_, assertEquals } from "../tests/_assert.ts";
+import { newCounters } from "./metrics.ts";
+import { SessionManager } from "./sessions.ts";
+
+const TTL = 1000;
+const LEASE = 300; // heartbeat every 100 ms
+const TOMB = 5000;
+const tok = (b: number) => new Uint8Array(16).fill(b);
+const id = () => crypto.randomUUID();
+
+type Managed = SessionManager & {
+  counters: ReturnType<typeof newCounters>;
+  fenced: string[];
+  [Symbol.asyncDispose](): Promise<void>;
+};
+
+async function manager(
+  store: SessionStore,
+  clock: FakeClock,
+  serverId: string,
+  over: { ttlMs?: number; leaseMs?: number } = {},
+): Promise<Managed> {
+  const counters = newCounters();
+  const fenced: string[] = [];
+  const m = new SessionManager(store, {
+    serverId,
+    ttlMs: over.ttlMs ?? TTL,
+    leaseMs: over.leaseMs ?? LEASE,
+    tombstoneMs: TOMB,
+    counters,
+    log: silentLogger,
+    onFenced: (sid) => fenced.push(sid),
+    clock,
+  });
+  await m.start();
+  return Object.assign(m, {
+    counters,
+    fenced,
+    [Symbol.asyncDispose]: () => m.close(),
+  });
+}
+
+/** A memory store whose clock is `clock`. */
+function memory(clock: FakeClock): MemoryStore {
+  return new MemoryStore({
+    now: () => clock.now(),
+    sweepIntervalMs: 3_600_000,
+  });
+}
+
+/** The wire code of the refusal, or "ok"; anything but a ProtocolError fails the test. */
+async function codeOf(p: Promise<unknown>): Promise<number | "ok"> {
+  try {
+    await p;
+    return "ok";
+  } catch (e) {
+    assert_(e instanceof ProtocolError, `not a ProtocolError: ${e}`);
+    return e.code;
+  }
+}
+
+/**
+ * Advances several clocks together, in small steps, so every timer fires
+ * near its time. `io`: the store does real I/O (KV), so after each step let
+ * it finish in real time (promise callbacks alone do not).
+ */
+async function advanceAll(
+  clocks: FakeClock[],
+  ms: number,
+  io = false,
+  step = 10,
+) {
+  for (let done = 0; done < ms; done += step) {
+    for (const c of clocks) await c.advance(Math.min(step, ms - done));
+    if (io) await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+Deno.test("SessionManager expires a detached session at exactly TTL after the detach, not before", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using m = await manager(store, clock, "a");
+  const s = id();
+  await m.detach(await m.open(s, 10, tok(1)));
+  await clock.advance(TTL - 1);
+  assertEquals([m.sessions, (await store.get(s))?.status], [1, "live"]);
+  await clock.advance(1);
+  const rec = await store.get(s);
+  assertEquals([m.sessions, rec?.status, m.counters.sessionsExpired], [
+    0,
+    "expired",
+    1,
+  ]);
+  assertEquals(await codeOf(m.resume(s, tok(1), 0)), ErrorCode.SESSION_EXPIRED);
+});
+
+Deno.test("SessionManager restarts the TTL at every disconnect", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using m = await manager(store, clock, "a");
+  const s = id();
+  let att = await m.open(s, 10, tok(1));
+  for (let i = 0; i < 3; i++) {
+    await m.detach(att);
+    await clock.advance(TTL - 1);
+    att = await m.resume(s, tok(1), i);
+  }
+  await m.detach(att);
+  await clock.advance(TTL - 1);
+  assertEquals((await store.get(s))?.status, "live");
+  await clock.advance(1);
+  assertEquals((await store.get(s))?.status, "expired");
+});
+
+Deno.test("SessionManager renews its lease every leaseMs / 3 in store time", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using m = await manager(store, clock, "a");
+  const t0 = clock.now();
+  assertEquals(m.storeOps.get("lease_renew"), 1);
+  await clock.advance(1000);
+  assertEquals(m.storeOps.get("lease_renew"), 11);
+  assertEquals(m.storeOps.get("collect"), 11);
+  const { lease } = await store.leaseOf("a");
+  assertEquals(lease, { renewedAt: t0 + 1000, until: t0 + 1000 + LEASE });
+});
+
+Deno.test("SessionManager caps the lease at the TTL", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using _m = await manager(store, clock, "a", {
+    ttlMs: 200,
+    leaseMs: 3000,
+  });
+  const { lease } = await store.leaseOf("a");
+  assertEquals(lease!.until - lease!.renewedAt, 200);
+});
+
+Deno.test("SessionManager: a takeover elsewhere is drained from fences by the old owner's next heartbeat", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = id();
+  const att = await a.open(s, 10, tok(1));
+  const took = await b.resume(s, tok(1), 3);
+  assertEquals(took.epoch, att.epoch + 1);
+  assert_(a.holds(att), "fenced before the heartbeat");
+  assertEquals(a.fenced, []);
+  await clock.advance(LEASE / 3);
+  assertEquals([a.holds(att), a.fenced, a.sessions], [false, [s], 0]);
+  assertEquals(a.counters.sessionsTakenOver, 1);
+  // The fenced server can no longer write the session.
+  await a.detach(att);
+  assertEquals((await store.get(s))?.owner, "b");
+});
+
+Deno.test("SessionManager: a resume on the same server takes over its own attachment at once", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using m = await manager(store, clock, "a");
+  const s = id();
+  const first = await m.open(s, 10, tok(1));
+  const second = await m.resume(s, tok(1), 2);
+  assertEquals([m.holds(first), m.holds(second), m.fenced], [false, true, [s]]);
+});
+
+// A crashed owner: its attached sessions expire TTL after its last renewal.
+for (
+  const [after, want] of [
+    [LEASE - 1, "ok"], // lease still running: a takeover
+    [TTL - 1, "ok"], // lease lapsed, TTL since the last renewal not yet
+    [TTL + 1, ErrorCode.SESSION_EXPIRED],
+    [TTL + 2000, ErrorCode.SESSION_EXPIRED],
+    // Lease + TTL + tombstone period later, b's heartbeat has collected the record.
+    [LEASE + TTL + TOMB + 200, ErrorCode.UNKNOWN_SESSION],
+  ] as const
+) {
+  Deno.test(`SessionManager: resume ${after} ms after its owner crashed → ${want}`, async () => {
+    const clock = new FakeClock();
+    await using store = memory(clock);
+    const a = await manager(store, clock, "a");
+    await using b = await manager(store, clock, "b", { leaseMs: 60_000 });
+    const s = id();
+    await a.open(s, 10, tok(1));
+    const crashedAt = clock.now(); // a's last renewal
+    await a.close(); // no detach: the record stays attached to a
+    await clock.advance(after);
+    assertEquals(clock.now() - crashedAt, after);
+    assertEquals(await codeOf(b.resume(s, tok(1), 0)), want);
+    assertEquals(b.sessions, want === "ok" ? 1 : 0);
+  });
+}
+
+for (const where of ["same", "other"] as const) {
+  for (const when of ["before", "after"] as const) {
+    Deno.test(`SessionManager: after an outage longer than the TTL, a resume on the ${where} server ${when} the flush → session_expired`, async () => {
+      const clock = new FakeClock();
+      await using store = new FlakyStore({ now: () => clock.now() });
+      await using a = await manager(store, clock, "a");
+      await using b = await manager(store, clock, "b");
+      const s = id();
+      const att = await a.open(s, 10, tok(1));
+      store.down = true;
+      await a.detach(att); // not recorded: the record still names a
+      assertEquals(a.unsynced, 1);
+      await clock.advance(TTL + 50);
+      store.down = false;
+      if (when === "after") await clock.advance(LEASE / 3);
+      const m = where === "same" ? a : b;
+      assertEquals(
+        await codeOf(m.resume(s, tok(1), 2)),
+        ErrorCode.SESSION_EXPIRED,
+      );
+      assertEquals(m.sessions, 0);
+      await clock.advance(LEASE);
+      assertEquals((await store.get(s))?.status, "expired");
+      assertEquals([a.unsynced, a.sessions], [0, 0]);
+    });
+  }
+}
+
+Deno.test("SessionManager: a detach missed during a short outage stays resumable and is written once the store is back", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  const att = await a.open(s, 10, tok(1));
+  store.down = true;
+  await a.detach(att);
+  assertEquals(
+    await codeOf(a.open(id(), 5, tok(2))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  await clock.advance(LEASE);
+  store.down = false;
+  await clock.advance(LEASE / 3);
+  assertEquals(a.unsynced, 0);
+  const rec = await store.get(s);
+  assertEquals([rec?.owner, rec?.status], ["", "live"]);
+  assertEquals(rec?.expiresAt, clock.now() - LEASE - LEASE / 3 + TTL);
+  assertEquals(await codeOf(a.resume(s, tok(1), 3)), "ok");
+});
+
+Deno.test("SessionManager does not renew its lease while writes are pending", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using a = await manager(store, clock, "a");
+  const att = await a.open(id(), 10, tok(1));
+  const before = (await store.leaseOf("a")).lease!;
+  store.down = true;
+  await a.detach(att);
+  await clock.advance(LEASE);
+  store.down = false;
+  // The flush and the renewal happen in the same heartbeat, flush first.
+  await clock.advance(LEASE / 3);
+  const after = (await store.leaseOf("a")).lease!;
+  assert_(after.renewedAt > before.renewedAt);
+  assertEquals(a.unsynced, 0);
+});
+
+Deno.test("SessionManager reconciles a tombstone that timed out but was applied", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  await a.detach(await a.open(s, 10, tok(1)));
+  store.applyThenFail = true;
+  await clock.advance(TTL); // the tombstone is written, its reply lost
+  store.applyThenFail = false;
+  assertEquals((await store.get(s))?.status, "expired");
+  assertEquals([a.unsynced, a.counters.sessionsExpired], [1, 0]);
+  await clock.advance(LEASE / 3);
+  assertEquals([a.unsynced, a.counters.sessionsExpired], [0, 1]);
+  assertEquals(a.storeOps.get("get"), 1, "one read to reconcile");
+});
+
+Deno.test("SessionManager keeps a session attached when its completion cannot be recorded", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using m = await manager(store, clock, "a");
+  const s = id();
+  const att = await m.open(s, 3, tok(1));
+  store.down = true;
+  assertEquals(await codeOf(m.complete(att)), ErrorCode.STORE_UNAVAILABLE);
+  assert_(m.holds(att));
+  store.down = false;
+  assertEquals(await m.complete(att), true);
+  assertEquals((await store.get(s))?.status, "completed");
+});
+
+Deno.test("SessionManager writes its sessions back after the store lost its data; others answer unavailable meanwhile", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using a = await manager(store, clock, "a", { ttlMs: 60_000 });
+  await using b = await manager(store, clock, "b", { ttlMs: 60_000 });
+  const [attachedId, detachedId, pendingId] = [id(), id(), id()];
+  const attached = await a.open(attachedId, 100, tok(1));
+  await a.detach(await a.open(detachedId, 100, tok(2)));
+  const pending = await a.open(pendingId, 100, tok(3));
+  store.down = true;
+  await a.detach(pending);
+  store.wipe();
+  store.down = false;
+  // b's own lease is gone too: it knows the store lost data.
+  assertEquals(
+    await codeOf(b.resume(attachedId, tok(1), 1)),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  await clock.advance(LEASE / 3);
+  assertEquals((await store.get(attachedId))?.owner, "a");
+  assertEquals((await store.get(pendingId))?.owner, "");
+  assertEquals((await store.get(detachedId))?.owner, "");
+  assert_(a.holds(attached));
+  assert_((a.storeOps.get("resync") ?? 0) >= 3);
+  for (const [sid, t] of [[detachedId, 2], [pendingId, 3]] as const) {
+    assertEquals(await codeOf(b.resume(sid, tok(t), 1)), "ok");
+  }
+  await clock.advance(LEASE * 2);
+  assertEquals(
+    await codeOf(b.resume(id(), tok(9), 0)),
+    ErrorCode.UNKNOWN_SESSION,
+  );
+});
+
+Deno.test("SessionManager: an attached record has no expiry and outlives a day of streaming; a dead owner's is collected after lease + TTL + tombstone", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  const slow = { ttlMs: 60_000, leaseMs: 60_000 };
+  const a = await manager(store, clock, "a", slow);
+  await using b = await manager(store, clock, "b", slow);
+  const s = id();
+  await a.open(s, 65535, tok(1));
+  assertEquals((await store.get(s))?.retainUntil, 0);
+  await clock.advance(86_400_000);
+  store.sweep();
+  assertEquals((await store.get(s))?.owner, "a");
+  await a.close(); // crashed
+  const lastRenewal = (await store.leaseOf("a")).lease!;
+  const collectAt = lastRenewal.until + 60_000 + TOMB;
+  await clock.advance(collectAt - clock.now() - 1);
+  store.sweep();
+  assert_((await store.get(s)) !== null, "collected early");
+  await clock.advance(20_001); // b's next heartbeat
+  assertEquals(await store.get(s), null);
+  assertEquals((await store.leaseOf("a")).lease, null);
+  assert_((b.storeOps.get("collect") ?? 0) > 0);
+});
+
+Deno.test("SessionManager.close awaits a detach in flight, and refuses an open that completes during close", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  const m = await manager(store, clock, "a");
+  const s = id();
+  const att = await m.open(s, 10, tok(1));
+  let release!: () => void;
+  store.hold = new Promise((r) => release = r);
+  const detached = m.detach(att);
+  let closed = false;
+  const closing = m.close().then(() => closed = true);
+  await clock.advance(0);
+  assertEquals(closed, false);
+  release();
+  store.hold = undefined;
+  await closing;
+  await detached;
+  assertEquals((await store.get(s))?.owner, "");
+  // After close, nothing new attaches.
+  assertEquals(await codeOf(m.open(id(), 5, tok(2))), ErrorCode.SHUTTING_DOWN);
+});
+
+Deno.test("SessionManager: an open whose store write completes during close is detached and refused with shutting_down", async () => {
+  const clock = new FakeClock();
+  const inner = memory(clock);
+  let release!: () => void;
+  let holding = false;
+  const hold = new Promise<void>((r) => release = r);
+  const store = new Proxy(inner, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (prop === "create") {
+        return async (...args: unknown[]) => {
+          if (holding) await hold;
+          return v.apply(target, args);
+        };
+      }
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  }) as SessionStore;
+  const m = await manager(store, clock, "a");
+  const s = id();
+  holding = true;
+  const opening = codeOf(m.open(s, 10, tok(1)));
+  await clock.advance(0);
+  const closing = m.close();
+  release();
+  await closing;
+  assertEquals(await opening, ErrorCode.SHUTTING_DOWN);
+  const rec = await inner.get(s);
+  assertEquals([rec?.owner, rec?.status, m.sessions], ["", "live", 1]);
+  await inner.close();
+});
+
+// ---- Skewed clocks: two servers whose clocks differ by more than the lease ----
+
+const SKEW = LEASE + 10_000;
+
+async function skewCase(
+  backend: "memory" | "kv",
+  skew: number,
+): Promise<void> {
+  const clockA = new FakeClock(1_700_000_000_000);
+  const clockB = new FakeClock(1_700_000_000_000 + skew);
+  const clocks = [clockA, clockB];
+  const io = backend === "kv";
+  let storeA: SessionStore;
+  let storeB: SessionStore;
+  let cleanup: () => Promise<void>;
+  if (backend === "memory") {
+    const mem = memory(clockA);
+    storeA = storeB = mem;
+    cleanup = () => mem.close();
+  } else {
+    const dir = await Deno.makeTempDir({ prefix: "seqstream-kv-" });
+    const path = `${dir}/skew.kv`;
+    storeA = await KvStore.open(path, { now: () => clockA.now() });
+    storeB = await KvStore.open(path, { now: () => clockB.now() });
+    cleanup = async () => {
+      await storeA.close();
+      await storeB.close();
+      await Deno.remove(dir, { recursive: true });
+    };
+  }
+  try {
+    const a = await manager(storeA, clockA, "a");
+    const b = await manager(storeB, clockB, "b");
+    await advanceAll(clocks, LEASE, io);
+    const [expiredId, completedId, staleId, crashedId, freshId] = [
+      id(),
+      id(),
+      id(),
+      id(),
+      id(),
+    ];
+    // Expired by a's timer (a tombstone), completed, and detached then left to lapse with no tombstone.
+    await a.detach(await a.open(expiredId, 10, tok(1)));
+    const done = await a.open(completedId, 10, tok(2));
+    assertEquals(await a.complete(done), true);
+    await advanceAll(clocks, TTL + 20, io);
+    assertEquals((await storeA.get(expiredId))?.status, "expired");
+    const c = await manager(storeA, clockA, "c");
+    await c.detach(await c.open(staleId, 10, tok(3)));
+    await c.open(crashedId, 10, tok(4));
+    await c.close(); // crashed: no tombstone, no detach
+    await advanceAll(clocks, TTL + 20, io);
+    await a.detach(await a.open(freshId, 10, tok(5)));
+    await advanceAll(clocks, TTL / 2, io);
+    const cases = [
+      [expiredId, 1, ErrorCode.SESSION_EXPIRED],
+      [completedId, 2, ErrorCode.SESSION_COMPLETED],
+      [staleId, 3, ErrorCode.SESSION_EXPIRED],
+      [crashedId, 4, ErrorCode.SESSION_EXPIRED],
+      [freshId, 5, "ok"],
+    ] as const;
+    for (const [sid, t, want] of cases) {
+      assertEquals(
+        await codeOf(b.resume(sid, tok(t), 0)),
+        want,
+        `session ${t} on b`,
+      );
+    }
+    assertEquals(b.sessions, 1, "a refusal leaked into the sessions gauge");
+    await a.close();
+    await b.close();
+  } finally {
+    await cleanup();
+  }
+}
+
+for (const backend of ["memory", "kv"] as const) {
+  for (const skew of [-SKEW, SKEW]) {
+    Deno.test(`SessionManager on ${backend}: a server whose clock is ${skew < 0 ? "behind" : "ahead"} by ${Math.abs(skew)} ms resumes no expired or completed session`, async () => {
+      await skewCase(backend, skew);
+    });
+  }
+}
+
+Deno.test("SessionManager: open and resume only ever reject with ProtocolError", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using m = await manager(store, clock, "a");
+  const s = id();
+  // A record with a broken seed (a foreign writer): refused, not thrown past.
+  await store.create({
+    id: s,
+    seed: "zz",
+    count: 5,
+    token: "01".repeat(16),
+    epoch: 1,
+    owner: "",
+    status: "live",
+    expiresAt: clock.now() + 60_000,
+    retainUntil: 0,
+  });
+  const code = await codeOf(m.resume(s, tok(1), 0));
+  assertEquals(code, ErrorCode.STORE_UNAVAILABLE);
+  assertEquals(m.sessions, 0);
+});

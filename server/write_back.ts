@@ -1,0 +1,205 @@
+/**
+ * The write-back: store writes this server made and the store has not
+ * confirmed (a detach or a tombstone during an outage, or one whose reply
+ * was lost), retried by the heartbeat, and the resync that writes every
+ * session this server holds back into a store that lost its data.
+ *
+ * A retried compare-and-set that fails is not taken as "someone else moved
+ * on" until the stored record has been read: a write that timed out may
+ * have been applied (Redis), and then the store already holds exactly what
+ * was meant, which counts as written.
+ *
+ * @module
+ */
+
+import type { Fence, SessionRecord, SessionStore } from "../store/types.ts";
+
+/** A write the store has not confirmed: `rec` if the record's epoch is still `expected`. */
+export interface Pending {
+  /** The epoch the record must have for the write to apply. */
+  readonly expected: number;
+  /** What to write. */
+  readonly rec: SessionRecord;
+}
+
+/** What the write-back needs from the session manager. */
+export interface WriteBackHost {
+  /**
+   * Runs a store operation counted under `name`; rejects (with a
+   * `ProtocolError`) when the store fails.
+   */
+  op<T>(name: string, fn: (store: SessionStore) => Promise<T>): Promise<T>;
+  /** The store now holds `rec`, which was pending. */
+  written(rec: SessionRecord): void;
+  /** The session moved on past what this server holds (another epoch won). */
+  lost(fence: Fence): void;
+  /** What this server means the record of `id` to be (attached or detached), if it holds it. */
+  held(id: string): SessionRecord | undefined;
+  /** The ids this server holds, attached or detached. */
+  heldIds(): Iterable<string>;
+  /** Whether the manager is closing (stop between writes). */
+  closed(): boolean;
+}
+
+/** Whether two records with the same epoch say the same thing about ownership and state. */
+export function sameState(a: SessionRecord, b: SessionRecord): boolean {
+  return a.epoch === b.epoch && a.owner === b.owner && a.status === b.status &&
+    a.expiresAt === b.expiresAt;
+}
+
+/** Unconfirmed writes, their retries, and the resync after a data loss. */
+export class WriteBack {
+  readonly #host: WriteBackHost;
+  readonly #pending = new Map<string, Pending>();
+  #needResync = false;
+  #resyncing: Promise<void> | undefined;
+
+  /** @param host the session manager's side */
+  constructor(host: WriteBackHost) {
+    this.#host = host;
+  }
+
+  /** Writes not confirmed yet. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** Whether a resync is due or running (the store lost data). */
+  get resyncing(): boolean {
+    return this.#needResync;
+  }
+
+  /** The pending write for `id`. */
+  get(id: string): Pending | undefined {
+    return this.#pending.get(id);
+  }
+
+  /** Keeps `rec` to retry, unless a write for a later epoch is already pending. */
+  keep(id: string, expected: number, rec: SessionRecord): void {
+    const cur = this.#pending.get(id);
+    if (cur === undefined || cur.expected <= expected) {
+      this.#pending.set(id, { expected, rec });
+    }
+  }
+
+  /** Forgets the pending write for `id`. */
+  delete(id: string): void {
+    this.#pending.delete(id);
+  }
+
+  /** Forgets a pending write made below `fence.epoch`. */
+  fenced(fence: Fence): void {
+    const p = this.#pending.get(fence.id);
+    if (p !== undefined && p.expected < fence.epoch) {
+      this.#pending.delete(fence.id);
+    }
+  }
+
+  /**
+   * Compare-and-set `rec` over `expected` now; on a store failure keeps it
+   * for {@link flush} and resolves `undefined`.
+   */
+  async write(
+    expected: number,
+    rec: SessionRecord,
+  ): Promise<boolean | undefined> {
+    try {
+      return await this.#host.op(
+        "replace",
+        (s) => s.replace(expected, rec),
+      );
+    } catch {
+      this.keep(rec.id, expected, rec);
+      return undefined;
+    }
+  }
+
+  /**
+   * Retries the pending writes, oldest first, and stops at the first store
+   * failure. A failed compare-and-set reads the record back: if it holds
+   * what was meant (a write that timed out but was applied) it counts as
+   * written, otherwise the session moved on. Resolves whether nothing is
+   * left pending.
+   */
+  async flush(): Promise<boolean> {
+    for (const [id, p] of [...this.#pending]) {
+      if (this.#host.closed()) return false;
+      let ok: boolean;
+      try {
+        ok = await this.#host.op(
+          "replace",
+          (s) => s.replace(p.expected, p.rec),
+        );
+        if (!ok) {
+          const cur = await this.#host.op("get", (s) => s.get(id));
+          ok = cur !== null && sameState(cur, p.rec);
+        }
+      } catch {
+        return false; // still down: the next heartbeat tries again
+      }
+      if (this.#pending.get(id) === p) this.#pending.delete(id);
+      if (ok) this.#host.written(p.rec);
+      else this.#host.lost({ id, epoch: p.expected + 1 });
+    }
+    return this.#pending.size === 0;
+  }
+
+  /** Starts the resync (the store lost data), off the caller; at most one runs. */
+  startResync(): void {
+    this.#needResync = true;
+    this.#resyncing ??= this.#resync().finally(() =>
+      this.#resyncing = undefined
+    );
+  }
+
+  /** The resync in flight, if any. */
+  get running(): Promise<void> | undefined {
+    return this.#resyncing;
+  }
+
+  /**
+   * Writes back every session this server holds: missing records are
+   * created, older ones replaced, and a newer one means the session was
+   * taken over (this server lets go of it). Done when every session has
+   * been written; a failure leaves it to the next heartbeat's resync.
+   */
+  async #resync(): Promise<void> {
+    const h = this.#host;
+    const ids = new Set([...h.heldIds(), ...this.#pending.keys()]);
+    for (const id of ids) {
+      // A session that changes here while its write-back is in flight is written again.
+      for (let round = 0; round < 3; round++) {
+        if (h.closed()) return;
+        const pending = this.#pending.get(id);
+        const want = pending?.rec ?? h.held(id);
+        if (want === undefined) break; // gone meanwhile
+        const mine = pending?.expected ?? want.epoch;
+        let ok: boolean;
+        try {
+          const cur = await h.op("resync", (s) => s.get(id));
+          if (cur === null) {
+            ok = await h.op("resync", (s) => s.create(want));
+          } else if (
+            cur.epoch < mine || (cur.epoch === mine && !sameState(cur, want))
+          ) {
+            ok = await h.op("resync", (s) => s.replace(cur.epoch, want));
+          } else {
+            // Already there (or applied before the loss); a newer epoch is someone else's.
+            ok = cur.epoch === mine || sameState(cur, want);
+          }
+        } catch {
+          return; // down again: the next heartbeat starts over
+        }
+        const now = this.#pending.get(id)?.rec ?? h.held(id);
+        if (now !== want) continue;
+        if (pending !== undefined && this.#pending.get(id) === pending) {
+          this.#pending.delete(id);
+          if (ok) h.written(want);
+        }
+        if (!ok) h.lost({ id, epoch: mine + 1 });
+        break;
+      }
+    }
+    this.#needResync = false;
+  }
+}

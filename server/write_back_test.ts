@@ -1,0 +1,80 @@
+import { FakeClock } from "../common/fake_clock.ts";
+import { FlakyStore } from "../store/_flaky.ts";
+import type { Fence, SessionRecord } from "../store/types.ts";
+import { assertEquals } from "../tests/_assert.ts";
+import { WriteBack } from "./write_back.ts";
+
+function rec(over: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: "s",
+    seed: "0123456789abcdef",
+    count: 10,
+    token: "00".repeat(16),
+    epoch: 2,
+    owner: "a",
+    status: "live",
+    expiresAt: 0,
+    retainUntil: 0,
+    ...over,
+  };
+}
+
+function writeBack(store: FlakyStore) {
+  const written: SessionRecord[] = [];
+  const lost: Fence[] = [];
+  const wb = new WriteBack({
+    op: (_name, fn) => fn(store),
+    written: (r) => written.push(r),
+    lost: (f) => lost.push(f),
+    held: () => undefined,
+    heldIds: () => [],
+    closed: () => false,
+  });
+  return { wb, written, lost };
+}
+
+const clock = new FakeClock(0);
+const tomb = rec({ epoch: 3, owner: "", status: "expired", expiresAt: 5 });
+
+// [what the store holds when the flush runs, expected outcome]
+const table: [string, SessionRecord | null, "written" | "lost"][] = [
+  ["the record the write expects", rec(), "written"],
+  ["the write itself (timed out but applied)", tomb, "written"],
+  ["a newer attach elsewhere", rec({ epoch: 3, owner: "b" }), "lost"],
+  ["nothing (deleted)", null, "lost"],
+];
+
+for (const [holds, stored, outcome] of table) {
+  Deno.test(`WriteBack.flush of a pending tombstone over ${holds} → ${outcome}`, async () => {
+    await using store = new FlakyStore({ now: () => clock.now() });
+    if (stored) await store.create(stored);
+    const { wb, written, lost } = writeBack(store);
+    wb.keep("s", 2, tomb);
+    assertEquals(await wb.flush(), true);
+    assertEquals(wb.size, 0);
+    assertEquals(
+      [written, lost],
+      outcome === "written" ? [[tomb], []] : [[], [{ id: "s", epoch: 3 }]],
+    );
+  });
+}
+
+Deno.test("WriteBack.flush stops at a store failure and keeps the write", async () => {
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await store.create(rec());
+  const { wb } = writeBack(store);
+  store.down = true;
+  assertEquals(await wb.write(2, tomb), undefined);
+  assertEquals([wb.size, await wb.flush()], [1, false]);
+  store.down = false;
+  assertEquals([await wb.flush(), wb.size], [true, 0]);
+});
+
+Deno.test("WriteBack.keep never replaces a pending write for a later epoch", () => {
+  const { wb } = writeBack(new FlakyStore());
+  wb.keep("s", 3, rec({ epoch: 3 }));
+  wb.keep("s", 2, rec());
+  assertEquals(wb.get("s")?.expected, 3);
+  wb.fenced({ id: "s", epoch: 4 });
+  assertEquals(wb.get("s"), undefined);
+});
