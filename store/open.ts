@@ -7,8 +7,24 @@
 
 import { KvStore, type KvStoreOptions } from "./kv.ts";
 import { MemoryStore, type MemoryStoreOptions } from "./memory.ts";
-import type { RedisStoreOptions } from "./redis.ts";
+import type { RedisStoreOptions } from "./redis_options.ts";
 import type { SessionStore } from "./types.ts";
+
+/**
+ * The Redis backend, loaded only when a `redis://` spec asks for it. The
+ * specifier is computed on purpose: Deno prefetches literal dynamic imports,
+ * and ioredis would then be downloaded by every program that can open a
+ * store, memory and KV users included. (`deno compile` needs
+ * `--include store/redis.ts` for the same reason; the compile task has it.)
+ */
+const REDIS_MODULE = new URL("./redis.ts", import.meta.url).href;
+
+/** What {@link openStore} uses of the Redis module. */
+interface RedisModule {
+  RedisStore: {
+    connect(url: string, opts?: RedisStoreOptions): Promise<SessionStore>;
+  };
+}
 
 /** Per-backend options for {@link openStore}; only the chosen backend's are used. */
 export interface OpenStoreOptions {
@@ -79,7 +95,7 @@ export async function openStore(
   if (spec.startsWith("redis://")) {
     // Loaded on demand: the Redis client (and its environment reads) stays
     // out of processes that never use it.
-    const { RedisStore } = await import("./redis.ts");
+    const { RedisStore } = await import(REDIS_MODULE) as RedisModule;
     return await RedisStore.connect(spec, opts.redis);
   }
   throw new TypeError(`Unknown store "${spec}": expected ${STORE_SPEC_FORMS}`);

@@ -39,22 +39,9 @@ import {
   StoreUnavailableError,
 } from "./types.ts";
 
-/** Options for {@link RedisStore}. */
-export interface RedisStoreOptions {
-  /**
-   * A command without a reply within this long rejects with
-   * {@link StoreUnavailableError} (a hung or black-holed server). Default 2000.
-   */
-  commandTimeoutMs?: number;
-  /** Connecting (TCP plus handshake) gives up after this long. Default 2000. */
-  connectTimeoutMs?: number;
-  /** Delay before reconnect `attempt` (1-based), in ms. Default {@link redisReconnectBackoff}. */
-  backoff?: (attempt: number) => number;
-  /** A fence list not drained for this long expires (its owner is gone). Default 3 600 000. */
-  fenceTtlMs?: number;
-  /** Prefix of every key. Default `"seqstream"`. */
-  prefix?: string;
-}
+import type { RedisStoreOptions } from "./redis_options.ts";
+
+export type { RedisStoreOptions } from "./redis_options.ts";
 
 /**
  * The default reconnect backoff: exponential from 50 ms, capped at 2 s, with
