@@ -45,10 +45,8 @@ export const StreamAction = {
 /** A code from {@link StreamAction}. */
 export type StreamAction = typeof StreamAction[keyof typeof StreamAction];
 
-/** Settings of a {@link Stream}. */
+/** Limits of a {@link Stream}, shared by every stream of a server. */
 export interface StreamSettings {
-  /** Numbers in the session. */
-  readonly count: number;
   /** Most numbers sent beyond the last ACK (≥ 1). */
   readonly window: number;
   /** Time between numbers (ms); 0 streams in window-sized bursts. */
@@ -66,15 +64,18 @@ const LIVE = 0, COMPLETING = 1, CLOSED = 2;
  *
  * @example
  * ```ts
- * const s = new Stream({ count: 3, window: 16, intervalMs: 10, clientTimeoutMs: 10_000, stallMs: 10_000 });
+ * const limits = { window: 16, intervalMs: 10, clientTimeoutMs: 10_000, stallMs: 10_000 };
+ * const s = new Stream(limits, 3);
  * s.start(0, 0);
  * s.tick(0); // StreamAction.SEND, s.from = 0, s.to = 1
  * s.ack(1, 5); // StreamAction.NONE: progress
  * ```
  */
 export class Stream {
-  /** The settings. */
+  /** The limits. */
   readonly settings: StreamSettings;
+  /** Numbers in the session. */
+  readonly count: number;
   /** First offset of the last SEND action. */
   from = 0;
   /** One past the last offset of the last SEND action. */
@@ -101,17 +102,19 @@ export class Stream {
   #closedAt = 0;
 
   /**
-   * @param settings count, window, pacing and liveness limits
+   * @param settings window, pacing and liveness limits (shared, not copied)
+   * @param count numbers in the session
    * @throws {RangeError} for a window below 1 or a count below 1
    */
-  constructor(settings: StreamSettings) {
+  constructor(settings: StreamSettings, count: number) {
     if (!(settings.window >= 1) || !Number.isInteger(settings.window)) {
       throw new RangeError(`Window must be at least 1, got ${settings.window}`);
     }
-    if (!(settings.count >= 1) || !Number.isInteger(settings.count)) {
-      throw new RangeError(`Count must be at least 1, got ${settings.count}`);
+    if (!(count >= 1) || !Number.isInteger(count)) {
+      throw new RangeError(`Count must be at least 1, got ${count}`);
     }
     this.settings = settings;
+    this.count = count;
   }
 
   /**
@@ -119,7 +122,7 @@ export class Stream {
    * holds FINAL already and only its ACK(count) is awaited (a re-ack).
    */
   start(offset: number, now: number): void {
-    this.sent = this.acked = Math.min(offset, this.settings.count);
+    this.sent = this.acked = Math.min(offset, this.count);
     this.#lastHeard = this.#lastProgress = this.#lagSince = now;
     this.#due = now;
     this.#busy = false;
@@ -128,7 +131,7 @@ export class Stream {
 
   /** Whether FINAL was sent (or the client already had it at WELCOME). */
   get finalSent(): boolean {
-    return this.sent === this.settings.count;
+    return this.sent === this.count;
   }
 
   /** Numbers sent and not acknowledged. */
@@ -153,7 +156,7 @@ export class Stream {
       return this.#close(ErrorCode.SLOW_CONSUMER, now);
     }
     if (s.intervalMs === 0) return this.#burst(now);
-    if (now < this.#due || this.sent === s.count) return StreamAction.NONE;
+    if (now < this.#due || this.sent === this.count) return StreamAction.NONE;
     // This grid point is used up whether or not it sends (a full window or a
     // busy writer pauses the stream; it does not catch up later).
     const next = this.#due + s.intervalMs;
@@ -179,7 +182,7 @@ export class Stream {
       this.acked = n;
       this.#lastProgress = now;
     }
-    if (n === this.settings.count) {
+    if (n === this.count) {
       this.#state = COMPLETING;
       return StreamAction.COMPLETE;
     }
@@ -211,7 +214,7 @@ export class Stream {
       const stall = Math.max(this.#lastProgress, this.#lagSince) + s.stallMs;
       if (stall < wake) wake = stall;
     }
-    if (s.intervalMs !== 0 && this.sent < s.count && this.#due < wake) {
+    if (s.intervalMs !== 0 && this.sent < this.count && this.#due < wake) {
       wake = this.#due;
     }
     return wake;
@@ -245,8 +248,8 @@ export class Stream {
 
   #burst(now: number): StreamAction {
     const s = this.settings;
-    if (this.#busy || this.sent === s.count) return StreamAction.NONE;
-    const end = Math.min(s.count, this.acked + s.window);
+    if (this.#busy || this.sent === this.count) return StreamAction.NONE;
+    const end = Math.min(this.count, this.acked + s.window);
     if (end <= this.sent) return StreamAction.NONE;
     return this.#send(end, now);
   }
@@ -258,9 +261,7 @@ export class Stream {
     const lag = to - this.acked;
     if (lag > this.peak) this.peak = lag;
     this.#busy = true;
-    return to === this.settings.count
-      ? StreamAction.SEND_FINAL
-      : StreamAction.SEND;
+    return to === this.count ? StreamAction.SEND_FINAL : StreamAction.SEND;
   }
 
   #close(code: number, now: number): StreamAction {

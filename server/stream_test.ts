@@ -2,7 +2,7 @@ import { ErrorCode } from "../protocol/errors.ts";
 import { assert_, assertEquals, assertThrows } from "../tests/_assert.ts";
 import { Stream, StreamAction as A, type StreamSettings } from "./stream.ts";
 
-const BASE: StreamSettings = {
+const BASE: StreamSettings & { count: number } = {
   count: 100,
   window: 4,
   intervalMs: 10,
@@ -10,8 +10,13 @@ const BASE: StreamSettings = {
   stallMs: 2000,
 };
 
-function stream(over: Partial<StreamSettings> = {}, offset = 0, now = 0) {
-  const s = new Stream({ ...BASE, ...over });
+function stream(
+  over: Partial<typeof BASE> = {},
+  offset = 0,
+  now = 0,
+) {
+  const { count, ...limits } = { ...BASE, ...over };
+  const s = new Stream(limits, count);
   s.start(offset, now);
   return s;
 }
@@ -252,6 +257,6 @@ Deno.test("Stream nextWake is the earliest of the next send, the client deadline
 });
 
 Deno.test("Stream rejects a window or count below 1", () => {
-  assertThrows(() => new Stream({ ...BASE, window: 0 }), RangeError);
-  assertThrows(() => new Stream({ ...BASE, count: 0 }), RangeError);
+  assertThrows(() => new Stream({ ...BASE, window: 0 }, 5), RangeError);
+  assertThrows(() => new Stream(BASE, 0), RangeError);
 });

@@ -10,35 +10,39 @@ export interface ByteSink {
   write(p: Uint8Array): Promise<number>;
 }
 
+/** Callbacks of a {@link Writer}. */
+export interface WriterEvents {
+  /** Called once, on the first failed write (the connection is dead). */
+  onError(err: unknown): void;
+  /** Called each time the last queued write has been taken by the sink. */
+  onIdle?(): void;
+}
+
 /**
- * Serialises writes to a sink. `busy` tells the scheduler to hold the next
- * number back instead of queueing it, which is how a client that stops
- * reading is paused rather than buffered without bound.
+ * Serialises writes to a sink. `busy` (and `onIdle`) let the stream hold the
+ * next number back instead of queueing it behind a write the kernel has not
+ * taken, which is how a client that stops reading is paused rather than
+ * buffered without bound.
  */
 export class Writer {
   readonly #sink: ByteSink;
-  readonly #onError: (err: unknown) => void;
+  readonly #events: WriterEvents;
   #tail: Promise<void> = Promise.resolve();
   #pending = 0;
   #failed = false;
 
   /**
    * @param sink where bytes go
-   * @param onError called once on the first failed write (the connection is dead)
+   * @param events error and idle callbacks
    */
-  constructor(sink: ByteSink, onError: (err: unknown) => void) {
+  constructor(sink: ByteSink, events: WriterEvents) {
     this.#sink = sink;
-    this.#onError = onError;
+    this.#events = events;
   }
 
   /** Whether a write is in flight or queued. */
   get busy(): boolean {
     return this.#pending > 0;
-  }
-
-  /** Whether a write has failed. */
-  get failed(): boolean {
-    return this.#failed;
   }
 
   /**
@@ -58,19 +62,14 @@ export class Writer {
       } catch (err) {
         if (!this.#failed) {
           this.#failed = true;
-          this.#onError(err);
+          this.#events.onError(err);
         }
         return false;
       } finally {
-        this.#pending--;
+        if (--this.#pending === 0 && !this.#failed) this.#events.onIdle?.();
       }
     });
     this.#tail = p.then(() => {});
     return p;
-  }
-
-  /** Resolves when every queued write has settled. */
-  flushed(): Promise<void> {
-    return this.#tail;
   }
 }

@@ -2,6 +2,13 @@
  * A raw protocol peer for tests: speaks frames directly, so tests can do what
  * the real client never would (bad tokens, races, garbage, half frames).
  *
+ * Protocol v2 servers pause a stream whose numbers are not acknowledged and
+ * close a connection that stays silent, so by default the peer acknowledges
+ * like a client would: ACK(nextOffset) every quarter window and every
+ * `ackIntervalMs` of the WELCOME. It never sends ACK(count) by itself
+ * (completion is the test's call), and {@link RawPeer.freeze} stops it
+ * sending anything, like a frozen process whose kernel still reads.
+ *
  * @module
  */
 
@@ -28,16 +35,58 @@ export interface RawPeer extends AsyncDisposable {
   ): Promise<Extract<Message, { type: T }>>;
   /** Resolves when the server closes the connection (EOF or reset). */
   closed(timeoutMs?: number): Promise<void>;
+  /** The offset after the last NUMBER or FINAL received (or the WELCOME's). */
+  readonly nextOffset: number;
+  /** Stops every automatic ACK from now on (the peer keeps reading). */
+  freeze(): void;
   close(): void;
 }
 
+/** Options for {@link rawConnect}. */
+export interface RawOptions {
+  /** Acknowledge automatically (default true); false: only what the test sends. */
+  autoAck?: boolean;
+}
+
 /** Opens a raw connection to `port` on 127.0.0.1. */
-export async function rawConnect(port: number): Promise<RawPeer> {
+export async function rawConnect(
+  port: number,
+  opts: RawOptions = {},
+): Promise<RawPeer> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const decoder = new FrameDecoder();
   const queue: (Message | null)[] = [];
   const wake = { fn: null as (() => void) | null };
   let eof = false;
+  let auto = opts.autoAck ?? true;
+  let count = 0, have = 0, lastAck = 0, every = 1;
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
+  const ack = (n: number) => {
+    lastAck = n;
+    void sendBytes(encodeMessage({ type: "ack", nextOffset: n })).catch(
+      () => {},
+    );
+  };
+  const onMessage = (m: Message) => {
+    if (m.type === "welcome") {
+      count = m.count;
+      have = lastAck = m.nextOffset;
+      every = Math.ceil(m.window / 4);
+      clearInterval(keepAlive);
+      if (auto) {
+        keepAlive = setInterval(() => {
+          // At count only ACK(count) is valid, and that is the test's call.
+          const n = Math.min(have, count - 1);
+          if (auto && n >= lastAck) ack(n);
+        }, m.ackIntervalMs);
+      }
+    } else if (m.type === "number" || m.type === "final") {
+      have = m.offset + 1;
+      // Never ACK(count) on its own: that completes the session.
+      const n = Math.min(have, count - 1);
+      if (auto && n - lastAck >= every) ack(n);
+    }
+  };
   const pump = (async () => {
     const buf = new Uint8Array(4096);
     try {
@@ -45,19 +94,23 @@ export async function rawConnect(port: number): Promise<RawPeer> {
         const n = await conn.read(buf);
         if (n === null) break;
         for (const f of decoder.push(buf.subarray(0, n))) {
-          queue.push(decodeMessage(f));
+          const m = decodeMessage(f);
+          onMessage(m);
+          queue.push(m);
         }
         wake.fn?.();
       }
     } catch {
       // reset or closed locally
     }
+    clearInterval(keepAlive);
     eof = true;
     queue.push(null);
     wake.fn?.();
   })();
   let closedLocally = false;
   const close = () => {
+    clearInterval(keepAlive);
     if (closedLocally) return;
     closedLocally = true;
     try {
@@ -103,12 +156,24 @@ export async function rawConnect(port: number): Promise<RawPeer> {
         if ((await next(timeoutMs)) === null) break;
       }
     },
+    get nextOffset() {
+      return have;
+    },
+    freeze() {
+      auto = false;
+      clearInterval(keepAlive);
+    },
     close,
     async [Symbol.asyncDispose]() {
       close();
       await pump;
     },
   };
+}
+
+/** An ACK of every offset below `nextOffset`. */
+export function ack(nextOffset: number): Message {
+  return { type: "ack", nextOffset };
 }
 
 /** A hello for `id` and `count` at the current version. */
