@@ -189,3 +189,59 @@ export function resume(
 ): Message {
   return { type: "resume", version: PROTOCOL_VERSION, id, token, nextOffset };
 }
+
+/**
+ * Runs a whole session as a well-behaved v2 client would, on a raw peer:
+ * HELLO (or RESUME when `resumeAt` is given), every offset in order,
+ * ACK(count) after FINAL, DONE. Resolves the numbers received.
+ *
+ * @throws {Error} on an ERROR frame, an offset out of order or an early close
+ */
+export async function runSession(
+  port: number,
+  opts: {
+    id?: string;
+    count: number;
+    token?: Uint8Array;
+    resumeAt?: number;
+  },
+): Promise<number> {
+  const id = opts.id ?? crypto.randomUUID();
+  const token = opts.token ?? crypto.getRandomValues(new Uint8Array(16));
+  await using p = await rawConnect(port);
+  await p.send(
+    opts.resumeAt === undefined
+      ? hello(id, opts.count, token)
+      : resume(id, token, opts.resumeAt),
+  );
+  let next = opts.resumeAt ?? 0, received = 0;
+  while (true) {
+    const m = await p.next();
+    if (m === null) throw new Error(`Closed at offset ${next}`);
+    switch (m.type) {
+      case "welcome":
+        if (m.nextOffset !== next) {
+          throw new Error(`WELCOME at ${m.nextOffset}`);
+        }
+        if (next === opts.count) await p.send(ack(opts.count));
+        break;
+      case "number":
+      case "final":
+        if (m.offset !== next) {
+          throw new Error(`${m.type} at ${m.offset}, expected ${next}`);
+        }
+        next++;
+        received++;
+        if (m.type === "final") await p.send(ack(opts.count));
+        break;
+      case "done":
+        if (next !== opts.count) throw new Error(`DONE at ${next}`);
+        await p.closed();
+        return received;
+      case "error":
+        throw new Error(`ERROR ${m.code}: ${m.message}`);
+      default:
+        throw new Error(`Unexpected ${m.type}`);
+    }
+  }
+}
