@@ -21,6 +21,7 @@ import {
   type Hello,
   isMessageType,
   type Message,
+  MessageType,
   NUMBER_FRAME_SIZE,
   type Resume,
 } from "../protocol/messages.ts";
@@ -122,8 +123,11 @@ export class Connection implements Task {
     this.#writer = new Writer(conn, {
       onError: () => this.end(),
       onIdle: () => {
-        if (this.#phase === STREAMING && this.#stream !== undefined) {
-          this.#act(this.#stream.writerIdle(performance.now()));
+        const stream = this.#stream;
+        if (this.#phase === STREAMING && stream !== undefined) {
+          // Only a burst stream sends from here, so only it needs the time.
+          const now = stream.settings.intervalMs === 0 ? performance.now() : 0;
+          this.#act(stream.writerIdle(now));
         }
       },
     });
@@ -168,7 +172,13 @@ export class Connection implements Task {
         }
         first = false;
         for (const frame of decoder.push(buf.subarray(0, n))) {
-          const pending = this.#onMessage(decodeMessage(frame));
+          const v = frame.value;
+          // The one frame of the steady state, read without a message object.
+          const pending = frame.type === MessageType.ACK && v.length === 4
+            ? this.#onAck(
+              ((v[0]! << 24) | (v[1]! << 16) | (v[2]! << 8) | v[3]!) >>> 0,
+            )
+            : this.#onMessage(decodeMessage(frame));
           if (pending !== undefined) await pending;
           if (this.#phase === ENDED) break;
         }
@@ -205,11 +215,7 @@ export class Connection implements Task {
         break;
       case STREAMING:
         if (msg.type === "ack" && this.#stream !== undefined) {
-          this.#host.counters.acksReceived++;
-          const a = this.#stream.ack(msg.nextOffset, performance.now());
-          if (a === StreamAction.COMPLETE) return this.#complete();
-          this.#act(a);
-          return;
+          return this.#onAck(msg.nextOffset);
         }
         break;
       default:
@@ -222,6 +228,18 @@ export class Connection implements Task {
         this.#phase === HANDSHAKE ? "before HELLO or RESUME" : "while streaming"
       }`,
     );
+  }
+
+  /** ACK(n); a promise only for the completion. */
+  #onAck(n: number): Promise<void> | undefined {
+    const stream = this.#stream;
+    if (this.#phase !== STREAMING || stream === undefined) {
+      return this.#onMessage({ type: "ack", nextOffset: n });
+    }
+    this.#host.counters.acksReceived++;
+    const a = stream.ack(n, performance.now());
+    if (a === StreamAction.COMPLETE) return this.#complete();
+    this.#act(a);
   }
 
   async #handshake(msg: Hello | Resume): Promise<void> {
@@ -436,7 +454,9 @@ export class Connection implements Task {
       return;
     }
     this.#host.log.info("session completed", { id: att.id, count: att.count });
-    this.#sendAndEnd(encodeMessage({ type: "done" }));
+    // Awaited: the read loop stays parked until the socket closes, so no
+    // read is left pending to fail (an error built per completed session).
+    await this.#sendAndEnd(encodeMessage({ type: "done" }));
   }
 
   /** Sends an ERROR frame (best effort, bounded in time) and closes. */
@@ -451,7 +471,7 @@ export class Connection implements Task {
         reason: err.message,
       });
     }
-    this.#sendAndEnd(
+    void this.#sendAndEnd(
       encodeMessage({ type: "error", code: err.code, message: err.message }),
     );
   }
@@ -459,17 +479,21 @@ export class Connection implements Task {
   /** Tells the client the server is going away, then closes. The session stays resumable. */
   goAway(message: string): void {
     if (this.#phase >= CLOSING) return;
-    this.#sendAndEnd(
+    void this.#sendAndEnd(
       encodeMessage({ type: "goaway", retryAfterMs: 0, message }),
     );
   }
 
-  /** Writes `bytes`, then closes; a client that is not reading gets {@link CLOSE_GRACE_MS}. */
-  #sendAndEnd(bytes: Uint8Array): void {
+  /**
+   * Writes `bytes`, then closes; a client that is not reading gets
+   * {@link CLOSE_GRACE_MS}. Resolves when the socket is closed.
+   */
+  #sendAndEnd(bytes: Uint8Array): Promise<void> {
     this.#phase = CLOSING;
     this.#closeBy = performance.now() + CLOSE_GRACE_MS;
     this.#host.scheduler.schedule(this, this.#closeBy);
     void this.#writer.write(bytes).then(() => this.end());
+    return this.#ended.promise;
   }
 
   /** Closes the socket now. Idempotent. */

@@ -27,7 +27,7 @@ export interface WriterEvents {
 export class Writer {
   readonly #sink: ByteSink;
   readonly #events: WriterEvents;
-  #tail: Promise<void> = Promise.resolve();
+  #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
   #failed = false;
 
@@ -50,26 +50,35 @@ export class Writer {
    * the returned promise settles. Resolves `false` if the write failed.
    */
   write(bytes: Uint8Array): Promise<boolean> {
-    this.#pending++;
-    const p = this.#tail.then(async () => {
-      if (this.#failed) return false;
-      try {
-        let off = 0;
-        while (off < bytes.length) {
-          off += await this.#sink.write(bytes.subarray(off));
-        }
-        return true;
-      } catch (err) {
-        if (!this.#failed) {
-          this.#failed = true;
-          this.#events.onError(err);
-        }
-        return false;
-      } finally {
-        if (--this.#pending === 0 && !this.#failed) this.#events.onIdle?.();
-      }
-    });
-    this.#tail = p.then(() => {});
+    // Nothing in flight (the usual case, one number per tick): write at
+    // once instead of chaining behind the settled tail.
+    const p = ++this.#pending === 1
+      ? this.#run(bytes)
+      : this.#tail.then(() => this.#run(bytes));
+    this.#tail = p;
     return p;
+  }
+
+  /** Writes `bytes` fully; never rejects. */
+  async #run(bytes: Uint8Array): Promise<boolean> {
+    if (this.#failed) {
+      this.#pending--;
+      return false;
+    }
+    try {
+      let off = await this.#sink.write(bytes);
+      while (off < bytes.length) {
+        off += await this.#sink.write(bytes.subarray(off));
+      }
+      return true;
+    } catch (err) {
+      if (!this.#failed) {
+        this.#failed = true;
+        this.#events.onError(err);
+      }
+      return false;
+    } finally {
+      if (--this.#pending === 0 && !this.#failed) this.#events.onIdle?.();
+    }
   }
 }
