@@ -10,6 +10,13 @@
  */
 
 import { formatDuration, parseDuration } from "./cli/duration.ts";
+import {
+  checkMs,
+  DURATION_RANGES,
+  formatMs,
+  type MsRange,
+  SERVER_DEFAULTS,
+} from "./common/defaults.ts";
 import { isLogLevel, LineLogger, type LogFormat } from "./common/logger.ts";
 import {
   durationFlag,
@@ -20,20 +27,23 @@ import {
   parseFlags,
   UsageError,
 } from "./cli/usage.ts";
-import { startServer } from "./server/server.ts";
+import { startServer } from "./server/mod.ts";
 import { openStore } from "./store/open.ts";
 
 export {
   type ServerHandle,
   type ServerOptions,
   startServer,
-} from "./server/server.ts";
+} from "./server/mod.ts";
+
+const R = DURATION_RANGES;
+const range = (r: MsRange) => `${formatMs(r.min)}..${formatMs(r.max)}`;
 
 const FLAGS: Record<string, FlagSpec> = {
   port: {
     type: "string",
     short: "p",
-    default: "8080",
+    default: String(SERVER_DEFAULTS.port),
     help: "PORT  TCP port to listen on (0 picks one)",
   },
   host: {
@@ -43,13 +53,25 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   interval: {
     type: "string",
-    default: "1s",
-    help: "DURATION  time between numbers (0 = as fast as possible)",
+    default: formatMs(SERVER_DEFAULTS.intervalMs),
+    help: `DURATION  time between numbers (0 = as fast as the window allows; ${
+      range(R.interval)
+    })`,
   },
   "session-ttl": {
     type: "string",
-    default: "30s",
-    help: "DURATION  how long a disconnected session stays resumable",
+    default: formatMs(SERVER_DEFAULTS.ttlMs),
+    help: `DURATION  how long a disconnected session stays resumable (${
+      range(R.sessionTtl)
+    })`,
+  },
+  "client-timeout": {
+    type: "string",
+    default: formatMs(SERVER_DEFAULTS.clientTimeoutMs),
+    help:
+      `DURATION  close a connection the client sends nothing on (not even an ACK) for this long; its session stays resumable (${
+        range(R.clientTimeout)
+      })`,
   },
   seed: {
     type: "string",
@@ -69,7 +91,7 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   "max-connections": {
     type: "string",
-    default: "16000",
+    default: String(SERVER_DEFAULTS.maxConnections),
     help: "N  refuse connections beyond N with server_busy",
   },
   "max-handshakes-per-sec": {
@@ -88,8 +110,10 @@ const FLAGS: Record<string, FlagSpec> = {
   },
   "handshake-timeout": {
     type: "string",
-    default: "10s",
-    help: "DURATION  close sockets that send no hello within this",
+    default: formatMs(SERVER_DEFAULTS.handshakeTimeoutMs),
+    help: `DURATION  close sockets that send no hello within this (${
+      range(R.handshakeTimeout)
+    })`,
   },
   "metrics-port": {
     type: "string",
@@ -148,6 +172,16 @@ async function readTls(
   };
 }
 
+/** A duration flag, parsed and checked against its range. */
+function msFlag(f: Record<string, unknown>, name: string, r: MsRange): number {
+  const ms = durationFlag(name, f[name] as string, parseDuration);
+  try {
+    return checkMs(`--${name}`, ms, r);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 async function main(args: string[]): Promise<number> {
   let f;
   try {
@@ -171,12 +205,9 @@ async function main(args: string[]): Promise<number> {
     const opts = {
       port: intFlag("port", f.port as string, 0, 65535),
       hostname: f.host as string,
-      intervalMs: durationFlag("interval", f.interval as string, parseDuration),
-      ttlMs: durationFlag(
-        "session-ttl",
-        f["session-ttl"] as string,
-        parseDuration,
-      ),
+      intervalMs: msFlag(f, "interval", R.interval),
+      ttlMs: msFlag(f, "session-ttl", R.sessionTtl),
+      clientTimeoutMs: msFlag(f, "client-timeout", R.clientTimeout),
       seed: f.seed === undefined
         ? undefined
         : intFlag("seed", f.seed as string, 0, Number.MAX_SAFE_INTEGER),
@@ -186,11 +217,7 @@ async function main(args: string[]): Promise<number> {
         1,
         1_000_000,
       ),
-      handshakeTimeoutMs: durationFlag(
-        "handshake-timeout",
-        f["handshake-timeout"] as string,
-        parseDuration,
-      ),
+      handshakeTimeoutMs: msFlag(f, "handshake-timeout", R.handshakeTimeout),
       metricsPort: f["metrics-port"] === undefined
         ? undefined
         : intFlag("metrics-port", f["metrics-port"] as string, 0, 65535),
@@ -209,9 +236,6 @@ async function main(args: string[]): Promise<number> {
       ),
       log: new LineLogger({ level, format: format as LogFormat }),
     };
-    if (opts.ttlMs < 1) {
-      throw new UsageError("--session-ttl must be at least 1ms");
-    }
     let store;
     try {
       // A crashed server's sessions expire TTL after its lease; the store
@@ -234,10 +258,10 @@ async function main(args: string[]): Promise<number> {
           "--reuse-port with the memory store: a client that reconnects to another process sharing this port cannot resume there; share a store (--store kv:PATH or redis://…)",
         );
       }
+      // The server owns the store from here: it closes it if it fails to start.
       server = await startServer({ ...opts, store, ownStore: true });
     } catch (err) {
       if (opts.tls && !(err instanceof Deno.errors.AddrInUse)) {
-        await store.close();
         throw new ConfigFileError(
           `Cannot serve TLS with --tls-cert ${f["tls-cert"]} and --tls-key ${
             f["tls-key"]
@@ -262,6 +286,7 @@ async function main(args: string[]): Promise<number> {
     opts.log.debug("settings", {
       interval: formatDuration(opts.intervalMs),
       ttl: formatDuration(opts.ttlMs),
+      clientTimeout: formatDuration(opts.clientTimeoutMs),
     });
     await server.closed;
     for (const sig of ["SIGINT", "SIGTERM"] as const) {

@@ -4,19 +4,34 @@
  * @module
  */
 
-/** Monotonic counters. */
+/** Monotonic counters, updated in place by the server. */
 export interface Counters {
+  /** New sessions started. */
   sessionsStarted: number;
+  /** Sessions completed and acknowledged (ACK(count)). */
   sessionsCompleted: number;
+  /** Sessions that expired unresumed. */
   sessionsExpired: number;
+  /** Attachments closed because the session was resumed elsewhere. */
   sessionsTakenOver: number;
+  /** Successful resumes. */
   resumes: number;
+  /** Numbers (and FINALs) handed to the socket. */
   numbersSent: number;
+  /** Connections accepted. */
   connectionsAccepted: number;
+  /** Connections refused at the connection limit. */
   connectionsRejectedBusy: number;
+  /** Connections refused by the per-address handshake rate limit. */
   connectionsRejectedRate: number;
+  /** Lag-based: a stream lagged with no ACK progress for the stall limit. */
   slowConsumersDropped: number;
+  /** Failed store operations. */
   storeErrors: number;
+  /** ACK frames received. */
+  acksReceived: number;
+  /** Connections closed because the client sent nothing for the client timeout. */
+  clientTimeouts: number;
 }
 
 /** A fresh set of zeroed counters. */
@@ -33,13 +48,24 @@ export function newCounters(): Counters {
     connectionsRejectedRate: 0,
     slowConsumersDropped: 0,
     storeErrors: 0,
+    acksReceived: 0,
+    clientTimeouts: 0,
   };
 }
 
 /** Everything `/metrics` shows. */
 export interface MetricsSnapshot {
+  /** Open client connections. */
   connections: number;
+  /** Sessions this server holds, attached or awaiting resume. */
   sessions: number;
+  /** Numbers sent and not yet acknowledged, summed over the live streams. */
+  unackedNumbers: number;
+  /** The largest `sent − acked` any stream reached since the server started. */
+  unackedPeak: number;
+  /** The flow-control window announced in WELCOME (numbers). */
+  window: number;
+  /** Monotonic counters, updated in place by the server. */
   counters: Counters;
   /** Handshake refusals by error name. */
   refusals: ReadonlyMap<string, number>;
@@ -72,7 +98,14 @@ function labelled(
   for (const [k, v] of values) out.push(`${name}{${label}="${k}"} ${v}`);
 }
 
-/** Renders a snapshot in the Prometheus text format (version 0.0.4). */
+/**
+ * Renders a snapshot in the Prometheus text format (version 0.0.4).
+ *
+ * @example
+ * ```ts
+ * const text = renderPrometheus(server.metrics());
+ * ```
+ */
 export function renderPrometheus(m: MetricsSnapshot): string {
   const c = m.counters;
   const out: string[] = [];
@@ -89,6 +122,27 @@ export function renderPrometheus(m: MetricsSnapshot): string {
     "gauge",
     "Sessions this server holds, attached or awaiting resume.",
     m.sessions,
+  );
+  line(
+    out,
+    "seqstream_unacked_numbers",
+    "gauge",
+    "Numbers sent and not yet acknowledged, over all live streams.",
+    m.unackedNumbers,
+  );
+  line(
+    out,
+    "seqstream_unacked_peak",
+    "gauge",
+    "Largest count of unacknowledged numbers any one stream had in flight since start.",
+    m.unackedPeak,
+  );
+  line(
+    out,
+    "seqstream_window",
+    "gauge",
+    "Flow-control window: most numbers in flight per stream.",
+    m.window,
   );
   line(
     out,
@@ -157,8 +211,22 @@ export function renderPrometheus(m: MetricsSnapshot): string {
     out,
     "seqstream_slow_consumers_dropped_total",
     "counter",
-    "Connections dropped because the client stopped reading.",
+    "Connections dropped because the client lagged with no acknowledgement progress for the stall limit.",
     c.slowConsumersDropped,
+  );
+  line(
+    out,
+    "seqstream_client_timeouts_total",
+    "counter",
+    "Connections closed because the client sent nothing for the client timeout.",
+    c.clientTimeouts,
+  );
+  line(
+    out,
+    "seqstream_acks_received_total",
+    "counter",
+    "Delivery acknowledgements received.",
+    c.acksReceived,
   );
   line(
     out,

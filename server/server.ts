@@ -1,27 +1,38 @@
 /**
- * `startServer()`: the seqstream TCP server as a handle.
+ * `startServer()`: the seqstream TCP server as a handle, composed of named
+ * parts: {@link Admission} (rate limit, busy refusal), the metrics endpoint
+ * ({@link serveMetrics}), the {@link Registry} of connections, the shared
+ * {@link Scheduler}, the {@link SessionManager} and one {@link Connection} per
+ * socket. Starting is all-or-nothing.
  *
  * @module
  */
 
+import {
+  ackIntervalFor,
+  checkMs,
+  DURATION_RANGES,
+  SERVER_DEFAULTS,
+  stallFor,
+  windowFor,
+} from "../common/defaults.ts";
 import { LineLogger, type Logger } from "../common/logger.ts";
-import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import { encodeMessage } from "../protocol/messages.ts";
+import { MAX_COUNT } from "../protocol/messages.ts";
 import { MemoryStore } from "../store/memory.ts";
 import type { SessionStore } from "../store/types.ts";
-import { Connection } from "./connection.ts";
-import { addressKey, RateLimiter } from "./rate_limit.ts";
-import type { ServerContext } from "./context.ts";
+import { Admission } from "./admission.ts";
 import {
-  type Counters,
-  type MetricsSnapshot,
-  newCounters,
-  renderPrometheus,
-} from "./metrics.ts";
+  Connection,
+  type ConnectionHost,
+  type ConnectionSettings,
+} from "./connection.ts";
+import { type MetricsHttp, serveMetrics } from "./http.ts";
+import { type MetricsSnapshot, newCounters } from "./metrics.ts";
+import { Registry } from "./registry.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SessionManager } from "./sessions.ts";
 
-/** Options for {@link startServer}. */
+/** Options for {@link startServer}. Defaults come from `SERVER_DEFAULTS`. */
 export interface ServerOptions {
   /** Interface to listen on. Default `127.0.0.1`. */
   hostname?: string;
@@ -29,7 +40,7 @@ export interface ServerOptions {
   port?: number;
   /** Share the port with other processes (`SO_REUSEPORT`, Linux). Default false. */
   reusePort?: boolean;
-  /** Interval between numbers (ms); 0 sends as fast as the client reads. Default 1000. */
+  /** Interval between numbers (ms); 0 sends as fast as the window allows. Default 1000. */
   intervalMs?: number;
   /** How long a disconnected session stays resumable (ms). Default 30000. */
   ttlMs?: number;
@@ -37,7 +48,10 @@ export interface ServerOptions {
   seed?: number | undefined;
   /** The session store. Default: a new {@link MemoryStore}, closed with the server. */
   store?: SessionStore;
-  /** Close the store when the server closes. Default: true when the server made it. */
+  /**
+   * Close the store when the server closes, or when `startServer` fails.
+   * Default: true when the server made it.
+   */
   ownStore?: boolean;
   /** Connections held at most; more are refused with `server_busy`. Default 16000. */
   maxConnections?: number;
@@ -51,13 +65,28 @@ export interface ServerOptions {
   tls?: { cert: string; key: string } | undefined;
   /** Close sockets that send no complete hello within this (ms). Default 10000. */
   handshakeTimeoutMs?: number;
-  /** Drop a client that has not read for this long (ms). Default max(10s, 5 intervals). */
+  /**
+   * Close a connection the client sends nothing on (not even a keep-alive
+   * ACK) for this long (ms); its session detaches and its TTL starts.
+   * Default 10000.
+   */
+  clientTimeoutMs?: number;
+  /**
+   * Most numbers in flight beyond the client's last ACK. Default
+   * `windowFor(intervalMs, clientTimeoutMs)`.
+   */
+  window?: number;
+  /**
+   * Drop a client that lags (numbers sent and not acknowledged) with no ACK
+   * progress for this long (ms) as a slow consumer. Default
+   * `stallFor(clientTimeoutMs)`.
+   */
   stallMs?: number;
   /** Server lease length for shared stores (ms). Default 3000. */
   leaseMs?: number;
   /** Port for `GET /metrics` and `GET /healthz`; none when absent. 0 picks one. */
   metricsPort?: number | undefined;
-  /** Logger. Default: info level, pretty, on stderr. */
+  /** Logger: any object with `debug`, `info`, `warn`, `error`. Default: a `LineLogger` (info, pretty, stderr). */
   log?: Logger;
 }
 
@@ -72,71 +101,167 @@ export interface ServerHandle extends AsyncDisposable {
   /** Current metrics. */
   metrics(): MetricsSnapshot;
   /**
-   * Graceful shutdown: stop accepting, tell clients the server is going away,
-   * leave their sessions resumable, close. Idempotent.
+   * Graceful shutdown: stop accepting, tell clients the server is going away
+   * (GOAWAY), leave their sessions resumable, close. Idempotent.
    */
   close(): Promise<void>;
   /** Settles when the server has closed. */
   readonly closed: Promise<void>;
 }
 
+/** The validated settings of a server. */
+interface Settings extends ConnectionSettings {
+  readonly leaseMs: number;
+  readonly maxConnections: number;
+}
+
 /**
- * Starts a server.
+ * Checks every option and fills in the defaults.
+ *
+ * @throws {RangeError} for a duration outside `DURATION_RANGES`, or a window
+ * outside 1..65535
+ */
+function settingsOf(opts: ServerOptions): Settings {
+  const D = SERVER_DEFAULTS, R = DURATION_RANGES;
+  const intervalMs = checkMs(
+    "intervalMs",
+    opts.intervalMs ?? D.intervalMs,
+    R.interval,
+  );
+  const clientTimeoutMs = checkMs(
+    "clientTimeoutMs",
+    opts.clientTimeoutMs ?? D.clientTimeoutMs,
+    R.clientTimeout,
+  );
+  const window = opts.window ?? windowFor(intervalMs, clientTimeoutMs);
+  if (!Number.isInteger(window) || window < 1 || window > MAX_COUNT) {
+    throw new RangeError(
+      `window must be a whole number from 1 to ${MAX_COUNT}, got ${window}`,
+    );
+  }
+  return {
+    intervalMs,
+    clientTimeoutMs,
+    window,
+    ackIntervalMs: ackIntervalFor(clientTimeoutMs),
+    stallMs: checkMs(
+      "stallMs",
+      opts.stallMs ?? stallFor(clientTimeoutMs),
+      R.clientTimeout,
+    ),
+    ttlMs: checkMs("ttlMs", opts.ttlMs ?? D.ttlMs, R.sessionTtl),
+    handshakeTimeoutMs: checkMs(
+      "handshakeTimeoutMs",
+      opts.handshakeTimeoutMs ?? D.handshakeTimeoutMs,
+      R.handshakeTimeout,
+    ),
+    leaseMs: checkMs("leaseMs", opts.leaseMs ?? D.leaseMs, R.lease),
+    maxConnections: opts.maxConnections ?? D.maxConnections,
+  };
+}
+
+/**
+ * Starts a server. All or nothing: if any part fails to start, the parts
+ * already started (listener, session heartbeat, an owned store) are closed
+ * before the error is thrown.
  *
  * @example
  * ```ts
  * await using server = await startServer({ port: 0, intervalMs: 10 });
  * console.log(server.addr.port);
  * ```
- * @throws {Deno.errors.AddrInUse} and other listen errors
+ * @throws {RangeError} for an option out of range
+ * @throws {Deno.errors.AddrInUse} and other listen errors (client or metrics port)
  */
 export async function startServer(
   opts: ServerOptions = {},
 ): Promise<ServerHandle> {
-  const intervalMs = opts.intervalMs ?? 1000;
-  const ttlMs = opts.ttlMs ?? 30_000;
+  const ownStore = opts.ownStore ?? opts.store === undefined;
+  let settings: Settings;
+  try {
+    settings = settingsOf(opts);
+  } catch (err) {
+    if (ownStore && opts.store) await opts.store.close();
+    throw err;
+  }
   const log = opts.log ?? new LineLogger();
   const store = opts.store ?? new MemoryStore();
-  const ownStore = opts.ownStore ?? opts.store === undefined;
-  const maxConnections = opts.maxConnections ?? 16_000;
   const id = crypto.randomUUID().slice(0, 8);
-  const counters: Counters = newCounters();
+  const counters = newCounters();
   const refusals = new Map<string, number>();
   const scheduler = new Scheduler();
-  const connections = new Set<Connection>();
-  const byId = new Map<string, Connection>();
+  const registry = new Registry(log);
   let shuttingDown = false;
-  const stallMs = opts.stallMs ?? Math.max(10_000, 5 * intervalMs);
 
   const sessions = new SessionManager(store, {
     serverId: id,
-    ttlMs,
-    intervalMs,
+    ttlMs: settings.ttlMs,
+    // Required by this branch's SessionManager; dropped with its split.
+    intervalMs: settings.intervalMs,
+    stallMs: settings.stallMs,
     seedBase: opts.seed,
-    leaseMs: opts.leaseMs ?? 3000,
-    stallMs,
+    leaseMs: settings.leaseMs,
     counters,
     log,
-    onFenced(sessionId, epoch) {
-      const conn = byId.get(sessionId);
-      if (conn && conn.epoch < epoch) {
-        byId.delete(sessionId);
-        log.info("session taken over", { id: sessionId, remote: conn.remote });
-        void conn.fail(
-          new ProtocolError(
-            ErrorCode.TAKEN_OVER,
-            `Session "${sessionId}" was resumed by another connection`,
-          ),
-        );
-      }
-    },
+    onFenced: (sessionId, epoch) => registry.fenced(sessionId, epoch),
   });
 
-  const ctx: ServerContext = {
-    intervalMs,
-    ttlMs,
-    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
-    stallMs,
+  const metrics = (): MetricsSnapshot => ({
+    connections: registry.size,
+    sessions: sessions.sessions,
+    unackedNumbers: registry.unacked(),
+    unackedPeak: registry.unackedPeak(),
+    window: settings.window,
+    counters,
+    refusals,
+    storeOps: sessions.storeOps,
+  });
+
+  const hostname = opts.hostname ?? "127.0.0.1";
+  let listener: Deno.Listener | undefined;
+  let http: MetricsHttp | undefined;
+  let admission: Admission;
+  try {
+    admission = new Admission({
+      maxConnections: settings.maxConnections,
+      maxHandshakesPerSec: opts.maxHandshakesPerSec,
+      counters,
+      log,
+    });
+    const listenOpts = {
+      hostname,
+      port: opts.port ?? 0,
+      ...(opts.reusePort ? { reusePort: true } : {}),
+    } as Deno.TcpListenOptions;
+    listener = opts.tls
+      ? Deno.listenTls({
+        ...listenOpts,
+        cert: opts.tls.cert,
+        key: opts.tls.key,
+      })
+      : Deno.listen(listenOpts);
+    await sessions.start();
+    if (opts.metricsPort !== undefined) {
+      http = serveMetrics({
+        hostname,
+        port: opts.metricsPort,
+        metrics,
+        shuttingDown: () => shuttingDown,
+      });
+    }
+  } catch (err) {
+    try {
+      listener?.close();
+    } catch { /* closed */ }
+    await sessions.close();
+    await http?.close();
+    if (ownStore) await store.close();
+    throw err;
+  }
+  const tcp: Deno.Listener = listener;
+
+  const host: ConnectionHost = {
+    settings,
     get shuttingDown() {
       return shuttingDown;
     },
@@ -144,104 +269,20 @@ export async function startServer(
     sessions,
     counters,
     log,
-    attach(conn) {
-      byId.set(conn.sessionId!, conn);
-    },
-    detachConnection(conn) {
-      if (byId.get(conn.sessionId!) === conn) byId.delete(conn.sessionId!);
-    },
-    connectionClosed(conn) {
-      connections.delete(conn);
-    },
+    attached: (conn, att) => registry.attached(conn, att),
+    detached: (conn, att) => registry.detached(conn, att),
+    closed: (conn) => registry.remove(conn),
     refused(code) {
       refusals.set(code, (refusals.get(code) ?? 0) + 1);
     },
   };
 
-  const listenOpts = {
-    hostname: opts.hostname ?? "127.0.0.1",
-    port: opts.port ?? 0,
-    ...(opts.reusePort ? { reusePort: true } : {}),
-  } as Deno.TcpListenOptions;
-  const listener: Deno.Listener = opts.tls
-    ? Deno.listenTls({ ...listenOpts, cert: opts.tls.cert, key: opts.tls.key })
-    : Deno.listen(listenOpts);
-  const limiter = opts.maxHandshakesPerSec === undefined
-    ? undefined
-    : new RateLimiter({ ratePerSec: opts.maxHandshakesPerSec });
-  await sessions.start();
-
-  const metrics = (): MetricsSnapshot => ({
-    connections: connections.size,
-    sessions: sessions.sessions,
-    counters,
-    refusals,
-    storeOps: sessions.storeOps,
-  });
-
-  let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
-  if (opts.metricsPort !== undefined) {
-    metricsServer = Deno.serve({
-      hostname: opts.hostname ?? "127.0.0.1",
-      port: opts.metricsPort,
-      onListen() {},
-    }, (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/metrics") {
-        return new Response(renderPrometheus(metrics()), {
-          headers: { "content-type": "text/plain; version=0.0.4" },
-        });
-      }
-      if (path === "/healthz") {
-        return new Response(shuttingDown ? "shutting down\n" : "ok\n", {
-          status: shuttingDown ? 503 : 200,
-        });
-      }
-      return new Response("not found\n", { status: 404 });
-    });
-  }
-
-  const busy = encodeMessage({
-    type: "error",
-    code: ErrorCode.SERVER_BUSY,
-    message:
-      `Server is at its limit of ${maxConnections} connections; retry later`,
-  });
   const served = new Set<Promise<void>>();
-  /**
-   * Answers with an error frame and closes, bounded in time (a TLS peer may
-   * never finish its handshake). It half-closes and reads until the peer
-   * closes, so the peer's unread hello cannot turn the close into a reset
-   * that destroys the frame before it is read.
-   */
-  const refuse = (conn: Deno.Conn, frame: Uint8Array) => {
-    const close = () => {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    };
-    const timer = setTimeout(close, 1000);
-    const p = (async () => {
-      try {
-        await conn.write(frame);
-        await conn.closeWrite();
-        const sink = new Uint8Array(512);
-        while (await conn.read(sink) !== null) { /* drain */ }
-      } catch {
-        // the peer went away, or the timer closed the socket
-      } finally {
-        clearTimeout(timer);
-        close();
-      }
-    })();
-    served.add(p);
-    p.finally(() => served.delete(p));
-  };
   const acceptLoop = (async () => {
     while (true) {
       let conn: Deno.Conn;
       try {
-        conn = await listener.accept();
+        conn = await tcp.accept();
       } catch (err) {
         if (shuttingDown || err instanceof Deno.errors.BadResource) return;
         // EMFILE and friends: back off instead of spinning or dying.
@@ -249,47 +290,26 @@ export async function startServer(
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      const remoteHost = (conn.remoteAddr as Deno.NetAddr).hostname;
-      if (limiter !== undefined && !limiter.take(addressKey(remoteHost))) {
-        counters.connectionsRejectedRate++;
-        log.debug("handshake rate limit", {
-          remote: remoteHost,
-          limit: opts.maxHandshakesPerSec,
-        });
-        refuse(
-          conn,
-          encodeMessage({
-            type: "error",
-            code: ErrorCode.SERVER_BUSY,
-            message:
-              `Too many connections from ${remoteHost}: the limit is ${opts.maxHandshakesPerSec} per second; retry later`,
-          }),
-        );
-        continue;
-      }
-      if (connections.size >= maxConnections) {
-        counters.connectionsRejectedBusy++;
-        refuse(conn, busy);
-        continue;
-      }
+      if (!admission.admit(conn, registry.size)) continue;
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
       } catch { /* not TCP */ }
       counters.connectionsAccepted++;
-      const c = new Connection(conn, ctx);
-      connections.add(c);
+      const c = new Connection(conn, host);
+      registry.add(c);
       const p = c.serve();
       served.add(p);
       p.finally(() => served.delete(p));
     }
   })();
 
+  const addr = tcp.addr as Deno.NetAddr;
   log.info("server listening", {
-    addr: `${(listener.addr as Deno.NetAddr).hostname}:${
-      (listener.addr as Deno.NetAddr).port
-    }`,
-    interval: intervalMs,
-    ttl: ttlMs,
+    addr: `${addr.hostname}:${addr.port}`,
+    interval: settings.intervalMs,
+    ttl: settings.ttlMs,
+    clientTimeout: settings.clientTimeoutMs,
+    window: settings.window,
     store: store.kind,
     tls: opts.tls !== undefined,
     server: id,
@@ -301,28 +321,24 @@ export async function startServer(
     closing ??= (async () => {
       shuttingDown = true;
       try {
-        listener.close();
+        tcp.close();
       } catch { /* closed */ }
       await acceptLoop;
-      await Promise.all([...connections].map((c) =>
-        c.goAway("Server is shutting down; resume elsewhere or later")
-      ));
+      registry.goAwayAll("Server is shutting down; resume elsewhere or later");
+      // Every connection ends within its close grace; its detach is awaited.
       await Promise.all(served);
+      await admission.drain();
       scheduler.close();
       await sessions.close();
-      if (metricsServer) {
-        await metricsServer.shutdown();
-      }
-      if (ownStore) {
-        await store.close();
-      }
+      await http?.close();
+      if (ownStore) await store.close();
       log.info("server stopped", { server: id });
       done.resolve();
     })();
 
   return {
-    addr: listener.addr as Deno.NetAddr,
-    metricsAddr: metricsServer?.addr,
+    addr,
+    metricsAddr: http?.addr,
     id,
     metrics,
     close,

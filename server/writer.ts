@@ -10,25 +10,34 @@ export interface ByteSink {
   write(p: Uint8Array): Promise<number>;
 }
 
+/** Callbacks of a {@link Writer}. */
+export interface WriterEvents {
+  /** Called once, on the first failed write (the connection is dead). */
+  onError(err: unknown): void;
+  /** Called each time the last queued write has been taken by the sink. */
+  onIdle?(): void;
+}
+
 /**
- * Serialises writes to a sink. `busy` tells the scheduler to hold the next
- * number back instead of queueing it, which is how a client that stops
- * reading is paused rather than buffered without bound.
+ * Serialises writes to a sink. `busy` (and `onIdle`) let the stream hold the
+ * next number back instead of queueing it behind a write the kernel has not
+ * taken, which is how a client that stops reading is paused rather than
+ * buffered without bound.
  */
 export class Writer {
   readonly #sink: ByteSink;
-  readonly #onError: (err: unknown) => void;
-  #tail: Promise<void> = Promise.resolve();
+  readonly #events: WriterEvents;
+  #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
   #failed = false;
 
   /**
    * @param sink where bytes go
-   * @param onError called once on the first failed write (the connection is dead)
+   * @param events error and idle callbacks
    */
-  constructor(sink: ByteSink, onError: (err: unknown) => void) {
+  constructor(sink: ByteSink, events: WriterEvents) {
     this.#sink = sink;
-    this.#onError = onError;
+    this.#events = events;
   }
 
   /** Whether a write is in flight or queued. */
@@ -36,41 +45,40 @@ export class Writer {
     return this.#pending > 0;
   }
 
-  /** Whether a write has failed. */
-  get failed(): boolean {
-    return this.#failed;
-  }
-
   /**
    * Queues `bytes` after any earlier write. The buffer must not change until
    * the returned promise settles. Resolves `false` if the write failed.
    */
   write(bytes: Uint8Array): Promise<boolean> {
-    this.#pending++;
-    const p = this.#tail.then(async () => {
-      if (this.#failed) return false;
-      try {
-        let off = 0;
-        while (off < bytes.length) {
-          off += await this.#sink.write(bytes.subarray(off));
-        }
-        return true;
-      } catch (err) {
-        if (!this.#failed) {
-          this.#failed = true;
-          this.#onError(err);
-        }
-        return false;
-      } finally {
-        this.#pending--;
-      }
-    });
-    this.#tail = p.then(() => {});
+    // Nothing in flight (the usual case, one number per tick): write at
+    // once instead of chaining behind the settled tail.
+    const p = ++this.#pending === 1
+      ? this.#run(bytes)
+      : this.#tail.then(() => this.#run(bytes));
+    this.#tail = p;
     return p;
   }
 
-  /** Resolves when every queued write has settled. */
-  flushed(): Promise<void> {
-    return this.#tail;
+  /** Writes `bytes` fully; never rejects. */
+  async #run(bytes: Uint8Array): Promise<boolean> {
+    if (this.#failed) {
+      this.#pending--;
+      return false;
+    }
+    try {
+      let off = await this.#sink.write(bytes);
+      while (off < bytes.length) {
+        off += await this.#sink.write(bytes.subarray(off));
+      }
+      return true;
+    } catch (err) {
+      if (!this.#failed) {
+        this.#failed = true;
+        this.#events.onError(err);
+      }
+      return false;
+    } finally {
+      if (--this.#pending === 0 && !this.#failed) this.#events.onIdle?.();
+    }
   }
 }

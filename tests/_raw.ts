@@ -2,6 +2,13 @@
  * A raw protocol peer for tests: speaks frames directly, so tests can do what
  * the real client never would (bad tokens, races, garbage, half frames).
  *
+ * Protocol v2 servers pause a stream whose numbers are not acknowledged and
+ * close a connection that stays silent, so by default the peer acknowledges
+ * like a client would: ACK(nextOffset) every quarter window and every
+ * `ackIntervalMs` of the WELCOME. It never sends ACK(count) by itself
+ * (completion is the test's call), and {@link RawPeer.freeze} stops it
+ * sending anything, like a frozen process whose kernel still reads.
+ *
  * @module
  */
 
@@ -28,16 +35,58 @@ export interface RawPeer extends AsyncDisposable {
   ): Promise<Extract<Message, { type: T }>>;
   /** Resolves when the server closes the connection (EOF or reset). */
   closed(timeoutMs?: number): Promise<void>;
+  /** The offset after the last NUMBER or FINAL received (or the WELCOME's). */
+  readonly nextOffset: number;
+  /** Stops every automatic ACK from now on (the peer keeps reading). */
+  freeze(): void;
   close(): void;
 }
 
+/** Options for {@link rawConnect}. */
+export interface RawOptions {
+  /** Acknowledge automatically (default true); false: only what the test sends. */
+  autoAck?: boolean;
+}
+
 /** Opens a raw connection to `port` on 127.0.0.1. */
-export async function rawConnect(port: number): Promise<RawPeer> {
+export async function rawConnect(
+  port: number,
+  opts: RawOptions = {},
+): Promise<RawPeer> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const decoder = new FrameDecoder();
   const queue: (Message | null)[] = [];
   const wake = { fn: null as (() => void) | null };
   let eof = false;
+  let auto = opts.autoAck ?? true;
+  let count = 0, have = 0, lastAck = 0, every = 1;
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
+  const ack = (n: number) => {
+    lastAck = n;
+    void sendBytes(encodeMessage({ type: "ack", nextOffset: n })).catch(
+      () => {},
+    );
+  };
+  const onMessage = (m: Message) => {
+    if (m.type === "welcome") {
+      count = m.count;
+      have = lastAck = m.nextOffset;
+      every = Math.ceil(m.window / 4);
+      clearInterval(keepAlive);
+      if (auto) {
+        keepAlive = setInterval(() => {
+          // At count only ACK(count) is valid, and that is the test's call.
+          const n = Math.min(have, count - 1);
+          if (auto && n >= lastAck) ack(n);
+        }, m.ackIntervalMs);
+      }
+    } else if (m.type === "number" || m.type === "final") {
+      have = m.offset + 1;
+      // Never ACK(count) on its own: that completes the session.
+      const n = Math.min(have, count - 1);
+      if (auto && n - lastAck >= every) ack(n);
+    }
+  };
   const pump = (async () => {
     const buf = new Uint8Array(4096);
     try {
@@ -45,19 +94,23 @@ export async function rawConnect(port: number): Promise<RawPeer> {
         const n = await conn.read(buf);
         if (n === null) break;
         for (const f of decoder.push(buf.subarray(0, n))) {
-          queue.push(decodeMessage(f));
+          const m = decodeMessage(f);
+          onMessage(m);
+          queue.push(m);
         }
         wake.fn?.();
       }
     } catch {
       // reset or closed locally
     }
+    clearInterval(keepAlive);
     eof = true;
     queue.push(null);
     wake.fn?.();
   })();
   let closedLocally = false;
   const close = () => {
+    clearInterval(keepAlive);
     if (closedLocally) return;
     closedLocally = true;
     try {
@@ -103,12 +156,24 @@ export async function rawConnect(port: number): Promise<RawPeer> {
         if ((await next(timeoutMs)) === null) break;
       }
     },
+    get nextOffset() {
+      return have;
+    },
+    freeze() {
+      auto = false;
+      clearInterval(keepAlive);
+    },
     close,
     async [Symbol.asyncDispose]() {
       close();
       await pump;
     },
   };
+}
+
+/** An ACK of every offset below `nextOffset`. */
+export function ack(nextOffset: number): Message {
+  return { type: "ack", nextOffset };
 }
 
 /** A hello for `id` and `count` at the current version. */
@@ -123,4 +188,60 @@ export function resume(
   nextOffset: number,
 ): Message {
   return { type: "resume", version: PROTOCOL_VERSION, id, token, nextOffset };
+}
+
+/**
+ * Runs a whole session as a well-behaved v2 client would, on a raw peer:
+ * HELLO (or RESUME when `resumeAt` is given), every offset in order,
+ * ACK(count) after FINAL, DONE. Resolves the numbers received.
+ *
+ * @throws {Error} on an ERROR frame, an offset out of order or an early close
+ */
+export async function runSession(
+  port: number,
+  opts: {
+    id?: string;
+    count: number;
+    token?: Uint8Array;
+    resumeAt?: number;
+  },
+): Promise<number> {
+  const id = opts.id ?? crypto.randomUUID();
+  const token = opts.token ?? crypto.getRandomValues(new Uint8Array(16));
+  await using p = await rawConnect(port);
+  await p.send(
+    opts.resumeAt === undefined
+      ? hello(id, opts.count, token)
+      : resume(id, token, opts.resumeAt),
+  );
+  let next = opts.resumeAt ?? 0, received = 0;
+  while (true) {
+    const m = await p.next();
+    if (m === null) throw new Error(`Closed at offset ${next}`);
+    switch (m.type) {
+      case "welcome":
+        if (m.nextOffset !== next) {
+          throw new Error(`WELCOME at ${m.nextOffset}`);
+        }
+        if (next === opts.count) await p.send(ack(opts.count));
+        break;
+      case "number":
+      case "final":
+        if (m.offset !== next) {
+          throw new Error(`${m.type} at ${m.offset}, expected ${next}`);
+        }
+        next++;
+        received++;
+        if (m.type === "final") await p.send(ack(opts.count));
+        break;
+      case "done":
+        if (next !== opts.count) throw new Error(`DONE at ${next}`);
+        await p.closed();
+        return received;
+      case "error":
+        throw new Error(`ERROR ${m.code}: ${m.message}`);
+      default:
+        throw new Error(`Unexpected ${m.type}`);
+    }
+  }
 }

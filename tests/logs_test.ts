@@ -4,15 +4,14 @@
  */
 
 import { LineLogger } from "../common/logger.ts";
-import { runClient } from "../client/client.ts";
-import { startProxy } from "../proxy/fault_proxy.ts";
+import { ErrorCode } from "../protocol/errors.ts";
 import { isUuid } from "../protocol/uuid.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import { eventually, testServer } from "./_fixtures.ts";
-import { hello, rawConnect } from "./_raw.ts";
+import { hello, rawConnect, runSession } from "./_raw.ts";
 
 /** Lines about one session (as opposed to the server or the store as a whole). */
-const SESSION_EVENT = /^(session |refused$|client stopped reading)/;
+const SESSION_EVENT = /^(session |refused$|client )/;
 
 Deno.test("every session event in JSON logs carries the session id", async () => {
   const lines: Record<string, unknown>[] = [];
@@ -25,17 +24,40 @@ Deno.test("every session event in JSON logs carries the session id", async () =>
     log,
     intervalMs: 1,
     ttlMs: 150,
+    clientTimeoutMs: 200,
     seed: 1,
   });
 
-  // Started, detached (cut by the proxy), resumed, completed.
-  await using proxy = await startProxy({
-    upstreams: [server.addr],
-    cutAfterBytes: 35 + 20 * 11,
-    cutAfterBytesOnce: true,
+  // Started, detached (the socket closed), resumed, completed.
+  const first = crypto.randomUUID();
+  const token = crypto.getRandomValues(new Uint8Array(16));
+  let resumeAt;
+  {
+    await using p = await rawConnect(server.addr.port);
+    await p.send(hello(first, 60, token));
+    for (let i = 0; i < 20; i++) await p.until("number");
+    resumeAt = p.nextOffset;
+  }
+  await eventually(
+    () => lines.some((l) => l.msg === "session detached" && l.id === first),
+    "the detach",
+  );
+  const rest = await runSession(server.addr.port, {
+    id: first,
+    count: 60,
+    token,
+    resumeAt,
   });
-  const r = await runClient({ port: proxy.port, count: 60, backoff: () => 0 });
-  assertEquals(r.result, "PASS");
+  assertEquals(rest, 60 - resumeAt);
+
+  // Timed out: a client that stops sending.
+  {
+    await using p = await rawConnect(server.addr.port);
+    await p.send(hello(crypto.randomUUID(), 1000, token));
+    await p.until("number");
+    p.freeze();
+    assertEquals((await p.until("error")).code, ErrorCode.CLIENT_TIMEOUT);
+  }
 
   // Refused: the same id again with another token.
   const id = crypto.randomUUID();
@@ -62,6 +84,7 @@ Deno.test("every session event in JSON logs carries the session id", async () =>
       "session detached",
       "session resumed",
       "session completed",
+      "client timed out; session stays resumable",
       "refused",
       "session expired",
     ]

@@ -1,14 +1,13 @@
 /**
- * Session rules through real sockets, with a raw protocol peer: refusals,
- * expiry, fenced takeover, completion.
+ * Session rules through real sockets, with a raw protocol v2 peer: refusals,
+ * expiry, fenced takeover, flow control, liveness, completion.
  */
 
-import { runClient } from "../client/client.ts";
 import { ErrorCode } from "../protocol/errors.ts";
 import type { Message } from "../protocol/messages.ts";
 import { assert_, assertEquals } from "./_assert.ts";
-import { eventually, testServer } from "./_fixtures.ts";
-import { hello, rawConnect, resume } from "./_raw.ts";
+import { eventually, scrape, testServer } from "./_fixtures.ts";
+import { ack, hello, rawConnect, resume } from "./_raw.ts";
 
 const ID = "11111111-2222-4333-8444-555555555555";
 const tok = (b: number) => new Uint8Array(16).fill(b);
@@ -30,7 +29,7 @@ async function started(port: number, id = ID, count = 1000) {
   return { peer, token: w.token };
 }
 
-Deno.test("hello is refused with invalid_count for 0 and 65536, unsupported_version for 2", async () => {
+Deno.test("hello is refused with invalid_count for 0 and 65536, unsupported_version for 1", async () => {
   await using server = await testServer();
   for (const count of [0, 65536]) {
     await using p = await rawConnect(server.addr.port);
@@ -39,10 +38,11 @@ Deno.test("hello is refused with invalid_count for 0 and 65536, unsupported_vers
     await p.closed();
   }
   await using p = await rawConnect(server.addr.port);
-  await p.send({ type: "hello", version: 2, id: ID, count: 5, token: tok(1) });
+  await p.send({ type: "hello", version: 1, id: ID, count: 5, token: tok(1) });
   const e = errorOf(await p.next());
   assertEquals(e.code, ErrorCode.UNSUPPORTED_VERSION);
-  assert_(e.message.includes("version 2"));
+  assert_(e.message.includes("version 1"), e.message);
+  assert_(e.message.includes("upgrade the client"), e.message);
   assertEquals(server.metrics().refusals.get("invalid_count"), 2);
 });
 
@@ -128,28 +128,168 @@ Deno.test("a completed session is discarded: resume says session_completed, a ne
   const w = await p.until("welcome");
   const f = await p.until("final");
   assertEquals(f.offset, 3);
-  await p.send({ type: "ack" });
+  // FINAL is not delivered until acknowledged: the session is still held.
+  assertEquals(server.metrics().sessions, 1);
+  await p.send(ack(4));
   await p.until("done");
   await p.closed();
   assertEquals(server.metrics().sessions, 0);
+  assertEquals(server.metrics().counters.sessionsCompleted, 1);
   await using late = await rawConnect(server.addr.port);
   await late.send(resume(ID, w.token, 4));
   assertEquals(errorOf(await late.next()).code, ErrorCode.SESSION_COMPLETED);
-  const r = await runClient({ port: server.addr.port, id: ID, count: 7 });
-  assertEquals(r.result, "PASS");
+  await using again = await rawConnect(server.addr.port);
+  await again.send(hello(ID, 7, tok(4)));
+  assertEquals((await again.until("welcome")).count, 7);
 });
 
-Deno.test("an ack before the final message is refused as unexpected and the session stays resumable", async () => {
+Deno.test("an ACK beyond what was sent is invalid_offset and the session stays resumable", async () => {
   await using server = await testServer({ intervalMs: 50 });
   const { peer, token } = await started(server.addr.port);
-  await peer.send({ type: "ack" });
-  assertEquals(
-    errorOf(await peer.until("error")).code,
-    ErrorCode.UNEXPECTED_MESSAGE,
-  );
+  await peer.send(ack(1000)); // ACK(count) before FINAL
+  const e = errorOf(await peer.until("error"));
+  assertEquals(e.code, ErrorCode.INVALID_OFFSET);
+  assert_(/ACK 1000 is outside/.test(e.message), e.message);
   await peer.closed();
   await peer[Symbol.asyncDispose]();
   await using p = await rawConnect(server.addr.port);
   await p.send(resume(ID, token, 0));
   assertEquals((await p.until("welcome")).nextOffset, 0);
 });
+
+Deno.test("a second hello on an attached connection is unexpected_message", async () => {
+  await using server = await testServer({ intervalMs: 50 });
+  const { peer } = await started(server.addr.port);
+  await using _ = peer;
+  await peer.send(hello(ID, 1000, tok(1)));
+  assertEquals(
+    errorOf(await peer.until("error")).code,
+    ErrorCode.UNEXPECTED_MESSAGE,
+  );
+  await peer.closed();
+});
+
+Deno.test("a resume at count gets a WELCOME and no numbers; its ACK(count) completes", async () => {
+  await using server = await testServer({ intervalMs: 0 });
+  await using p = await rawConnect(server.addr.port);
+  await p.send(hello(ID, 5, tok(3)));
+  const w = await p.until("welcome");
+  await p.until("final");
+  p.close(); // the ACK(count) never left
+  await eventually(() => server.metrics().connections === 0, "the detach");
+  await using again = await rawConnect(server.addr.port, { autoAck: false });
+  await again.send(resume(ID, w.token, 5));
+  const w2 = await again.until("welcome");
+  assertEquals([w2.count, w2.nextOffset], [5, 5]);
+  await again.send(ack(5));
+  assertEquals((await again.next())?.type, "done");
+  await again.closed();
+  assertEquals(server.metrics().sessions, 0);
+});
+
+Deno.test("WELCOME announces the window and the ACK interval; the server never has more than the window in flight", async () => {
+  await using server = await testServer({
+    intervalMs: 1,
+    window: 8,
+    clientTimeoutMs: 2000,
+  });
+  await using p = await rawConnect(server.addr.port, { autoAck: false });
+  await p.send(hello(ID, 100, tok(1)));
+  const w = await p.until("welcome");
+  assertEquals([w.window, w.ackIntervalMs, w.intervalMs], [8, 1000, 1]);
+  const offsets: number[] = [];
+  for (let i = 0; i < 8; i++) offsets.push((await p.until("number")).offset);
+  assertEquals(offsets, [0, 1, 2, 3, 4, 5, 6, 7]);
+  // Paused: nothing more arrives while nothing is acknowledged.
+  await assertSilent(p, 100);
+  assertEquals(server.metrics().unackedNumbers, 8);
+  await p.send(ack(3));
+  for (let i = 8; i < 11; i++) {
+    assertEquals((await p.until("number")).offset, i);
+  }
+  await assertSilent(p, 100);
+  const m = await scrape(server);
+  assertEquals(m.get("seqstream_window"), 8);
+  assertEquals(m.get("seqstream_unacked_peak"), 8);
+  assertEquals(m.get("seqstream_unacked_numbers"), 8);
+  assertEquals(m.get("seqstream_acks_received_total"), 1);
+});
+
+Deno.test("burst mode sends at most the window before an ACK", async () => {
+  await using server = await testServer({ intervalMs: 0, window: 50 });
+  await using p = await rawConnect(server.addr.port, { autoAck: false });
+  await p.send(hello(ID, 1000, tok(1)));
+  await p.until("welcome");
+  let last = -1;
+  for (let i = 0; i < 50; i++) last = (await p.until("number")).offset;
+  assertEquals(last, 49);
+  await assertSilent(p, 100);
+  await p.send(ack(50));
+  assertEquals((await p.until("number")).offset, 50);
+  assertEquals(server.metrics().unackedPeak, 50);
+});
+
+Deno.test("a client that stops sending mid-stream is closed with client_timeout within clientTimeoutMs; its session stays resumable", async () => {
+  const clientTimeoutMs = 300;
+  await using server = await testServer({
+    intervalMs: 5,
+    clientTimeoutMs,
+    stallMs: 5000,
+  });
+  await using p = await rawConnect(server.addr.port);
+  await p.send(hello(ID, 10_000, tok(1)));
+  const w = await p.until("welcome");
+  assertEquals(w.ackIntervalMs, 150);
+  // Healthy for a few client timeouts: the helper acknowledges.
+  await new Promise((r) => setTimeout(r, 3 * clientTimeoutMs));
+  assertEquals(server.metrics().connections, 1);
+  p.freeze();
+  const frozenAt = performance.now();
+  const e = errorOf(await p.until("error", 3000));
+  const after = performance.now() - frozenAt;
+  assertEquals(e.code, ErrorCode.CLIENT_TIMEOUT);
+  // The last ACK may have left up to one ACK interval before the freeze.
+  assert_(after <= clientTimeoutMs + 100, `closed ${after}ms after the freeze`);
+  await p.closed();
+  await eventually(() => server.metrics().connections === 0, "the close");
+  assertEquals(server.metrics().sessions, 1);
+  assertEquals(server.metrics().counters.clientTimeouts, 1);
+  await using again = await rawConnect(server.addr.port);
+  await again.send(resume(ID, w.token, p.nextOffset));
+  assertEquals((await again.until("welcome")).nextOffset, p.nextOffset);
+});
+
+Deno.test("a client that keeps alive but acknowledges nothing is dropped as a slow consumer after stallMs", async () => {
+  await using server = await testServer({
+    intervalMs: 1,
+    window: 8,
+    clientTimeoutMs: 300,
+    stallMs: 400,
+  });
+  await using p = await rawConnect(server.addr.port, { autoAck: false });
+  await p.send(hello(ID, 100, tok(1)));
+  await p.until("welcome");
+  const t0 = performance.now();
+  const keepAlive = setInterval(() => void p.send(ack(0)).catch(() => {}), 100);
+  try {
+    const e = errorOf(await p.until("error", 3000));
+    assertEquals(e.code, ErrorCode.SLOW_CONSUMER);
+    assert_(performance.now() - t0 >= 390, "not before stallMs");
+  } finally {
+    clearInterval(keepAlive);
+  }
+  await p.closed();
+  await eventually(() => server.metrics().connections === 0, "the close");
+  assertEquals(server.metrics().counters.slowConsumersDropped, 1);
+  assertEquals(server.metrics().counters.clientTimeouts, 0);
+  assertEquals(server.metrics().sessions, 1);
+});
+
+/** Asserts that nothing arrives for `ms`. */
+async function assertSilent(
+  p: Awaited<ReturnType<typeof rawConnect>>,
+  ms: number,
+): Promise<void> {
+  const m = await p.next(ms).catch(() => "silent");
+  assertEquals(m, "silent", `expected silence, got ${JSON.stringify(m)}`);
+}
