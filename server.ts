@@ -1,6 +1,7 @@
-// deno-lint-ignore-file no-console -- a CLI entry point: stdout is its result, stderr its one-line errors
 /**
- * seqstream server: CLI entry point and the `startServer()` API.
+ * seqstream server: the CLI entry point. The library is `server/mod.ts`
+ * (`startServer()`); this file only parses flags, opens the store, starts
+ * the server and turns signals into a graceful shutdown.
  *
  * ```sh
  * deno task server --port 8080 --interval 1s --session-ttl 30s
@@ -9,37 +10,28 @@
  * @module
  */
 
-import { formatDuration, parseDuration } from "./cli/duration.ts";
+import { ExitError, type MainContext, runMain } from "./cli/main.ts";
 import {
-  checkMs,
+  durationFlag,
+  type FlagSpec,
+  type FlagValues,
+  intFlag,
+  UsageError,
+} from "./cli/usage.ts";
+import {
   DURATION_RANGES,
   formatMs,
   type MsRange,
   SERVER_DEFAULTS,
 } from "./common/defaults.ts";
-import { isLogLevel, LineLogger, type LogFormat } from "./common/logger.ts";
-import {
-  durationFlag,
-  EXIT_USAGE,
-  type FlagSpec,
-  helpText,
-  intFlag,
-  parseFlags,
-  UsageError,
-} from "./cli/usage.ts";
+import { isLogLevel, LineLogger } from "./common/logger.ts";
 import { startServer } from "./server/mod.ts";
-import { openStore } from "./store/open.ts";
-
-export {
-  type ServerHandle,
-  type ServerOptions,
-  startServer,
-} from "./server/mod.ts";
+import { openStore, STORE_SPEC_FORMS } from "./store/open.ts";
 
 const R = DURATION_RANGES;
 const range = (r: MsRange) => `${formatMs(r.min)}..${formatMs(r.max)}`;
 
-const FLAGS: Record<string, FlagSpec> = {
+const FLAGS = {
   port: {
     type: "string",
     short: "p",
@@ -81,8 +73,7 @@ const FLAGS: Record<string, FlagSpec> = {
   store: {
     type: "string",
     default: "memory",
-    help:
-      "SPEC  session store: memory | kv:PATH | kv::memory: | kv:https://… | redis://host:port[/db]",
+    help: `SPEC  session store: ${STORE_SPEC_FORMS}`,
   },
   "reuse-port": {
     type: "boolean",
@@ -130,15 +121,7 @@ const FLAGS: Record<string, FlagSpec> = {
     help: "FORMAT  pretty | json",
   },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
-};
-
-/** A file the server was told to read and cannot use; exit 1 with its message. */
-class ConfigFileError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ConfigFileError";
-  }
-}
+} as const satisfies Record<string, FlagSpec>;
 
 /** Reads `--tls-cert`/`--tls-key`: both or neither, each a readable PEM file. */
 async function readTls(
@@ -154,13 +137,14 @@ async function readTls(
     try {
       text = await Deno.readTextFile(path);
     } catch (err) {
-      throw new ConfigFileError(
+      throw new ExitError(
         `Cannot read --${flag} ${path}: ${(err as Error).message}`,
+        1,
         { cause: err },
       );
     }
     if (!marker.test(text)) {
-      throw new ConfigFileError(
+      throw new ExitError(
         `--${flag} ${path} is not a PEM file (no ${marker.source} block)`,
       );
     }
@@ -172,139 +156,126 @@ async function readTls(
   };
 }
 
-/** A duration flag, parsed and checked against its range. */
-function msFlag(f: Record<string, unknown>, name: string, r: MsRange): number {
-  const ms = durationFlag(name, f[name] as string, parseDuration);
-  try {
-    return checkMs(`--${name}`, ms, r);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+async function serve(
+  f: FlagValues<typeof FLAGS>,
+  { signal }: MainContext,
+): Promise<number> {
+  const level = f["log-level"];
+  if (!isLogLevel(level)) {
+    throw new UsageError(
+      `--log-level must be debug, info, warn, error or silent, got "${level}"`,
+    );
   }
-}
-
-async function main(args: string[]): Promise<number> {
-  let f;
-  try {
-    f = parseFlags(FLAGS, args);
-    if (f.help) {
-      console.log(helpText("Usage: deno task server [options]", FLAGS));
-      return 0;
-    }
-    const level = f["log-level"] as string;
-    if (!isLogLevel(level)) {
-      throw new UsageError(
-        `--log-level must be debug, info, warn, error or silent, got "${level}"`,
-      );
-    }
-    const format = f["log-format"] as string;
-    if (format !== "pretty" && format !== "json") {
-      throw new UsageError(
-        `--log-format must be pretty or json, got "${format}"`,
-      );
-    }
-    const opts = {
-      port: intFlag("port", f.port as string, 0, 65535),
-      hostname: f.host as string,
-      intervalMs: msFlag(f, "interval", R.interval),
-      ttlMs: msFlag(f, "session-ttl", R.sessionTtl),
-      clientTimeoutMs: msFlag(f, "client-timeout", R.clientTimeout),
-      seed: f.seed === undefined
-        ? undefined
-        : intFlag("seed", f.seed as string, 0, Number.MAX_SAFE_INTEGER),
-      maxConnections: intFlag(
-        "max-connections",
-        f["max-connections"] as string,
+  const format = f["log-format"];
+  if (format !== "pretty" && format !== "json") {
+    throw new UsageError(
+      `--log-format must be pretty or json, got "${format}"`,
+    );
+  }
+  const opts = {
+    port: intFlag("port", f.port, 0, 65535),
+    hostname: f.host,
+    intervalMs: durationFlag("interval", f.interval, R.interval),
+    ttlMs: durationFlag("session-ttl", f["session-ttl"], R.sessionTtl),
+    clientTimeoutMs: durationFlag(
+      "client-timeout",
+      f["client-timeout"],
+      R.clientTimeout,
+    ),
+    seed: f.seed === undefined
+      ? undefined
+      : intFlag("seed", f.seed, 0, Number.MAX_SAFE_INTEGER),
+    maxConnections: intFlag(
+      "max-connections",
+      f["max-connections"],
+      1,
+      1_000_000,
+    ),
+    handshakeTimeoutMs: durationFlag(
+      "handshake-timeout",
+      f["handshake-timeout"],
+      R.handshakeTimeout,
+    ),
+    metricsPort: f["metrics-port"] === undefined
+      ? undefined
+      : intFlag("metrics-port", f["metrics-port"], 0, 65535),
+    reusePort: f["reuse-port"],
+    maxHandshakesPerSec: f["max-handshakes-per-sec"] === undefined
+      ? undefined
+      : intFlag(
+        "max-handshakes-per-sec",
+        f["max-handshakes-per-sec"],
         1,
         1_000_000,
       ),
-      handshakeTimeoutMs: msFlag(f, "handshake-timeout", R.handshakeTimeout),
-      metricsPort: f["metrics-port"] === undefined
-        ? undefined
-        : intFlag("metrics-port", f["metrics-port"] as string, 0, 65535),
-      reusePort: f["reuse-port"] as boolean,
-      maxHandshakesPerSec: f["max-handshakes-per-sec"] === undefined
-        ? undefined
-        : intFlag(
-          "max-handshakes-per-sec",
-          f["max-handshakes-per-sec"] as string,
-          1,
-          1_000_000,
-        ),
-      tls: await readTls(
-        f["tls-cert"] as string | undefined,
-        f["tls-key"] as string | undefined,
-      ),
-      log: new LineLogger({ level, format: format as LogFormat }),
-    };
-    let store;
-    try {
-      // A crashed server's sessions expire TTL after its lease; the store
-      // must keep the lease record at least that long to tell.
-      const leaseGraceMs = Math.max(60_000, 2 * opts.ttlMs);
-      store = await openStore(f.store as string, {
-        kv: { leaseGraceMs },
-        redis: { leaseGraceMs },
-      });
-    } catch (err) {
-      if (err instanceof TypeError) {
-        throw new UsageError(`--store: ${err.message}`);
-      }
-      throw err;
-    }
-    let server;
-    try {
-      if (opts.reusePort && store.kind === "memory") {
-        opts.log.warn(
-          "--reuse-port with the memory store: a client that reconnects to another process sharing this port cannot resume there; share a store (--store kv:PATH or redis://…)",
-        );
-      }
-      // The server owns the store from here: it closes it if it fails to start.
-      server = await startServer({ ...opts, store, ownStore: true });
-    } catch (err) {
-      if (opts.tls && !(err instanceof Deno.errors.AddrInUse)) {
-        throw new ConfigFileError(
-          `Cannot serve TLS with --tls-cert ${f["tls-cert"]} and --tls-key ${
-            f["tls-key"]
-          }: ${(err as Error).message}`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
-    const stop = () => {
-      opts.log.info("signal received; shutting down");
-      void server.close();
-    };
-    for (const sig of ["SIGINT", "SIGTERM"] as const) {
-      Deno.addSignalListener(sig, stop);
-    }
-    if (server.metricsAddr) {
-      opts.log.info("metrics listening", {
-        addr: `${server.metricsAddr.hostname}:${server.metricsAddr.port}`,
-      });
-    }
-    opts.log.debug("settings", {
-      interval: formatDuration(opts.intervalMs),
-      ttl: formatDuration(opts.ttlMs),
-      clientTimeout: formatDuration(opts.clientTimeoutMs),
-    });
-    await server.closed;
-    for (const sig of ["SIGINT", "SIGTERM"] as const) {
-      Deno.removeSignalListener(sig, stop);
-    }
-    return 0;
+    tls: await readTls(f["tls-cert"], f["tls-key"]),
+    log: new LineLogger({ level, format }),
+  };
+  let store;
+  try {
+    store = await openStore(f.store);
   } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`seqstream-server: ${err.message} (see --help)`);
-      return EXIT_USAGE;
+    if (err instanceof TypeError) {
+      throw new UsageError(`--store: ${err.message}`);
     }
-    if (err instanceof Deno.errors.AddrInUse) {
-      console.error(`seqstream-server: port ${f?.port} is already in use`);
-      return 1;
-    }
-    console.error(`seqstream-server: ${(err as Error).message}`);
-    return 1;
+    throw err;
   }
+  if (opts.reusePort && store.kind === "memory") {
+    opts.log.warn(
+      "--reuse-port with the memory store: a client that reconnects to another process sharing this port cannot resume there; share a store (--store kv:PATH or redis://…)",
+    );
+  }
+  let server;
+  try {
+    // The server owns the store from here: it closes it if it fails to start.
+    server = await startServer({ ...opts, store, ownStore: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new ExitError(`port ${f.port} is already in use`, 1, {
+        cause: err,
+      });
+    }
+    if (opts.tls) {
+      throw new ExitError(
+        `Cannot serve TLS with --tls-cert ${f["tls-cert"]} and --tls-key ${
+          f["tls-key"]
+        }: ${(err as Error).message}`,
+        1,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const stop = () => {
+    opts.log.info("signal received; shutting down");
+    void server.close();
+  };
+  signal.addEventListener("abort", stop, { once: true });
+  if (server.metricsAddr) {
+    opts.log.info("metrics listening", {
+      addr: `${server.metricsAddr.hostname}:${server.metricsAddr.port}`,
+    });
+  }
+  opts.log.debug("settings", {
+    interval: formatMs(opts.intervalMs),
+    ttl: formatMs(opts.ttlMs),
+    clientTimeout: formatMs(opts.clientTimeoutMs),
+  });
+  await server.closed;
+  signal.removeEventListener("abort", stop);
+  return 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  Deno.exit(
+    await runMain(
+      {
+        name: "seqstream-server",
+        usage: "Usage: deno task server [options]",
+        flags: FLAGS,
+      },
+      Deno.args,
+      serve,
+    ),
+  );
+}

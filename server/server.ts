@@ -16,6 +16,7 @@ import {
   stallFor,
   windowFor,
 } from "../common/defaults.ts";
+import type { Clock } from "../common/clock.ts";
 import { LineLogger, type Logger } from "../common/logger.ts";
 import { MAX_COUNT } from "../protocol/messages.ts";
 import { MemoryStore } from "../store/memory.ts";
@@ -87,6 +88,11 @@ export interface ServerOptions {
   /** Port for `GET /metrics` and `GET /healthz`; none when absent. 0 picks one. */
   metricsPort?: number | undefined;
   /** Logger: any object with `debug`, `info`, `warn`, `error`. Default: a `LineLogger` (info, pretty, stderr). */
+  /**
+   * Wall clock of the session layer (TTL, leases, tombstones). Default: the
+   * system clock. Tests inject one to move time without waiting.
+   */
+  clock?: Clock;
   log?: Logger;
 }
 
@@ -196,9 +202,7 @@ export async function startServer(
   const sessions = new SessionManager(store, {
     serverId: id,
     ttlMs: settings.ttlMs,
-    // Required by this branch's SessionManager; dropped with its split.
-    intervalMs: settings.intervalMs,
-    stallMs: settings.stallMs,
+    ...(opts.clock ? { clock: opts.clock } : {}),
     seedBase: opts.seed,
     leaseMs: settings.leaseMs,
     counters,
