@@ -39,6 +39,7 @@ const EXPECTED_FLAGS = {
     "tls-cert",
     "tls-key",
     "handshake-timeout",
+    "client-timeout",
     "metrics-port",
     "log-level",
     "log-format",
@@ -114,6 +115,38 @@ const BAD: [string, string[], RegExp][] = [
   ["client.ts", ["--log-level", "loud"], /--log-level must be/],
   ["client.ts", ["stray"], /Unexpected argument "stray"/],
   ["server.ts", ["--interval", "5x"], /--interval: Invalid duration "5x"/],
+  // Every duration has a range: no timer that fires at once, no wire field that wraps.
+  [
+    "server.ts",
+    ["--session-ttl", "600h"],
+    /--session-ttl must be from 100ms to 24h, got 600h/,
+  ],
+  [
+    "server.ts",
+    ["--session-ttl", "1200h"],
+    /--session-ttl must be from 100ms to 24h, got 1200h/,
+  ],
+  [
+    "server.ts",
+    ["--client-timeout", "10ms"],
+    /--client-timeout must be from 200ms to 1h, got 10ms/,
+  ],
+  ["server.ts", ["--interval", "2h"], /--interval must be from 0 to 1h/],
+  [
+    "server.ts",
+    ["--handshake-timeout", "50ms"],
+    /--handshake-timeout must be from 100ms to 10m/,
+  ],
+  [
+    "client.ts",
+    ["--idle-timeout", "600h"],
+    /--idle-timeout must be from 100ms to 24h, got 600h/,
+  ],
+  [
+    "client.ts",
+    ["--connect-timeout", "50ms"],
+    /--connect-timeout must be from 100ms to 24h, got 50ms/,
+  ],
   [
     "server.ts",
     ["--port", "99999"],
