@@ -70,8 +70,9 @@ Deno.test("WriteBack.flush stops at a store failure and keeps the write", async 
   assertEquals([await wb.flush(), wb.size], [true, 0]);
 });
 
-Deno.test("WriteBack.keep never replaces a pending write for a later epoch", () => {
-  const { wb } = writeBack(new FlakyStore());
+Deno.test("WriteBack.keep never replaces a pending write for a later epoch", async () => {
+  await using store = new FlakyStore();
+  const { wb } = writeBack(store);
   wb.keep("s", 3, rec({ epoch: 3 }));
   wb.keep("s", 2, rec());
   assertEquals(wb.get("s")?.expected, 3);

@@ -487,6 +487,7 @@ export class RedisStore implements SessionStore {
 
   async #shutdown(): Promise<void> {
     const r = this.#redis;
+    forgetClosedSocket(r);
     // No socket is open in these states: disconnect() only cancels a pending reconnect.
     if (
       r.status === "end" || r.status === "wait" ||
@@ -569,4 +570,19 @@ function decodeRecord(json: string, id: string): SessionRecord {
     );
   }
   return rec as SessionRecord;
+}
+
+/**
+ * ioredis 5's `disconnect()` arms a timer (`disconnectTimeout`, 2 s) that
+ * destroys the socket unless the socket's `close` event clears it first. When
+ * the socket has already closed (Redis down, a refused connect), that event
+ * is in the past, and the timer keeps the process alive for 2 s after
+ * `close()`. A socket that is already destroyed needs no such timer: forget
+ * it before disconnecting.
+ */
+function forgetClosedSocket(r: Redis): void {
+  const connector = (r as unknown as {
+    connector?: { stream?: { destroyed?: boolean } };
+  }).connector;
+  if (connector?.stream?.destroyed) connector.stream = undefined;
 }
