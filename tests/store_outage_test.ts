@@ -13,6 +13,7 @@ import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/messages.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { newCounters } from "../server/metrics.ts";
+import type { ServerHandle } from "../server/server.ts";
 import { SessionManager } from "../server/sessions.ts";
 import { FlakyStore } from "../store/_flaky.ts";
 import type { SessionStore } from "../store/types.ts";
@@ -286,3 +287,44 @@ for (
 function kind(how: string): string {
   return how.startsWith("killed") ? "0d1e" : "0d2e";
 }
+
+redisTest(
+  "Redis paused across a session's expiry: once it is back the session is expired, on the server that held it and on another, " +
+    "with an ERROR frame, even before the held detach is written",
+  async () => {
+    await using shared = await sharedStore("redis");
+    const redis = shared.redis!;
+    const ttlMs = 400;
+    await using cluster = await startCluster(2, shared, {
+      intervalMs: 5,
+      ttlMs,
+      leaseMs: 300,
+    });
+    const [a, b] = cluster.servers as [ServerHandle, ServerHandle];
+    const [id] = ids(1, "0d3e");
+    const token = tok(3);
+    {
+      await using p = await rawConnect(a.addr.port);
+      await p.send(hello(id!, 10_000, token));
+      await p.until("number");
+      redis.pause();
+    } // the client goes away while the store is down: the detach cannot be written
+    try {
+      await eventually(
+        () => a.metrics().connections === 0,
+        "the server to see the disconnect",
+      );
+      await new Promise((r) => setTimeout(r, ttlMs + 300));
+      assert_(a.metrics().counters.storeErrors > 0, "the store was not down");
+    } finally {
+      redis.resume();
+    }
+    // At once, the other server first: it sees a record still attached to A.
+    for (const server of [b, a]) {
+      const m = await firstAnswer(server.addr.port, resume(id!, token, 1));
+      assert_(m?.type === "error", JSON.stringify(m));
+      assertEquals(m.code, ErrorCode.SESSION_EXPIRED, m.message);
+    }
+    await drained([a, b], 5000);
+  },
+);
