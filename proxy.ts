@@ -16,18 +16,18 @@
  * @module
  */
 
+import {
+  ExitError,
+  type Interrupted,
+  runProgram,
+  writeErr,
+  writeOut,
+} from "./cli/main.ts";
 import { type FaultProxyEvent, startProxy } from "./proxy/fault_proxy.ts";
-import { HELP, parseProxyArgs, UsageError } from "./proxy/_args.ts";
-
-const encoder = new TextEncoder();
-
-function print(to: typeof Deno.stderr, text: string): void {
-  const data = encoder.encode(text);
-  for (let i = 0; i < data.length;) i += to.writeSync(data.subarray(i));
-}
+import { HELP, parseProxyArgs } from "./proxy/_args.ts";
 
 function log(line: string): void {
-  print(Deno.stderr, `proxy: ${line}\n`);
+  writeErr(`proxy: ${line}\n`);
 }
 
 /** One log line for `event`, or undefined for events not worth a line (drops). */
@@ -59,61 +59,52 @@ function describe(e: FaultProxyEvent): string | undefined {
  * @param args Command-line arguments, as `Deno.args`.
  * @returns The process exit code.
  */
-export async function main(args: string[]): Promise<number> {
-  let command;
-  try {
-    command = parseProxyArgs(args);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    log(`${e.message.replace(/\s*\n\s*/g, " ")} (see --help)`);
-    return 64;
-  }
-  if (command.help) {
-    print(Deno.stdout, HELP); // asked for, so it is the result: stdout
+export function main(args: string[]): Promise<number> {
+  return runProgram({ name: "proxy" }, async ({ signal }) => {
+    const command = parseProxyArgs(args);
+    if (command.help) {
+      writeOut(HELP); // asked for, so it is the result: stdout
+      return 0;
+    }
+    let proxy;
+    try {
+      proxy = await startProxy(command.options);
+    } catch (e) {
+      throw new ExitError(
+        `Cannot start: ${(e as Error).message}`,
+        e instanceof RangeError ? 64 : 1,
+        { cause: e },
+      );
+    }
+    for (
+      const type of ["open", "cut", "close", "blackhole", "freeze"] as const
+    ) {
+      proxy.events.addEventListener(type, (e) => {
+        const line = describe((e as CustomEvent<FaultProxyEvent>).detail);
+        if (line) log(line);
+      });
+    }
+    const ups = command.options.upstreams.map((u) => `${u.hostname}:${u.port}`)
+      .join(", ");
+    log(
+      `listening on ${proxy.hostname}:${proxy.port} -> ${ups} (seed ${proxy.seed})`,
+    );
+
+    const freezeMs = command.signalFreezeMs;
+    const onFreezeSignal = () => {
+      if (freezeMs !== undefined) proxy.freeze(freezeMs);
+      else proxy.setFrozen(!proxy.frozen);
+    };
+    Deno.addSignalListener("SIGUSR2", onFreezeSignal);
+    await new Promise((resolve) =>
+      signal.addEventListener("abort", resolve, { once: true })
+    );
+    Deno.removeSignalListener("SIGUSR2", onFreezeSignal);
+    log(`${(signal.reason as Interrupted).signal}: closing`);
+    await proxy.close();
+    log("closed");
     return 0;
-  }
-
-  let proxy;
-  try {
-    proxy = await startProxy(command.options);
-  } catch (e) {
-    log(`Cannot start: ${(e as Error).message}`);
-    return e instanceof RangeError ? 64 : 1;
-  }
-  for (
-    const type of ["open", "cut", "close", "blackhole", "freeze"] as const
-  ) {
-    proxy.events.addEventListener(type, (e) => {
-      const line = describe((e as CustomEvent<FaultProxyEvent>).detail);
-      if (line) log(line);
-    });
-  }
-  const ups = command.options.upstreams.map((u) => `${u.hostname}:${u.port}`)
-    .join(", ");
-  log(
-    `listening on ${proxy.hostname}:${proxy.port} -> ${ups} (seed ${proxy.seed})`,
-  );
-
-  const freezeMs = command.signalFreezeMs;
-  const onFreezeSignal = () => {
-    if (freezeMs !== undefined) proxy.freeze(freezeMs);
-    else proxy.setFrozen(!proxy.frozen);
-  };
-  Deno.addSignalListener("SIGUSR2", onFreezeSignal);
-
-  const signal = await new Promise<Deno.Signal>((resolve) => {
-    const signals = ["SIGINT", "SIGTERM"] as const;
-    const handlers = signals.map((s) => () => {
-      signals.forEach((t, i) => Deno.removeSignalListener(t, handlers[i]!));
-      resolve(s);
-    });
-    signals.forEach((s, i) => Deno.addSignalListener(s, handlers[i]!));
   });
-  Deno.removeSignalListener("SIGUSR2", onFreezeSignal);
-  log(`${signal}: closing`);
-  await proxy.close();
-  log("closed");
-  return 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -15,9 +15,12 @@ export const EXIT_USAGE = 64;
 
 /** A mistake on the command line. */
 export class UsageError extends Error {
-  /** @param message one line saying what is wrong and what is expected */
-  constructor(message: string) {
-    super(message);
+  /**
+   * @param message one line saying what is wrong and what is expected
+   * @param options the underlying error, if any
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "UsageError";
   }
 }

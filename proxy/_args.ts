@@ -12,19 +12,11 @@
 import { parseArgs } from "node:util";
 import { parseDuration as parseSharedDuration } from "../cli/duration.ts";
 import { formatMs, type MsRange } from "../common/defaults.ts";
+import { UsageError } from "../cli/usage.ts";
 import type { Endpoint, FaultProxyOptions } from "./fault_proxy.ts";
 
-/** A bad command line; the CLI prints its message on one line and exits 64 (EX_USAGE). */
-export class UsageError extends Error {
-  /**
-   * @param message What is wrong, naming the flag.
-   * @param options The underlying error, if any.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "UsageError";
-  }
-}
+// A bad command line: the CLI prints its message on one line and exits 64.
+export { UsageError };
 
 /** The range of every duration flag, in ms (inclusive). All fit a runtime timer. */
 export const PROXY_RANGES = {
