@@ -213,16 +213,12 @@ export interface ServerProc extends AsyncDisposable {
  */
 export async function spawnServer(args: string[]): Promise<ServerProc> {
   // `--reuse-port` needs Deno's unstable net API, which deno.json does not
-  // enable (only "kv"): ask for it here. spawnDeno puts its first argument
-  // right after `deno run -A --quiet`, so the flag goes there, then the script.
-  const proc = args.includes("--reuse-port")
-    ? spawnDeno("--unstable-net", [
-      "server.ts",
-      "--log-format",
-      "json",
-      ...args,
-    ])
-    : spawnDeno("server.ts", ["--log-format", "json", ...args]);
+  // enable (only "kv").
+  const proc = spawnDeno(
+    "server.ts",
+    ["--log-format", "json", ...args],
+    args.includes("--reuse-port") ? { unstable: ["net"] } : {},
+  );
   try {
     const line = JSON.parse(
       await proc.waitForLine(/"server listening"/, 15_000),
@@ -240,8 +236,7 @@ export async function spawnServer(args: string[]): Promise<ServerProc> {
       metricsPort,
       id: String(line.server),
       async crash() {
-        proc.kill("SIGKILL");
-        await proc.child.status;
+        await proc.stop({ signal: "SIGKILL" });
       },
       [Symbol.asyncDispose]: () => proc[Symbol.asyncDispose](),
     };

@@ -16,55 +16,17 @@ import { runClient } from "../client/client.ts";
 import { STATE_FORMAT } from "../client/state_file.ts";
 import { formatCrc } from "../protocol/checksum.ts";
 import { assert_, assertEquals } from "./_assert.ts";
+import { eventually } from "./_fixtures.ts";
+import { type Proc, spawnDeno } from "./_process.ts";
 
-const ROOT = new URL("../", import.meta.url);
 const ID = "5eed5eed-0000-4000-8000-00000000c0de";
 const COUNT = 1000;
 
-/** Polls `cond` every 10ms until it holds; throws after `limitMs`. */
-async function eventually(
-  cond: () => Promise<boolean>,
-  what: string,
-  limitMs: number,
-): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function spawnClient(dir: string, args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-net=127.0.0.1",
-      `--allow-read=${dir}`,
-      `--allow-write=${dir}`,
-      "client.ts",
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-async function finish(
-  child: Deno.ChildProcess,
-): Promise<
-  { code: number; signal: Deno.Signal | null; stdout: string; stderr: string }
-> {
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    signal: out.signal,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+/** A real client process with the permissions a compiled client gets. */
+function spawnClient(dir: string, args: string[]): Proc {
+  return spawnDeno("client.ts", args, {
+    permissions: { net: ["127.0.0.1"], read: [dir], write: [dir] },
+  });
 }
 
 async function readState(
@@ -119,7 +81,7 @@ Deno.test("client --state: SIGKILL mid-stream, start again with the same file, P
     } finally {
       first.kill("SIGKILL");
     }
-    const killed = await finish(first);
+    const killed = await first.done();
     assertEquals(
       killed.signal,
       "SIGKILL",
@@ -142,7 +104,7 @@ Deno.test("client --state: SIGKILL mid-stream, start again with the same file, P
       "the file holds the resume token",
     );
 
-    const second = await finish(spawnClient(dir, args));
+    const second = await spawnClient(dir, args).done();
     assertEquals(second.code, 0, second.stderr);
     const r = JSON.parse(second.stdout);
     assertEquals([r.result, r.id, r.count], ["PASS", ID, COUNT]);
@@ -170,16 +132,14 @@ Deno.test("client --state: a run that is not interrupted deletes its file at the
   await withDir(async (dir) => {
     const file = join(dir, "s.json");
     await using server = startFakeServer();
-    const r = await finish(
-      spawnClient(dir, [
-        "--port",
-        String(server.port),
-        "--count",
-        "300",
-        "--state",
-        file,
-      ]),
-    );
+    const r = await spawnClient(dir, [
+      "--port",
+      String(server.port),
+      "--count",
+      "300",
+      "--state",
+      file,
+    ]).done();
     assertEquals(r.code, 0, r.stderr);
     assert_(r.stdout.startsWith("PASS"), r.stdout);
     assertEquals(await exists(file), false);
@@ -205,9 +165,8 @@ Deno.test("client --state: a stale file is refused with exit 2, a clear message,
   await withDir(async (dir) => {
     const file = join(dir, "s.json");
     await Deno.writeTextFile(file, valid({ lastContact: Date.now() - 95_000 }));
-    const r = await finish(
-      spawnClient(dir, ["--port", "1", "--state", file, "--json"]),
-    );
+    const r = await spawnClient(dir, ["--port", "1", "--state", file, "--json"])
+      .done();
     assertEquals(r.code, 2, r.stderr);
     const lines = r.stderr.trim().split("\n");
     assertEquals(lines.length, 1, r.stderr);
@@ -232,9 +191,7 @@ Deno.test("client --state: a corrupt file is refused with exit 2 naming the file
     ]];
     for (const [text, why] of cases) {
       await Deno.writeTextFile(file, text);
-      const r = await finish(
-        spawnClient(dir, ["--port", "1", "--state", file]),
-      );
+      const r = await spawnClient(dir, ["--port", "1", "--state", file]).done();
       assertEquals([r.code, r.stdout], [2, ""], r.stderr);
       assert_(
         r.stderr.includes(`state file ${file} is corrupt (`) &&
@@ -249,21 +206,24 @@ Deno.test("client --state: --id or --count that contradict the file are usage er
   await withDir(async (dir) => {
     const file = join(dir, "s.json");
     await Deno.writeTextFile(file, valid());
-    const other = await finish(
-      spawnClient(dir, [
-        "--port",
-        "1",
-        "--state",
-        file,
-        "--id",
-        "00000000-0000-4000-8000-000000000000",
-      ]),
-    );
+    const other = await spawnClient(dir, [
+      "--port",
+      "1",
+      "--state",
+      file,
+      "--id",
+      "00000000-0000-4000-8000-000000000000",
+    ]).done();
     assertEquals(other.code, 64, other.stderr);
     assert_(other.stderr.includes(`differs from session ${ID}`), other.stderr);
-    const count = await finish(
-      spawnClient(dir, ["--port", "1", "--state", file, "--count", "5"]),
-    );
+    const count = await spawnClient(dir, [
+      "--port",
+      "1",
+      "--state",
+      file,
+      "--count",
+      "5",
+    ]).done();
     assertEquals(count.code, 64, count.stderr);
   });
 });
@@ -273,15 +233,13 @@ Deno.test("client --state: a session the server does not know ends in ERROR and 
     const file = join(dir, "s.json");
     await Deno.writeTextFile(file, valid());
     await using server = startFakeServer();
-    const r = await finish(
-      spawnClient(dir, [
-        "--port",
-        String(server.port),
-        "--state",
-        file,
-        "--json",
-      ]),
-    );
+    const r = await spawnClient(dir, [
+      "--port",
+      String(server.port),
+      "--state",
+      file,
+      "--json",
+    ]).done();
     assertEquals(r.code, 2, r.stderr);
     assertEquals(JSON.parse(r.stdout).error.code, "unknown_session");
     assertEquals(await exists(file), false);
@@ -291,7 +249,7 @@ Deno.test("client --state: a session the server does not know ends in ERROR and 
 Deno.test("client --state in a directory that does not exist is refused before connecting", async () => {
   await withDir(async (dir) => {
     const file = join(dir, "nope", "s.json");
-    const r = await finish(spawnClient(dir, ["--port", "1", "--state", file]));
+    const r = await spawnClient(dir, ["--port", "1", "--state", file]).done();
     assertEquals(r.code, 2, r.stderr);
     assert_(r.stderr.includes(`cannot write state file ${file}`), r.stderr);
   });
@@ -328,7 +286,7 @@ Deno.test("client --state: the final state is on disk before ACK(count); SIGKILL
   await withDir(async (dir) => {
     const file = join(dir, "final.state");
     const count = 300;
-    const spawned: { child?: Deno.ChildProcess } = {};
+    const spawned: { child?: Proc } = {};
     let atAck: Record<string, unknown> | null | undefined;
     await using server = startFakeServer({
       window: 64,
@@ -356,7 +314,7 @@ Deno.test("client --state: the final state is on disk before ACK(count); SIGKILL
       "--json",
     ];
     spawned.child = spawnClient(dir, args);
-    const killed = await finish(spawned.child);
+    const killed = await spawned.child.done();
     assertEquals(
       killed.signal,
       "SIGKILL",
@@ -372,7 +330,7 @@ Deno.test("client --state: the final state is on disk before ACK(count); SIGKILL
     assertEquals(server.sessions.get(ID)?.complete, false);
 
     const acksBefore = server.acks.length;
-    const second = await finish(spawnClient(dir, args));
+    const second = await spawnClient(dir, args).done();
     assertEquals(second.code, 0, second.stderr);
     const r = JSON.parse(second.stdout);
     assertEquals([r.result, r.sum, r.checksum, r.serverChecksum], [
