@@ -21,10 +21,12 @@ import {
   writeOut,
 } from "./cli/main.ts";
 import {
+  COMMON_FLAGS,
   durationFlag,
   type FlagSpec,
   type FlagValues,
   intFlag,
+  logLevelFlag,
   UsageError,
 } from "./cli/usage.ts";
 import {
@@ -33,13 +35,13 @@ import {
   formatMs,
   SERVER_DEFAULTS,
 } from "./common/defaults.ts";
-import { isLogLevel, LineLogger } from "./common/logger.ts";
-import {
-  type ClientOptions,
-  type ClientResult,
-  type ClientState,
-  connect,
-} from "./client/client.ts";
+import { LineLogger } from "./common/logger.ts";
+import { connect } from "./client/client.ts";
+import type {
+  ClientOptions,
+  ClientResult,
+  ClientState,
+} from "./client/types.ts";
 import { CLIENT_CODES, ClientError } from "./client/errors.ts";
 import { ProgressReporter } from "./client/progress.ts";
 import { isSessionGone } from "./client/retry.ts";
@@ -97,12 +99,7 @@ const FLAGS = {
     default: false,
     help: "no progress and no info logs (warnings and errors remain)",
   },
-  "log-level": {
-    type: "string",
-    default: "info",
-    help: "LEVEL  debug | info | warn | error | silent (stderr)",
-  },
-  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+  ...COMMON_FLAGS,
 } as const satisfies Record<string, FlagSpec>;
 
 const EXIT: Record<ClientResult["result"], number> = {
@@ -131,12 +128,7 @@ async function program(
   { signal }: MainContext,
 ): Promise<number> {
   let progress: ProgressReporter | undefined;
-  const level = f["log-level"];
-  if (!isLogLevel(level)) {
-    throw new UsageError(
-      `--log-level must be debug, info, warn, error or silent, got "${level}"`,
-    );
-  }
+  const level = logLevelFlag(f["log-level"]);
   const log = new LineLogger({
     level: f.quiet && (level === "debug" || level === "info") ? "warn" : level,
     base: {},

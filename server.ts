@@ -12,10 +12,12 @@
 
 import { ExitError, type MainContext, runMain } from "./cli/main.ts";
 import {
+  COMMON_FLAGS,
   durationFlag,
   type FlagSpec,
   type FlagValues,
   intFlag,
+  logLevelFlag,
   UsageError,
 } from "./cli/usage.ts";
 import {
@@ -24,7 +26,7 @@ import {
   type MsRange,
   SERVER_DEFAULTS,
 } from "./common/defaults.ts";
-import { isLogLevel, LineLogger } from "./common/logger.ts";
+import { LineLogger } from "./common/logger.ts";
 import { startServer } from "./server/mod.ts";
 import { openStore, STORE_SPEC_FORMS } from "./store/open.ts";
 
@@ -110,17 +112,12 @@ const FLAGS = {
     type: "string",
     help: "PORT  serve GET /metrics and /healthz on this port (default: off)",
   },
-  "log-level": {
-    type: "string",
-    default: "info",
-    help: "LEVEL  debug | info | warn | error | silent",
-  },
   "log-format": {
     type: "string",
     default: "pretty",
     help: "FORMAT  pretty | json",
   },
-  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+  ...COMMON_FLAGS,
 } as const satisfies Record<string, FlagSpec>;
 
 /** Reads `--tls-cert`/`--tls-key`: both or neither, each a readable PEM file. */
@@ -160,12 +157,7 @@ async function serve(
   f: FlagValues<typeof FLAGS>,
   { signal }: MainContext,
 ): Promise<number> {
-  const level = f["log-level"];
-  if (!isLogLevel(level)) {
-    throw new UsageError(
-      `--log-level must be debug, info, warn, error or silent, got "${level}"`,
-    );
-  }
+  const level = logLevelFlag(f["log-level"]);
   const format = f["log-format"];
   if (format !== "pretty" && format !== "json") {
     throw new UsageError(

@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { isLogLevel, type LogLevel } from "../common/logger.ts";
 import { checkMs, type MsRange } from "../common/defaults.ts";
 import { parseDuration } from "./duration.ts";
 
@@ -164,4 +165,27 @@ export function durationFlag(
     if (err instanceof RangeError) throw new UsageError(err.message);
     throw new UsageError(`--${name}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The flags every entry point has: `--log-level` and `--help`. Spread them
+ * into a spec; read the level with {@link logLevelFlag}.
+ */
+export const COMMON_FLAGS = {
+  "log-level": {
+    type: "string",
+    default: "info",
+    help: "LEVEL  debug | info | warn | error | silent (stderr)",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies Record<string, FlagSpec>;
+
+/** Reads `--log-level`. @throws {UsageError} for anything but a level name */
+export function logLevelFlag(value: string): LogLevel {
+  if (!isLogLevel(value)) {
+    throw new UsageError(
+      `--log-level must be debug, info, warn, error or silent, got "${value}"`,
+    );
+  }
+  return value;
 }

@@ -36,15 +36,6 @@ import type {
   ClientState,
 } from "./types.ts";
 
-export type {
-  ClientEvent,
-  ClientHandle,
-  ClientOptions,
-  ClientResult,
-  ClientState,
-  Dialer,
-} from "./types.ts";
-
 /**
  * Starts a client run and returns its handle at once.
  *

@@ -8,7 +8,8 @@
  */
 
 import { exponentialBackoff } from "../client/backoff.ts";
-import { type ClientResult, runClient } from "../client/client.ts";
+import { runClient } from "../client/client.ts";
+import type { ClientResult } from "../client/types.ts";
 import { type FaultProxy, startProxy } from "../proxy/fault_proxy.ts";
 import { Histogram, type HistogramData } from "./histogram.ts";
 import { mulberry32 } from "../internal/mulberry32.ts";

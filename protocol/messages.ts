@@ -180,6 +180,15 @@ function text(f: Frame, from: number, name: string): string {
   }
 }
 
+/** A message of `fixed` bytes of fields followed by UTF-8 text (GOAWAY, ERROR). */
+function withText(f: Frame, name: string, fixed: number): [DataView, string] {
+  if (f.value.length < fixed) {
+    throw malformed(`${name} is shorter than ${fixed} bytes`);
+  }
+  const v = new DataView(f.value.buffer, f.value.byteOffset, fixed);
+  return [v, text(f, fixed, name)];
+}
+
 function truncateUtf8(s: string): Uint8Array {
   let b = enc.encode(s);
   if (b.length <= MAX_TEXT) return b;
@@ -276,22 +285,12 @@ export function decodeMessage(f: Frame): Message {
       expectLength(f, "DONE", 0);
       return { type: "done" };
     case MessageType.GOAWAY: {
-      if (f.value.length < 4) throw malformed("GOAWAY is shorter than 4 bytes");
-      const v = new DataView(f.value.buffer, f.value.byteOffset, 4);
-      return {
-        type: "goaway",
-        retryAfterMs: v.getUint32(0),
-        message: text(f, 4, "GOAWAY"),
-      };
+      const [v, message] = withText(f, "GOAWAY", 4);
+      return { type: "goaway", retryAfterMs: v.getUint32(0), message };
     }
     case MessageType.ERROR: {
-      if (f.value.length < 2) throw malformed("ERROR is shorter than 2 bytes");
-      const v = new DataView(f.value.buffer, f.value.byteOffset, 2);
-      return {
-        type: "error",
-        code: v.getUint16(0),
-        message: text(f, 2, "ERROR"),
-      };
+      const [v, message] = withText(f, "ERROR", 2);
+      return { type: "error", code: v.getUint16(0), message };
     }
     default:
       throw malformed(
