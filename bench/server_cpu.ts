@@ -5,9 +5,9 @@
  * lightweight protocol driver (not the full client) so the driver does not
  * starve the server on a small host. The per-session work (hello, final
  * checksum, ack) is measured separately from the per-number work. The
- * driver speaks protocol v2: its ACKs (one per quarter window, and a
- * keep-alive every `ackIntervalMs`) are part of what the server handles per
- * number, as they are with the real client.
+ * driver speaks protocol v2 and acknowledges as the real client does (one
+ * ACK per quarter window; a keep-alive only after `ackIntervalMs` without
+ * one), so its ACKs are what the server handles per number in real use.
  *
  * ```sh
  * deno task bench:server [--sessions 2000] [--interval 100ms] [--seconds 10] [--ramp 0] [--json]
@@ -34,17 +34,43 @@ const { sessions, interval, intervalMs, seconds, rampMs, count, json } =
 const { port, server } = await benchServer(interval);
 
 /**
- * One v2 session over a bare socket: HELLO; after WELCOME an ACK every
- * `ceil(window / 4)` numbers and at least every `ackIntervalMs` (the server
- * pauses a stream that is not acknowledged and closes a silent client);
- * ACK(count) on FINAL, close on DONE. No checksums: only the server's work
- * is measured.
+ * One v2 session over a bare socket, acknowledging exactly as the real client
+ * does (`client/session.ts`): HELLO; after WELCOME an ACK(nextOffset) as soon
+ * as `nextOffset − lastAck ≥ ceil(window / 4)` (checked after every number),
+ * and a keep-alive ACK only when no ACK has gone out for `ackIntervalMs` (one
+ * timer, armed for `lastAckAt + ackIntervalMs` and re-armed when it fires,
+ * like the client's loop); ACK(count) on FINAL, close on DONE. No checksums:
+ * only the server's work is measured.
  */
+let acksSent = 0;
+
 async function session(onNumber: () => void): Promise<void> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const token = crypto.getRandomValues(new Uint8Array(16));
-  const ack = (nextOffset: number) =>
-    conn.write(encodeMessage({ type: "ack", nextOffset }));
+  let every = 1, next = 0, lastAck = 0, lastAckAt = 0, ackIntervalMs = 0;
+  let closed = false;
+  let keepAlive: ReturnType<typeof setTimeout> | undefined;
+  const ack = (nextOffset: number) => {
+    lastAck = nextOffset;
+    lastAckAt = performance.now();
+    acksSent++;
+    return conn.write(encodeMessage({ type: "ack", nextOffset }));
+  };
+  const armKeepAlive = () => {
+    clearTimeout(keepAlive);
+    if (closed) return;
+    keepAlive = setTimeout(
+      onKeepAlive,
+      Math.max(0, lastAckAt + ackIntervalMs - performance.now()),
+    );
+  };
+  const onKeepAlive = () => {
+    if (closed) return;
+    if (performance.now() - lastAckAt >= ackIntervalMs) {
+      ack(next).catch(() => {});
+    }
+    armKeepAlive();
+  };
   await conn.write(
     encodeMessage({
       type: "hello",
@@ -56,8 +82,6 @@ async function session(onNumber: () => void): Promise<void> {
   );
   const decoder = new FrameDecoder();
   const buf = new Uint8Array(4096);
-  let every = 1, next = 0, acked = 0;
-  let keepAlive: ReturnType<typeof setInterval> | undefined;
   try {
     while (true) {
       const n = await conn.read(buf);
@@ -66,31 +90,28 @@ async function session(onNumber: () => void): Promise<void> {
         if (f.type === MessageType.NUMBER) {
           onNumber();
           next++;
+          if (next - lastAck >= every) await ack(next);
         } else if (f.type === MessageType.WELCOME) {
           const w = decodeMessage(f) as Welcome;
-          every = Math.ceil(w.window / 4);
-          next = acked = w.nextOffset;
-          keepAlive = setInterval(() => {
-            acked = next;
-            ack(next).catch(() => {});
-          }, w.ackIntervalMs);
+          every = Math.max(1, Math.ceil(w.window / 4));
+          ackIntervalMs = Math.max(1, w.ackIntervalMs);
+          next = lastAck = w.nextOffset;
+          lastAckAt = performance.now();
+          armKeepAlive();
         } else if (f.type === MessageType.FINAL) {
-          clearInterval(keepAlive);
-          next = acked = count;
+          closed = true;
+          clearTimeout(keepAlive);
+          next = count;
           await ack(count);
         } else if (f.type === MessageType.DONE) return;
         else if (f.type === MessageType.ERROR) {
           throw new Error("server refused a session");
         }
       }
-      // One ACK per read at most: the cumulative offset covers every frame of the read.
-      if (next - acked >= every && next < count) {
-        acked = next;
-        await ack(next);
-      }
     }
   } finally {
-    clearInterval(keepAlive);
+    closed = true;
+    clearTimeout(keepAlive);
     conn.close();
   }
 }
@@ -111,9 +132,15 @@ try {
     }
   }
   await new Promise((r) => setTimeout(r, 2000));
-  const a = (await readProc(server.pid))!, n0 = numbers, t0 = performance.now();
+  const a = (await readProc(server.pid))!,
+    n0 = numbers,
+    k0 = acksSent,
+    t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  const b = (await readProc(server.pid))!, n1 = numbers, t1 = performance.now();
+  const b = (await readProc(server.pid))!,
+    n1 = numbers,
+    k1 = acksSent,
+    t1 = performance.now();
   await Promise.all(running);
   const end = (await readProc(server.pid))!;
   const steadyUs = (b.cpuS - a.cpuS) * 1e6;
@@ -131,12 +158,14 @@ try {
     ),
     rssMiB: +b.rssMiB.toFixed(1),
     rssKiBPerSession: Math.round(((b.rssMiB - idle0.rssMiB) * 1024) / sessions),
+    /** ACKs the driver sent per number in the steady window (server work per number includes them). */
+    acksPerNumber: +((k1 - k0) / (n1 - n0)).toFixed(3),
     projected19kAt1sPct: +((perNumber * 19_000) / 1e4).toFixed(1),
   };
   if (json) console.log(JSON.stringify(out));
   else {
     console.log(
-      `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s`,
+      `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s, ${out.acksPerNumber} ACKs per number`,
     );
     console.log(
       `server CPU ${out.steadyCpuPct}% of a core → ${out.usPerNumber} µs per number (/proc, steady ${seconds} s)`,
