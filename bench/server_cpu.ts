@@ -42,7 +42,7 @@ const { port, server } = await benchServer(interval);
  * like the client's loop); ACK(count) on FINAL, close on DONE. No checksums:
  * only the server's work is measured.
  */
-let acksSent = 0;
+let acksSent = 0, keepAlivesSent = 0;
 
 async function session(onNumber: () => void): Promise<void> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -67,6 +67,7 @@ async function session(onNumber: () => void): Promise<void> {
   const onKeepAlive = () => {
     if (closed) return;
     if (performance.now() - lastAckAt >= ackIntervalMs) {
+      keepAlivesSent++;
       ack(next).catch(() => {});
     }
     armKeepAlive();
@@ -135,11 +136,13 @@ try {
   const a = (await readProc(server.pid))!,
     n0 = numbers,
     k0 = acksSent,
+    q0 = keepAlivesSent,
     t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const b = (await readProc(server.pid))!,
     n1 = numbers,
     k1 = acksSent,
+    q1 = keepAlivesSent,
     t1 = performance.now();
   await Promise.all(running);
   const end = (await readProc(server.pid))!;
@@ -160,12 +163,14 @@ try {
     rssKiBPerSession: Math.round(((b.rssMiB - idle0.rssMiB) * 1024) / sessions),
     /** ACKs the driver sent per number in the steady window (server work per number includes them). */
     acksPerNumber: +((k1 - k0) / (n1 - n0)).toFixed(3),
+    /** Of those, keep-alives (no ACK for `ackIntervalMs`). */
+    keepAlivesPerNumber: +((q1 - q0) / (n1 - n0)).toFixed(3),
     projected19kAt1sPct: +((perNumber * 19_000) / 1e4).toFixed(1),
   };
   if (json) console.log(JSON.stringify(out));
   else {
     console.log(
-      `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s, ${out.acksPerNumber} ACKs per number`,
+      `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s, ${out.acksPerNumber} ACKs per number (${out.keepAlivesPerNumber} keep-alives)`,
     );
     console.log(
       `server CPU ${out.steadyCpuPct}% of a core → ${out.usPerNumber} µs per number (/proc, steady ${seconds} s)`,
