@@ -19,6 +19,7 @@
 
 import { parseArgs } from "node:util";
 import { ROOT, runToEnd } from "../internal/spawn.ts";
+import { hostBusyS } from "../load/_proc.ts";
 
 interface Figures {
   usPerNumber: number;
@@ -49,7 +50,14 @@ async function git(args: string[]): Promise<string> {
   return out.stdout.trim();
 }
 
-async function bench(dir: string): Promise<Figures> {
+/** Host-wide busy cores during each run (ours and everyone else's), per side. */
+const hostCores: Record<"before" | "after", number[]> = {
+  before: [],
+  after: [],
+};
+
+async function bench(dir: string): Promise<Figures & { hostCores: number }> {
+  const busy0 = await hostBusyS(), t0 = performance.now();
   const out = await runToEnd(Deno.execPath(), [
     "run",
     "-A",
@@ -60,8 +68,10 @@ async function bench(dir: string): Promise<Figures> {
   if (out.code !== 0) {
     throw new Error(`bench in ${dir} failed: ${out.stderr.trim()}`);
   }
+  const cores = ((await hostBusyS()) - busy0) /
+    ((performance.now() - t0) / 1000);
   const line = out.stdout.trim().split("\n").at(-1)!;
-  return JSON.parse(line) as Figures;
+  return { ...(JSON.parse(line) as Figures), hostCores: +cores.toFixed(2) };
 }
 
 function median(xs: number[]): number {
@@ -84,10 +94,11 @@ try {
     for (const side of order) {
       const f = await bench(side === "before" ? tmp : here);
       runs[side].push(f);
+      hostCores[side].push(f.hostCores);
       console.error(
         `round ${
           i + 1
-        } ${side}: ${f.usPerNumber} µs/number, ${f.usPerSessionOverhead} µs/session, ${f.rssKiBPerSession} KiB/session`,
+        } ${side}: ${f.usPerNumber} µs/number, ${f.usPerSessionOverhead} µs/session, ${f.rssKiBPerSession} KiB/session; host busy ${f.hostCores} of 2 cores`,
       );
     }
   }
@@ -101,7 +112,15 @@ try {
   const rows = keys.map((k) => {
     const b = median(runs.before.map((f) => f[k]));
     const a = median(runs.after.map((f) => f[k]));
-    return { figure: k, before: b, after: a, ratio: +(a / b).toFixed(2) };
+    const spread = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
+    return {
+      figure: k,
+      before: b,
+      after: a,
+      ratio: +(a / b).toFixed(2),
+      "before range": spread(runs.before.map((f) => f[k])),
+      "after range": spread(runs.after.map((f) => f[k])),
+    };
   });
   console.log(
     `bench:server ${
@@ -109,6 +128,14 @@ try {
     }: before ${rev}, after ${head} (+ working tree), median of ${rounds} alternating rounds`,
   );
   console.table(rows);
+  const all = [...hostCores.before, ...hostCores.after];
+  console.log(
+    `host busy during the runs (ours included): ${Math.min(...all)}–${
+      Math.max(...all)
+    } cores (before ${hostCores.before.join(", ")}; after ${
+      hostCores.after.join(", ")
+    })`,
+  );
 } finally {
   await git(["worktree", "remove", "--force", tmp]);
 }
