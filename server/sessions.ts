@@ -265,10 +265,7 @@ export class SessionManager {
     });
     this.#lease = new LeaseKeeper({
       op,
-      flush: () =>
-        this.#writeBack.resyncing || this.#writeBack.size === 0
-          ? Promise.resolve(true)
-          : this.#track(this.#writeBack.flush()),
+      flush: () => this.#settle(),
       lostData: () => this.#writeBack.startResync(),
       fenced: (f) => this.#fenced(f),
     }, {
@@ -283,6 +280,22 @@ export class SessionManager {
       () => this.#lease.now(),
       (due) => void this.#track(this.#expireDue(due)),
     );
+  }
+
+  /**
+   * The heartbeat's step before it renews the lease: resolves whether every
+   * write the store missed is now in. After a data loss the resync writes
+   * them (and every held session) back; one that an outage interrupted is
+   * started again here, and the lease is not renewed while writes wait for
+   * it, so a lapsed lease keeps meaning "this server may have writes pending".
+   */
+  #settle(): Promise<boolean> {
+    const wb = this.#writeBack;
+    if (wb.resyncing) {
+      wb.startResync(); // a no-op while one runs
+      return Promise.resolve(wb.size === 0);
+    }
+    return wb.size === 0 ? Promise.resolve(true) : this.#track(wb.flush());
   }
 
   /** Sessions this server holds: attached here or detached here and not yet expired. */

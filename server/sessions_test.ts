@@ -10,7 +10,7 @@ import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { FlakyStore } from "../store/_flaky.ts";
 import { KvStore } from "../store/kv.ts";
 import { MemoryStore } from "../store/memory.ts";
-import type { SessionStore } from "../store/types.ts";
+import { type SessionStore, StoreUnavailableError } from "../store/types.ts";
 import { assert_, assertEquals } from "../tests/_assert.ts";
 import { newCounters } from "./metrics.ts";
 import { SessionManager } from "./sessions.ts";
@@ -518,4 +518,44 @@ Deno.test("SessionManager: open and resume only ever reject with ProtocolError",
   const code = await codeOf(m.resume(s, tok(1), 0));
   assertEquals(code, ErrorCode.STORE_UNAVAILABLE);
   assertEquals(m.sessions, 0);
+});
+
+/** A FlakyStore whose next `n` reads fail (a blip while the store is up). */
+class BlipStore extends FlakyStore {
+  failReads = 0;
+  override get(id: string) {
+    if (this.failReads > 0) {
+      this.failReads--;
+      return Promise.reject(new StoreUnavailableError("blip"));
+    }
+    return super.get(id);
+  }
+}
+
+Deno.test("SessionManager starts a resync again after an outage interrupted it, and renews no lease while writes wait for it", async () => {
+  const clock = new FakeClock();
+  await using store = new BlipStore({
+    now: () => clock.now(),
+    sweepIntervalMs: 3_600_000,
+  });
+  await using m = await manager(store, clock, "a", { ttlMs: 60_000 });
+  const s = id();
+  const att = await m.open(s, 100, tok(1));
+  store.down = true;
+  await m.detach(att); // cannot be written: kept
+  assertEquals(m.unsynced, 1);
+  store.wipe(); // the store comes back empty...
+  store.down = false;
+  store.failReads = 1; // ...and the resync's first read fails
+  const renewsBefore = m.storeOps.get("lease_renew") ?? 0;
+  await advanceAll([clock], 1000);
+  assertEquals(m.unsynced, 0, "the detach was never written back");
+  assertEquals((await store.get(s))?.owner, "", "the detached record is back");
+  assert_(
+    (m.storeOps.get("resync") ?? 0) >= 2,
+    "the interrupted resync was not started again",
+  );
+  assert_((m.storeOps.get("lease_renew") ?? 0) > renewsBefore);
+  // Still resumable (TTL 60 s), not unknown.
+  assertEquals(await codeOf(m.resume(s, tok(1), 1)), "ok");
 });
