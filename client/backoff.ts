@@ -5,6 +5,8 @@
  * @module
  */
 
+import { CLIENT_DEFAULTS } from "../common/defaults.ts";
+
 /** Options for {@link exponentialBackoff}. */
 export interface BackoffOptions {
   /** Ceiling of the first step (ms). Default 100. */
@@ -28,8 +30,8 @@ export interface BackoffOptions {
 export function exponentialBackoff(
   opts: BackoffOptions = {},
 ): (attempt: number) => number {
-  const base = opts.baseMs ?? 100;
-  const cap = opts.capMs ?? 5000;
+  const base = opts.baseMs ?? CLIENT_DEFAULTS.backoffBaseMs;
+  const cap = opts.capMs ?? CLIENT_DEFAULTS.backoffCapMs;
   const random = opts.random ?? Math.random;
   return (attempt) =>
     Math.floor(random() * Math.min(cap, base * 2 ** Math.min(attempt, 30)));

@@ -276,11 +276,11 @@ async function run(
       }
     } catch (err) {
       const why = link.idleFired ? link.explain(err, session.welcomed) : err;
-      session.linkLost(link.idleFired);
+      session.linkLost(clock.now(), link.idleFired);
       throw why;
     } finally {
       clock.clearTimeout(tick);
-      session.linkLost();
+      session.linkLost(clock.now());
       link.close();
     }
   }

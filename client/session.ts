@@ -34,6 +34,7 @@ import { CLIENT_DEFAULTS } from "../common/defaults.ts";
 import { CLIENT_CODES, ClientError } from "./errors.ts";
 import { classify, type Verdict } from "./retry.ts";
 import type { ClientResult, ClientState } from "./types.ts";
+import { SERVER_DEFAULTS } from "../common/defaults.ts";
 
 /** What the loop must do, in order. */
 export type SessionAction =
@@ -145,8 +146,8 @@ export class ClientSession {
       : opts.token ?? crypto.getRandomValues(new Uint8Array(16));
     this.#welcomedOnce = from !== undefined;
     this.#next = from?.nextOffset ?? 0;
-    this.#intervalMs = from?.intervalMs ?? 1000;
-    this.#ttlMs = from?.ttlMs ?? 30_000;
+    this.#intervalMs = from?.intervalMs ?? SERVER_DEFAULTS.intervalMs;
+    this.#ttlMs = from?.ttlMs ?? SERVER_DEFAULTS.ttlMs;
     this.#lastProgress = from?.lastContact ?? opts.now;
     this.#serverSum = from?.server?.sum ?? null;
     this.#serverCrc = from?.server?.crc ?? null;
@@ -237,9 +238,22 @@ export class ClientSession {
     return [{ type: "send", message }];
   }
 
-  /** The connection ended; `abandonedHandshake` when the client gave up waiting for WELCOME. */
-  linkLost(abandonedHandshake = false): void {
-    if (!this.#welcomed && abandonedHandshake) this.#abandonedHandshake = true;
+  /**
+   * The connection ended at `now`. `idleFired`: this client closed it because
+   * the server fell silent (before WELCOME: it abandoned the handshake).
+   *
+   * A connection that was welcomed and then ended by the server or the
+   * network (EOF, reset, an ERROR frame) had the session attached until now,
+   * so the server's TTL starts no earlier than now: that counts as progress
+   * for the give-up clock (otherwise, with an interval near the TTL, a drop
+   * long after the last number would give up a session the server still
+   * keeps). A silent server proves nothing: then the last frame counts.
+   */
+  linkLost(now: number, idleFired = false): void {
+    if (this.#welcomed && !idleFired) {
+      this.#lastProgress = Math.max(this.#lastProgress, now);
+    }
+    if (!this.#welcomed && idleFired) this.#abandonedHandshake = true;
     this.#welcomed = false;
   }
 

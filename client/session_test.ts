@@ -91,7 +91,7 @@ Deno.test("ClientSession sends HELLO first, then RESUME at nextOffset after a WE
   assertEquals(show(s.connected(T0)), ["hello"]);
   assertEquals(show(s.receive(welcome(), T0)), ["welcome", "checkpoint"]);
   s.receive(num(0), T0 + 1);
-  s.linkLost();
+  s.linkLost(T0 + 1);
   const [a] = s.connected(T0 + 2);
   assertEquals(
     a?.type === "send" && a.message.type === "resume" && a.message.nextOffset,
@@ -137,7 +137,7 @@ Deno.test("ClientSession keep-alive: an ACK every ackIntervalMs with no progress
   assertEquals(s.nextTickAt, T0 + 2000);
   assertEquals(show(s.tick(T0 + 1500)), []);
   assertEquals(show(s.tick(T0 + 2000)), ["ack 1"], "repeated with no progress");
-  s.linkLost();
+  s.linkLost(T0 + 2000);
   assertEquals(s.nextTickAt, Infinity, "no ticks without a welcomed link");
   assertEquals(show(s.tick(T0 + 5000)), []);
 });
@@ -229,7 +229,7 @@ Deno.test("ClientSession: ACK(count) lost, then session_completed or unknown_ses
     const v = streamed(2, 3);
     v.receive({ ...final, crc32: ours }, T0);
     assertEquals(show(v.durable(T0)), ["ack 3"]);
-    v.linkLost(); // the ACK was sent, its DONE never came
+    v.linkLost(T0); // the ACK was sent, its DONE never came
     v.connected(T0 + 10);
     const err = ClientError.fromWire(code, "gone");
     assertEquals(v.failed(err, T0 + 20).verdict, "complete");
@@ -237,7 +237,7 @@ Deno.test("ClientSession: ACK(count) lost, then session_completed or unknown_ses
   }
   // Without FINAL the same refusal is final.
   const s = streamed(1, 3);
-  s.linkLost();
+  s.linkLost(T0);
   const o = s.failed(
     ClientError.fromWire(ErrorCode.SESSION_COMPLETED, "gone"),
     T0,
@@ -247,14 +247,14 @@ Deno.test("ClientSession: ACK(count) lost, then session_completed or unknown_ses
 
 Deno.test("ClientSession: taken_over right after an abandoned handshake is retried once", () => {
   const s = streamed(1);
-  s.linkLost();
+  s.linkLost(T0);
   s.connected(T0 + 10);
-  s.linkLost(true); // gave up waiting for WELCOME
+  s.linkLost(T0 + 10, true); // gave up waiting for WELCOME
   const taken = ClientError.fromWire(ErrorCode.TAKEN_OVER, "taken");
   assertEquals(s.failed(taken, T0 + 20).verdict, "retry");
   assertEquals(s.failed(taken, T0 + 30).verdict, "final", "only once");
   const t = streamed(1);
-  t.linkLost();
+  t.linkLost(T0);
   assertEquals(
     t.failed(taken, T0 + 20).verdict,
     "final",
@@ -269,20 +269,21 @@ Deno.test("ClientSession: GOAWAY stops the link and its retryAfterMs bounds the 
     T0 + 100,
   );
   assertEquals(a?.type, "stop");
-  s.linkLost();
+  s.linkLost(T0 + 100);
   const o = s.failed((a as { error: ClientError }).error, T0 + 200);
   assertEquals(o.verdict, "retry");
   if (o.verdict === "retry") {
     assertEquals(o.minDelayMs, 700);
-    assertEquals(o.budgetMs, 5000 - 199);
+    // The TTL runs from the GOAWAY, when the server let the session go.
+    assertEquals(o.budgetMs, 5000 - 100);
   }
   const late = s.failed((a as { error: ClientError }).error, T0 + 4800);
-  assertEquals(late.verdict === "retry" && late.minDelayMs, 5000 - 4799);
+  assertEquals(late.verdict === "retry" && late.minDelayMs, 5000 - 4700);
 });
 
 Deno.test("ClientSession gives up a TTL after the last progress; ERROR frames do not reset the clock", () => {
   const s = streamed(3); // last progress at T0 + 2
-  s.linkLost();
+  s.linkLost(T0 + 2);
   const busy = ClientError.fromWire(ErrorCode.SERVER_BUSY, "busy");
   // ERROR frames arriving on later connections.
   for (const t of [1000, 3000, 4900]) {
@@ -293,7 +294,7 @@ Deno.test("ClientSession gives up a TTL after the last progress; ERROR frames do
       message: "down",
     }, T0 + t);
     assertEquals(stop?.type, "stop");
-    s.linkLost();
+    s.linkLost(T0 + t);
     assertEquals(s.failed(busy, T0 + t).verdict, "retry");
   }
   const o = s.failed(busy, T0 + 5002);
@@ -321,7 +322,7 @@ Deno.test("ClientSession before any WELCOME gives up after connectGiveUpMs as un
 
 Deno.test("ClientSession client_timeout and slow_consumer are retried; bad_token is final", () => {
   const s = streamed(1);
-  s.linkLost();
+  s.linkLost(T0);
   for (
     const [code, want] of [
       [ErrorCode.CLIENT_TIMEOUT, "retry"],
@@ -352,4 +353,32 @@ Deno.test("ClientSession checkpoints every checkpointEvery numbers and by time w
     if (show(s.receive(num(i), t)).includes("checkpoint")) at.push(i);
   }
   assertEquals(at, [3, 6, 7, 11]);
+});
+
+Deno.test("ClientSession: a welcomed connection that the server or the network ended counts for the give-up clock; a silent server does not", () => {
+  // TTL 5 s, and the drop comes 60 s after the last number (a long interval).
+  const cut = streamed(2);
+  cut.linkLost(T0 + 60_000); // EOF or reset: the server detaches now
+  assertEquals(
+    cut.failed(new Deno.errors.ConnectionReset("reset"), T0 + 60_001).verdict,
+    "retry",
+    "the server keeps the session a TTL from the drop",
+  );
+  assertEquals(cut.snapshot().lastContact, T0 + 60_000);
+  const silent = streamed(2);
+  silent.linkLost(T0 + 60_000, true); // our idle timer: the server went quiet
+  assertEquals(
+    silent.failed(new Deno.errors.TimedOut("idle"), T0 + 60_001).verdict,
+    "final",
+  );
+  // A connection that never got a WELCOME proves nothing either.
+  const refused = streamed(2);
+  refused.linkLost(T0 + 1);
+  refused.connected(T0 + 10);
+  refused.linkLost(T0 + 60_000);
+  assertEquals(
+    refused.failed(new Deno.errors.ConnectionReset("reset"), T0 + 60_001)
+      .verdict,
+    "final",
+  );
 });

@@ -104,6 +104,7 @@ import { ExpiryQueue } from "./expiry.ts";
 import { LeaseKeeper } from "./lease.ts";
 import type { Counters } from "./metrics.ts";
 import { WriteBack } from "./write_back.ts";
+import { SERVER_DEFAULTS } from "../common/defaults.ts";
 
 /** Settings for {@link SessionManager}. */
 export interface SessionManagerOptions {
@@ -244,8 +245,8 @@ export class SessionManager {
       serverId: opts.serverId,
       ttlMs,
       seedBase: opts.seedBase,
-      leaseMs: Math.min(opts.leaseMs ?? 3000, ttlMs),
-      tombstoneMs: opts.tombstoneMs ?? 300_000,
+      leaseMs: Math.min(opts.leaseMs ?? SERVER_DEFAULTS.leaseMs, ttlMs),
+      tombstoneMs: opts.tombstoneMs ?? SERVER_DEFAULTS.tombstoneMs,
       counters: opts.counters,
       log: opts.log,
       onFenced: opts.onFenced,
@@ -649,9 +650,16 @@ export class SessionManager {
     let seed: Seed;
     try {
       seed = seedFromHex(rec.seed);
+      if (
+        !Number.isInteger(rec.count) || rec.count < 1 || rec.count > MAX_COUNT
+      ) {
+        throw new RangeError(`count ${rec.count}`);
+      }
     } catch (cause) {
+      // A record no server of ours writes: refuse it here, as a retriable
+      // store failure, before anything is attached.
       throw unavailable(
-        `Cannot resume session "${id}": its stored seed is malformed`,
+        `Cannot resume session "${id}": its stored record is malformed`,
         cause,
       );
     }
