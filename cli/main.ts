@@ -69,7 +69,7 @@ export class ExitError extends Error {
 }
 
 /** The signals {@link runMain} turns into an abort. */
-export const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
+const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 
 /** Writes `text` to stderr, whole. */
 export function writeErr(text: string): void {
@@ -89,7 +89,7 @@ function write(to: typeof Deno.stderr, text: string): void {
 }
 
 /** `message` folded onto one line. */
-export function oneLine(message: string): string {
+function oneLine(message: string): string {
   return message.replace(/\s*\n\s*/g, " ").trim();
 }
 

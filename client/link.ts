@@ -12,9 +12,9 @@ import { CLIENT_CODES, ClientError } from "./errors.ts";
 import type { Dialer } from "./types.ts";
 
 /** How late (ms) the idle timer may fire before the client blames its own stalled event loop. */
-export const STALL_LATE_MS = 250;
+const STALL_LATE_MS = 250;
 /** The turn (ms) given to pending reads after a stall before the server is called silent. */
-export const STALL_GRACE_MS = 50;
+const STALL_GRACE_MS = 50;
 
 /** Options for {@link Link.open}. */
 export interface LinkOptions {
@@ -37,7 +37,7 @@ const plainDial: Dialer = (o) =>
  * undefined for anything else: retrying cannot fix a protocol or trust
  * mismatch.
  */
-export function tlsFailure(
+function tlsFailure(
   err: unknown,
   where: string,
 ): ClientError | undefined {
@@ -64,7 +64,7 @@ export function tlsFailure(
 }
 
 /** TLS record content types (alert 0x15, handshake 0x16, …): never the first byte of a seqstream reply. */
-export const isTlsRecordType = (b: number | undefined): boolean =>
+const isTlsRecordType = (b: number | undefined): boolean =>
   b !== undefined && b >= 0x14 && b <= 0x17;
 
 function describe(err: unknown): string {

@@ -89,8 +89,11 @@ export interface ServerOptions {
   metricsPort?: number | undefined;
   /** Logger: any object with `debug`, `info`, `warn`, `error`. Default: a `LineLogger` (info, pretty, stderr). */
   /**
-   * Wall clock of the session layer (TTL, leases, tombstones). Default: the
-   * system clock. Tests inject one to move time without waiting.
+   * Wall clock of the session layer: TTLs, leases, tombstones and the store
+   * clock estimate (`server/sessions.ts` and its parts). Default: the system
+   * clock. The connection layer's pacing and deadlines run on the monotonic
+   * `performance.now()` of the one scheduler, and its state machine
+   * (`server/stream.ts`) takes time as an argument.
    */
   clock?: Clock;
   log?: Logger;
