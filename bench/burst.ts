@@ -18,6 +18,25 @@
  * Targets: seqstream < 50 ms, and at least half the raw throughput. For
  * scale it also times a naive sender that awaits one write per 11-byte frame.
  *
+ * With `--link-bytes-per-sec N` it measures flow control instead (issue 8):
+ * the same session through the fault proxy (`proxy/fault_proxy.ts`) limited
+ * to N bytes per second and direction, a fresh server with `/metrics`:
+ *
+ * ```sh
+ * deno task bench:burst --link-bytes-per-sec 1000000 [--link bandwidth|bloat|pushback] [--runs 3]
+ * ```
+ *
+ * - the time from `runClient()` to PASS, against the link's floor
+ *   (bytes ÷ rate);
+ * - the server's own figures: `seqstream_unacked_peak` and `seqstream_window`
+ *   from `/metrics` (the largest `sent − acked` any stream reached, over
+ *   every run), and the in-flight count and the proxy's held bytes sampled
+ *   every 5 ms; ACKs received per run.
+ *
+ * `bandwidth` holds up to 64 KiB in the proxy, then pushes back; `bloat`
+ * never pushes back (the server's writes all succeed at once), so there only
+ * the window bounds what piles up in the link.
+ *
  * @module
  */
 
@@ -30,17 +49,23 @@ import {
   encodeNumberInto,
   NUMBER_FRAME_SIZE,
 } from "../protocol/messages.ts";
+import { startProxy } from "../proxy/fault_proxy.ts";
 import { startServer } from "../server/server.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    runs: { type: "string", default: "15" },
+    runs: { type: "string" },
     count: { type: "string", default: "65535" },
     json: { type: "boolean", default: false },
+    "link-bytes-per-sec": { type: "string" },
+    link: { type: "string", default: "bandwidth" },
   },
 });
-const runs = Number(values.runs);
+const linkRate = values["link-bytes-per-sec"] === undefined
+  ? undefined
+  : Number(values["link-bytes-per-sec"]);
+const runs = Number(values.runs ?? (linkRate === undefined ? "15" : "3"));
 const count = Number(values.count);
 
 /** Bytes a `count`-number session puts on the wire, server to client. */
@@ -152,6 +177,119 @@ const stats = (xs: number[]) => {
     p90: +q(0.9).toFixed(2),
   };
 };
+
+/** `--link-bytes-per-sec`: the burst through a rate-limited proxy; prints and exits. */
+async function linkMode(rate: number, kind: string): Promise<void> {
+  if (!(rate > 0) || !["bandwidth", "bloat", "pushback"].includes(kind)) {
+    throw new RangeError(
+      `--link-bytes-per-sec must be > 0 and --link one of bandwidth, bloat, pushback`,
+    );
+  }
+  const total = sessionBytes(count);
+  const server = await startServer({
+    intervalMs: 0,
+    metricsPort: 0,
+    log: new LineLogger({ level: "silent" }),
+  });
+  const proxy = await startProxy({
+    upstreams: [{ hostname: "127.0.0.1", port: server.addr.port }],
+    [kind]: { bytesPerSecond: rate },
+  });
+  // The same bytes from a plain writer through an identical link, for scale.
+  const raw = rawServer(total);
+  const rawProxy = await startProxy({
+    upstreams: [{
+      hostname: "127.0.0.1",
+      port: (raw.addr as Deno.NetAddr).port,
+    }],
+    [kind]: { bytesPerSecond: rate },
+  });
+  const times: number[] = [], acks: number[] = [], rawTimes: number[] = [];
+  let sampledInFlight = 0, heldBytes = 0;
+  const sampler = setInterval(() => {
+    const m = server.metrics();
+    if (m.unackedNumbers > sampledInFlight) sampledInFlight = m.unackedNumbers;
+    if (proxy.stats.bytesHeldDown > heldBytes) {
+      heldBytes = proxy.stats.bytesHeldDown;
+    }
+  }, 5);
+  try {
+    for (let i = 0; i < runs; i++) {
+      const acks0 = server.metrics().counters.acksReceived;
+      times.push(await seqOnce(proxy.port));
+      acks.push(server.metrics().counters.acksReceived - acks0);
+    }
+    for (let i = 0; i < runs; i++) {
+      rawTimes.push(await rawOnce(rawProxy.port, total));
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  const m = server.metrics();
+  const res = await fetch(
+    `http://127.0.0.1:${server.metricsAddr!.port}/metrics`,
+  );
+  const text = await res.text();
+  const gauge = (name: string) =>
+    Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+  await proxy.close();
+  await rawProxy.close();
+  raw.close();
+  await server.close();
+  const floorMs = (total / rate) * 1000;
+  const st = stats(times);
+  const result = {
+    count,
+    bytes: total,
+    link: kind,
+    bytesPerSecond: rate,
+    runs,
+    ms: { ...st, max: +Math.max(...times).toFixed(1) },
+    floorMs: +floorMs.toFixed(1),
+    efficiency: +(floorMs / st.median).toFixed(3),
+    rawMs: stats(rawTimes),
+    window: gauge("seqstream_window"),
+    unackedPeak: gauge("seqstream_unacked_peak"),
+    unackedPeakFromMetricsCall: m.unackedPeak,
+    sampledInFlightMax: sampledInFlight,
+    proxyHeldBytesMax: heldBytes,
+    windowBytes: m.window * NUMBER_FRAME_SIZE,
+    acksPerRun: acks,
+    neverAboveWindow: gauge("seqstream_unacked_peak") <=
+      gauge("seqstream_window"),
+  };
+  if (values.json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
+  console.log(
+    `burst of ${count} numbers (${total} bytes) through a ${kind} link of ${rate} B/s, ${runs} runs`,
+  );
+  console.log(
+    `time       min ${st.min} ms  median ${st.median} ms  max ${result.ms.max} ms; link floor ${result.floorMs} ms (${
+      (result.efficiency * 100).toFixed(1)
+    }% of it)`,
+  );
+  console.log(
+    `raw writer through the same link: median ${result.rawMs.median} ms (min ${result.rawMs.min})`,
+  );
+  console.log(
+    `/metrics   seqstream_window ${result.window}, seqstream_unacked_peak ${result.unackedPeak} → ${
+      result.neverAboveWindow
+        ? "never more than the window in flight"
+        : "ABOVE THE WINDOW"
+    }`,
+  );
+  console.log(
+    `sampled every 5 ms: in flight at most ${sampledInFlight} numbers; proxy held at most ${heldBytes} bytes (window = ${result.windowBytes} bytes)`,
+  );
+  console.log(`ACKs received per run: ${acks.join(", ")}`);
+}
+
+if (linkRate !== undefined) {
+  await linkMode(linkRate, values.link);
+  Deno.exit(0);
+}
 
 const total = sessionBytes(count);
 const server = await startServer({
