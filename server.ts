@@ -110,7 +110,14 @@ const FLAGS = {
   },
   "metrics-port": {
     type: "string",
-    help: "PORT  serve GET /metrics and /healthz on this port (default: off)",
+    help:
+      "PORT  serve GET /metrics, /healthz and the dashboard (GET /) on this port (default: off)",
+  },
+  "metrics-host": {
+    type: "string",
+    default: "127.0.0.1",
+    help:
+      "HOST  interface for --metrics-port; the dashboard and /sessions show session ids, so keep it private",
   },
   "log-format": {
     type: "string",
@@ -191,6 +198,7 @@ async function serve(
     metricsPort: f["metrics-port"] === undefined
       ? undefined
       : intFlag("metrics-port", f["metrics-port"], 0, 65535),
+    metricsHost: f["metrics-host"],
     reusePort: f["reuse-port"],
     maxHandshakesPerSec: f["max-handshakes-per-sec"] === undefined
       ? undefined

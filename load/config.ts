@@ -160,6 +160,11 @@ export const FLAGS = {
     default: false,
     help: "include the per-second samples in the JSON report",
   },
+  report: {
+    type: "string",
+    help:
+      "FILE.html  also write a self-contained HTML report with charts over time",
+  },
   json: {
     type: "boolean",
     default: false,
@@ -203,6 +208,8 @@ export interface Config {
   serverLogLevel: string;
   cpuProfDir: string | undefined;
   timeline: boolean;
+  /** Where `--report` writes the HTML report. */
+  reportPath: string | undefined;
   json: boolean;
 }
 
@@ -372,6 +379,7 @@ export function parseConfig(f: LoadFlags): Config {
     serverLogLevel: f["server-log-level"],
     cpuProfDir: f["cpu-prof"],
     timeline: f.timeline,
+    reportPath: f.report,
     json: f.json,
   };
 }

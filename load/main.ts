@@ -37,6 +37,7 @@ import {
 } from "./config.ts";
 import { readProc, tcpCounters } from "./_proc.ts";
 import { buildReport, type LoadReport, table } from "./report.ts";
+import { renderReportHtml } from "./report_html.ts";
 import { startSampler } from "./sampler.ts";
 import {
   type ServerGroup,
@@ -140,7 +141,22 @@ export function main(args: string[]): Promise<number> {
         `seqstream-load: warning: ${perDestination} clients per destination may exhaust ephemeral ports\n`,
       );
     }
-    const report = await run(cfg, signal);
+    // --report draws the per-second samples: keep them, print them only with --timeline.
+    const report = await run(
+      cfg.reportPath ? { ...cfg, timeline: true } : cfg,
+      signal,
+    );
+    if (cfg.reportPath) {
+      const command = ["deno", "task", "load", ...args].map((a) =>
+        /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`
+      ).join(" ");
+      await Deno.writeTextFile(
+        cfg.reportPath,
+        renderReportHtml(report, report.timeline ?? [], command),
+      );
+      if (!cfg.timeline) delete report.timeline;
+      writeErr(`load: HTML report written to ${cfg.reportPath}\n`);
+    }
     writeOut(
       (cfg.json ? JSON.stringify(report, null, 2) : table(report)) + "\n",
     );

@@ -29,6 +29,12 @@ export interface Sample {
   tickLagMs: number;
   /** CPU seconds so far, per server. */
   serverCpuS: number[];
+  /** Resident memory now (MiB), per server. */
+  serverRssMiB: number[];
+  /** Sum of `seqstream_resumes_total` over the servers. */
+  serverResumes: number | null;
+  /** `seqstream_handshake_failures_total` by code, summed over the servers. */
+  serverRefusals: Record<string, number>;
   /** CPU seconds so far of all load-generator processes. */
   workerCpuS: number;
   hostBusyS: number;
@@ -100,6 +106,9 @@ export function startSampler(input: SamplerInput): Sampler {
       loadgenLoopMs: r1(worst(workers.latest, "loopLagMs")),
       tickLagMs: r1(worst(workers.latest, "tickLagMs")),
       serverCpuS: procs.slice(0, n).map((p) => p?.cpuS ?? 0),
+      serverRssMiB: procs.slice(0, n).map((p) => r1(p?.rssMiB ?? 0)),
+      serverResumes: total("seqstream_resumes_total"),
+      serverRefusals: refusalsByCode(scrapes),
       workerCpuS: procs.slice(n).reduce((a, p) => a + (p?.cpuS ?? 0), 0),
       hostBusyS: await hostBusyS(),
     };
@@ -125,6 +134,23 @@ export function startSampler(input: SamplerInput): Sampler {
       return loop;
     },
   };
+}
+
+const REFUSALS = 'seqstream_handshake_failures_total{code="';
+
+function refusalsByCode(
+  scrapes: readonly (Map<string, number> | null)[],
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of scrapes) {
+    for (const [k, v] of s ?? []) {
+      if (k.startsWith(REFUSALS)) {
+        const code = k.slice(REFUSALS.length, -2);
+        out[code] = (out[code] ?? 0) + v;
+      }
+    }
+  }
+  return out;
 }
 
 function worst(

@@ -98,6 +98,8 @@ async function startServer(
     flags: [
       "--metrics-port",
       String(metrics.port),
+      "--metrics-host",
+      metrics.hostname,
       "--interval",
       s.intervalMs === 0 ? "0" : `${s.intervalMs}ms`,
       "--session-ttl",

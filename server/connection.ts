@@ -74,6 +74,25 @@ export interface ConnectionHost {
   closed(conn: Connection): void;
   /** A HELLO or RESUME was refused with the error named `code`. */
   refused(code: string): void;
+  /** A WELCOME was written `ms` after its HELLO or RESUME arrived. */
+  welcomed?(kind: "hello" | "resume", ms: number): void;
+}
+
+/** What `/sessions` shows of an attached connection: no token, no seed. */
+export interface SessionView {
+  readonly id: string;
+  readonly count: number;
+  /** Next offset to send. */
+  readonly sent: number;
+  /** Offset the client acknowledged. */
+  readonly acked: number;
+  /** Fencing epoch: 1 for a fresh session, one more for every attach since. */
+  readonly epoch: number;
+  /** Every number and FINAL sent, ACK(count) awaited (or being recorded). */
+  readonly completing: boolean;
+  readonly remote: string;
+  /** When it attached (ms since the epoch). */
+  readonly attachedAt: number;
 }
 
 const HANDSHAKE = 0, OPENING = 1, STREAMING = 2, CLOSING = 3, ENDED = 4;
@@ -113,6 +132,8 @@ export class Connection implements Task {
   #closeBy = 0;
   /** The session id a hello or resume asked for, so refusals can name it in the logs. */
   #requestedId: string | undefined;
+  /** When the session attached (ms since the epoch), for `/sessions`. */
+  #attachedAt = 0;
 
   /** @param conn the accepted socket; @param host the server's side */
   constructor(conn: Deno.Conn, host: ConnectionHost) {
@@ -146,6 +167,22 @@ export class Connection implements Task {
   /** Numbers sent and not acknowledged on this connection. */
   get unacked(): number {
     return this.#stream?.unacked ?? 0;
+  }
+
+  /** The attached session as `/sessions` shows it; undefined before it attached. */
+  get view(): SessionView | undefined {
+    const att = this.#att, stream = this.#stream;
+    if (att === undefined || stream === undefined) return undefined;
+    return {
+      id: att.id,
+      count: att.count,
+      sent: stream.sent,
+      acked: stream.acked,
+      epoch: att.epoch,
+      completing: stream.finalSent,
+      remote: this.remote,
+      attachedAt: this.#attachedAt,
+    };
   }
 
   /** The largest {@link unacked} this connection reached. */
@@ -244,6 +281,7 @@ export class Connection implements Task {
 
   async #handshake(msg: Hello | Resume): Promise<void> {
     const host = this.#host;
+    const t0 = performance.now();
     this.#phase = OPENING;
     host.scheduler.cancel(this);
     this.#requestedId = msg.id;
@@ -282,6 +320,7 @@ export class Connection implements Task {
       return;
     }
     this.#att = att;
+    this.#attachedAt = Date.now();
     host.attached(this, att);
     const offset = msg.type === "hello" ? 0 : msg.nextOffset;
     host.log.info(
@@ -305,6 +344,7 @@ export class Connection implements Task {
       window: s.window,
       ackIntervalMs: s.ackIntervalMs,
     }));
+    host.welcomed?.(msg.type, performance.now() - t0);
     const stream = this.#stream = new Stream(s, att.count);
     const now = performance.now();
     stream.start(offset, now);

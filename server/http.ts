@@ -1,11 +1,32 @@
 /**
- * The HTTP side of a server: `GET /metrics` (Prometheus text) and
- * `GET /healthz` (200 `ok`, or 503 while shutting down).
+ * The HTTP side of a server, on `--metrics-port`: `GET /metrics`
+ * (Prometheus text), `GET /healthz` (200 `ok`, or 503 while shutting down)
+ * and, when the server gives a dashboard source, the live dashboard:
+ * `GET /` (the page and its files under `/assets/`), `GET /sessions` (a page
+ * of live sessions as JSON) and `GET /info` (identity and settings). The
+ * dashboard and `/sessions` disclose session ids: bind this port to a
+ * trusted interface (`--metrics-host`, default 127.0.0.1).
  *
  * @module
  */
 
-import { type MetricsSnapshot, renderPrometheus } from "./metrics.ts";
+import { ASSETS, SECURITY_HEADERS } from "./dashboard/assets.ts";
+import {
+  pageParams,
+  type ServerInfo,
+  type SessionsPage,
+} from "./dashboard/api.ts";
+import {
+  type MetricsSnapshot,
+  type ProcessFigures,
+  renderPrometheus,
+} from "./metrics.ts";
+
+/** What the dashboard reads from the server. */
+export interface DashboardSource {
+  info(): ServerInfo;
+  sessions(skip: number, limit: number): SessionsPage;
+}
 
 /** Options for {@link serveMetrics}. */
 export interface MetricsHttpOptions {
@@ -15,8 +36,12 @@ export interface MetricsHttpOptions {
   port: number;
   /** The current metrics. */
   metrics(): MetricsSnapshot;
+  /** The process's figures, read for each `/metrics` answer. */
+  processFigures?: () => Promise<ProcessFigures>;
   /** Whether the server is going away (`/healthz` answers 503). */
   shuttingDown(): boolean;
+  /** Serves the dashboard, `/sessions` and `/info` when given. */
+  dashboard?: DashboardSource | undefined;
 }
 
 /** A running metrics endpoint. */
@@ -25,6 +50,15 @@ export interface MetricsHttp {
   readonly addr: Deno.NetAddr;
   /** Stops listening and waits for requests in flight. */
   close(): Promise<void>;
+}
+
+function json(value: unknown): Response {
+  return new Response(JSON.stringify(value), {
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      ...SECURITY_HEADERS,
+    },
+  });
 }
 
 /**
@@ -38,10 +72,13 @@ export function serveMetrics(opts: MetricsHttpOptions): MetricsHttp {
     hostname: opts.hostname,
     port: opts.port,
     onListen() {},
-  }, (req) => {
-    const path = new URL(req.url).pathname;
+  }, async (req) => {
+    const url = new URL(req.url);
+    const path = url.pathname;
     if (path === "/metrics") {
-      return new Response(renderPrometheus(opts.metrics()), {
+      const m = opts.metrics();
+      if (opts.processFigures) m.process = await opts.processFigures();
+      return new Response(renderPrometheus(m), {
         headers: { "content-type": "text/plain; version=0.0.4" },
       });
     }
@@ -50,6 +87,20 @@ export function serveMetrics(opts: MetricsHttpOptions): MetricsHttp {
       return new Response(down ? "shutting down\n" : "ok\n", {
         status: down ? 503 : 200,
       });
+    }
+    const dash = opts.dashboard;
+    if (dash !== undefined && req.method === "GET") {
+      if (path === "/sessions") {
+        const { skip, limit } = pageParams(url.searchParams);
+        return json(dash.sessions(skip, limit));
+      }
+      if (path === "/info") return json(dash.info());
+      const asset = ASSETS.get(path);
+      if (asset !== undefined) {
+        return new Response(asset.body, {
+          headers: { "content-type": asset.type, ...SECURITY_HEADERS },
+        });
+      }
     }
     return new Response("not found\n", { status: 404 });
   });

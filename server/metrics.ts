@@ -53,6 +53,115 @@ export function newCounters(): Counters {
   };
 }
 
+/**
+ * A Prometheus histogram: cumulative buckets with fixed upper bounds (in
+ * seconds), a sum and a count. Observing is O(buckets) with no allocation;
+ * it sits on per-session and per-store-operation paths, never per number.
+ */
+export class PromHistogram {
+  /** Upper bounds, ascending; `+Inf` is implicit. */
+  readonly bounds: readonly number[];
+  /** Observations per bucket (not cumulative); the last one is `+Inf`. */
+  readonly counts: Float64Array;
+  /** Sum of the observed values. */
+  sum = 0;
+  /** Observations. */
+  count = 0;
+
+  /** @param bounds bucket upper bounds (seconds), ascending */
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  /** Records one value (seconds). */
+  observe(v: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]!) i++;
+    this.counts[i]!++;
+    this.sum += v;
+    this.count++;
+  }
+}
+
+/** Buckets for latencies (s): 0.5 ms to 10 s. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/** Buckets for the time a session spends detached before its resume (s). */
+export const GAP_BUCKETS: readonly number[] = [
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  120,
+  300,
+  600,
+];
+
+/** The server's histograms (all in seconds). */
+export interface Histograms {
+  /** HELLO or RESUME received to WELCOME written, by `kind` (`hello`, `resume`). */
+  readonly welcome: Map<string, PromHistogram>;
+  /** Store operation latency by `op` (failed ones included). */
+  readonly storeOps: Map<string, PromHistogram>;
+  /** From a session's detach to its resume, for resumes of detached sessions. */
+  readonly resumeGap: PromHistogram;
+  /** How late the server's 100 ms event-loop probe timer fired. */
+  readonly loopLag: PromHistogram;
+}
+
+/** A fresh, empty set of histograms. */
+export function newHistograms(): Histograms {
+  return {
+    welcome: new Map(),
+    storeOps: new Map(),
+    resumeGap: new PromHistogram(GAP_BUCKETS),
+    loopLag: new PromHistogram(LATENCY_BUCKETS),
+  };
+}
+
+/** Observes `v` in the histogram of `key` in `m`, made on first use. */
+export function observeIn(
+  m: Map<string, PromHistogram>,
+  key: string,
+  v: number,
+): void {
+  let h = m.get(key);
+  if (h === undefined) m.set(key, h = new PromHistogram(LATENCY_BUCKETS));
+  h.observe(v);
+}
+
+/** The standard `process_*` figures; a field is absent where the platform cannot tell. */
+export interface ProcessFigures {
+  cpuSeconds: number;
+  residentBytes: number;
+  startTimeSeconds: number;
+  openFds?: number | undefined;
+  maxFds?: number | undefined;
+}
+
 /** Everything `/metrics` shows. */
 export interface MetricsSnapshot {
   /** Open client connections. */
@@ -71,6 +180,10 @@ export interface MetricsSnapshot {
   refusals: ReadonlyMap<string, number>;
   /** Store operations by operation name. */
   storeOps: ReadonlyMap<string, number>;
+  /** Latency histograms, when the server keeps them. */
+  histograms?: Histograms | undefined;
+  /** The process's own figures (`process_*`), when read. */
+  process?: ProcessFigures | undefined;
 }
 
 function line(
@@ -96,6 +209,77 @@ function labelled(
 ): void {
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
   for (const [k, v] of values) out.push(`${name}{${label}="${k}"} ${v}`);
+}
+
+/** A label value, escaped for the text format. */
+function esc(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function histogram(
+  out: string[],
+  name: string,
+  help: string,
+  series: Iterable<[string, PromHistogram]>,
+  label?: string,
+): void {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+  for (const [key, h] of series) {
+    const l = label === undefined ? "" : `${label}="${esc(key)}",`;
+    const plain = label === undefined ? "" : `{${label}="${esc(key)}"}`;
+    let cum = 0;
+    h.bounds.forEach((b, i) => {
+      cum += h.counts[i]!;
+      out.push(`${name}_bucket{${l}le="${b}"} ${cum}`);
+    });
+    out.push(`${name}_bucket{${l}le="+Inf"} ${h.count}`);
+    out.push(
+      `${name}_sum${plain} ${h.sum}`,
+      `${name}_count${plain} ${h.count}`,
+    );
+  }
+}
+
+function processLines(out: string[], p: ProcessFigures): void {
+  line(
+    out,
+    "process_cpu_seconds_total",
+    "counter",
+    "Total user and system CPU time spent in seconds.",
+    p.cpuSeconds,
+  );
+  line(
+    out,
+    "process_resident_memory_bytes",
+    "gauge",
+    "Resident memory size in bytes.",
+    p.residentBytes,
+  );
+  line(
+    out,
+    "process_start_time_seconds",
+    "gauge",
+    "Start time of the process since unix epoch in seconds.",
+    p.startTimeSeconds,
+  );
+  if (p.openFds !== undefined) {
+    line(
+      out,
+      "process_open_fds",
+      "gauge",
+      "Number of open file descriptors.",
+      p.openFds,
+    );
+  }
+  if (p.maxFds !== undefined) {
+    line(
+      out,
+      "process_max_fds",
+      "gauge",
+      "Maximum number of open file descriptors.",
+      p.maxFds,
+    );
+  }
 }
 
 /**
@@ -249,5 +433,35 @@ export function renderPrometheus(m: MetricsSnapshot): string {
     "code",
     m.refusals,
   );
+  const h = m.histograms;
+  if (h !== undefined) {
+    histogram(
+      out,
+      "seqstream_welcome_seconds",
+      "Time from a HELLO or RESUME received to its WELCOME written (store round trips included), by kind.",
+      h.welcome,
+      "kind",
+    );
+    histogram(
+      out,
+      "seqstream_store_op_seconds",
+      "Store operation latency by operation, failed ones included.",
+      h.storeOps,
+      "op",
+    );
+    histogram(
+      out,
+      "seqstream_resume_gap_seconds",
+      "Time a session spent detached before it was resumed (store clock).",
+      [["", h.resumeGap]],
+    );
+    histogram(
+      out,
+      "seqstream_event_loop_lag_seconds",
+      "How late the server's 100 ms event-loop probe fired.",
+      [["", h.loopLag]],
+    );
+  }
+  if (m.process !== undefined) processLines(out, m.process);
   return out.join("\n") + "\n";
 }

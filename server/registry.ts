@@ -8,7 +8,7 @@
 
 import type { Logger } from "../common/logger.ts";
 import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import type { Connection } from "./connection.ts";
+import type { Connection, SessionView } from "./connection.ts";
 import type { Attachment } from "./sessions.ts";
 
 /** Open connections, attached sessions, and the flow-control figures over them. */
@@ -81,6 +81,27 @@ export class Registry {
     let peak = this.#closedPeak;
     for (const c of this.#open) if (c.unackedPeak > peak) peak = c.unackedPeak;
     return peak;
+  }
+
+  /** Sessions attached to a connection here. */
+  get attachedCount(): number {
+    return this.#byId.size;
+  }
+
+  /**
+   * A read-only page of the attached sessions, in attach order: `limit` at
+   * most from the `skip`th on. O(skip + limit), whatever the number of sessions.
+   */
+  *sessionViews(skip: number, limit: number): Iterable<SessionView> {
+    let i = 0, n = 0;
+    for (const conn of this.#byId.values()) {
+      if (n >= limit) return;
+      if (i++ < skip) continue;
+      const v = conn.view;
+      if (v === undefined) continue;
+      n++;
+      yield v;
+    }
   }
 
   /** Sends GOAWAY to every open connection; each closes within its grace. */

@@ -27,8 +27,16 @@ import {
   type ConnectionHost,
   type ConnectionSettings,
 } from "./connection.ts";
+import { sessionsPage } from "./dashboard/api.ts";
 import { type MetricsHttp, serveMetrics } from "./http.ts";
-import { type MetricsSnapshot, newCounters } from "./metrics.ts";
+import {
+  type MetricsSnapshot,
+  newCounters,
+  newHistograms,
+  observeIn,
+} from "./metrics.ts";
+import { LoopLagProbe, readProcessFigures } from "./process_metrics.ts";
+import denoJson from "../deno.json" with { type: "json" };
 import { Registry } from "./registry.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SessionManager } from "./sessions.ts";
@@ -85,8 +93,16 @@ export interface ServerOptions {
   stallMs?: number;
   /** Server lease length for shared stores (ms). Default 3000. */
   leaseMs?: number;
-  /** Port for `GET /metrics` and `GET /healthz`; none when absent. 0 picks one. */
+  /**
+   * Port for `GET /metrics`, `GET /healthz` and the dashboard (`GET /`,
+   * `/sessions`, `/info`); none when absent. 0 picks one.
+   */
   metricsPort?: number | undefined;
+  /**
+   * Interface for the metrics port. Default `127.0.0.1`: the dashboard and
+   * `/sessions` disclose session ids, so expose it only to trusted networks.
+   */
+  metricsHost?: string | undefined;
   /** Logger: any object with `debug`, `info`, `warn`, `error`. Default: a `LineLogger` (info, pretty, stderr). */
   /**
    * Wall clock of the session layer: TTLs, leases, tombstones and the store
@@ -197,6 +213,8 @@ export async function startServer(
   const store = opts.store ?? new MemoryStore();
   const id = crypto.randomUUID().slice(0, 8);
   const counters = newCounters();
+  const histograms = newHistograms();
+  const startedAt = Date.now();
   const refusals = new Map<string, number>();
   const scheduler = new Scheduler();
   const registry = new Registry(log);
@@ -211,6 +229,10 @@ export async function startServer(
     counters,
     log,
     onFenced: (sessionId, epoch) => registry.fenced(sessionId, epoch),
+    observer: {
+      storeOp: (op, ms) => observeIn(histograms.storeOps, op, ms / 1000),
+      resumed: (ms) => histograms.resumeGap.observe(ms / 1000),
+    },
   });
 
   const metrics = (): MetricsSnapshot => ({
@@ -222,12 +244,14 @@ export async function startServer(
     counters,
     refusals,
     storeOps: sessions.storeOps,
+    histograms,
   });
 
   const hostname = opts.hostname ?? "127.0.0.1";
   let listener: Deno.Listener | undefined;
   let http: MetricsHttp | undefined;
   let admission: Admission;
+  let loopProbe: LoopLagProbe | undefined;
   try {
     admission = new Admission({
       maxConnections: settings.maxConnections,
@@ -250,11 +274,50 @@ export async function startServer(
     await sessions.start();
     if (opts.metricsPort !== undefined) {
       http = serveMetrics({
-        hostname,
+        hostname: opts.metricsHost ?? "127.0.0.1",
         port: opts.metricsPort,
         metrics,
+        processFigures: readProcessFigures,
         shuttingDown: () => shuttingDown,
+        dashboard: {
+          info: () => {
+            const registered = sessions.storeRegistered;
+            const unsynced = sessions.unsynced;
+            return {
+              name: "seqstream",
+              version: denoJson.version,
+              serverId: id,
+              intervalMs: settings.intervalMs,
+              ttlMs: settings.ttlMs,
+              window: settings.window,
+              clientTimeoutMs: settings.clientTimeoutMs,
+              maxConnections: settings.maxConnections,
+              tls: opts.tls !== undefined,
+              store: {
+                kind: store.kind,
+                registered,
+                unsynced,
+                health: registered && unsynced === 0 ? "ok" : "degraded",
+              },
+              startedAt,
+              uptimeS: Math.round((Date.now() - startedAt) / 1000),
+            };
+          },
+          sessions: (skip, limit) =>
+            sessionsPage(
+              {
+                attachedCount: registry.attachedCount,
+                awaitingCount: sessions.detachedCount,
+                attached: (s, l) => registry.sessionViews(s, l),
+                awaiting: (s, l) => sessions.detachedViews(s, l),
+              },
+              skip,
+              limit,
+              Date.now(),
+            ),
+        },
       });
+      loopProbe = new LoopLagProbe(histograms.loopLag);
     }
   } catch (err) {
     try {
@@ -262,6 +325,7 @@ export async function startServer(
     } catch { /* closed */ }
     await sessions.close();
     await http?.close();
+    loopProbe?.[Symbol.dispose]();
     if (ownStore) await store.close();
     throw err;
   }
@@ -281,6 +345,9 @@ export async function startServer(
     closed: (conn) => registry.remove(conn),
     refused(code) {
       refusals.set(code, (refusals.get(code) ?? 0) + 1);
+    },
+    welcomed(kind, ms) {
+      observeIn(histograms.welcome, kind, ms / 1000);
     },
   };
 
@@ -338,6 +405,7 @@ export async function startServer(
       scheduler.close();
       await sessions.close();
       await http?.close();
+      loopProbe?.[Symbol.dispose]();
       if (ownStore) await store.close();
       log.info("server stopped", { server: id });
       done.resolve();

@@ -126,6 +126,25 @@ export interface SessionManagerOptions {
   onFenced: (id: string, epoch: number) => void;
   /** Local time and timers. Default {@link systemClock}. */
   clock?: Clock;
+  /** Told of store latencies and resume gaps, for the histograms. */
+  observer?: SessionObserver | undefined;
+}
+
+/** What the metrics learn from the session layer (both optional). */
+export interface SessionObserver {
+  /** A store operation `op` settled after `ms` (monotonic), failed or not. */
+  storeOp?(op: string, ms: number): void;
+  /** A detached session was resumed `ms` (store time) after its detach. */
+  resumed?(gapMs: number): void;
+}
+
+/** A session detached here and awaiting resume, as `/sessions` shows it. */
+export interface DetachedView {
+  readonly id: string;
+  readonly count: number;
+  readonly epoch: number;
+  /** How long it stays resumable (ms). */
+  readonly expiresInMs: number;
 }
 
 /**
@@ -225,6 +244,7 @@ export class SessionManager {
     log: Logger;
     onFenced: (id: string, epoch: number) => void;
     clock: Clock;
+    observer: SessionObserver | undefined;
   };
   /** Attached here: the record as written at attach time. */
   readonly #attached = new Map<string, SessionRecord>();
@@ -251,6 +271,7 @@ export class SessionManager {
       log: opts.log,
       onFenced: opts.onFenced,
       clock: opts.clock ?? systemClock,
+      observer: opts.observer,
     };
     const op = <T>(name: string, fn: (s: SessionStore) => Promise<T>) =>
       this.#op(name, fn);
@@ -312,6 +333,38 @@ export class SessionManager {
     return this.#ops;
   }
 
+  /**
+   * Sessions detached here and awaiting resume, in no particular order:
+   * `limit` at most from the `skip`th on. O(skip + limit).
+   */
+  *detachedViews(skip: number, limit: number): Iterable<DetachedView> {
+    const now = this.#now();
+    let i = 0, n = 0;
+    for (const id of this.#detached.ids()) {
+      if (n >= limit) return;
+      if (i++ < skip) continue;
+      n++;
+      const e = this.#detached.get(id);
+      if (e === undefined) continue;
+      yield {
+        id,
+        count: e.value.count,
+        epoch: e.value.epoch,
+        expiresInMs: Math.max(0, e.deadline - now),
+      };
+    }
+  }
+
+  /** Sessions detached here and awaiting resume. */
+  get detachedCount(): number {
+    return this.#detached.size;
+  }
+
+  /** Whether this server's lease is in the store (sessions can attach). */
+  get storeRegistered(): boolean {
+    return this.#lease.registered;
+  }
+
   /** Writes the store has not confirmed yet (detaches or tombstones made during an outage). */
   get unsynced(): number {
     return this.#writeBack.size;
@@ -350,6 +403,8 @@ export class SessionManager {
 
   #op<T>(name: string, fn: (s: SessionStore) => Promise<T>): Promise<T> {
     this.#ops.set(name, (this.#ops.get(name) ?? 0) + 1);
+    const observe = this.#o.observer?.storeOp;
+    const t0 = observe === undefined ? 0 : performance.now();
     return this.#track((async () => {
       try {
         return await fn(this.#store);
@@ -362,6 +417,8 @@ export class SessionManager {
           `Session store (${this.#store.kind}) is unavailable: ${msg}`,
           cause,
         );
+      } finally {
+        observe?.(name, performance.now() - t0);
       }
     })());
   }
@@ -670,8 +727,15 @@ export class SessionManager {
       expiresAt: 0,
       retainUntil: 0,
     };
+    // Detached (here, by what this server knows, or anywhere, by the record): since when.
+    const detachedAt = known?.status === "live"
+      ? known.deadline - this.#o.ttlMs
+      : rec.owner === ""
+      ? rec.expiresAt - this.#o.ttlMs
+      : undefined;
     const ok = await this.#op("replace", (s) => s.replace(rec.epoch, next));
     if (!ok) return null;
+    if (detachedAt !== undefined) this.#o.observer?.resumed?.(now - detachedAt);
     const prevOwner = rec.owner;
     const local = this.#attached.get(id);
     this.#forget(id);

@@ -41,6 +41,7 @@ const EXPECTED_FLAGS = {
     "handshake-timeout",
     "client-timeout",
     "metrics-port",
+    "metrics-host",
     "log-level",
     "log-format",
     "help",

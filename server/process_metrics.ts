@@ -1,0 +1,77 @@
+/**
+ * The standard `process_*` figures of this process, and the event-loop lag
+ * probe. CPU comes from `process.cpuUsage()` and resident memory from
+ * `Deno.memoryUsage()` (no permission needed); open and maximum file
+ * descriptors from Linux `/proc/self` when it can be read (absent otherwise,
+ * e.g. under `deno task demo`, which grants no read permission).
+ *
+ * @module
+ */
+
+import process from "node:process";
+import type { ProcessFigures, PromHistogram } from "./metrics.ts";
+
+/** When this process started (s since the epoch). */
+const START_S = performance.timeOrigin / 1000;
+
+async function countFds(): Promise<number | undefined> {
+  try {
+    let n = 0;
+    for await (const _ of Deno.readDir("/proc/self/fd")) n++;
+    return n;
+  } catch {
+    return undefined;
+  }
+}
+
+async function maxFds(): Promise<number | undefined> {
+  try {
+    const limits = await Deno.readTextFile("/proc/self/limits");
+    const m = /^Max open files\s+(\d+)/m.exec(limits);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads this process's figures now; O(open descriptors) on Linux. */
+export async function readProcessFigures(): Promise<ProcessFigures> {
+  const cpu = process.cpuUsage();
+  const [openFds, max] = await Promise.all([countFds(), maxFds()]);
+  return {
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    residentBytes: Deno.memoryUsage().rss,
+    startTimeSeconds: START_S,
+    openFds,
+    maxFds: max,
+  };
+}
+
+/** How often the lag probe fires (ms). */
+export const LOOP_PROBE_MS = 100;
+
+/**
+ * Measures event-loop lag: a timer every {@link LOOP_PROBE_MS} records how
+ * late it fired (s) into `into`. One timer per server, unref'd so it never
+ * keeps a process alive.
+ */
+export class LoopLagProbe implements Disposable {
+  readonly #timer: number;
+
+  /** @param into the histogram to record into */
+  constructor(into: PromHistogram) {
+    let expected = performance.now() + LOOP_PROBE_MS;
+    // Deno's timer id (the node types imported above would call it a Timeout).
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      into.observe(Math.max(0, now - expected) / 1000);
+      expected = now + LOOP_PROBE_MS;
+    }, LOOP_PROBE_MS) as unknown as number;
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** Stops the probe. */
+  [Symbol.dispose](): void {
+    clearInterval(this.#timer);
+  }
+}
