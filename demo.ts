@@ -26,6 +26,11 @@ const FLAGS = {
     default: "40ms",
     help: "DURATION  server interval",
   },
+  "metrics-port": {
+    type: "string",
+    help:
+      "PORT  serve the dashboard (GET /) and /metrics on 127.0.0.1:PORT, to watch the sessions drop and resume (default: off)",
+  },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -39,7 +44,12 @@ const CLI = {
 const DEMO_TTL_MS = 5000;
 
 async function demo(
-  f: { clients: string; count: string; interval: string },
+  f: {
+    clients: string;
+    count: string;
+    interval: string;
+    "metrics-port"?: string | undefined;
+  },
   signal: AbortSignal,
 ): Promise<number> {
   const clients = intFlag("clients", f.clients, 1, 500);
@@ -50,11 +60,20 @@ async function demo(
     DURATION_RANGES.interval,
   );
   const log = new LineLogger({ level: "warn" });
+  const metricsPort = f["metrics-port"] === undefined
+    ? undefined
+    : intFlag("metrics-port", f["metrics-port"], 0, 65535);
   await using server = await startServer({
     intervalMs,
     ttlMs: DEMO_TTL_MS,
     log,
+    metricsPort,
   });
+  if (server.metricsAddr) {
+    console.error(
+      `demo: dashboard on http://127.0.0.1:${server.metricsAddr.port}/`,
+    );
+  }
   await using proxy = await startProxy({
     upstreams: [server.addr],
     lifetime: { minMs: 1000, maxMs: 4000 },

@@ -14,7 +14,21 @@ import type { ProcessFigures, PromHistogram } from "./metrics.ts";
 /** When this process started (s since the epoch). */
 const START_S = performance.timeOrigin / 1000;
 
+/**
+ * Whether `/proc/self` may be read without asking: an interactive `deno run`
+ * would otherwise stop and prompt for the permission on the first scrape.
+ */
+function mayReadProc(): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "read", path: "/proc/self" })
+      .state === "granted";
+  } catch {
+    return false;
+  }
+}
+
 async function countFds(): Promise<number | undefined> {
+  if (!mayReadProc()) return undefined;
   try {
     let n = 0;
     for await (const _ of Deno.readDir("/proc/self/fd")) n++;
@@ -25,6 +39,7 @@ async function countFds(): Promise<number | undefined> {
 }
 
 async function maxFds(): Promise<number | undefined> {
+  if (!mayReadProc()) return undefined;
   try {
     const limits = await Deno.readTextFile("/proc/self/limits");
     const m = /^Max open files\s+(\d+)/m.exec(limits);
