@@ -29,6 +29,7 @@ import {
 import { LineLogger } from "./common/logger.ts";
 import { startServer } from "./server/mod.ts";
 import { openStore, STORE_SPEC_FORMS } from "./store/open.ts";
+import { StoreUnavailableError } from "./store/types.ts";
 
 const R = DURATION_RANGES;
 const range = (r: MsRange) => `${formatMs(r.min)}..${formatMs(r.max)}`;
@@ -217,6 +218,9 @@ async function serve(
   } catch (err) {
     if (err instanceof TypeError) {
       throw new UsageError(`--store: ${err.message}`);
+    }
+    if (err instanceof StoreUnavailableError) {
+      throw new ExitError(`--store: ${err.message}`, 2, { cause: err });
     }
     throw err;
   }

@@ -8,6 +8,7 @@
 import { KvStore, type KvStoreOptions } from "./kv.ts";
 import { MemoryStore, type MemoryStoreOptions } from "./memory.ts";
 import type { RedisStoreOptions } from "./redis_options.ts";
+import { isRedisSpec, parseRedisSpec, redactRedisSpec } from "./redis_spec.ts";
 import type { SessionStore } from "./types.ts";
 
 /**
@@ -38,7 +39,9 @@ export interface OpenStoreOptions {
 
 /** The accepted forms, for messages and `--help`. */
 export const STORE_SPEC_FORMS =
-  "memory, kv:PATH, kv::memory:, kv:https://HOST/… or redis://HOST[:PORT][/DB]";
+  "memory, kv:PATH, kv::memory:, kv:https://HOST/…, " +
+  "redis[s]://HOST[:PORT][/DB], redis[s]+sentinel://HOST:PORT[,…]/MASTER[?db=N] " +
+  "or redis[s]+cluster://HOST:PORT[,…]";
 
 /**
  * Opens the store that `spec` names:
@@ -48,8 +51,16 @@ export const STORE_SPEC_FORMS =
  * - `kv::memory:`: a {@link KvStore} in memory (tests);
  * - `kv:https://…` (or `kv:http://…` for a self-hosted denokv): KV Connect,
  *   with the token in `DENO_KV_ACCESS_TOKEN`;
- * - `redis://[user[:password]@]host[:port][/db]`: a {@link RedisStore}, for
+ * - `redis://[user[:password]@]host[:port][/db]`: a `RedisStore`, for
  *   processes on several hosts. Connects before resolving.
+ * - `redis+sentinel://host:port[,host:port…]/MASTER[?db=N]`: a `RedisStore`
+ *   on the primary that the sentinels name, following its failovers;
+ * - `redis+cluster://host:port[,host:port…]`: a `RedisStore` on a Redis
+ *   Cluster (the hosts are seed nodes);
+ * - `rediss…` for each: TLS to Redis, with `?ca=PATH` (or
+ *   `SEQSTREAM_REDIS_CA`). Credentials from the URL or
+ *   `SEQSTREAM_REDIS_USERNAME` / `SEQSTREAM_REDIS_PASSWORD` (see
+ *   `store/redis_spec.ts`); messages never carry the password.
  *
  * @param spec the store spec
  * @param opts per-backend options
@@ -92,11 +103,15 @@ export async function openStore(
     }
     return await KvStore.open(path, opts.kv);
   }
-  if (spec.startsWith("redis://")) {
+  if (isRedisSpec(spec)) {
+    // A malformed spec is refused here, before the client is loaded.
+    parseRedisSpec(spec, opts.redis?.env);
     // Loaded on demand: the Redis client (and its environment reads) stays
     // out of processes that never use it.
     const { RedisStore } = await import(REDIS_MODULE) as RedisModule;
     return await RedisStore.connect(spec, opts.redis);
   }
-  throw new TypeError(`Unknown store "${spec}": expected ${STORE_SPEC_FORMS}`);
+  throw new TypeError(
+    `Unknown store "${redactRedisSpec(spec)}": expected ${STORE_SPEC_FORMS}`,
+  );
 }

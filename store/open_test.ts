@@ -86,7 +86,16 @@ Deno.test("openStore rejects unknown specs with a TypeError naming the accepted 
       "redis://",
       "redis://h:x",
       "redis://h:6379/db",
-      "rediss://h:6379",
+      "redis://h:6379/0?timeout=1",
+      "redis+sentinel://h:26379",
+      "redis+sentinel://h:26379/",
+      "redis+sentinel://h:26379/m?db=x",
+      "redis+cluster://h:7000/0",
+      "redis+cluster://",
+      "redis+cluster://h:7000,:7001",
+      "rediss://h:6379/0?nope=1",
+      "redis://h:6379?ca=/x.pem",
+      "redis+foo://h:1",
       "postgres://h/db",
       "/var/lib/sessions.kv",
     ]
@@ -98,4 +107,38 @@ Deno.test("openStore rejects unknown specs with a TypeError naming the accepted 
   }
   const err = await assertRejects(() => openStore("mem"), TypeError);
   assert_(err.message.includes("memory, kv:PATH, kv::memory:"), err.message);
+  for (const form of ["redis[s]+sentinel://", "redis[s]+cluster://"]) {
+    assert_(err.message.includes(form), err.message);
+  }
+});
+
+Deno.test("openStore never puts a Redis password in its errors, malformed spec or unreachable server", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const secret = "s3cr3t-pw";
+  for (
+    const [spec, cls] of [
+      [`redis://u:${secret}@h:x`, TypeError],
+      [`redis+sentinel://u:${secret}@h:1`, TypeError],
+      [`redis+fo://u:${secret}@h:1`, TypeError],
+      [`redis://u:${secret}@127.0.0.1:${port}/0`, StoreUnavailableError],
+      [
+        `redis+sentinel://:${secret}@127.0.0.1:${port}/m`,
+        StoreUnavailableError,
+      ],
+    ] as const
+  ) {
+    const err = await assertRejects(
+      () => openStore(spec, { redis: { connectTimeoutMs: 300 } }),
+      cls as unknown as typeof Error,
+    );
+    assert_(!err.message.includes(secret), err.message);
+    assert_(
+      !String((err as Error & { cause?: unknown }).cause ?? "").includes(
+        secret,
+      ),
+      "cause",
+    );
+  }
 });

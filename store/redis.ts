@@ -1,35 +1,33 @@
 /**
  * The Redis session store, for server processes on several hosts, through
- * the `ioredis` client.
- *
- * Layout under the key prefix (default `"seqstream"`):
- *
- * | key                       | type   | value                                   |
- * | ------------------------- | ------ | --------------------------------------- |
- * | `{prefix}:s:{id}`         | string | {@link SessionRecord} as JSON           |
- * | `{prefix}:owned:{owner}`  | set    | ids of the records attached to `owner`  |
- * | `{prefix}:lease:{owner}`  | string | `"renewedAt until"` (ms, store time)    |
- * | `{prefix}:lease_until`    | zset   | owners scored by lease deadline         |
- * | `{prefix}:fence:{owner}`  | list   | {@link Fence}s as JSON, oldest first    |
+ * the `ioredis` client: one Redis (`redis://`), a Sentinel-managed primary
+ * with automatic failover (`redis+sentinel://`) or a Redis Cluster
+ * (`redis+cluster://`), each optionally over TLS (`rediss…`). See
+ * `redis_spec.ts` for the specs and credentials, `redis_keys.ts` for the key
+ * layout: every script declares its keys, and they all hash to one slot, so
+ * one layout serves the three topologies.
  *
  * Compare-and-set runs as Lua scripts (EVALSHA, falling back to EVAL), so each
- * check and write is one atomic step on the server, owner index included. A
- * record with a non-zero `retainUntil` gets `PEXPIREAT retainUntil`: Redis
- * deletes it then. Attached records (`retainUntil = 0`) have no expiry; a
- * dead owner's are deleted by {@link RedisStore.collect}.
+ * check and write is one atomic step on the server, attachment index
+ * included. A record with a non-zero `retainUntil` gets `PEXPIREAT
+ * retainUntil`: Redis deletes it then. Attached records (`retainUntil = 0`)
+ * have no expiry; a dead owner's are deleted by {@link RedisStore.collect},
+ * bucket by bucket.
  *
  * **Store clock.** Leases are written and read with Redis's own clock
  * (`TIME` inside the scripts), so servers whose clocks disagree still judge
- * leases and deadlines on one time base: the servers learn the store's time
- * from every lease read and renewal.
+ * leases and deadlines on one time base. All leases live in one slot, so on a
+ * cluster they are judged by one primary's clock.
  *
- * The scripts build the owner-index and lease keys from the prefix, so they
- * need a standalone Redis (or every key in one hash slot), not a cluster.
+ * **Failover.** Replication is asynchronous: a promoted replica may miss the
+ * last writes. The server detects it by its own lease going back or missing
+ * (`server/lease.ts`) and writes its sessions back. On a cluster only the
+ * shard that holds `{lease}` is watched that way; see README "Scaling out".
  *
  * @module
  */
 
-import { Redis } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import {
   type Fence,
   type Lease,
@@ -38,10 +36,24 @@ import {
   type SessionStore,
   StoreUnavailableError,
 } from "./types.ts";
-
 import type { RedisStoreOptions } from "./redis_options.ts";
+import { BUCKETS, RedisKeys } from "./redis_keys.ts";
+import {
+  type EnvLookup,
+  parseRedisSpec,
+  redactRedisSpec,
+  REDIS_ENV,
+  type RedisSpec,
+} from "./redis_spec.ts";
 
 export type { RedisStoreOptions } from "./redis_options.ts";
+export {
+  parseRedisSpec,
+  redactRedisSpec,
+  REDIS_ENV,
+  type RedisNode,
+  type RedisSpec,
+} from "./redis_spec.ts";
 
 /**
  * The default reconnect backoff: exponential from 50 ms, capped at 2 s, with
@@ -70,7 +82,8 @@ export interface RedisTarget {
 }
 
 /**
- * Parses `redis://[user[:password]@]host[:port][/db]`.
+ * Parses a plain `redis://[user[:password]@]host[:port][/db]` (no TLS, no
+ * environment), for tools that talk to one Redis directly.
  *
  * @param url the URL
  * @returns host, port, database and credentials
@@ -82,45 +95,23 @@ export interface RedisTarget {
  * ```
  */
 export function parseRedisUrl(url: string): RedisTarget {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
+  if (!/^redis:\/\//i.test(url)) {
     throw new TypeError(
-      `Invalid Redis URL "${url}": expected redis://host[:port][/db]`,
+      `Invalid Redis URL "${
+        redactRedisSpec(url)
+      }": expected redis://host[:port][/db]`,
     );
   }
-  if (u.protocol !== "redis:") {
-    throw new TypeError(
-      `Invalid Redis URL "${url}": the scheme must be redis://`,
-    );
-  }
-  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (host === "") throw new TypeError(`Invalid Redis URL "${url}": no host`);
-  if (u.search !== "" || u.hash !== "") {
-    throw new TypeError(
-      `Invalid Redis URL "${url}": query and fragment are not supported`,
-    );
-  }
-  const path = u.pathname.replace(/^\//, "");
-  if (path !== "" && !/^\d{1,5}$/.test(path)) {
-    throw new TypeError(
-      `Invalid Redis URL "${url}": the path must be a database number`,
-    );
-  }
+  const spec = parseRedisSpec(url, () => undefined);
   const target: {
     host: string;
     port: number;
     db: number;
     username?: string;
     password?: string;
-  } = {
-    host,
-    port: u.port === "" ? 6379 : Number(u.port),
-    db: path === "" ? 0 : Number(path),
-  };
-  if (u.username !== "") target.username = decodeURIComponent(u.username);
-  if (u.password !== "") target.password = decodeURIComponent(u.password);
+  } = { host: spec.nodes[0]!.host, port: spec.nodes[0]!.port, db: spec.db };
+  if (spec.username !== undefined) target.username = spec.username;
+  if (spec.password !== undefined) target.password = spec.password;
   return target;
 }
 
@@ -132,19 +123,17 @@ local function now()
 end
 `;
 
-// KEYS[1] record key; ARGV[1] JSON, ARGV[2] retainUntil (0: keep forever),
-// ARGV[3] owner, ARGV[4] prefix.
+// KEYS[1] record, KEYS[2] its bucket's attachment index;
+// ARGV[1] JSON, ARGV[2] retainUntil (0: keep forever), ARGV[3] owner, ARGV[4] id.
 const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 if tonumber(ARGV[2]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-if ARGV[3] ~= '' then
-  redis.call('SADD', ARGV[4] .. ':owned:' .. ARGV[3], cjson.decode(ARGV[1]).id)
-end
+if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], 0, ARGV[3] .. '\\0' .. ARGV[4]) end
 return 1`;
 
-// KEYS[1] record key; ARGV[1] expected epoch, ARGV[2] JSON, ARGV[3] retainUntil,
-// ARGV[4] owner, ARGV[5] prefix.
+// KEYS[1] record, KEYS[2] its bucket's attachment index;
+// ARGV[1] expected epoch, ARGV[2] JSON, ARGV[3] retainUntil, ARGV[4] owner.
 // SET drops any earlier expiry, so retainUntil 0 makes the record persistent.
 const REPLACE = `
 local cur = redis.call('GET', KEYS[1])
@@ -154,12 +143,12 @@ if cur.epoch ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 if tonumber(ARGV[3]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 if cur.owner ~= ARGV[4] then
-  if cur.owner ~= '' then redis.call('SREM', ARGV[5] .. ':owned:' .. cur.owner, cur.id) end
-  if ARGV[4] ~= '' then redis.call('SADD', ARGV[5] .. ':owned:' .. ARGV[4], cur.id) end
+  if cur.owner ~= '' then redis.call('ZREM', KEYS[2], cur.owner .. '\\0' .. cur.id) end
+  if ARGV[4] ~= '' then redis.call('ZADD', KEYS[2], 0, ARGV[4] .. '\\0' .. cur.id) end
 end
 return 1`;
 
-// KEYS[1] lease key, KEYS[2] lease_until zset; ARGV[1] owner, ARGV[2] lease ms.
+// KEYS[1] lease key, KEYS[2] lease deadlines; ARGV[1] owner, ARGV[2] lease ms.
 const RENEW = NOW + `
 local t = now()
 local untl = t + tonumber(ARGV[2])
@@ -171,28 +160,36 @@ return {t, untl}`;
 const LEASE_OF = NOW + `
 return {redis.call('GET', KEYS[1]), now()}`;
 
-// KEYS[1] lease_until zset; ARGV[1] prefix, ARGV[2] grace ms, ARGV[3] limit.
-const COLLECT = NOW + `
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now() - tonumber(ARGV[2]), 'LIMIT', 0, 1)
-if #dead == 0 then return 0 end
-local owner = dead[1]
-local p = ARGV[1]
-local owned = p .. ':owned:' .. owner
-local ids = redis.call('SPOP', owned, tonumber(ARGV[3]))
+// KEYS[1] lease deadlines; ARGV[1] grace ms. One owner whose lease ended
+// more than the grace ago, or false.
+const DEAD = NOW + `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now() - tonumber(ARGV[1]), 'LIMIT', 0, 1)
+return dead[1] or false`;
+
+// KEYS[1] a bucket's attachment index, KEYS[2..] records in it; ARGV[1] the
+// dead owner, ARGV[2..] the records' ids. Drops each from the index and
+// deletes the record if it is still attached to that owner.
+const SWEEP = `
 local n = 0
-for _, id in ipairs(ids) do
-  local k = p .. ':s:' .. id
-  local cur = redis.call('GET', k)
-  if cur and cjson.decode(cur).owner == owner then
-    redis.call('DEL', k)
+for i = 2, #KEYS do
+  local id = ARGV[i]
+  redis.call('ZREM', KEYS[1], ARGV[1] .. '\\0' .. id)
+  local cur = redis.call('GET', KEYS[i])
+  if cur and cjson.decode(cur).owner == ARGV[1] then
+    redis.call('DEL', KEYS[i])
     n = n + 1
   end
 end
-if redis.call('SCARD', owned) == 0 then
-  redis.call('DEL', owned, p .. ':lease:' .. owner, p .. ':fence:' .. owner)
-  redis.call('ZREM', KEYS[1], owner)
-end
 return n`;
+
+// KEYS[1] lease deadlines, KEYS[2] lease, KEYS[3] fences; ARGV[1] owner,
+// ARGV[2] grace ms. Forgets the owner if it is still dead.
+const FORGET = NOW + `
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > now() - tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1`;
 
 // KEYS[1] fence list; ARGV[1] JSON, ARGV[2] list TTL (ms).
 const FENCE = `
@@ -210,18 +207,19 @@ return all`;
 interface Scripts {
   seqCreate(
     key: string,
+    attached: string,
     json: string,
     retainUntil: number,
     owner: string,
-    prefix: string,
+    id: string,
   ): Promise<number>;
   seqReplace(
     key: string,
+    attached: string,
     expected: number,
     json: string,
     retainUntil: number,
     owner: string,
-    prefix: string,
   ): Promise<number>;
   seqRenew(
     key: string,
@@ -230,18 +228,36 @@ interface Scripts {
     leaseMs: number,
   ): Promise<[number, number]>;
   seqLeaseOf(key: string): Promise<[string | null, number]>;
-  seqCollect(
+  seqDead(zset: string, graceMs: number): Promise<string | null>;
+  seqSweep(numKeys: number, ...args: string[]): Promise<number>;
+  seqForget(
     zset: string,
-    prefix: string,
+    lease: string,
+    fence: string,
+    owner: string,
     graceMs: number,
-    limit: number,
   ): Promise<number>;
   seqFence(key: string, json: string, ttlMs: number): Promise<number>;
   seqDrain(key: string): Promise<string[]>;
 }
 
+/** The commands the store sends besides its scripts (both client kinds have them). */
+interface Commands {
+  get(key: string): Promise<string | null>;
+  zlexcount(key: string, min: string, max: string): Promise<number>;
+  zrangebylex(
+    key: string,
+    min: string,
+    max: string,
+    limit: "LIMIT",
+    offset: number,
+    count: number,
+  ): Promise<string[]>;
+}
+
 /**
- * A {@link SessionStore} on Redis.
+ * A {@link SessionStore} on Redis: one server, a Sentinel-managed primary,
+ * or a cluster.
  *
  * Outages: commands are never queued while the connection is down (no
  * offline queue, no retries per request, no re-sending of unanswered
@@ -250,43 +266,51 @@ interface Scripts {
  * the connection drops rejects when it drops, and one without a reply rejects
  * after {@link RedisStoreOptions.commandTimeoutMs}; all with
  * {@link StoreUnavailableError}. Meanwhile the client reconnects on its own
- * with {@link RedisStoreOptions.backoff}, and commands succeed again once it has.
- * A command that timed out may still have been applied.
+ * with {@link RedisStoreOptions.backoff} (under Sentinel: asking the
+ * sentinels for the current primary; on a cluster: refreshing the slot map),
+ * and commands succeed again once it has. A command that timed out may still
+ * have been applied.
  *
  * @example
  * ```ts
- * await using store = await RedisStore.connect("redis://127.0.0.1:6379/0");
+ * await using store = await RedisStore.connect("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster");
  * await store.create(record);
  * ```
  */
 export class RedisStore implements SessionStore {
   /** Always `"redis"`. */
   readonly kind = "redis";
-  /** The URL given to the constructor (credentials included, if any: do not log it blindly). */
+  /** The spec given to the constructor, password replaced by `***`. */
   readonly url: string;
-  readonly #redis: Redis;
+  /** The parsed spec (credentials included: do not log it). */
+  readonly #spec: RedisSpec;
+  readonly #redis: Redis | Cluster;
   readonly #scripts: Scripts;
-  readonly #prefix: string;
+  readonly #cmd: Commands;
+  readonly #keys: RedisKeys;
   readonly #fenceTtlMs: number;
   readonly #where: string;
   readonly #connectTimeoutMs: number;
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
+  /** When ioredis's sentinel loop wakes up from its current wait (ms since the epoch). */
+  #sentinelSleepUntil = 0;
 
   /**
-   * Connects to `url` and waits until the connection is ready.
+   * Connects to `spec` and waits until the connection is ready.
    *
-   * @param url `redis://[user[:password]@]host[:port][/db]`
+   * @param spec a Redis spec (`redis://`, `redis+sentinel://`, `redis+cluster://`,
+   * or their `rediss` TLS forms; see `redis_spec.ts`)
    * @param opts timeouts, reconnect backoff and key prefix
-   * @throws {TypeError} for a malformed URL
+   * @throws {TypeError} for a malformed spec or an unreadable CA file
    * @throws {StoreUnavailableError} when Redis cannot be reached within
    * {@link RedisStoreOptions.connectTimeoutMs} (nothing is left running)
    */
   static async connect(
-    url: string,
+    spec: string,
     opts: RedisStoreOptions = {},
   ): Promise<RedisStore> {
-    const store = new RedisStore(url, opts);
+    const store = new RedisStore(spec, opts);
     try {
       await store.ready();
     } catch (e) {
@@ -301,44 +325,61 @@ export class RedisStore implements SessionStore {
    * connection ({@link RedisStore.connect} does both). Until then commands
    * reject with {@link StoreUnavailableError}.
    *
-   * @param url `redis://[user[:password]@]host[:port][/db]`
+   * @param spec a Redis spec (see {@link RedisStore.connect})
    * @param opts timeouts, reconnect backoff and key prefix
-   * @throws {TypeError} for a malformed URL
+   * @throws {TypeError} for a malformed spec or an unreadable CA file
    */
-  constructor(url: string, opts: RedisStoreOptions = {}) {
-    const target = parseRedisUrl(url);
-    this.url = url;
-    this.#where = `${target.host}:${target.port}/${target.db}`;
-    this.#prefix = opts.prefix ?? "seqstream";
+  constructor(spec: string, opts: RedisStoreOptions = {}) {
+    const env: EnvLookup | undefined = opts.env;
+    this.#spec = parseRedisSpec(spec, env);
+    this.url = redactRedisSpec(spec);
+    this.#keys = new RedisKeys(opts.prefix ?? "seqstream");
+    this.#where = describe(this.#spec);
     this.#fenceTtlMs = opts.fenceTtlMs ?? 3_600_000;
     const backoff = opts.backoff ?? redisReconnectBackoff;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
-    this.#redis = new Redis({
-      ...target,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: opts.commandTimeoutMs ?? 2000,
-      connectTimeout: this.#connectTimeoutMs,
-      retryStrategy: (times: number) => backoff(times),
+    this.#redis = client(this.#spec, {
+      backoff,
+      connectTimeoutMs: this.#connectTimeoutMs,
+      commandTimeoutMs: opts.commandTimeoutMs ?? 2000,
+      sentinelRetry: (times) => {
+        if (this.#closing) return null;
+        const ms = backoff(times);
+        this.#sentinelSleepUntil = Date.now() + ms;
+        return ms;
+      },
     });
     // Without a listener ioredis prints every connection error to the console.
     this.#redis.on("error", (e: Error) => this.#lastError = e);
-    this.#redis.defineCommand("seqCreate", { numberOfKeys: 1, lua: CREATE });
-    this.#redis.defineCommand("seqReplace", { numberOfKeys: 1, lua: REPLACE });
-    this.#redis.defineCommand("seqRenew", { numberOfKeys: 2, lua: RENEW });
-    this.#redis.defineCommand("seqLeaseOf", { numberOfKeys: 1, lua: LEASE_OF });
-    this.#redis.defineCommand("seqCollect", { numberOfKeys: 1, lua: COLLECT });
-    this.#redis.defineCommand("seqFence", { numberOfKeys: 1, lua: FENCE });
-    this.#redis.defineCommand("seqDrain", { numberOfKeys: 1, lua: DRAIN });
+    const define = (name: string, lua: string, numberOfKeys?: number) =>
+      this.#redis.defineCommand(
+        name,
+        numberOfKeys === undefined ? { lua } : { numberOfKeys, lua },
+      );
+    define("seqCreate", CREATE, 2);
+    define("seqReplace", REPLACE, 2);
+    define("seqRenew", RENEW, 2);
+    define("seqLeaseOf", LEASE_OF, 1);
+    define("seqDead", DEAD, 1);
+    define("seqSweep", SWEEP);
+    define("seqForget", FORGET, 3);
+    define("seqFence", FENCE, 1);
+    define("seqDrain", DRAIN, 1);
     this.#scripts = this.#redis as unknown as Scripts;
+    this.#cmd = this.#redis as unknown as Commands;
+  }
+
+  /** Which topology the spec names. */
+  get mode(): RedisSpec["mode"] {
+    return this.#spec.mode;
   }
 
   /**
    * Makes the first connection (the constructor does not) and resolves when
-   * it is ready; if the client is already reconnecting, waits for it, up to
-   * {@link RedisStoreOptions.connectTimeoutMs}. Resolves at once when ready.
+   * it is ready; if the client is already reconnecting, waits for it. Gives up
+   * after {@link RedisStoreOptions.connectTimeoutMs} either way (under
+   * Sentinel the client would otherwise keep asking unreachable sentinels).
+   * Resolves at once when ready.
    *
    * @throws {StoreUnavailableError} when it fails; the client then keeps
    * reconnecting in the background until {@link close}
@@ -349,16 +390,11 @@ export class RedisStore implements SessionStore {
     if (this.#closing) {
       throw this.#unavailable("connect", new Error("the store is closed"));
     }
-    if (r.status === "wait") {
-      try {
-        await r.connect();
-        return;
-      } catch (e) {
-        throw this.#unavailable("connect", e);
-      }
-    }
     await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
+      let settled = false;
+      const done = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         r.off("ready", onReady);
         r.off("end", onEnd);
@@ -373,13 +409,16 @@ export class RedisStore implements SessionStore {
       );
       r.on("ready", onReady);
       r.on("end", onEnd);
+      if (r.status === "wait") {
+        r.connect().then(() => done(), (e) => done(e));
+      }
     });
   }
 
   /** The record for `id`, or `null`. */
   get(id: string): Promise<SessionRecord | null> {
     return this.#run("get", async () => {
-      const json = await this.#redis.get(this.#recordKey(id));
+      const json = await this.#cmd.get(this.#keys.record(id));
       return json === null ? null : decodeRecord(json, id);
     });
   }
@@ -388,11 +427,12 @@ export class RedisStore implements SessionStore {
   create(rec: SessionRecord): Promise<boolean> {
     return this.#run("create", async () => {
       const n = await this.#scripts.seqCreate(
-        this.#recordKey(rec.id),
+        this.#keys.record(rec.id),
+        this.#keys.attachedOf(rec.id),
         JSON.stringify(rec),
         Math.ceil(rec.retainUntil),
         rec.owner,
-        this.#prefix,
+        rec.id,
       );
       return n === 1;
     });
@@ -402,12 +442,12 @@ export class RedisStore implements SessionStore {
   replace(expectedEpoch: number, rec: SessionRecord): Promise<boolean> {
     return this.#run("replace", async () => {
       const n = await this.#scripts.seqReplace(
-        this.#recordKey(rec.id),
+        this.#keys.record(rec.id),
+        this.#keys.attachedOf(rec.id),
         expectedEpoch,
         JSON.stringify(rec),
         Math.ceil(rec.retainUntil),
         rec.owner,
-        this.#prefix,
       );
       return n === 1;
     });
@@ -421,8 +461,8 @@ export class RedisStore implements SessionStore {
   ): Promise<Lease> {
     return this.#run("renewLease", async () => {
       const [renewedAt, until] = await this.#scripts.seqRenew(
-        this.#leaseKey(owner),
-        this.#leaseUntilKey(),
+        this.#keys.lease(owner),
+        this.#keys.leaseUntil(),
         owner,
         Math.ceil(leaseMs),
       );
@@ -433,22 +473,77 @@ export class RedisStore implements SessionStore {
   /** The lease of `owner` and Redis's clock, in one script. */
   leaseOf(owner: string): Promise<LeaseRead> {
     return this.#run("leaseOf", async () => {
-      const [v, now] = await this.#scripts.seqLeaseOf(this.#leaseKey(owner));
+      const [v, now] = await this.#scripts.seqLeaseOf(this.#keys.lease(owner));
       if (typeof v !== "string") return { lease: null, now };
       const [renewedAt, until] = v.split(" ").map(Number);
       return { lease: { renewedAt: renewedAt!, until: until! }, now };
     });
   }
 
-  /** One atomic script: see {@link SessionStore.collect}. */
+  /**
+   * See {@link SessionStore.collect}. Not one atomic step: the dead owner's
+   * records are spread over the buckets (slots). It finds one dead owner,
+   * counts its records in every bucket (one `ZLEXCOUNT` each, sent together),
+   * deletes up to `limit` of them bucket by bucket (one script per bucket:
+   * each record is deleted only if still attached to that owner), and once
+   * none is left forgets the owner (lease, fences), unless it renewed
+   * meanwhile. At most `BUCKETS + 2 + 2·min(limit, BUCKETS)` commands per call.
+   */
   collect(graceMs: number, limit: number): Promise<number> {
-    return this.#run("collect", () =>
-      this.#scripts.seqCollect(
-        this.#leaseUntilKey(),
-        this.#prefix,
-        Math.ceil(graceMs),
-        Math.max(1, Math.floor(limit)),
-      ));
+    return this.#run("collect", async () => {
+      const grace = Math.ceil(graceMs);
+      const owner = await this.#scripts.seqDead(this.#keys.leaseUntil(), grace);
+      if (typeof owner !== "string") return 0;
+      const lo = `[${owner}\0`;
+      const hi = `(${owner}\x01`;
+      const counts = await Promise.all(
+        Array.from(
+          { length: BUCKETS },
+          (_, b) => this.#cmd.zlexcount(this.#keys.attached(b), lo, hi),
+        ),
+      );
+      let budget = Math.max(1, Math.floor(limit));
+      let deleted = 0;
+      let left = 0;
+      for (const [b, count] of counts.entries()) {
+        if (count === 0) continue;
+        if (budget === 0) {
+          left += count;
+          continue;
+        }
+        const att = this.#keys.attached(b);
+        const members = await this.#cmd.zrangebylex(
+          att,
+          lo,
+          hi,
+          "LIMIT",
+          0,
+          budget,
+        );
+        const ids = members.map((m) => m.slice(owner.length + 1));
+        if (ids.length > 0) {
+          deleted += await this.#scripts.seqSweep(
+            1 + ids.length,
+            att,
+            ...ids.map((id) => this.#keys.recordIn(b, id)),
+            owner,
+            ...ids,
+          );
+        }
+        budget -= ids.length;
+        left += Math.max(0, count - ids.length);
+      }
+      if (left === 0) {
+        await this.#scripts.seqForget(
+          this.#keys.leaseUntil(),
+          this.#keys.lease(owner),
+          this.#keys.fence(owner),
+          owner,
+          grace,
+        );
+      }
+      return deleted;
+    });
   }
 
   /** Appends `fence` to `owner`'s list and refreshes the list's expiry. */
@@ -456,7 +551,7 @@ export class RedisStore implements SessionStore {
     const json = JSON.stringify({ id: fence.id, epoch: fence.epoch });
     return this.#run("fence", async () => {
       await this.#scripts.seqFence(
-        this.#fenceKey(owner),
+        this.#keys.fence(owner),
         json,
         Math.max(1, Math.ceil(this.#fenceTtlMs)),
       );
@@ -466,7 +561,7 @@ export class RedisStore implements SessionStore {
   /** Takes and clears `owner`'s fences in one atomic script, oldest first. */
   drainFences(owner: string): Promise<Fence[]> {
     return this.#run("drainFences", async () => {
-      const all = await this.#scripts.seqDrain(this.#fenceKey(owner));
+      const all = await this.#scripts.seqDrain(this.#keys.fence(owner));
       return all.map((json) => JSON.parse(json) as Fence);
     });
   }
@@ -487,18 +582,18 @@ export class RedisStore implements SessionStore {
 
   async #shutdown(): Promise<void> {
     const r = this.#redis;
-    forgetClosedSocket(r);
+    if (r instanceof Redis) forgetClosedSocket(r);
     // No socket is open in these states: disconnect() only cancels a pending reconnect.
     if (
       r.status === "end" || r.status === "wait" ||
       r.status === "reconnecting" || r.status === "close"
     ) {
       r.disconnect();
+      if (r instanceof Cluster) await ended(r);
+      await this.#sentinelLoopDone();
       return;
     }
-    const ended = new Promise<void>((resolve) =>
-      r.once("end", () => resolve())
-    );
+    const done = ended(r);
     if (r.status === "ready") {
       try {
         await r.quit();
@@ -508,7 +603,19 @@ export class RedisStore implements SessionStore {
     } else {
       r.disconnect();
     }
-    await ended;
+    await done;
+    await this.#sentinelLoopDone();
+  }
+
+  /**
+   * ioredis's loop over the sentinels cannot be cancelled: it notices the
+   * close when its current wait ends, then stops. Wait for that, so that
+   * nothing of this store outlives close().
+   */
+  async #sentinelLoopDone(): Promise<void> {
+    const wait = this.#sentinelSleepUntil - Date.now();
+    if (wait <= -50) return;
+    await new Promise((r) => setTimeout(r, wait + 50));
   }
 
   async #run<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -525,30 +632,144 @@ export class RedisStore implements SessionStore {
   #unavailable(op: string, e: unknown): StoreUnavailableError {
     let msg = e instanceof Error ? e.message : String(e);
     // "Stream isn't writeable…" says nothing useful: name the connection error behind it.
-    if (this.#redis.status !== "ready" && this.#lastError && !this.#closing) {
+    if (
+      this.#redis.status !== "ready" && this.#lastError && !this.#closing &&
+      this.#lastError !== e
+    ) {
       msg += ` (${this.#lastError.message})`;
     }
+    if (this.#spec.tls && /certificate|UnknownIssuer|self.signed/i.test(msg)) {
+      msg += this.#spec.caFile
+        ? `; the server's certificate is not signed by the CA in ${this.#spec.caFile}`
+        : `; the server's certificate is not trusted by the system's roots: give its CA with ?ca=PATH or ${REDIS_ENV.ca}`;
+    }
+    const secret = this.#spec.password;
+    if (secret) msg = msg.split(secret).join("***");
     return new StoreUnavailableError(
       `Redis ${op} failed on ${this.#where}: ${msg}`,
       { cause: e },
     );
   }
+}
 
-  #recordKey(id: string): string {
-    return `${this.#prefix}:s:${id}`;
+/** What a spec names, for messages: no credentials. */
+function describe(spec: RedisSpec): string {
+  const nodes = spec.nodes.map((n) =>
+    n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`
+  ).join(",");
+  const tls = spec.tls ? " (TLS)" : "";
+  switch (spec.mode) {
+    case "standalone":
+      return `${nodes}/${spec.db}${tls}`;
+    case "sentinel":
+      return `master "${spec.masterName}" via sentinels ${nodes}, db ${spec.db}${tls}`;
+    case "cluster":
+      return `cluster ${nodes}${tls}`;
   }
+}
 
-  #leaseKey(owner: string): string {
-    return `${this.#prefix}:lease:${owner}`;
+/** Builds the ioredis client for `spec`, not connected yet. */
+function client(
+  spec: RedisSpec,
+  t: {
+    backoff: (attempt: number) => number;
+    connectTimeoutMs: number;
+    commandTimeoutMs: number;
+    sentinelRetry: (attempt: number) => number | null;
+  },
+): Redis | Cluster {
+  const tls = spec.tls ? tlsOptions(spec) : undefined;
+  const common: RedisOptions = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: t.commandTimeoutMs,
+    connectTimeout: t.connectTimeoutMs,
+    ...spec.username !== undefined ? { username: spec.username } : {},
+    ...spec.password !== undefined ? { password: spec.password } : {},
+    ...tls ? { tls } : {},
+  };
+  if (spec.mode === "cluster") {
+    return new Cluster(spec.nodes.map((n) => ({ ...n })), {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times: number) => t.backoff(times),
+      // A node that fails over answers with redirections and CLUSTERDOWN for
+      // a moment: retry those briefly rather than fail the request.
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: 16,
+      slotsRefreshTimeout: t.connectTimeoutMs,
+      redisOptions: common,
+    });
   }
+  const opts: RedisOptions = {
+    ...common,
+    db: spec.db,
+    enableOfflineQueue: false,
+    retryStrategy: (times: number) => t.backoff(times),
+  };
+  if (spec.mode === "sentinel") {
+    const r = new Redis({
+      ...opts,
+      sentinels: spec.nodes.map((n) => ({ ...n })),
+      name: spec.masterName!,
+      role: "master",
+      // When no sentinel answers, ask them all again after the backoff. (A
+      // null here would end the client for good: ioredis does not reconnect
+      // after its sentinel connector gives up.)
+      sentinelRetryStrategy: (times: number) => t.sentinelRetry(times),
+      sentinelCommandTimeout: t.commandTimeoutMs,
+      ...spec.sentinelPassword !== undefined
+        ? { sentinelPassword: spec.sentinelPassword }
+        : {},
+      ...tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {},
+    });
+    quietSentinelClients(r);
+    return r;
+  }
+  return new Redis({ ...opts, ...spec.nodes[0]! });
+}
 
-  #leaseUntilKey(): string {
-    return `${this.#prefix}:lease_until`;
+function tlsOptions(spec: RedisSpec): { ca?: string } {
+  if (spec.caFile === undefined) return {};
+  try {
+    return { ca: Deno.readTextFileSync(spec.caFile) };
+  } catch (e) {
+    throw new TypeError(
+      `Cannot read the Redis CA file ${spec.caFile}: ${(e as Error).message}`,
+    );
   }
+}
 
-  #fenceKey(owner: string): string {
-    return `${this.#prefix}:fence:${owner}`;
-  }
+/**
+ * The short-lived clients ioredis opens to ask a sentinel for the primary
+ * are disconnected after each question; one whose connection was refused
+ * would keep the process alive 2 s (see {@link forgetClosedSocket}).
+ */
+function quietSentinelClients(r: Redis): void {
+  const connector = (r as unknown as {
+    connector?: {
+      connectToSentinel?: (endpoint: unknown, options?: unknown) => Redis;
+    };
+  }).connector;
+  const open = connector?.connectToSentinel?.bind(connector);
+  if (!connector || !open) return;
+  connector.connectToSentinel = (endpoint, options) => {
+    const c = open(endpoint, options);
+    const disconnect = c.disconnect.bind(c);
+    c.disconnect = (reconnect?: boolean) => {
+      forgetClosedSocket(c);
+      disconnect(reconnect);
+    };
+    return c;
+  };
+}
+
+function ended(r: Redis | Cluster): Promise<void> {
+  if (r.status === "end") return Promise.resolve();
+  return new Promise<void>((resolve) => r.once("end", () => resolve()));
 }
 
 function decodeRecord(json: string, id: string): SessionRecord {

@@ -19,6 +19,12 @@ export interface RedisStoreOptions {
   backoff?: (attempt: number) => number;
   /** A fence list not drained for this long expires (its owner is gone). Default 3 600 000. */
   fenceTtlMs?: number;
-  /** Prefix of every key. Default `"seqstream"`. */
+  /** Prefix of every key, without `{` or `}`. Default `"seqstream"`. */
   prefix?: string;
+  /**
+   * Where credentials and the CA path are read when the spec has none
+   * (`SEQSTREAM_REDIS_PASSWORD` and the others in `REDIS_ENV`). Default: the
+   * process environment (nothing, without `--allow-env`).
+   */
+  env?: (name: string) => string | undefined;
 }

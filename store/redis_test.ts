@@ -15,6 +15,7 @@ import {
 } from "../tests/_redis.ts";
 import { storeContractTests } from "./_contract.ts";
 import { parseRedisUrl, RedisStore, type RedisStoreOptions } from "./redis.ts";
+import { RedisKeys } from "./redis_keys.ts";
 import {
   type SessionRecord,
   type SessionStore,
@@ -61,7 +62,7 @@ async function redisExpiryHint(
 ): Promise<number | null> {
   const other = new Redis(parseRedisUrl((store as OwnedRedisStore).server.url));
   try {
-    const pttl = await other.pttl(`seqstream:s:${id}`);
+    const pttl = await other.pttl(new RedisKeys("seqstream").record(id));
     assert_(pttl !== -2, `no key for session ${id}`);
     return pttl === -1 ? null : Date.now() + pttl;
   } finally {
@@ -233,7 +234,10 @@ redisTest("RedisStore selects the database in the URL", async () => {
   assertEquals(await b.get(rec.id), null);
   const raw = new Redis({ ...parseRedisUrl(server.url), db: 3 });
   try {
-    assertEquals(await raw.exists(`seqstream:s:${rec.id}`), 1);
+    assertEquals(
+      await raw.exists(new RedisKeys("seqstream").record(rec.id)),
+      1,
+    );
   } finally {
     await raw.quit();
   }
@@ -271,6 +275,7 @@ Deno.test("parseRedisUrl rejects anything else with TypeError", async (t) => {
       "localhost:6379",
       "http://h:6379",
       "rediss://h:6379",
+      "redis+sentinel://h:26379/m",
       "redis://",
       "redis://h:notaport",
       "redis://h:6379/x",

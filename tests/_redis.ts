@@ -83,12 +83,15 @@ export async function redisIgnoreReason(): Promise<string | undefined> {
  * const store = await RedisStore.connect(redis.url);
  * ```
  */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(
+  opts: { args?: (port: number) => string[]; scheme?: string } = {},
+): Promise<RedisServer> {
   if (!(await redisInstalled())) throw new Error(MISSING);
   let lastError: unknown;
   // A port found free can be taken before redis-server binds it: try a few.
   for (let attempt = 0; attempt < 5; attempt++) {
-    const server = new Server(freePort());
+    const port = freePort();
+    const server = new Server(port, opts.args?.(port) ?? [], opts.scheme);
     try {
       await server.start();
       return server;
@@ -107,21 +110,50 @@ function freePort(): number {
   return port;
 }
 
+/**
+ * Every redis-server still running. A topology started for a whole test file
+ * is stopped by its last test; if that test is filtered out (or the run is
+ * interrupted), the process exit kills what is left.
+ */
+const RUNNING = new Set<Deno.ChildProcess>();
+globalThis.addEventListener("unload", () => {
+  for (const child of RUNNING) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+/** In extra arguments: the next one is a configuration file, which must come first. */
+const CONFIG_FIRST = "\0config";
+
 class Server implements RedisServer {
   readonly url: string;
   readonly port: number;
+  readonly #extra: string[];
   #child: Deno.ChildProcess | undefined;
   #log: Promise<string> = Promise.resolve("");
 
-  constructor(port: number) {
+  /** @param extra more arguments, after the defaults (later ones win) */
+  constructor(port: number, extra: string[] = [], scheme = "redis") {
     this.port = port;
-    this.url = `redis://127.0.0.1:${port}`;
+    this.#extra = extra;
+    this.url = `${scheme}://127.0.0.1:${port}`;
+  }
+
+  /** The output so far (complete once stopped). */
+  log(): Promise<string> {
+    return this.#log;
   }
 
   async start(): Promise<void> {
     if (this.#child) return;
     const child = new Deno.Command("redis-server", {
       args: [
+        // A configuration file must come first.
+        ...this.#extra[0] === CONFIG_FIRST ? [this.#extra[1]!] : [],
         "--port",
         String(this.port),
         "--bind",
@@ -132,12 +164,14 @@ class Server implements RedisServer {
         "no",
         "--loglevel",
         "warning",
+        ...this.#extra[0] === CONFIG_FIRST ? this.#extra.slice(2) : this.#extra,
       ],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
     this.#child = child;
+    RUNNING.add(child);
     // Drain both pipes until the process exits, so a chatty server never blocks
     // and the log is at hand when it fails to start.
     this.#log = Promise.all([
@@ -165,6 +199,7 @@ class Server implements RedisServer {
     const child = this.#child;
     if (!child) return;
     this.#child = undefined;
+    RUNNING.delete(child);
     try {
       child.kill("SIGKILL");
     } catch {
@@ -187,19 +222,481 @@ class Server implements RedisServer {
   }
 }
 
-/** One PING over a fresh connection: true when the answer is `+PONG`. */
+/** One PING over a fresh connection: true when the answer is PONG. */
 async function ping(port: number): Promise<boolean> {
-  let conn: Deno.TcpConn | undefined;
   try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn.write(new TextEncoder().encode("PING\r\n"));
-    const buf = new Uint8Array(64);
-    const n = await conn.read(buf);
-    return n !== null &&
-      new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG");
-  } catch {
-    return false;
-  } finally {
-    conn?.close();
+    return await redisCommand(port, ["PING"]) === "PONG";
+  } catch (e) {
+    // A server with a password is up, too.
+    return /NOAUTH/.test((e as Error).message);
   }
+}
+
+/** A RESP reply: simple and bulk strings, integers, arrays, null; errors throw. */
+export type Reply = string | number | null | Reply[];
+
+/**
+ * Sends one command to the Redis (or sentinel) on `port` over a fresh plain
+ * connection and returns its reply, within `timeoutMs`.
+ *
+ * @throws {Error} for an error reply, a refused connection or a timeout
+ */
+export async function redisCommand(
+  port: number,
+  args: string[],
+  timeoutMs = 2_000,
+): Promise<Reply> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    const enc = new TextEncoder();
+    let req = `*${args.length}\r\n`;
+    for (const a of args) req += `$${enc.encode(a).length}\r\n${a}\r\n`;
+    const bytes = enc.encode(req);
+    for (let off = 0; off < bytes.length;) {
+      off += await conn.write(bytes.subarray(off));
+    }
+    let buf = new Uint8Array(0);
+    const chunk = new Uint8Array(64 * 1024);
+    for (;;) {
+      const parsed = parseReply(buf, 0);
+      if (parsed) {
+        if (parsed.error) {
+          throw new Error(`Redis :${port} ${args[0]}: ${parsed.error}`);
+        }
+        return parsed.value;
+      }
+      let n: number | null;
+      try {
+        n = await conn.read(chunk);
+      } catch (e) {
+        throw new Error(
+          `Redis :${port} ${args[0]}: no reply within ${timeoutMs} ms`,
+          {
+            cause: e,
+          },
+        );
+      }
+      if (n === null) {
+        throw new Error(`Redis :${port} ${args[0]}: connection closed`);
+      }
+      const next = new Uint8Array(buf.length + n);
+      next.set(buf);
+      next.set(chunk.subarray(0, n), buf.length);
+      buf = next;
+    }
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timer.
+    }
+  }
+}
+
+interface Parsed {
+  value: Reply;
+  error?: string;
+  end: number;
+}
+
+function parseReply(buf: Uint8Array, at: number): Parsed | undefined {
+  const eol = buf.indexOf(13, at);
+  if (eol < 0 || eol + 1 >= buf.length) return undefined;
+  const line = new TextDecoder().decode(buf.subarray(at + 1, eol));
+  const end = eol + 2;
+  switch (String.fromCharCode(buf[at]!)) {
+    case "+":
+      return { value: line, end };
+    case "-":
+      return { value: null, error: line, end };
+    case ":":
+      return { value: Number(line), end };
+    case "$": {
+      const len = Number(line);
+      if (len < 0) return { value: null, end };
+      if (buf.length < end + len + 2) return undefined;
+      return {
+        value: new TextDecoder().decode(buf.subarray(end, end + len)),
+        end: end + len + 2,
+      };
+    }
+    case "*": {
+      const len = Number(line);
+      if (len < 0) return { value: null, end };
+      const out: Reply[] = [];
+      let pos = end;
+      for (let i = 0; i < len; i++) {
+        const p = parseReply(buf, pos);
+        if (!p) return undefined;
+        out.push(p.error !== undefined ? `ERR ${p.error}` : p.value);
+        pos = p.end;
+      }
+      return { value: out, end: pos };
+    }
+    default:
+      throw new Error(`Unexpected RESP reply: ${line}`);
+  }
+}
+
+/** `INFO section` as a map of its `key:value` lines. */
+export async function redisInfo(
+  port: number,
+  section: string,
+): Promise<Map<string, string>> {
+  const text = String(await redisCommand(port, ["INFO", section]));
+  const out = new Map<string, string>();
+  for (const line of text.split("\r\n")) {
+    const i = line.indexOf(":");
+    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1));
+  }
+  return out;
+}
+
+/** Calls `check` every 20 ms until it returns true (errors count as false), or throws after `ms`. */
+export async function until(
+  what: string,
+  check: () => Promise<boolean>,
+  ms: number,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${ms} ms waiting for ${what}`, {
+        cause: last,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+// ---- Topologies ----
+
+/** Stops every server, ignoring failures; removes `dir`. */
+async function teardown(servers: RedisServer[], dir?: string): Promise<void> {
+  await Promise.allSettled(servers.map((s) => s.stop()));
+  if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+
+/** A primary, its replicas and the sentinels that watch them. */
+export interface SentinelGroup extends AsyncDisposable {
+  /** `redis+sentinel://127.0.0.1:S1,…/MASTER`. */
+  readonly spec: string;
+  readonly masterName: string;
+  /** The first primary, then the replicas. */
+  readonly nodes: RedisServer[];
+  readonly sentinels: RedisServer[];
+  /** The port of the node the sentinels name as primary now. */
+  primaryPort(): Promise<number>;
+}
+
+/**
+ * Starts a primary, `replicas` replicas and `sentinels` sentinels (quorum 2,
+ * `down-after-milliseconds` 500, so a failover takes a second or two), and
+ * waits until the replicas are in sync and every sentinel knows every
+ * replica and every other sentinel (needed to elect a leader for failover).
+ *
+ * @throws {Error} when any part does not come up within `timeoutMs`
+ */
+export async function startSentinelGroup(
+  opts: { replicas?: number; sentinels?: number; timeoutMs?: number } = {},
+): Promise<SentinelGroup> {
+  const replicas = opts.replicas ?? 2;
+  const nSentinels = opts.sentinels ?? 3;
+  const timeoutMs = opts.timeoutMs ?? 12_000;
+  const masterName = "seqstream-test";
+  const dir = await Deno.makeTempDir({ prefix: "seqstream-sentinel-" });
+  const nodes: RedisServer[] = [];
+  const sentinels: RedisServer[] = [];
+  try {
+    const primary = await startRedis({ args: () => FAST_REPLICATION });
+    nodes.push(primary);
+    for (let i = 0; i < replicas; i++) {
+      nodes.push(
+        await startRedis({
+          args: () => [
+            ...FAST_REPLICATION,
+            "--replicaof",
+            "127.0.0.1",
+            String(primary.port),
+          ],
+        }),
+      );
+    }
+    for (let i = 0; i < nSentinels; i++) {
+      sentinels.push(
+        await startRedis({
+          args: (port) => {
+            const conf = `${dir}/sentinel-${port}.conf`;
+            Deno.writeTextFileSync(
+              conf,
+              [
+                `sentinel monitor ${masterName} 127.0.0.1 ${primary.port} 2`,
+                `sentinel down-after-milliseconds ${masterName} 500`,
+                `sentinel failover-timeout ${masterName} 4000`,
+                `sentinel parallel-syncs ${masterName} ${replicas}`,
+                "",
+              ].join("\n"),
+            );
+            return [CONFIG_FIRST, conf, "--sentinel"];
+          },
+        }),
+      );
+    }
+    await until("the replicas to sync", async () => {
+      for (const r of nodes.slice(1)) {
+        if (
+          (await redisInfo(r.port, "replication")).get("master_link_status") !==
+            "up"
+        ) {
+          return false;
+        }
+      }
+      return true;
+    }, timeoutMs);
+    await until(
+      "the sentinels to know each other and the replicas",
+      async () => {
+        for (const s of sentinels) {
+          const rs = await redisCommand(s.port, [
+            "SENTINEL",
+            "REPLICAS",
+            masterName,
+          ]);
+          const ss = await redisCommand(s.port, [
+            "SENTINEL",
+            "SENTINELS",
+            masterName,
+          ]);
+          if (
+            (rs as Reply[]).length < replicas ||
+            (ss as Reply[]).length < nSentinels - 1
+          ) {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeoutMs,
+    );
+  } catch (e) {
+    await teardown([...sentinels, ...nodes], dir);
+    throw e;
+  }
+  return {
+    spec: `redis+sentinel://${
+      sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")
+    }/${masterName}`,
+    masterName,
+    nodes,
+    sentinels,
+    async primaryPort() {
+      const a = await redisCommand(sentinels[0]!.port, [
+        "SENTINEL",
+        "GET-MASTER-ADDR-BY-NAME",
+        masterName,
+      ]) as string[];
+      return Number(a[1]);
+    },
+    [Symbol.asyncDispose]: () => teardown([...sentinels, ...nodes], dir),
+  };
+}
+
+/** Replication with no disk and no delay: a replica syncs in milliseconds. */
+const FAST_REPLICATION = [
+  "--repl-diskless-sync",
+  "yes",
+  "--repl-diskless-sync-delay",
+  "0",
+  "--repl-diskless-load",
+  "swapdb",
+];
+
+/** A Redis Cluster of primaries and replicas. */
+export interface RedisClusterGroup extends AsyncDisposable {
+  /** `redis+cluster://127.0.0.1:P1,…` (every node a seed). */
+  readonly spec: string;
+  readonly nodes: RedisServer[];
+  /** The node serving `slot` as primary now, as `node`'s view says (default: the first live one). */
+  primaryOf(slot: number): Promise<RedisServer>;
+  /** Whether the node has a replica that is in sync. */
+  hasReplica(node: RedisServer): Promise<boolean>;
+  /** Waits until every live node reports `cluster_state:ok` and agrees on `slot`'s primary. */
+  settled(timeoutMs?: number, slot?: number): Promise<void>;
+}
+
+/**
+ * Starts `primaries × (1 + replicasEach)` cluster nodes
+ * (`cluster-node-timeout` 1000, so a failover takes a couple of seconds),
+ * joins them with `redis-cli --cluster create`, and waits until the cluster
+ * is ok on every node.
+ */
+export async function startRedisCluster(
+  opts: { primaries?: number; replicasEach?: number; timeoutMs?: number } = {},
+): Promise<RedisClusterGroup> {
+  const primaries = opts.primaries ?? 3;
+  const replicasEach = opts.replicasEach ?? 1;
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const dir = await Deno.makeTempDir({ prefix: "seqstream-cluster-" });
+  const nodes: RedisServer[] = [];
+  const dead = new Set<RedisServer>();
+  try {
+    for (let i = 0; i < primaries * (1 + replicasEach); i++) {
+      nodes.push(
+        await startRedis({
+          args: (port) => [
+            ...FAST_REPLICATION,
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            `${dir}/nodes-${port}.conf`,
+            "--cluster-node-timeout",
+            "1000",
+            "--dir",
+            dir,
+          ],
+        }),
+      );
+    }
+    const out = await new Deno.Command("redis-cli", {
+      args: [
+        "--cluster",
+        "create",
+        ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        "--cluster-replicas",
+        String(replicasEach),
+        "--cluster-yes",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).output();
+    if (!out.success) {
+      throw new Error(
+        `redis-cli --cluster create failed: ${
+          new TextDecoder().decode(out.stdout)
+        }${new TextDecoder().decode(out.stderr)}`,
+      );
+    }
+  } catch (e) {
+    await teardown(nodes, dir);
+    throw e;
+  }
+  const live = () => nodes.filter((n) => !dead.has(n));
+  const slotsView = async (port: number) =>
+    await redisCommand(port, ["CLUSTER", "SLOTS"]) as [
+      number,
+      number,
+      [string, number, string],
+      ...unknown[],
+    ][];
+  const group: RedisClusterGroup = {
+    spec: `redis+cluster://${
+      nodes.map((n) => `127.0.0.1:${n.port}`).join(",")
+    }`,
+    nodes,
+    async primaryOf(slot) {
+      for (const n of live()) {
+        try {
+          for (const [lo, hi, [, port]] of await slotsView(n.port)) {
+            if (slot >= lo && slot <= hi) {
+              const node = nodes.find((x) => x.port === port);
+              if (node) return node;
+            }
+          }
+        } catch {
+          // Try another node.
+        }
+      }
+      throw new Error(`No node serves slot ${slot}`);
+    },
+    async hasReplica(node) {
+      const info = await redisInfo(node.port, "replication");
+      return Number(info.get("connected_slaves") ?? 0) > 0;
+    },
+    async settled(ms = timeoutMs, slot) {
+      await until("the cluster to be ok on every node", async () => {
+        let owner: number | undefined;
+        for (const n of live()) {
+          const info = String(await redisCommand(n.port, ["CLUSTER", "INFO"]));
+          if (!info.includes("cluster_state:ok")) return false;
+          if (slot !== undefined) {
+            const p = (await slotsView(n.port)).find(([lo, hi]) =>
+              slot >= lo && slot <= hi
+            )?.[2][1];
+            if (owner !== undefined && p !== owner) return false;
+            if (!live().some((x) => x.port === p)) return false;
+            owner = p;
+          }
+        }
+        return true;
+      }, ms);
+    },
+    [Symbol.asyncDispose]: () => teardown(nodes, dir),
+  };
+  // Wrap stop so that a killed node is left out of the checks.
+  for (const n of nodes) {
+    const stop = n.stop.bind(n);
+    (n as { stop: () => Promise<void> }).stop = async () => {
+      dead.add(n);
+      await stop();
+    };
+  }
+  try {
+    await group.settled();
+    await until("every replica to sync", async () => {
+      for (const n of nodes) {
+        const info = await redisInfo(n.port, "replication");
+        if (
+          info.get("role") === "slave" &&
+          info.get("master_link_status") !== "up"
+        ) return false;
+      }
+      return true;
+    }, timeoutMs);
+  } catch (e) {
+    await teardown(nodes, dir);
+    throw e;
+  }
+  return group;
+}
+
+/**
+ * A `redis-server` that speaks TLS on its URL's port (`rediss://…`), with a
+ * certificate for 127.0.0.1 made at run time; its plain port is for health
+ * checks only.
+ */
+export async function startTlsRedis(
+  cert: { certFile: string; keyFile: string },
+  extra: string[] = [],
+): Promise<RedisServer & { plainPort: number }> {
+  const tlsPort = freePort();
+  let plainPort = 0;
+  const server = await startRedis({
+    args: (port) => {
+      plainPort = port;
+      return [
+        "--tls-port",
+        String(tlsPort),
+        "--tls-cert-file",
+        cert.certFile,
+        "--tls-key-file",
+        cert.keyFile,
+        "--tls-auth-clients",
+        "no",
+        ...extra,
+      ];
+    },
+  });
+  return Object.assign(server, {
+    url: `rediss://127.0.0.1:${tlsPort}`,
+    plainPort,
+  });
 }

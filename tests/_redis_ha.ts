@@ -1,0 +1,103 @@
+/**
+ * Shared pieces of the Sentinel and Cluster tests: a topology started once per
+ * test file (or the reason it could not start, for the ignored tests' names),
+ * servers sharing it, and a sampler of handshake refusals.
+ *
+ * @module
+ */
+
+import type { ServerHandle } from "../server/server.ts";
+import { RedisStore } from "../store/redis.ts";
+import { FAST_REDIS, type SharedStore } from "./_cluster.ts";
+import { redisInstalled, SKIP_REDIS_ENV } from "./_redis.ts";
+
+/**
+ * Starts a topology for a whole test file. Resolves the topology, or the
+ * reason the tests are ignored: `redis-server` missing with
+ * `SEQSTREAM_SKIP_REDIS=1`, or the topology failing to start here (its
+ * error in the reason). Without redis-server and without that variable, it
+ * throws: the tests fail loudly, as the other Redis tests do.
+ */
+export async function startOnce<T>(
+  what: string,
+  start: () => Promise<T>,
+): Promise<{ topology: T; ignore: undefined } | { ignore: string }> {
+  if (!(await redisInstalled())) {
+    if (Deno.env.get(SKIP_REDIS_ENV) === "1") {
+      return {
+        ignore: `redis-server not installed and ${SKIP_REDIS_ENV}=1`,
+      };
+    }
+    throw new Error(
+      `redis-server is not installed (apt-get install -y redis-server); set ${SKIP_REDIS_ENV}=1 to ignore the ${what} tests`,
+    );
+  }
+  try {
+    return { topology: await start(), ignore: undefined };
+  } catch (e) {
+    let root = e as Error;
+    while (root.cause instanceof Error) root = root.cause;
+    const why = String(root.message ?? root).split("\n")[0]!.slice(0, 160);
+    return { ignore: `cannot start ${what} here: ${why}` };
+  }
+}
+
+/** A {@link SharedStore} on a Redis spec: every server gets its own client. */
+export function sharedSpec(spec: string): SharedStore {
+  return {
+    kind: "redis",
+    spec,
+    redis: undefined,
+    connect: async (opts) => ({
+      store: await RedisStore.connect(spec, opts ?? FAST_REDIS),
+      own: true,
+    }),
+    [Symbol.asyncDispose]: () => Promise.resolve(),
+  };
+}
+
+/** When the servers refused handshakes with `store_unavailable`. */
+export interface RefusalWindow extends AsyncDisposable {
+  /** Refusals counted since the sampler started. */
+  readonly count: number;
+  /** ms from `t0` to the first refusal seen, or undefined. */
+  readonly first: number | undefined;
+  /** ms from `t0` to the last refusal seen, or undefined. */
+  readonly last: number | undefined;
+}
+
+/**
+ * Samples the servers' `store_unavailable` refusal counters every 10 ms,
+ * timing each increase from `t0` (a `performance.now()`).
+ */
+export function sampleRefusals(
+  servers: ServerHandle[],
+  t0: () => number,
+): RefusalWindow {
+  const total = () =>
+    servers.reduce(
+      (n, s) => n + (s.metrics().refusals.get("store_unavailable") ?? 0),
+      0,
+    );
+  const base = total();
+  const w = {
+    count: 0,
+    first: undefined as number | undefined,
+    last: undefined as number | undefined,
+  };
+  const timer = setInterval(() => {
+    const n = total() - base;
+    if (n > w.count) {
+      const at = performance.now() - t0();
+      w.first ??= at;
+      w.last = at;
+      w.count = n;
+    }
+  }, 10);
+  return Object.assign(w, {
+    [Symbol.asyncDispose]: () => {
+      clearInterval(timer);
+      return Promise.resolve();
+    },
+  });
+}

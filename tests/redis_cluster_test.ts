@@ -1,0 +1,174 @@
+/**
+ * The Redis store on a Redis Cluster of three primaries, each with a replica,
+ * started once for this file: the store contract, sessions spread over the
+ * shards, a primary killed mid-stream, and a resume served by a server whose
+ * view of the cluster is stale.
+ *
+ * @module
+ */
+
+import { runClient } from "../client/client.ts";
+import { startProxy } from "../proxy/fault_proxy.ts";
+import { storeContractTests } from "../store/_contract.ts";
+import { bucketOf, hashSlot, RedisKeys } from "../store/redis_keys.ts";
+import { RedisStore } from "../store/redis.ts";
+import { assert_, assertEquals } from "./_assert.ts";
+import {
+  drained,
+  eventually,
+  FAST_REDIS,
+  reference,
+  startCluster,
+} from "./_cluster.ts";
+import { testServer } from "./_fixtures.ts";
+import { type RedisServer, startRedisCluster } from "./_redis.ts";
+import { sampleRefusals, sharedSpec, startOnce } from "./_redis_ha.ts";
+
+const started = await startOnce(
+  "a Redis Cluster (3 primaries, 3 replicas)",
+  () => startRedisCluster(),
+);
+const group = started.ignore === undefined ? started.topology : undefined;
+const ignore = started.ignore;
+
+function clusterTest(
+  name: string,
+  fn: () => Promise<void>,
+  sanitize = true,
+): void {
+  Deno.test({
+    name: ignore ? `${name} (ignored: ${ignore})` : name,
+    ignore: ignore !== undefined,
+    sanitizeOps: sanitize,
+    sanitizeResources: sanitize,
+    fn,
+  });
+}
+
+storeContractTests(
+  "RedisStore(cluster)",
+  // A prefix per test: the tests share one cluster, and collect must see only its own dead owners.
+  () =>
+    RedisStore.connect(group!.spec, {
+      ...FAST_REDIS,
+      prefix: `t${crypto.randomUUID().slice(0, 8)}`,
+    }),
+  {
+    sweep: () => {},
+    noHintReason: "the expiry hint is checked on a standalone Redis",
+    ...ignore ? { ignore } : {},
+  },
+);
+
+const SEED = 11;
+const KEYS = new RedisKeys("seqstream");
+const slotOf = (id: string) => hashSlot(KEYS.record(id));
+
+clusterTest(
+  "Cluster: sessions spread over every shard PASS; kill -9 a primary with a replica mid-stream: PASS after " +
+    "its failover, and a resume on a server whose cluster view is stale succeeds",
+  async () => {
+    const g = group!;
+    await using cluster = await startCluster(2, sharedSpec(g.spec), {
+      seed: SEED,
+      intervalMs: 4,
+      ttlMs: 8000,
+      leaseMs: 300,
+    });
+    const servers = cluster.servers;
+    // The stale one: connected now, and given nothing to do until after the failover.
+    const { store: staleStore } = await sharedSpec(g.spec).connect();
+    await using stale = await testServer({
+      seed: SEED,
+      intervalMs: 4,
+      ttlMs: 8000,
+      leaseMs: 300,
+      store: staleStore,
+      ownStore: true,
+    });
+    const leaseShard = await g.primaryOf(hashSlot(KEYS.leaseUntil()));
+    // Sessions on every shard; the victim serves some of them, not the leases.
+    const ids = Array.from({ length: 12 }, () => crypto.randomUUID());
+    const shards = new Map<RedisServer, string[]>();
+    for (const id of ids) {
+      const p = await g.primaryOf(slotOf(id));
+      shards.set(p, [...shards.get(p) ?? [], id]);
+    }
+    assertEquals(shards.size, 3, "12 sessions did not reach the 3 shards");
+    let victim: RedisServer | undefined;
+    for (const p of shards.keys()) {
+      if (p !== leaseShard && await g.hasReplica(p)) victim = p;
+    }
+    assert_(victim, "no primary with a replica outside the lease shard");
+    // One session on the victim shard will resume on the stale server.
+    const staleId = shards.get(victim)![0]!;
+    const sessions = ids.map((id) => ({ id, count: 600 }));
+    const ref = await reference(SEED, sessions);
+    await using proxy = await startProxy({ upstreams: cluster.upstreams });
+    // First connection to a regular server, every later one to the stale server.
+    await using staleProxy = await startProxy({
+      upstreams: [
+        cluster.upstreams[0]!,
+        ...Array(20).fill({
+          hostname: "127.0.0.1",
+          port: stale.addr.port,
+        }),
+      ],
+    });
+    const got = new Map<string, number>();
+    const runs = sessions.map((s) =>
+      runClient({
+        port: s.id === staleId ? staleProxy.port : proxy.port,
+        id: s.id,
+        count: s.count,
+        backoff: () => 30,
+        onNumber: () => got.set(s.id, (got.get(s.id) ?? 0) + 1),
+      })
+    );
+    await eventually(
+      () => sessions.every((s) => (got.get(s.id) ?? 0) >= 30),
+      "every client to stream",
+    );
+    const killedAt = performance.now();
+    await victim.stop(); // kill -9
+    await using refusals = sampleRefusals([...servers, stale], () => killedAt);
+    await proxy.cutAll();
+    await g.settled(10_000, slotOf(staleId));
+    const failedOverAfter = performance.now() - killedAt;
+    const staleOpsBefore = stale.metrics().storeOps.get("get") ?? 0;
+    await staleProxy.cutAll();
+    const results = await Promise.all(runs);
+    const doneAfter = performance.now() - killedAt;
+    for (const r of results) {
+      assertEquals(r.result, "PASS", JSON.stringify(r));
+      assertEquals({ sum: r.sum, checksum: r.checksum }, ref.get(r.id));
+    }
+    assert_(
+      (stale.metrics().storeOps.get("get") ?? 0) > staleOpsBefore,
+      "the stale server never served the resume",
+    );
+    const staleRefused = stale.metrics().refusals.get("store_unavailable") ?? 0;
+    await drained([...servers, stale], 8000);
+    // deno-lint-ignore no-console
+    console.log(
+      `cluster failover: slot served again ${
+        failedOverAfter.toFixed(0)
+      } ms after kill -9; ` +
+        `handshakes refused from ${refusals.first?.toFixed(0)} to ${
+          refusals.last?.toFixed(0)
+        } ms ` +
+        `(${refusals.count} refusals); every client done ${
+          doneAfter.toFixed(0)
+        } ms after; ` +
+        `the stale server refused ${staleRefused} resumes before serving it; ` +
+        `buckets used ${new Set(ids.map(bucketOf)).size}`,
+    );
+  },
+  // It kills a redis-server this file started before the test.
+  false,
+);
+
+// Last: the cluster is shared by every test above.
+clusterTest("Cluster: the test topology stops", async () => {
+  await group![Symbol.asyncDispose]();
+}, false);
