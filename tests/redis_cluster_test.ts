@@ -102,7 +102,8 @@ clusterTest(
     assert_(victim, "no primary with a replica outside the lease shard");
     // One session on the victim shard will resume on the stale server.
     const staleId = shards.get(victim)![0]!;
-    const sessions = ids.map((id) => ({ id, count: 600 }));
+    // Long enough (4 s at 4 ms) that none can finish before the failover is over.
+    const sessions = ids.map((id) => ({ id, count: 1000 }));
     const ref = await reference(SEED, sessions);
     await using proxy = await startProxy({ upstreams: cluster.upstreams });
     // First connection to a regular server, every later one to the stale server.
