@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console -- a benchmark script: figures go to stdout.
 /**
- * `deno task bench:memory`: where a server's bytes per session go. A server
+ * `bench/memory.ts`: where a server's bytes per session go. A server
  * (`startServer`, memory store, 1 s interval) runs in a child process with
  * `--expose-gc`; this process opens `--sessions` bare v2 sessions that
  * acknowledge every quarter window, as the real client does, and asks the
