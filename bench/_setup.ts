@@ -28,6 +28,10 @@ export interface BenchSettings {
   /** Numbers per session: enough to outlast the ramp and the window. */
   count: number;
   json: boolean;
+  /** Write the server's V8 CPU profile into this folder. */
+  cpuProf: string | undefined;
+  /** V8 flags for the server (`--max-semi-space-size=1`), through `DENO_V8_FLAGS`. */
+  serverV8Flags: string | undefined;
 }
 
 /** Parses `--sessions --interval --seconds --ramp --json`. */
@@ -40,6 +44,8 @@ export function benchSettings(args: string[]): BenchSettings {
       seconds: { type: "string", default: "10" },
       ramp: { type: "string", default: "0" },
       json: { type: "boolean", default: false },
+      "cpu-prof": { type: "string" },
+      "server-v8-flags": { type: "string" },
     },
   });
   const intervalMs = parseDuration(values.interval);
@@ -53,6 +59,8 @@ export function benchSettings(args: string[]): BenchSettings {
     rampMs,
     count: Math.ceil((seconds * 1000 + rampMs + 4000) / intervalMs),
     json: values.json,
+    cpuProf: values["cpu-prof"],
+    serverV8Flags: values["server-v8-flags"],
   };
 }
 
@@ -62,9 +70,15 @@ export function benchSettings(args: string[]): BenchSettings {
  */
 export async function benchServer(
   interval: string,
+  opts: { cpuProf?: string | undefined; v8Flags?: string | undefined } = {},
 ): Promise<{ port: number; server: Process }> {
   const port = freePort();
+  // The child inherits this process's environment as it is at spawn.
+  if (opts.v8Flags) Deno.env.set("DENO_V8_FLAGS", opts.v8Flags);
   const server = spawnServerProcess({
+    cpuProf: opts.cpuProf
+      ? { dir: opts.cpuProf, name: "server.cpuprofile" }
+      : undefined,
     port,
     flags: [
       "--interval",
@@ -76,6 +90,7 @@ export async function benchServer(
     ],
     stderr: "inherit",
   });
+  if (opts.v8Flags) Deno.env.delete("DENO_V8_FLAGS");
   try {
     await server.waitForPort(port, "127.0.0.1", SERVER_START_TIMEOUT_MS);
   } catch (err) {

@@ -11,6 +11,7 @@
  *
  * ```sh
  * deno task bench:server [--sessions 2000] [--interval 100ms] [--seconds 10] [--ramp 0] [--json]
+ *   [--cpu-prof DIR] [--server-v8-flags=--max-semi-space-size=1]
  * ```
  *
  * Needs `-A`: Deno reads `/proc` only with all permissions.
@@ -29,9 +30,21 @@ import {
 } from "../protocol/messages.ts";
 import { readProc } from "../load/_proc.ts";
 
-const { sessions, interval, intervalMs, seconds, rampMs, count, json } =
-  benchSettings(Deno.args);
-const { port, server } = await benchServer(interval);
+const {
+  sessions,
+  interval,
+  intervalMs,
+  seconds,
+  rampMs,
+  count,
+  json,
+  cpuProf,
+  serverV8Flags,
+} = benchSettings(Deno.args);
+const { port, server } = await benchServer(interval, {
+  cpuProf,
+  v8Flags: serverV8Flags,
+});
 
 /**
  * One v2 session over a bare socket, acknowledging exactly as the real client

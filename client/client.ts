@@ -242,6 +242,9 @@ async function run(
       const decoder = new FrameDecoder();
       while (true) {
         const chunk = await link.read(session.welcomed);
+        // One clock reading per chunk, not per frame: a burst chunk holds
+        // hundreds of numbers, and they all arrived at this moment.
+        const now = clock.now();
         let frames;
         try {
           frames = decoder.push(chunk);
@@ -264,7 +267,7 @@ async function run(
           } catch (err) {
             throw undecodable(err, session.welcomed);
           }
-          const acts = session.receive(msg, clock.now());
+          const acts = session.receive(msg, now);
           for (let i = 0; i < acts.length; i++) {
             const a = acts[i]!;
             if (a.type === "number") {

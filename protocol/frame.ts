@@ -71,7 +71,8 @@ export function encodeFrame(type: number, value: Uint8Array): Uint8Array {
 export class FrameDecoder {
   readonly #max: number;
   readonly #accept: ((type: number) => boolean) | undefined;
-  readonly #buf: Uint8Array;
+  /** Partial frames only; allocated the first time one arrives (most never do). */
+  #buf: Uint8Array | undefined;
   #len = 0;
   #failed = false;
 
@@ -86,7 +87,6 @@ export class FrameDecoder {
   ) {
     this.#max = maxValue;
     this.#accept = accept;
-    this.#buf = new Uint8Array(HEADER_SIZE + maxValue);
   }
 
   /** Bytes held from an incomplete frame. */
@@ -123,24 +123,25 @@ export class FrameDecoder {
         }
       }
       // Slow path: accumulate a partial frame in our own buffer.
+      const buf = this.#buf ??= new Uint8Array(HEADER_SIZE + this.#max);
       if (this.#len < HEADER_SIZE) {
         const take = Math.min(HEADER_SIZE - this.#len, chunk.length - pos);
-        this.#buf.set(chunk.subarray(pos, pos + take), this.#len);
+        buf.set(chunk.subarray(pos, pos + take), this.#len);
         this.#len += take;
         pos += take;
         if (this.#len < HEADER_SIZE) return;
       }
-      const length = this.#lengthAt(this.#buf, 0);
+      const length = this.#lengthAt(buf, 0);
       const need = HEADER_SIZE + length - this.#len;
       const take = Math.min(need, chunk.length - pos);
-      this.#buf.set(chunk.subarray(pos, pos + take), this.#len);
+      buf.set(chunk.subarray(pos, pos + take), this.#len);
       this.#len += take;
       pos += take;
       if (take < need) return;
       this.#len = 0;
       yield {
-        type: this.#buf[0]!,
-        value: this.#buf.subarray(HEADER_SIZE, HEADER_SIZE + length),
+        type: buf[0]!,
+        value: buf.subarray(HEADER_SIZE, HEADER_SIZE + length),
       };
     }
   }

@@ -100,6 +100,9 @@ const HANDSHAKE = 0, OPENING = 1, STREAMING = 2, CLOSING = 3, ENDED = 4;
 /** How long a closing connection may take to deliver its last frame (ms). */
 const CLOSE_GRACE_MS = 250;
 
+/** Bytes read at once: a handshake (HELLO or RESUME, 40 bytes) fits. */
+const READ_BUFFER_SIZE = 64;
+
 /** Bytes of a FINAL frame. */
 const FINAL_FRAME_SIZE = 3 + 20;
 
@@ -121,7 +124,8 @@ export class Connection implements Task {
   readonly #conn: Deno.Conn;
   readonly #host: ConnectionHost;
   readonly #writer: Writer;
-  readonly #ended = Promise.withResolvers<void>();
+  /** Made only when someone waits for the close (most connections never do). */
+  #ended: PromiseWithResolvers<void> | undefined;
   /** One NUMBER frame, reused for every paced number. */
   readonly #frame = new Uint8Array(NUMBER_FRAME_SIZE);
   /** Batches (burst mode, FINAL), allocated when first needed. */
@@ -195,7 +199,9 @@ export class Connection implements Task {
     const { scheduler, settings } = this.#host;
     scheduler.schedule(this, performance.now() + settings.handshakeTimeoutMs);
     const decoder = new FrameDecoder(MAX_FRAME_VALUE, isMessageType);
-    const buf = new Uint8Array(512);
+    // Small: the client sends 40-byte handshakes and 7-byte ACKs (a
+    // larger frame takes several reads; the decoder joins them).
+    const buf = new Uint8Array(READ_BUFFER_SIZE);
     let first = true;
     try {
       while (this.#phase !== ENDED) {
@@ -223,7 +229,7 @@ export class Connection implements Task {
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.fail(err);
-        await this.#ended.promise;
+        await this.ended;
       } else if (err instanceof Deno.errors.InvalidData) {
         // A TLS listener's handshake failed (a plain-TCP client, or an untrusted certificate).
         this.#host.log.debug("tls handshake failed", {
@@ -533,7 +539,7 @@ export class Connection implements Task {
     this.#closeBy = performance.now() + CLOSE_GRACE_MS;
     this.#host.scheduler.schedule(this, this.#closeBy);
     void this.#writer.write(bytes).then(() => this.end());
-    return this.#ended.promise;
+    return this.ended;
   }
 
   /** Closes the socket now. Idempotent. */
@@ -546,12 +552,13 @@ export class Connection implements Task {
     } catch {
       // already closed
     }
-    this.#ended.resolve();
+    this.#ended?.resolve();
   }
 
   /** Resolves when the socket is closed. */
   get ended(): Promise<void> {
-    return this.#ended.promise;
+    if (this.#phase === ENDED) return Promise.resolve();
+    return (this.#ended ??= Promise.withResolvers<void>()).promise;
   }
 
   #detachFailed(err: unknown): void {
