@@ -20,6 +20,7 @@ export interface ClientTotals extends ClientTally {
   loop: Histogram;
   /** Sessions cut after the kill, their resume times from it, and those binned (see worker.ts). */
   lostAfterKill: number;
+  cutReasons: Record<string, number>;
   resumeAfterKill: Histogram;
   waveBins: number[];
 }
@@ -44,6 +45,7 @@ export function aggregate(
     firstNumber: new Histogram(),
     loop: new Histogram(),
     lostAfterKill: 0,
+    cutReasons: {},
     resumeAfterKill: new Histogram(),
     waveBins: [],
   };
@@ -56,6 +58,9 @@ export function aggregate(
     t.loop.merge(r.loop);
     t.resumeAfterKill.merge(r.resumeAfterKill);
     t.lostAfterKill += r.lostAfterKill;
+    for (const [k, v] of Object.entries(r.cutReasons)) {
+      t.cutReasons[k] = (t.cutReasons[k] ?? 0) + v;
+    }
     r.waveBins.forEach((n, i) => t.waveBins[i] = (t.waveBins[i] ?? 0) + n);
     for (const [k, v] of Object.entries(r.errors)) {
       t.errors[k] = (t.errors[k] ?? 0) + v;

@@ -22,8 +22,13 @@
 
 import { CLIENT_DEFAULTS } from "../common/defaults.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { HEADER_SIZE, MAX_FRAME_VALUE } from "../protocol/frame.ts";
 import {
+  HEADER_SIZE,
+  MAX_FRAME_VALUE,
+  writeHeader,
+} from "../protocol/frame.ts";
+import {
+  type ClientMessage,
   decodeMessage,
   encodeMessage,
   MessageType,
@@ -62,9 +67,17 @@ export class Sweeper {
   readonly #live = new Set<Watched>();
   readonly #timer: ReturnType<typeof setInterval>;
 
-  /** @param everyMs how often to sweep (ms) */
-  constructor(everyMs = 250) {
+  /**
+   * @param everyMs how often to sweep (ms)
+   * @param signal when it aborts, every watched connection is closed (one
+   * listener for the process: a listener per connection costs O(n) each in
+   * `addEventListener`)
+   */
+  constructor(everyMs = 250, signal?: AbortSignal) {
     this.#timer = setInterval(() => this.sweep(performance.now()), everyMs);
+    signal?.addEventListener("abort", () => {
+      for (const w of this.#live) w.close();
+    }, { once: true });
   }
 
   /** Connections being watched. */
@@ -100,7 +113,7 @@ export class Sweeper {
       }
       if (now >= s.nextTickAt) {
         for (const a of s.tick(now)) {
-          if (a.type === "send") w.send(encodeMessage(a.message));
+          if (a.type === "send") w.send(encodeClient(a.message));
         }
       }
     }
@@ -117,6 +130,7 @@ export interface LeanOptions {
   hostname: string;
   port: number;
   count: number;
+  /** Watches the connections; must have been made with `signal`, which closes them. */
   sweeper: Sweeper;
   /** Aborted: the client ends with `aborted` at its next step. */
   signal: AbortSignal;
@@ -129,8 +143,8 @@ export interface LeanOptions {
   onWelcome?: (resumed: boolean, now: number) => void;
   /** A number (or FINAL) was accepted at `now`. */
   onNumber?: (now: number) => void;
-  /** A welcomed connection ended. */
-  onLost?: (now: number) => void;
+  /** A welcomed connection ended, with what ended it. */
+  onLost?: (now: number, why: unknown) => void;
 }
 
 /** Read buffer per connection: at one number per interval a read returns 11 bytes. */
@@ -201,11 +215,9 @@ async function once(
       conn?.write(bytes).catch(() => w.close());
     },
   };
-  const onAbort = () => w.close();
-  o.signal.addEventListener("abort", onAbort, { once: true });
   o.sweeper.watch(w);
-  const lostIfWelcomed = () => {
-    if (session.welcomed) o.onLost?.(performance.now());
+  const lostIfWelcomed = (why: unknown) => {
+    if (session.welcomed) o.onLost?.(performance.now(), why);
   };
   try {
     try {
@@ -224,7 +236,7 @@ async function once(
     }
     if (closed) throw new ClientError(CLIENT_CODES.ABORTED, "Aborted");
     const write = (a: SessionAction) =>
-      a.type === "send" ? conn!.write(encodeMessage(a.message)) : undefined;
+      a.type === "send" ? conn!.write(encodeClient(a.message)) : undefined;
     for (const a of session.connected(performance.now())) await write(a);
     const buf = new Uint8Array(READ_BUF);
     // A frame split across reads (rare at one number per interval) is kept here.
@@ -248,17 +260,19 @@ async function once(
       }
       const now = performance.now();
       w.lastRead = now;
-      let b = buf.subarray(0, n);
+      // Parsed in place: `end` bounds the bytes (no view allocated per read).
+      let b = buf;
+      let end = n;
       if (carry) {
-        const joined = new Uint8Array(carry.length + n);
-        joined.set(carry);
-        joined.set(b, carry.length);
-        b = joined;
+        b = new Uint8Array(carry.length + n);
+        b.set(carry);
+        b.set(buf.subarray(0, n), carry.length);
+        end = b.length;
         carry = undefined;
       }
       let pos = 0;
-      while (pos < b.length) {
-        if (b.length - pos < HEADER_SIZE) break;
+      while (pos < end) {
+        if (end - pos < HEADER_SIZE) break;
         const type = b[pos]!;
         const len = (b[pos + 1]! << 8) | b[pos + 2]!;
         if (len > MAX_FRAME_VALUE) {
@@ -268,7 +282,7 @@ async function once(
           );
         }
         const start = pos + HEADER_SIZE;
-        if (b.length - start < len) break;
+        if (end - start < len) break;
         pos = start + len;
         let msg: ServerMessage;
         if (type === MessageType.NUMBER && len === 8) {
@@ -324,14 +338,13 @@ async function once(
           }
         }
       }
-      if (pos < b.length) carry = b.slice(pos);
+      if (pos < end) carry = b.slice(pos, end);
     }
   } catch (err) {
-    lostIfWelcomed();
+    lostIfWelcomed(err);
     session.linkLost(performance.now(), w.idleFired);
     throw err;
   } finally {
-    o.signal.removeEventListener("abort", onAbort);
     o.sweeper.forget(w);
     session.linkLost(performance.now());
     if (!closed) {
@@ -339,6 +352,25 @@ async function once(
       conn?.close();
     }
   }
+}
+
+/**
+ * An ACK frame in one allocation (the shared header writer, no `DataView`):
+ * the one message the lean client sends per `ceil(window / 4)` numbers.
+ * Equal to `encodeMessage({ type: "ack", nextOffset })` (tested).
+ */
+export function ackFrame(nextOffset: number): Uint8Array {
+  const b = new Uint8Array(HEADER_SIZE + 4);
+  writeHeader(b, 0, MessageType.ACK, 4);
+  b[3] = nextOffset >>> 24;
+  b[4] = (nextOffset >>> 16) & 0xff;
+  b[5] = (nextOffset >>> 8) & 0xff;
+  b[6] = nextOffset & 0xff;
+  return b;
+}
+
+function encodeClient(m: ClientMessage): Uint8Array {
+  return m.type === "ack" ? ackFrame(m.nextOffset) : encodeMessage(m);
 }
 
 function silence(w: Watched): ClientError {

@@ -170,6 +170,7 @@ export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
           killedAt: storm.killedAt,
           samples: storm.samples,
           lostAfterKill: totals.lostAfterKill,
+          cutReasons: totals.cutReasons,
           resumeAfterKill: totals.resumeAfterKill,
           waveBins: totals.waveBins,
         })

@@ -189,6 +189,23 @@ function perNumber(
 
 const sum = (a: readonly number[]) => a.reduce((x, y) => x + y, 0);
 
+/** CPU per number over the steady samples, before a `--kill` (the storm is not streaming). */
+function steadyPerNumber(
+  steady: readonly Sample[],
+  killAtMs: number | undefined,
+): CpuPerNumber {
+  const w = killAtMs === undefined
+    ? steady
+    : steady.filter((s) => s.t * 1000 < killAtMs);
+  const a = w[0], b = w.at(-1);
+  if (!a || !b || b.t - a.t < MIN_STEADY_S) return perNumber(0, 0, 0);
+  return perNumber(
+    sum(b.serverCpuS) - sum(a.serverCpuS),
+    b.workerCpuS - a.workerCpuS,
+    b.numbers - a.numbers,
+  );
+}
+
 const STEADY_FRACTION = 0.95;
 const MIN_STEADY_S = 5;
 
@@ -302,13 +319,7 @@ export function buildReport(f: RunFigures): LoadReport {
         last ? last.workerCpuS : 0,
         t.numbers,
       ),
-      steady: s0 && s1 && steadyS >= MIN_STEADY_S
-        ? perNumber(
-          sum(s1.serverCpuS) - sum(s0.serverCpuS),
-          s1.workerCpuS - s0.workerCpuS,
-          s1.numbers - s0.numbers,
-        )
-        : perNumber(0, 0, 0),
+      steady: steadyPerNumber(steady, cfg.kill?.atMs),
     },
     storeOps: storeOps(f.zero.finalScrapes, cfg.clients),
     redisCalls: f.redisCalls

@@ -111,6 +111,8 @@ export interface FailoverReport {
   killed: { index: number; pid: number; atS: number; lateMs: number };
   /** Sessions whose connection was cut after the kill, and how many of them resumed. */
   sessionsCut: number;
+  /** What cut them (the kill shows as the server closing or resetting; later cuts are the wave's own). */
+  cutReasons: Record<string, number>;
   resumed: number;
   /** From the kill to each resumed WELCOME (ms); `max` is the last session resumed. */
   resumeMs: { p50: number; p99: number; max: number };
@@ -161,6 +163,7 @@ export function stormFigures(input: {
   killedAt: number | undefined;
   samples: readonly StormSample[];
   lostAfterKill: number;
+  cutReasons: Record<string, number>;
   resumeAfterKill: Histogram;
   waveBins: readonly number[];
 }): FailoverReport {
@@ -185,6 +188,7 @@ export function stormFigures(input: {
       lateMs: late,
     },
     sessionsCut: input.lostAfterKill,
+    cutReasons: input.cutReasons,
     resumed: h.count,
     resumeMs: {
       p50: fromKill(h.percentile(50)),

@@ -118,6 +118,8 @@ export interface WorkerResult extends WorkerCounts, ClientTally {
   loop: HistogramData;
   /** Sessions whose welcomed connection was lost after `killAt`. */
   lostAfterKill: number;
+  /** What ended those connections (error messages with digits masked), counted. */
+  cutReasons: Record<string, number>;
   /** Kill (planned time) to the resumed WELCOME of each of those sessions. */
   resumeAfterKill: HistogramData;
   /** The same resumes counted in {@link WAVE_BIN_MS} bins from the kill (trailing zeros trimmed). */
@@ -153,11 +155,12 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   const interval = spec.intervalMs;
   const backoff = spec.backoff && exponentialBackoff(spec.backoff);
   const leanBackoff = backoff ?? exponentialBackoff();
-  const sweeper = new Sweeper();
+  const sweeper = new Sweeper(250, ac.signal);
   const killAtPerf = spec.killAt === undefined
     ? Infinity
     : performance.now() + (spec.killAt - Date.now());
   let lostAfterKill = 0;
+  const cutReasons: Record<string, number> = {};
   const resumeAfterKill = new Histogram();
   const waveBins = new Array<number>(WAVE_BINS).fill(0);
 
@@ -207,16 +210,18 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
         waveBins[Math.min(WAVE_BINS - 1, Math.floor(ms / WAVE_BIN_MS))]!++;
       }
     };
-    const onLost = (now: number) => {
+    const onLost = (now: number, why?: unknown) => {
       if (connected) c.connected--;
       connected = false;
       if (now >= killAtPerf && !lostInWave) {
         lostInWave = true;
         lostAfterKill++;
+        const reason = (why instanceof Error ? why.message : String(why))
+          .replace(/\d+(\.\d+)?/g, "N").slice(0, 80);
+        cutReasons[reason] = (cutReasons[reason] ?? 0) + 1;
       }
     };
-    const onNumber = () => {
-      const now = performance.now();
+    const onNumber = (now = performance.now()) => {
       if (prev >= 0) {
         const late = now - prev - interval;
         lag.record(late);
@@ -260,11 +265,11 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
         ...limits,
         onEvent(e) {
           if (e.type === "streaming") onWelcome(e.resumed, performance.now());
-          else if (e.type === "disconnected" || e.type === "done") {
-            onLost(e.type === "done" ? -Infinity : performance.now());
-          }
+          else if (e.type === "disconnected") {
+            onLost(performance.now(), e.error);
+          } else if (e.type === "done") onLost(-Infinity);
         },
-        onNumber,
+        onNumber: () => onNumber(),
       });
     if (connected) c.connected--;
     if (welcomed) c.live--;
@@ -340,6 +345,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     firstNumber: firstNumber.toJSON(),
     loop: loop.toJSON(),
     lostAfterKill,
+    cutReasons,
     resumeAfterKill: resumeAfterKill.toJSON(),
     waveBins: trimZeros(waveBins),
   };
