@@ -26,9 +26,16 @@ Deno.test("load config: sessions outlast ramp plus window unless a count is give
 
 Deno.test("load config: --kill needs a survivor on the same port, and a valid INDEX@TIME", () => {
   const k = cfg("--servers", "2", "--store", "redis", "--kill", "1@45s");
-  assertEquals([k.kill, k.ownRedis, k.hosts], [{ index: 1, atMs: 45_000 }, true, 1]);
+  assertEquals([k.kill, k.ownRedis, k.hosts], [
+    { index: 1, atMs: 45_000 },
+    true,
+    1,
+  ]);
   assertThrows(() => cfg("--kill", "0@1s"), UsageError);
-  assertThrows(() => cfg("--servers", "2", "--hosts", "2", "--kill", "0@1s"), UsageError);
+  assertThrows(
+    () => cfg("--servers", "2", "--hosts", "2", "--kill", "0@1s"),
+    UsageError,
+  );
   assertThrows(() => cfg("--servers", "2", "--kill", "2@1s"), UsageError);
   assertThrows(() => cfg("--servers", "2", "--kill", "soon"), UsageError);
   assertThrows(() => cfg("--client", "fast"), UsageError);

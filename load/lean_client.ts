@@ -6,7 +6,7 @@
  *
  * What it leaves out of `client/client.ts`, and why that is safe here:
  * - no per-connection timers: one {@link Sweeper} per process checks every
- *   live connection four times a second for the idle limit, the handshake
+ *   live connection twice a second for the idle limit, the handshake
  *   limit and the keep-alive ACK (`ClientSession.nextTickAt`);
  * - no `Link`, no `AbortSignal.any`, no checkpoints (nothing is saved);
  * - NUMBER frames are parsed in place into one reused message object;
@@ -73,7 +73,7 @@ export class Sweeper {
    * listener for the process: a listener per connection costs O(n) each in
    * `addEventListener`)
    */
-  constructor(everyMs = 250, signal?: AbortSignal) {
+  constructor(everyMs = 500, signal?: AbortSignal) {
     this.#timer = setInterval(() => this.sweep(performance.now()), everyMs);
     signal?.addEventListener("abort", () => {
       for (const w of this.#live) w.close();

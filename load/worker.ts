@@ -155,7 +155,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   const interval = spec.intervalMs;
   const backoff = spec.backoff && exponentialBackoff(spec.backoff);
   const leanBackoff = backoff ?? exponentialBackoff();
-  const sweeper = new Sweeper(250, ac.signal);
+  const sweeper = new Sweeper(500, ac.signal);
   const killAtPerf = spec.killAt === undefined
     ? Infinity
     : performance.now() + (spec.killAt - Date.now());
