@@ -15,6 +15,10 @@
  * Clients run in `load/worker.ts` child processes (each under ~14,000
  * sockets, proxied clients counting three), spread over several destination
  * addresses so no (source, destination) pair runs out of ephemeral ports.
+ * They use the lean client (`lean_client.ts`: the real session state machine
+ * on a minimal loop) unless `--client real`; the fault fraction always uses
+ * the real client. `--kill I@TIME` kills a server mid-run (storm.ts);
+ * `--store redis` starts a redis-server for the run (redis.ts).
  * Exit status 0 when every client passed and every server ended in zero
  * state, 1 otherwise, 64 on a usage error.
  *
