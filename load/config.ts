@@ -45,7 +45,7 @@ export const FLAGS = {
   count: {
     type: "string",
     help:
-      "N  numbers per client (sets --count-min and --count-max; default ⌈(ramp + window) / interval⌉)",
+      "N  numbers per client (sets --count-min and --count-max; default ⌈(ramp + window) / interval⌉ + 1)",
   },
   "count-min": {
     type: "string",
