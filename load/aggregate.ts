@@ -18,6 +18,11 @@ export interface ClientTotals extends ClientTally {
   firstNumber: Histogram;
   /** The load generators' event-loop delay. */
   loop: Histogram;
+  /** Sessions cut after the kill, their resume times from it, and those binned (see worker.ts). */
+  lostAfterKill: number;
+  cutReasons: Record<string, number>;
+  resumeAfterKill: Histogram;
+  waveBins: number[];
 }
 
 /** Merges `results`; clients of the run (`clients`) missing from them count as `worker_lost`. */
@@ -39,6 +44,10 @@ export function aggregate(
     welcome: new Histogram(),
     firstNumber: new Histogram(),
     loop: new Histogram(),
+    lostAfterKill: 0,
+    cutReasons: {},
+    resumeAfterKill: new Histogram(),
+    waveBins: [],
   };
   let reported = 0;
   for (const r of results) {
@@ -47,6 +56,12 @@ export function aggregate(
     t.welcome.merge(r.welcome);
     t.firstNumber.merge(r.firstNumber);
     t.loop.merge(r.loop);
+    t.resumeAfterKill.merge(r.resumeAfterKill);
+    t.lostAfterKill += r.lostAfterKill;
+    for (const [k, v] of Object.entries(r.cutReasons)) {
+      t.cutReasons[k] = (t.cutReasons[k] ?? 0) + v;
+    }
+    r.waveBins.forEach((n, i) => t.waveBins[i] = (t.waveBins[i] ?? 0) + n);
     for (const [k, v] of Object.entries(r.errors)) {
       t.errors[k] = (t.errors[k] ?? 0) + v;
     }

@@ -36,19 +36,35 @@ export const FLAGS = {
     default: "60s",
     help: "DURATION  clients start at random times within this window",
   },
+  window: {
+    type: "string",
+    default: "60s",
+    help:
+      "DURATION  every session is live at once for this long after the ramp (sets the default count)",
+  },
   count: {
     type: "string",
-    help: "N  numbers per client (sets --count-min and --count-max)",
+    help:
+      "N  numbers per client (sets --count-min and --count-max; default ⌈(ramp + window) / interval⌉ + 1)",
   },
   "count-min": {
     type: "string",
-    default: "30",
     help: "N  smallest per-client count",
   },
   "count-max": {
     type: "string",
-    default: "90",
     help: "N  largest per-client count",
+  },
+  client: {
+    type: "string",
+    default: "lean",
+    help:
+      "lean|real  loop for the clients outside the fault fraction (lean: the session state machine on a minimal loop)",
+  },
+  kill: {
+    type: "string",
+    help:
+      "I@TIME  kill -9 server I (from 0) TIME after the ramp began (a failover storm)",
   },
   interval: {
     type: "string",
@@ -79,7 +95,7 @@ export const FLAGS = {
     type: "string",
     default: "auto",
     help:
-      "SPEC  servers' --store (auto: memory, or a shared kv file when servers share an address)",
+      "SPEC  servers' --store (auto: memory, or a shared kv file when servers share an address; redis: a redis-server of the run's own)",
   },
   "session-ttl": {
     type: "string",
@@ -208,6 +224,13 @@ export interface Config {
   serverLogLevel: string;
   cpuProfDir: string | undefined;
   timeline: boolean;
+  /** Time every session is live at once, after the ramp (ms). */
+  windowMs: number;
+  client: "lean" | "real";
+  /** `--kill`: which server, and when after the ramp began (ms). */
+  kill: { index: number; atMs: number } | undefined;
+  /** `--store redis`: the run starts its own redis-server. */
+  ownRedis: boolean;
   /** Where `--report` writes the HTML report. */
   reportPath: string | undefined;
   json: boolean;
@@ -220,6 +243,8 @@ export const LOAD_RANGES = {
   backoff: { min: 0, max: 600_000 },
   duration: { min: 1000, max: 86_400_000 },
   settle: { min: 0, max: 3_600_000 },
+  window: { min: 0, max: 86_400_000 },
+  kill: { min: 0, max: 86_400_000 },
 } as const satisfies Record<string, MsRange>;
 
 /** Default wait for zero state after a clean run (ms); a run with faults or failures waits the TTL more. */
@@ -256,6 +281,39 @@ function lifetime(value: string): { minMs: number; maxMs: number } {
   return out;
 }
 
+/**
+ * The count at which every session outlasts the ramp plus the window: a
+ * session started at the end of the ramp is still live when the window ends
+ * (30..90 at interval 0, which has no duration).
+ */
+export function defaultCount(
+  rampMs: number,
+  windowMs: number,
+  intervalMs: number,
+): number {
+  if (intervalMs === 0) return 60;
+  return Math.min(MAX_COUNT, Math.ceil((rampMs + windowMs) / intervalMs) + 1);
+}
+
+/** `--kill I@TIME`. */
+function killSpec(
+  value: string,
+  servers: number,
+  hosts: number,
+): { index: number; atMs: number } {
+  const m = /^(\d+)@(.+)$/.exec(value);
+  if (!m) throw new UsageError(`--kill must be INDEX@TIME, got "${value}"`);
+  if (servers < 2 * hosts) {
+    throw new UsageError(
+      "--kill needs at least two servers per address (a survivor on the same port): --servers 2 or more, fewer --hosts",
+    );
+  }
+  return {
+    index: intFlag("kill", m[1]!, 0, servers - 1),
+    atMs: durationFlag("kill", m[2]!, LOAD_RANGES.kill),
+  };
+}
+
 /** The fewest addresses that divide the servers evenly and keep each under its port budget. */
 function defaultHosts(servers: number, clients: number): number {
   for (let d = 1; d <= servers; d++) {
@@ -280,19 +338,29 @@ export function parseConfig(f: LoadFlags): Config {
     range: MsRange,
   ) => value === undefined ? undefined : durationFlag(name, value, range);
   const clients = intFlag("clients", f.clients, 1, 1_000_000);
-  const countMin = intFlag("count", f.count ?? f["count-min"], 1, MAX_COUNT);
-  const countMax = intFlag(
-    "count",
-    f.count ?? f["count-max"],
-    countMin,
-    MAX_COUNT,
-  );
   const intervalMs = durationFlag(
     "interval",
     f.interval,
     DURATION_RANGES.interval,
   );
   const rampMs = durationFlag("ramp", f.ramp, LOAD_RANGES.ramp);
+  const windowMs = durationFlag("window", f.window, LOAD_RANGES.window);
+  const derived = String(defaultCount(rampMs, windowMs, intervalMs));
+  const countMin = intFlag(
+    "count",
+    f.count ?? f["count-min"] ?? derived,
+    1,
+    MAX_COUNT,
+  );
+  const countMax = intFlag(
+    "count",
+    f.count ?? f["count-max"] ?? (f["count-min"] ? String(countMin) : derived),
+    countMin,
+    MAX_COUNT,
+  );
+  if (f.client !== "lean" && f.client !== "real") {
+    throw new UsageError(`--client must be lean or real, got "${f.client}"`);
+  }
   const targets = (f.target ?? []).map((t) => hostPort("target", t));
   const metrics = (f.metrics ?? []).map((t) => hostPort("metrics", t));
   const servers = targets.length > 0 ? 0 : intFlag("servers", f.servers, 1, 64);
@@ -317,6 +385,10 @@ export function parseConfig(f: LoadFlags): Config {
   // second session under the same id and token, and a later resume can mix the two sequences.
   const shared = servers > hosts;
   let store = f.store;
+  const ownRedis = store === "redis";
+  if (ownRedis && servers === 0) {
+    throw new UsageError("--store redis needs --servers (not --target)");
+  }
   if (store === "auto") {
     store = shared ? "kv:<run dir>/sessions.sqlite" : "memory";
   } else if (store === "memory" && shared) {
@@ -379,6 +451,10 @@ export function parseConfig(f: LoadFlags): Config {
     serverLogLevel: f["server-log-level"],
     cpuProfDir: f["cpu-prof"],
     timeline: f.timeline,
+    windowMs,
+    client: f.client,
+    kill: f.kill === undefined ? undefined : killSpec(f.kill, servers, hosts),
+    ownRedis,
     reportPath: f.report,
     json: f.json,
   };

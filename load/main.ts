@@ -9,11 +9,16 @@
  * deno task load --clients 19000 --max-connections 19800 --count 120 --json
  * deno task load --clients 100000 --servers 8 --count 150 --ramp 60s
  * deno task load --target 127.0.0.1:8080 --metrics 127.0.0.1:9090 --clients 500
+ * deno task load --clients 10000 --servers 2 --store redis --ramp 30s --window 60s --kill 0@45s
  * ```
  *
  * Clients run in `load/worker.ts` child processes (each under ~14,000
  * sockets, proxied clients counting three), spread over several destination
  * addresses so no (source, destination) pair runs out of ephemeral ports.
+ * They use the lean client (`lean_client.ts`: the real session state machine
+ * on a minimal loop) unless `--client real`; the fault fraction always uses
+ * the real client. `--kill I@TIME` kills a server mid-run (storm.ts);
+ * `--store redis` starts a redis-server for the run (redis.ts).
  * Exit status 0 when every client passed and every server ended in zero
  * state, 1 otherwise, 64 on a usage error.
  *
@@ -46,6 +51,8 @@ import {
   stopServers,
 } from "./servers.ts";
 import { startWorkers, type Workers } from "./workers.ts";
+import { type OwnRedis, startOwnRedis } from "./redis.ts";
+import { startStorm, type Storm, stormFigures } from "./storm.ts";
 import { awaitZeroState } from "./zero_state.ts";
 
 const CLI = {
@@ -61,10 +68,16 @@ const CLEANUP_GRACE_MS = 2000;
 export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
   const runDir = await Deno.makeTempDir({ prefix: "seqstream-load-" });
   const tcp0 = await tcpCounters();
-  const store = cfg.store.replace("<run dir>", runDir);
   let group: ServerGroup | undefined;
   let workers: Workers | undefined;
+  let redis: OwnRedis | undefined;
+  let storm: Storm | undefined;
   try {
+    if (cfg.ownRedis) {
+      redis = await startOwnRedis();
+      writeErr(`load: redis-server of this run at ${redis.url}\n`);
+    }
+    const store = redis?.url ?? cfg.store.replace("<run dir>", runDir);
     if (cfg.servers > 0) {
       group = await startServers(cfg.servers, cfg.hosts, {
         intervalMs: cfg.intervalMs,
@@ -83,9 +96,26 @@ export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
     }
     const servers: readonly ServerProc[] = group?.servers ?? [];
     const targets = group?.targets ?? cfg.targets;
-    const metrics = group ? servers.map((s) => s.metrics) : cfg.metrics;
+    // Scraped by the sampler and the settle phase; a killed server is taken out.
+    const metrics = group ? servers.map((s) => s.metrics) : [...cfg.metrics];
+    const kill = cfg.kill;
 
     workers = startWorkers(cfg, targets, stop);
+    if (kill && group) {
+      const victim = servers[kill.index]!;
+      storm = startStorm({
+        victim,
+        survivors: servers.filter((s) =>
+          s !== victim && s.target.hostname === victim.target.hostname
+        ),
+        port: group.port,
+        killAt: workers.startAt + kill.atMs,
+        onKill() {
+          metrics.splice(metrics.indexOf(victim.metrics), 1);
+          writeErr(`load: killed server ${kill.index} (pid ${victim.pid})\n`);
+        },
+      });
+    }
     const sampler = startSampler({
       serverPids: servers.map((s) => s.pid),
       metrics,
@@ -100,8 +130,20 @@ export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
       (totals.passed === cfg.clients && cfg.faultFraction === 0
         ? SETTLE_MS
         : cfg.ttlMs + SETTLE_MS);
-    const zero = await awaitZeroState(metrics, settleMs, stop);
+    const live = await awaitZeroState(metrics, settleMs, stop);
+    // Aligned with `servers` again: null for a killed one.
+    const zero = group
+      ? {
+        zeroState: live.zeroState,
+        finalScrapes: servers.map((s) => {
+          const i = metrics.indexOf(s.metrics);
+          return i < 0 ? null : live.finalScrapes[i] ?? null;
+        }),
+      }
+      : live;
     await sampler.stop();
+    await storm?.stop();
+    const redisCalls = await redis?.commandStats();
     const endProcs = await Promise.all(servers.map((s) => readProc(s.pid)));
     const exits = await stopServers(servers);
     const tcp1 = await tcpCounters();
@@ -122,10 +164,28 @@ export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
       tcp1,
       startAt: workers.startAt,
       clientsEndedAt,
+      killedIndex: kill?.index,
+      failover: kill && storm
+        ? stormFigures({
+          index: kill.index,
+          pid: servers[kill.index]!.pid,
+          killAtS: kill.atMs / 1000,
+          killAt: workers.startAt + kill.atMs,
+          killedAt: storm.killedAt,
+          samples: storm.samples,
+          lostAfterKill: totals.lostAfterKill,
+          cutReasons: totals.cutReasons,
+          resumeAfterKill: totals.resumeAfterKill,
+          waveBins: totals.waveBins,
+        })
+        : undefined,
+      redisCalls,
     });
   } finally {
     workers?.kill();
+    await storm?.stop();
     await stopServers(group?.servers ?? [], CLEANUP_GRACE_MS);
+    await redis?.stop();
   }
 }
 

@@ -14,6 +14,7 @@ import { r1, type Sample } from "./sampler.ts";
 import type { ServerProc } from "./servers.ts";
 import type { ClientTally, Target } from "./worker.ts";
 import type { ZeroState } from "./zero_state.ts";
+import type { FailoverReport } from "./storm.ts";
 
 /** Percentiles of a histogram (ms), and its sample count. */
 export interface Percentiles {
@@ -38,7 +39,17 @@ export interface ServerReport {
   resumes: number | null;
   rejectedBusy: number | null;
   slowDropped: number | null;
+  /** Killed by `--kill` (its exit code and end state do not count). */
+  killed: boolean;
   log: string;
+}
+
+/** CPU per number the clients received (µs): servers and load generators, and their ratio. */
+export interface CpuPerNumber {
+  serverUs: number | null;
+  loadgenUs: number | null;
+  /** Load generator ÷ server: at most 1 means the load tool can reach the server's ceiling. */
+  ratio: number | null;
 }
 
 /** What `deno task load` reports. */
@@ -51,6 +62,9 @@ export interface LoadReport {
     targets: string[];
     workers: number;
     ramp: string;
+    window: string;
+    client: "lean" | "real";
+    kill: string | null;
     count: number | string;
     interval: string;
     store: string;
@@ -72,7 +86,18 @@ export interface LoadReport {
     connected: number;
     serverConnections: number;
     steadySeconds: number;
+    /** Seconds (1 s samples) in which every client's session was live at once. */
+    allLiveSeconds: number;
   };
+  /** Whole run, and the steady window (≥ 95% of peak sessions live: no handshakes of the ramp). */
+  cpuPerNumber: { run: CpuPerNumber; steady: CpuPerNumber };
+  /** `seqstream_store_ops_total` summed over the servers at the end, by op, and per client session. */
+  storeOps: { byOp: Record<string, number>; perSession: number } | null;
+  /** `INFO commandstats` of the run's own redis-server (`--store redis`). */
+  redisCalls:
+    | { byCommand: Record<string, number>; total: number; perSession: number }
+    | null;
+  failover?: FailoverReport;
   tickLagMs: Percentiles;
   tickLagSteadyMs: Percentiles;
   welcomeMs: Percentiles;
@@ -120,6 +145,65 @@ export interface RunFigures {
   tcp1: TcpCounters;
   startAt: number;
   clientsEndedAt: number;
+  /** Index of the server `--kill` killed. */
+  killedIndex?: number | undefined;
+  failover?: FailoverReport | undefined;
+  redisCalls?: Record<string, number> | undefined;
+}
+
+const OPS = "seqstream_store_ops_total";
+
+function storeOps(
+  scrapes: readonly (Map<string, number> | null)[],
+  clients: number,
+): LoadReport["storeOps"] {
+  const byOp: Record<string, number> = {};
+  let any = false;
+  for (const m of scrapes) {
+    for (const [k, v] of m ?? []) {
+      if (!k.startsWith(OPS)) continue;
+      any = true;
+      const label = k.slice(OPS.length).replace(/^\{|\}$/g, "") || "all";
+      byOp[label] = (byOp[label] ?? 0) + v;
+    }
+  }
+  if (!any) return null;
+  const total = Object.values(byOp).reduce((a, b) => a + b, 0);
+  return { byOp, perSession: Math.round((total / clients) * 100) / 100 };
+}
+
+function perNumber(
+  serverCpuS: number,
+  loadgenCpuS: number,
+  numbers: number,
+): CpuPerNumber {
+  if (numbers <= 0) return { serverUs: null, loadgenUs: null, ratio: null };
+  const serverUs = (serverCpuS / numbers) * 1e6;
+  const loadgenUs = (loadgenCpuS / numbers) * 1e6;
+  return {
+    serverUs: r1(serverUs),
+    loadgenUs: r1(loadgenUs),
+    ratio: serverUs > 0 ? Math.round((loadgenUs / serverUs) * 100) / 100 : null,
+  };
+}
+
+const sum = (a: readonly number[]) => a.reduce((x, y) => x + y, 0);
+
+/** CPU per number over the steady samples, before a `--kill` (the storm is not streaming). */
+function steadyPerNumber(
+  steady: readonly Sample[],
+  killAtMs: number | undefined,
+): CpuPerNumber {
+  const w = killAtMs === undefined
+    ? steady
+    : steady.filter((s) => s.t * 1000 < killAtMs);
+  const a = w[0], b = w.at(-1);
+  if (!a || !b || b.t - a.t < MIN_STEADY_S) return perNumber(0, 0, 0);
+  return perNumber(
+    sum(b.serverCpuS) - sum(a.serverCpuS),
+    b.workerCpuS - a.workerCpuS,
+    b.numbers - a.numbers,
+  );
 }
 
 const STEADY_FRACTION = 0.95;
@@ -166,6 +250,7 @@ export function buildReport(f: RunFigures): LoadReport {
       rejectedBusy: m?.get("seqstream_connections_rejected_busy_total") ??
         null,
       slowDropped: m?.get("seqstream_slow_consumers_dropped_total") ?? null,
+      killed: i === f.killedIndex,
       log: s.logPath,
     };
   });
@@ -175,7 +260,9 @@ export function buildReport(f: RunFigures): LoadReport {
     servers.reduce((a, s, i) => a + (s.cpuS - (first?.serverCpuS[i] ?? 0)), 0);
   const hostS = last && first ? last.hostBusyS - first.hostBusyS : 0;
   const pass = t.passed === cfg.clients && f.zero.zeroState !== false &&
-    f.exits.every((e) => e.code === 0);
+    f.exits.every((e, i) => e.code === 0 || i === f.killedIndex);
+  const serverCpuTotal = sum(servers.map((s) => s.cpuS));
+  const redisTotal = f.redisCalls ? sum(Object.values(f.redisCalls)) : 0;
   return {
     verdict: pass ? "PASS" : "FAIL",
     config: {
@@ -185,6 +272,11 @@ export function buildReport(f: RunFigures): LoadReport {
       targets: f.targets.map((t) => `${t.hostname}:${t.port}`),
       workers: cfg.workers,
       ramp: formatDuration(cfg.rampMs),
+      window: formatDuration(cfg.windowMs),
+      client: cfg.client,
+      kill: cfg.kill
+        ? `${cfg.kill.index}@${formatDuration(cfg.kill.atMs)}`
+        : null,
       count: cfg.countMin === cfg.countMax
         ? cfg.countMin
         : `${cfg.countMin}..${cfg.countMax}`,
@@ -219,7 +311,25 @@ export function buildReport(f: RunFigures): LoadReport {
         ...samples.map((s) => s.serverConnections ?? 0),
       ),
       steadySeconds: r1(steadyS),
+      allLiveSeconds: samples.filter((s) => s.live === cfg.clients).length,
     },
+    cpuPerNumber: {
+      run: perNumber(
+        serverCpuTotal,
+        last ? last.workerCpuS : 0,
+        t.numbers,
+      ),
+      steady: steadyPerNumber(steady, cfg.kill?.atMs),
+    },
+    storeOps: storeOps(f.zero.finalScrapes, cfg.clients),
+    redisCalls: f.redisCalls
+      ? {
+        byCommand: f.redisCalls,
+        total: redisTotal,
+        perSession: Math.round((redisTotal / cfg.clients) * 100) / 100,
+      }
+      : null,
+    ...(f.failover ? { failover: f.failover } : {}),
     tickLagMs: pct(t.lag),
     tickLagSteadyMs: pct(t.lagSteady),
     welcomeMs: pct(t.welcome),
@@ -252,6 +362,17 @@ export function buildReport(f: RunFigures): LoadReport {
     runDir: f.runDir,
     ...(cfg.timeline ? { timeline: [...samples] } : {}),
   };
+}
+
+/** The wave as counts per 100 ms bin, with the bins merged to at most 40. */
+function waveLine(counts: readonly number[], binMs: number): string {
+  if (counts.length === 0) return "none";
+  const per = Math.max(1, Math.ceil(counts.length / 40));
+  const out: string[] = [];
+  for (let i = 0; i < counts.length; i += per) {
+    out.push(String(sum(counts.slice(i, i + per))));
+  }
+  return `per ${per * binMs} ms from the kill: ${out.join(" ")}`;
 }
 
 /** The report as a two-column table for a terminal. */
@@ -290,7 +411,11 @@ export function table(j: LoadReport): string {
     ],
     [
       "peak live sessions",
-      `${j.peak.liveSessions} (server connections ${j.peak.serverConnections}; ≥95% of peak for ${j.peak.steadySeconds}s)`,
+      `${j.peak.liveSessions} (server connections ${j.peak.serverConnections}; ≥95% of peak for ${j.peak.steadySeconds}s, all ${j.clients.total} live for ${j.peak.allLiveSeconds}s)`,
+    ],
+    [
+      "CPU per number",
+      `servers ${j.cpuPerNumber.run.serverUs} µs, load generators ${j.cpuPerNumber.run.loadgenUs} µs (×${j.cpuPerNumber.run.ratio}); after the ramp ${j.cpuPerNumber.steady.serverUs} vs ${j.cpuPerNumber.steady.loadgenUs} µs (×${j.cpuPerNumber.steady.ratio}); ${j.config.client} client`,
     ],
     ["tick lag", lag(j.tickLagMs)],
     ["tick lag after ramp", lag(j.tickLagSteadyMs)],
@@ -337,6 +462,41 @@ export function table(j: LoadReport): string {
         : "NO",
     ],
   );
+  if (j.storeOps) {
+    rows.push([
+      "store ops",
+      `${j.storeOps.perSession} per session (${
+        Object.entries(j.storeOps.byOp).map(([k, v]) => `${k} ${v}`).join(", ")
+      })`,
+    ]);
+  }
+  if (j.redisCalls) {
+    rows.push([
+      "redis calls",
+      `${j.redisCalls.perSession} per session (${
+        Object.entries(j.redisCalls.byCommand).map(([k, v]) => `${k} ${v}`)
+          .join(", ")
+      })`,
+    ]);
+  }
+  const fo = j.failover;
+  if (fo) {
+    rows.push(
+      [
+        "failover",
+        `server ${fo.killed.index} killed at ${fo.killed.atS}s (+${fo.killed.lateMs} ms); ${fo.sessionsCut} sessions cut, ${fo.resumed} resumed`,
+      ],
+      [
+        "kill → resumed",
+        `p50 ${fo.resumeMs.p50} ms, p99 ${fo.resumeMs.p99} ms, last ${fo.resumeMs.max} ms`,
+      ],
+      [
+        "survivor",
+        `${fo.survivor.waveCpuS} CPU s in the wave, ${fo.survivor.cpuPerResumeUs} µs per resume (${fo.survivor.excessCpuPerResumeUs} µs above its streaming at ${fo.survivor.afterCores} cores), accept queue peak ${fo.survivor.acceptQueuePeak}, ${fo.survivor.listenOverflows} SYNs dropped`,
+      ],
+      ["resume wave", waveLine(fo.wave.counts, fo.wave.binMs)],
+    );
+  }
   if (j.clients.errorSamples.length) {
     rows.push(["first errors", j.clients.errorSamples.slice(0, 3).join(" | ")]);
   }

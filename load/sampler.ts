@@ -17,6 +17,8 @@ export interface Sample {
   live: number;
   connected: number;
   finished: number;
+  /** Numbers the clients received so far. */
+  numbers: number;
   /** Sum of `seqstream_connections` over the servers. */
   serverConnections: number | null;
   /** Sum of `seqstream_numbers_sent_total` over the servers. */
@@ -43,6 +45,7 @@ export interface Sample {
 /** What the sampler watches. */
 export interface SamplerInput {
   serverPids: readonly number[];
+  /** Read at every sample: a killed server is taken out of it. */
   metrics: readonly HostPort[];
   workers: Workers;
   /** Clients in the run, for the progress line. */
@@ -100,6 +103,7 @@ export function startSampler(input: SamplerInput): Sampler {
       live: workers.sum("live"),
       connected: workers.sum("connected"),
       finished: workers.sum("finished"),
+      numbers: workers.sum("numbers"),
       serverConnections: total("seqstream_connections"),
       serverNumbersSent: total("seqstream_numbers_sent_total"),
       scrapeMs: r1(scrapeMs),

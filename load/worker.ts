@@ -1,7 +1,8 @@
 /**
- * One load-generator process: runs its share of simulated clients through the
- * real client code path ({@link runClient}), some of them through the fault
- * proxy, and reports NDJSON on stdout: a `progress` line every second and one
+ * One load-generator process: runs its share of simulated clients, by default
+ * through the lean client ({@link runLeanClient}: the real session state
+ * machine, a minimal loop), with `client: "real"` or for the fault fraction
+ * through the real client ({@link runClient}) and the fault proxy, and reports NDJSON on stdout: a `progress` line every second and one
  * `result` line at the end. Started by `load/main.ts`; the spec is argv[0] as JSON.
  *
  * @module
@@ -13,6 +14,7 @@ import type { ClientResult } from "../client/types.ts";
 import { type FaultProxy, startProxy } from "../proxy/fault_proxy.ts";
 import { Histogram, type HistogramData } from "./histogram.ts";
 import { mulberry32 } from "../internal/mulberry32.ts";
+import { runLeanClient, Sweeper } from "./lean_client.ts";
 
 /** A TCP destination. */
 export interface Target {
@@ -50,7 +52,16 @@ export interface WorkerSpec {
   idleTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   seed: number;
+  /** Which loop runs the clients that are not proxied: the lean one (default) or the real client. */
+  client?: "lean" | "real";
+  /** A server is killed at this epoch time: resumes after it are timed from it. */
+  killAt?: number;
 }
+
+/** Width of one bin of {@link WorkerResult.waveBins} (ms). */
+export const WAVE_BIN_MS = 100;
+/** Bins kept: resumes later than this after the kill fall in the last one. */
+const WAVE_BINS = 600;
 
 /** Counts shared by progress and result lines. */
 export interface WorkerCounts {
@@ -105,6 +116,14 @@ export interface WorkerResult extends WorkerCounts, ClientTally {
   firstNumber: HistogramData;
   /** This process's event-loop delay, sampled every 50 ms. */
   loop: HistogramData;
+  /** Sessions whose welcomed connection was lost after `killAt`. */
+  lostAfterKill: number;
+  /** What ended those connections (error messages with digits masked), counted. */
+  cutReasons: Record<string, number>;
+  /** Kill (planned time) to the resumed WELCOME of each of those sessions. */
+  resumeAfterKill: HistogramData;
+  /** The same resumes counted in {@link WAVE_BIN_MS} bins from the kill (trailing zeros trimmed). */
+  waveBins: number[];
 }
 
 const enc = new TextEncoder();
@@ -135,6 +154,15 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     (spec.startAt + spec.rampMs - Date.now());
   const interval = spec.intervalMs;
   const backoff = spec.backoff && exponentialBackoff(spec.backoff);
+  const leanBackoff = backoff ?? exponentialBackoff();
+  const sweeper = new Sweeper(500, ac.signal);
+  const killAtPerf = spec.killAt === undefined
+    ? Infinity
+    : performance.now() + (spec.killAt - Date.now());
+  let lostAfterKill = 0;
+  const cutReasons: Record<string, number> = {};
+  const resumeAfterKill = new Histogram();
+  const waveBins = new Array<number>(WAVE_BINS).fill(0);
 
   const proxies: FaultProxy[] = [];
   if (spec.faultFraction > 0) {
@@ -164,12 +192,49 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     let welcomed = false;
     let connected = false;
     let gotFirst = false;
+    let lostInWave = false;
     c.started++;
-    const r: ClientResult = await runClient({
-      ...target,
-      count,
-      signal: ac.signal,
-      ...(backoff ? { backoff } : {}),
+    const onWelcome = (resumed: boolean, now: number) => {
+      prev = -1;
+      if (!welcomed) {
+        welcomed = true;
+        c.live++;
+        welcome.record(now - t0);
+      }
+      if (!connected) c.connected++;
+      connected = true;
+      if (resumed && lostInWave) {
+        lostInWave = false;
+        const ms = now - killAtPerf;
+        resumeAfterKill.record(ms);
+        waveBins[Math.min(WAVE_BINS - 1, Math.floor(ms / WAVE_BIN_MS))]!++;
+      }
+    };
+    const onLost = (now: number, why?: unknown) => {
+      if (connected) c.connected--;
+      connected = false;
+      if (now >= killAtPerf && !lostInWave) {
+        lostInWave = true;
+        lostAfterKill++;
+        const reason = (why instanceof Error ? why.message : String(why))
+          .replace(/\d+(\.\d+)?/g, "N").slice(0, 80);
+        cutReasons[reason] = (cutReasons[reason] ?? 0) + 1;
+      }
+    };
+    const onNumber = (now = performance.now()) => {
+      if (prev >= 0) {
+        const late = now - prev - interval;
+        lag.record(late);
+        if (late > c.tickLagMs) c.tickLagMs = late;
+        if (now >= steadyAt) lagSteady.record(late);
+      } else if (!gotFirst) {
+        gotFirst = true;
+        firstNumber.record(now - t0);
+      }
+      prev = now;
+      c.numbers++;
+    };
+    const limits = {
       ...(spec.idleTimeoutMs !== undefined
         ? { idleTimeoutMs: spec.idleTimeoutMs }
         : {}),
@@ -179,36 +244,34 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
           connectGiveUpMs: 2 * spec.handshakeTimeoutMs,
         }
         : {}),
-      onEvent(e) {
-        if (e.type === "streaming") {
-          prev = -1;
-          if (!welcomed) {
-            welcomed = true;
-            c.live++;
-            welcome.record(performance.now() - t0);
-          }
-          if (!connected) c.connected++;
-          connected = true;
-        } else if (e.type === "disconnected" || e.type === "done") {
-          if (connected) c.connected--;
-          connected = false;
-        }
-      },
-      onNumber() {
-        const now = performance.now();
-        if (prev >= 0) {
-          const late = now - prev - interval;
-          lag.record(late);
-          if (late > c.tickLagMs) c.tickLagMs = late;
-          if (now >= steadyAt) lagSteady.record(late);
-        } else if (!gotFirst) {
-          gotFirst = true;
-          firstNumber.record(now - t0);
-        }
-        prev = now;
-        c.numbers++;
-      },
-    });
+    };
+    const r: ClientResult = !proxy && spec.client !== "real"
+      ? await runLeanClient({
+        ...target,
+        count,
+        sweeper,
+        signal: ac.signal,
+        backoff: leanBackoff,
+        ...limits,
+        onWelcome,
+        onNumber,
+        onLost,
+      })
+      : await runClient({
+        ...target,
+        count,
+        signal: ac.signal,
+        ...(backoff ? { backoff } : {}),
+        ...limits,
+        onEvent(e) {
+          if (e.type === "streaming") onWelcome(e.resumed, performance.now());
+          else if (e.type === "disconnected") {
+            onLost(performance.now(), e.error);
+          } else if (e.type === "done") onLost(-Infinity);
+        },
+        onNumber: () => onNumber(),
+      });
+    if (connected) c.connected--;
     if (welcomed) c.live--;
     c.finished++;
     reconnects += r.reconnects;
@@ -263,6 +326,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   Deno.removeSignalListener("SIGTERM", onTerm);
   clearInterval(progress);
   clearInterval(loopTimer);
+  sweeper.close();
   const cuts = proxies.reduce((n, p) => n + p.stats.cuts, 0);
   await Promise.all(proxies.map((p) => p.close()));
   return {
@@ -280,7 +344,17 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     welcome: welcome.toJSON(),
     firstNumber: firstNumber.toJSON(),
     loop: loop.toJSON(),
+    lostAfterKill,
+    cutReasons,
+    resumeAfterKill: resumeAfterKill.toJSON(),
+    waveBins: trimZeros(waveBins),
   };
+}
+
+function trimZeros(a: number[]): number[] {
+  let n = a.length;
+  while (n > 0 && a[n - 1] === 0) n--;
+  return a.slice(0, n);
 }
 
 if (import.meta.main) {

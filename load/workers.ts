@@ -154,5 +154,7 @@ function workerSpec(
       ? { handshakeTimeoutMs: cfg.handshakeTimeoutMs }
       : {}),
     seed: cfg.seed,
+    client: cfg.client,
+    ...(cfg.kill ? { killAt: startAt + cfg.kill.atMs } : {}),
   };
 }
