@@ -83,6 +83,29 @@ export class Histogram {
     return this.#max;
   }
 
+  /** A copy, to measure what is recorded after it with {@link since}. */
+  clone(): Histogram {
+    const h = new Histogram();
+    h.#counts.set(this.#counts);
+    h.#n = this.#n;
+    h.#max = this.#max;
+    return h;
+  }
+
+  /**
+   * What was recorded since `earlier` (a {@link clone} of this histogram),
+   * as a histogram of its own; its maximum is the later one's (an upper bound).
+   */
+  since(earlier: Histogram): Histogram {
+    const h = new Histogram();
+    for (let i = 0; i < BUCKETS; i++) {
+      h.#counts[i] = this.#counts[i]! - earlier.#counts[i]!;
+    }
+    h.#n = this.#n - earlier.#n;
+    h.#max = h.#n > 0 ? this.#max : 0;
+    return h;
+  }
+
   /** Adds another histogram's counts (a local one or one from {@link toJSON}). */
   merge(other: Histogram | HistogramData): void {
     const data = other instanceof Histogram ? other.toJSON() : other;

@@ -1,4 +1,5 @@
 import { Histogram } from "./histogram.ts";
+import { assert_, assertEquals } from "../tests/_assert.ts";
 
 function assertNear(
   actual: number,
@@ -50,4 +51,18 @@ Deno.test("Histogram of nothing reports zeros", () => {
   if (h.percentile(99) !== 0 || h.max !== 0 || h.count !== 0) {
     throw new Error("not empty");
   }
+});
+
+Deno.test("Histogram.since gives the values recorded after a clone, for per-second percentiles", () => {
+  const h = new Histogram();
+  for (let i = 0; i < 100; i++) h.record(1000); // an earlier, slow second
+  const before = h.clone();
+  for (let i = 1; i <= 100; i++) h.record(i); // this second: 1..100 ms
+  const second = h.since(before);
+  assertEquals(second.count, 100);
+  const p50 = second.percentile(50), p99 = second.percentile(99);
+  assert_(p50 >= 49 && p50 <= 52, `p50 ${p50}`);
+  assert_(p99 >= 98 && p99 <= 101, `p99 ${p99}`);
+  assertEquals(h.percentile(50) >= 99, true, "the whole run is still there");
+  assertEquals(h.since(h.clone()).count, 0);
 });

@@ -29,6 +29,9 @@ export interface Sample {
   loadgenLoopMs: number;
   /** Worst tick lag seen by any client in the last second (ms). */
   tickLagMs: number;
+  /** The worst process's median and 99th percentile tick lag in this second (ms). */
+  tickLagP50Ms: number;
+  tickLagP99Ms: number;
   /** CPU seconds so far, per server. */
   serverCpuS: number[];
   /** Resident memory now (MiB), per server. */
@@ -109,6 +112,8 @@ export function startSampler(input: SamplerInput): Sampler {
       scrapeMs: r1(scrapeMs),
       loadgenLoopMs: r1(worst(workers.latest, "loopLagMs")),
       tickLagMs: r1(worst(workers.latest, "tickLagMs")),
+      tickLagP50Ms: r1(worst(workers.latest, "tickLagP50Ms")),
+      tickLagP99Ms: r1(worst(workers.latest, "tickLagP99Ms")),
       serverCpuS: procs.slice(0, n).map((p) => p?.cpuS ?? 0),
       serverRssMiB: procs.slice(0, n).map((p) => r1(p?.rssMiB ?? 0)),
       serverResumes: total("seqstream_resumes_total"),
@@ -159,7 +164,7 @@ function refusalsByCode(
 
 function worst(
   latest: readonly (WorkerCounts | undefined)[],
-  k: "loopLagMs" | "tickLagMs",
+  k: "loopLagMs" | "tickLagMs" | "tickLagP50Ms" | "tickLagP99Ms",
 ): number {
   return Math.max(0, ...latest.map((c) => c?.[k] ?? 0));
 }

@@ -81,6 +81,9 @@ export interface WorkerCounts {
   loopLagMs: number;
   /** Worst tick lag since the last line (ms). */
   tickLagMs: number;
+  /** Median and 99th percentile of the tick lag since the last line (ms). */
+  tickLagP50Ms: number;
+  tickLagP99Ms: number;
 }
 
 /** The periodic line. */
@@ -144,6 +147,8 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     numbers: 0,
     loopLagMs: 0,
     tickLagMs: 0,
+    tickLagP50Ms: 0,
+    tickLagP99Ms: 0,
   };
   const errors: Record<string, number> = {};
   const errorSamples: string[] = [];
@@ -309,7 +314,14 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     if (late > c.loopLagMs) c.loopLagMs = late;
     expected = now + 50;
   }, 50);
+  // Per-second percentiles from the difference of the running histogram:
+  // nothing more per number, one pass over the buckets per second.
+  let lagBefore = lag.clone();
   const progress = setInterval(() => {
+    const second = lag.since(lagBefore);
+    lagBefore = lag.clone();
+    c.tickLagP50Ms = second.percentile(50);
+    c.tickLagP99Ms = second.percentile(99);
     emit({ type: "progress", ...c } satisfies WorkerProgress);
     c.loopLagMs = 0;
     c.tickLagMs = 0;
