@@ -10,6 +10,7 @@ import type { ServerHandle } from "../server/server.ts";
 import { RedisStore } from "../store/redis.ts";
 import { FAST_REDIS, type SharedStore } from "./_cluster.ts";
 import { redisInstalled, SKIP_REDIS_ENV } from "./_redis.ts";
+import { storeContractTests } from "../store/_contract.ts";
 
 /**
  * Starts a topology for a whole test file. Resolves the topology, or the
@@ -100,4 +101,60 @@ export function sampleRefusals(
       return Promise.resolve();
     },
   });
+}
+
+/** A topology shared by one test file, and how to register tests on it. */
+export interface TopologySuite<T> {
+  /** The running topology, or undefined when it could not start. */
+  readonly topology: T | undefined;
+  /** Why the file's tests are ignored, when they are. */
+  readonly ignore: string | undefined;
+  /**
+   * Registers a test, ignored with the reason in its name when the topology
+   * did not start. `sanitize` false: for tests that kill a process the file
+   * started before them.
+   */
+  test(name: string, fn: () => Promise<void>, sanitize?: boolean): void;
+}
+
+/**
+ * Starts a Redis topology once for a test file (see {@link startOnce}) and
+ * registers the store contract on it as `RedisStore(label)`, each test under
+ * a key prefix of its own (the tests share the topology, and `collect` must
+ * see only its own dead owners).
+ */
+export async function topologySuite<T extends { spec: string }>(
+  label: string,
+  what: string,
+  start: () => Promise<T>,
+): Promise<TopologySuite<T>> {
+  const started = await startOnce(what, start);
+  const topology = started.ignore === undefined ? started.topology : undefined;
+  const ignore = started.ignore;
+  storeContractTests(
+    `RedisStore(${label})`,
+    () =>
+      RedisStore.connect(topology!.spec, {
+        ...FAST_REDIS,
+        prefix: `t${crypto.randomUUID().slice(0, 8)}`,
+      }),
+    {
+      sweep: () => {},
+      noHintReason: "the expiry hint is checked on a standalone Redis",
+      ...ignore ? { ignore } : {},
+    },
+  );
+  return {
+    topology,
+    ignore,
+    test(name, fn, sanitize = true) {
+      Deno.test({
+        name: ignore ? `${name} (ignored: ${ignore})` : name,
+        ignore: ignore !== undefined,
+        sanitizeOps: sanitize,
+        sanitizeResources: sanitize,
+        fn,
+      });
+    },
+  };
 }

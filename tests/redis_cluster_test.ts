@@ -9,56 +9,20 @@
 
 import { runClient } from "../client/client.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
-import { storeContractTests } from "../store/_contract.ts";
 import { bucketOf, hashSlot, RedisKeys } from "../store/redis_keys.ts";
-import { RedisStore } from "../store/redis.ts";
 import { assert_, assertEquals } from "./_assert.ts";
-import {
-  drained,
-  eventually,
-  FAST_REDIS,
-  reference,
-  startCluster,
-} from "./_cluster.ts";
+import { drained, eventually, reference, startCluster } from "./_cluster.ts";
 import { testServer } from "./_fixtures.ts";
 import { type RedisServer, startRedisCluster } from "./_redis.ts";
-import { sampleRefusals, sharedSpec, startOnce } from "./_redis_ha.ts";
+import { sampleRefusals, sharedSpec, topologySuite } from "./_redis_ha.ts";
 
-const started = await startOnce(
+const suite = await topologySuite(
+  "cluster",
   "a Redis Cluster (3 primaries, 3 replicas)",
   () => startRedisCluster(),
 );
-const group = started.ignore === undefined ? started.topology : undefined;
-const ignore = started.ignore;
-
-function clusterTest(
-  name: string,
-  fn: () => Promise<void>,
-  sanitize = true,
-): void {
-  Deno.test({
-    name: ignore ? `${name} (ignored: ${ignore})` : name,
-    ignore: ignore !== undefined,
-    sanitizeOps: sanitize,
-    sanitizeResources: sanitize,
-    fn,
-  });
-}
-
-storeContractTests(
-  "RedisStore(cluster)",
-  // A prefix per test: the tests share one cluster, and collect must see only its own dead owners.
-  () =>
-    RedisStore.connect(group!.spec, {
-      ...FAST_REDIS,
-      prefix: `t${crypto.randomUUID().slice(0, 8)}`,
-    }),
-  {
-    sweep: () => {},
-    noHintReason: "the expiry hint is checked on a standalone Redis",
-    ...ignore ? { ignore } : {},
-  },
-);
+const group = suite.topology;
+const clusterTest = suite.test;
 
 const SEED = 11;
 const KEYS = new RedisKeys("seqstream");

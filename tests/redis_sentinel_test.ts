@@ -10,7 +10,6 @@
 
 import { runClient } from "../client/client.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
-import { storeContractTests } from "../store/_contract.ts";
 import { BUCKETS, RedisKeys } from "../store/redis_keys.ts";
 import { RedisStore } from "../store/redis.ts";
 import { assert_, assertEquals } from "./_assert.ts";
@@ -23,43 +22,15 @@ import {
   startCluster,
 } from "./_cluster.ts";
 import { redisCommand, startSentinelGroup, until } from "./_redis.ts";
-import { sampleRefusals, sharedSpec, startOnce } from "./_redis_ha.ts";
+import { sampleRefusals, sharedSpec, topologySuite } from "./_redis_ha.ts";
 
-const started = await startOnce(
+const suite = await topologySuite(
+  "sentinel",
   "a Sentinel group (1 primary, 2 replicas, 3 sentinels)",
   () => startSentinelGroup(),
 );
-const group = started.ignore === undefined ? started.topology : undefined;
-const ignore = started.ignore;
-
-function sentinelTest(
-  name: string,
-  fn: () => Promise<void>,
-  sanitize = true,
-): void {
-  Deno.test({
-    name: ignore ? `${name} (ignored: ${ignore})` : name,
-    ignore: ignore !== undefined,
-    sanitizeOps: sanitize,
-    sanitizeResources: sanitize,
-    fn,
-  });
-}
-
-storeContractTests(
-  "RedisStore(sentinel)",
-  // A prefix per test: the tests share one Redis, and collect must see only its own dead owners.
-  () =>
-    RedisStore.connect(group!.spec, {
-      ...FAST_REDIS,
-      prefix: `t${crypto.randomUUID().slice(0, 8)}`,
-    }),
-  {
-    sweep: () => {},
-    noHintReason: "the expiry hint is checked on a standalone Redis",
-    ...ignore ? { ignore } : {},
-  },
-);
+const group = suite.topology;
+const sentinelTest = suite.test;
 
 const SEED = 7;
 
