@@ -59,6 +59,8 @@ try {
     usPerSessionOverhead: Math.round(
       (cpuMs(all) * 1000 - perNumber * numbers) / sessions,
     ),
+    /** All of this process's CPU from the first connect to the last result, per session, its `count` numbers included: an upper bound that does not lean on the per-number estimate. */
+    usPerSessionAllIn: Math.round((cpuMs(all) * 1000) / sessions),
     rssKiBPerSession: Math.round((rss - rss0) / 1024 / sessions),
     coresAt100kPerSecond: +((perNumber * 100_000) / 1e6).toFixed(2),
   };
@@ -72,6 +74,9 @@ try {
     );
     console.log(
       `per-session overhead (connect … done) ≈ ${out.usPerSessionOverhead} µs; ${out.rssKiBPerSession} KiB RSS per session`,
+    );
+    console.log(
+      `all-in per session (its ${count} numbers included) ${out.usPerSessionAllIn} µs: the overhead's upper bound`,
     );
     console.log(
       `→ ${out.coresAt100kPerSecond} cores for 100,000 sessions at 1 s`,
