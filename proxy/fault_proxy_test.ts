@@ -457,9 +457,12 @@ Deno.test("startProxy bloat takes everything the sender writes at once yet deliv
   const { data: got } = await readFor(client, 500);
   const ms = performance.now() - start;
   const expected = (rate * ms) / 1000;
-  // One 10 ms piece of slack above; timers under load only ever deliver later, so a loose floor.
+  // Slack above: 50 ms worth, for what the kernel may already hold for this
+  // reader when it starts counting (its own event loop can be that late on a
+  // loaded host; an unlimited link would deliver megabytes here). Timers under
+  // load only ever deliver later, so a loose floor.
   assert_(
-    got.length <= expected + rate / 100 + 1,
+    got.length <= expected + rate / 20 + 1,
     `delivered ${got.length} bytes in ${ms} ms, more than ${rate} B/s allows`,
   );
   assert_(

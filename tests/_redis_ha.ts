@@ -127,6 +127,7 @@ export async function topologySuite<T extends { spec: string }>(
   label: string,
   what: string,
   start: () => Promise<T>,
+  contract: { sanitizeOps?: boolean } = {},
 ): Promise<TopologySuite<T>> {
   const started = await startOnce(what, start);
   const topology = started.ignore === undefined ? started.topology : undefined;
@@ -141,6 +142,7 @@ export async function topologySuite<T extends { spec: string }>(
     {
       sweep: () => {},
       noHintReason: "the expiry hint is checked on a standalone Redis",
+      ...contract,
       ...ignore ? { ignore } : {},
     },
   );
