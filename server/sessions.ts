@@ -741,10 +741,14 @@ export class SessionManager {
     this.#forget(id);
     this.#attached.set(id, next);
     if (local !== undefined) {
-      // Taken over from a connection on this very server.
+      // Taken over from a connection on this very server (or one that had
+      // already lost the session elsewhere, its notice not drained yet).
       this.#o.counters.sessionsTakenOver++;
       this.#o.onFenced(id, next.epoch);
-    } else if (prevOwner !== "" && prevOwner !== this.#o.serverId) {
+    }
+    if (prevOwner !== "" && prevOwner !== this.#o.serverId) {
+      // The record says another server holds it, whatever this one still
+      // lists: tell that server, or its connection streams on.
       const fence: Fence = { id, epoch: next.epoch };
       await this.#op("fence", (s) => s.fence(prevOwner, fence)).catch(
         (err) =>

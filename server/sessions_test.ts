@@ -168,6 +168,23 @@ Deno.test("SessionManager: a takeover elsewhere is drained from fences by the ol
   assertEquals((await store.get(s))?.owner, "b");
 });
 
+Deno.test("SessionManager: a resume taking back a session that was taken over elsewhere, before the fence is drained, fences the other server", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = id();
+  const first = await a.open(s, 10, tok(1));
+  const onB = await b.resume(s, tok(1), 2); // a's notice not drained yet
+  const onA = await a.resume(s, tok(1), 2); // a still lists `first` as its own
+  assertEquals((await store.get(s))?.owner, "a");
+  assertEquals([a.holds(first), a.holds(onA), a.fenced], [false, true, [s]]);
+  // b must learn that it lost the session, or its connection streams on.
+  await clock.advance(LEASE / 3);
+  assertEquals([b.holds(onB), b.fenced], [false, [s]]);
+  assertEquals(a.holds(onA), true, "a's own stale notice closed the winner");
+});
+
 Deno.test("SessionManager: a resume on the same server takes over its own attachment at once", async () => {
   const clock = new FakeClock();
   await using store = memory(clock);
