@@ -15,9 +15,11 @@
  *    "this server may have writes the store has not seen", and other
  *    servers judge its sessions by its last renewal (see `sessions.ts`).
  * 3. `lease_renew`: renews the lease for `leaseMs` in store time.
- * 4. `fence_drain`: takes the takeover notices.
- * 5. `collect`: deletes one bounded batch of records still attached to a
- *    server whose lease ended more than `collectGraceMs` ago.
+ * 4. `fence_drain`: takes the takeover notices, even when steps 1-3
+ *    failed or left the lease unrenewed.
+ * 5. `collect` (only after a renewal): deletes one bounded batch of records
+ *    still attached to a server whose lease ended more than
+ *    `collectGraceMs` ago.
  *
  * Store time: every lease read and renewal returns the store's time, and the
  * keeper keeps `offset = store time − local time` (at the middle of the
@@ -158,6 +160,28 @@ export class LeaseKeeper {
   }
 
   async #heartbeat(): Promise<void> {
+    // Takeover notices are drained whatever became of the lease steps: a
+    // server whose writes are pending, or whose store is slow to renew, must
+    // still close connections that lost their session elsewhere, or a fenced
+    // connection would stream on (and its client wait) until the store heals.
+    const renewed = await this.#renew().catch(() => false);
+    const fences = await this.#host.op(
+      "fence_drain",
+      (s) => s.drainFences(this.#o.serverId),
+    );
+    for (const f of fences) this.#host.fenced(f);
+    if (!renewed) return;
+    await this.#host.op(
+      "collect",
+      (s) => s.collect(this.#o.collectGraceMs, this.#o.collectLimit),
+    );
+  }
+
+  /**
+   * Checks the lease, flushes, renews: resolves whether the lease was
+   * renewed (not while writes are pending); rejects when a store call fails.
+   */
+  async #renew(): Promise<boolean> {
     const self = this.#o.serverId;
     const { lease } = await this.leaseOf(self, "lease_check");
     const lost = this.#written > 0 &&
@@ -173,7 +197,7 @@ export class LeaseKeeper {
       );
       this.#host.lostData();
     }
-    if (!(await this.#host.flush())) return; // writes pending: let the lease lapse
+    if (!(await this.#host.flush())) return false; // let the lease lapse
     const t0 = this.#o.clock.now();
     const renewed = await this.#host.op(
       "lease_renew",
@@ -181,14 +205,6 @@ export class LeaseKeeper {
     );
     this.#sync(renewed.renewedAt, t0);
     this.#written = renewed.until;
-    const fences = await this.#host.op(
-      "fence_drain",
-      (s) => s.drainFences(self),
-    );
-    for (const f of fences) this.#host.fenced(f);
-    await this.#host.op(
-      "collect",
-      (s) => s.collect(this.#o.collectGraceMs, this.#o.collectLimit),
-    );
+    return true;
   }
 }

@@ -8,11 +8,13 @@ import { type LeaseHost, LeaseKeeper } from "./lease.ts";
 function keeper(store: SessionStore, clock: FakeClock, leaseMs = 300) {
   const ops: string[] = [];
   const fences: Fence[] = [];
-  const state = { flushed: true, lost: 0 };
+  const state = { flushed: true, lost: 0, failing: new Set<string>() };
   const host: LeaseHost = {
     op: (name, fn) => {
       ops.push(name);
-      return fn(store);
+      return state.failing.has(name)
+        ? Promise.reject(new Error(`${name} failed`))
+        : fn(store);
     },
     flush: () => Promise.resolve(state.flushed),
     lostData: () => state.lost++,
@@ -87,5 +89,33 @@ Deno.test("LeaseKeeper.now follows the store's clock, not the local one", async 
   await local.advance(50);
   await storeClock.advance(50);
   assertEquals(k.now(), 5_000_050);
+  await k.close();
+});
+
+Deno.test("LeaseKeeper drains fences while writes are pending or the renewal fails", async () => {
+  const clock = new FakeClock(0);
+  await using store = new FlakyStore({ now: () => clock.now() });
+  const { k, ops, fences, state } = keeper(store, clock);
+  await k.start();
+  state.flushed = false;
+  ops.length = 0;
+  await store.fence("a", { id: "s1", epoch: 2 });
+  await clock.advance(100);
+  assertEquals(
+    fences,
+    [{ id: "s1", epoch: 2 }],
+    "fence not drained while writes pending",
+  );
+  assertEquals(ops.includes("lease_renew"), false);
+  assertEquals(ops.includes("collect"), false, "collected without a lease");
+  state.flushed = true;
+  for (const failing of ["lease_check", "lease_renew"]) {
+    state.failing = new Set([failing]);
+    fences.length = 0;
+    await store.fence("a", { id: failing, epoch: 3 });
+    await clock.advance(100);
+    assertEquals(fences, [{ id: failing, epoch: 3 }], `${failing} failing`);
+  }
+  assertEquals(ops.includes("collect"), false, "collected without a lease");
   await k.close();
 });
