@@ -108,7 +108,16 @@ export class Process implements AsyncDisposable {
   /** @internal use {@link spawn} or {@link spawnDeno} */
   constructor(child: Deno.ChildProcess, stdout: Output, stderr: Output) {
     this.child = child;
-    this.status = child.status.then((s) => {
+    // Exited means exited *and* its last stderr lines read (for at most
+    // 500 ms: a grandchild may hold the pipe open), so that a start error
+    // can quote what the process said before it died.
+    this.status = child.status.then(async (s) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#stderr.catch(() => {}),
+        new Promise((r) => timer = setTimeout(r, 500)),
+      ]);
+      clearTimeout(timer);
       this.#exited = true;
       this.#notify();
       return s;
