@@ -20,6 +20,12 @@ const suite = await topologySuite(
   "cluster",
   "a Redis Cluster (3 primaries, 3 replicas)",
   () => startRedisCluster(),
+  // ioredis's Cluster can leave a timer behind quit(): a slot refresh in
+  // flight at quit() re-arms the refresh timer when it returns, and a retry
+  // of a redirected or refused command waits in its delay queue. Once in
+  // ~8 parallel suite runs a contract test ended with such a timer pending.
+  // The resource sanitizer (sockets) stays on.
+  { sanitizeOps: false },
 );
 const group = suite.topology;
 const clusterTest = suite.test;
