@@ -36,6 +36,9 @@ export class Checksum {
   }
 }
 
+const SCRATCH = new Uint8Array(4 * 4096);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
+
 /**
  * Sum and CRC-32 of the whole `count`-number sequence of `seed`, computed
  * from the seed (not from what was sent): what the final message carries.
@@ -44,8 +47,10 @@ export function sequenceChecksum(
   seed: Seed,
   count: number,
 ): { sum: number; crc: number } {
-  const chunk = new Uint8Array(4 * 4096);
-  const view = new DataView(chunk.buffer);
+  // One scratch buffer for every call (the loop is synchronous): a 16 KiB
+  // allocation per session was most of this function's cost for short
+  // sessions, and external memory that brought the next GC forward.
+  const chunk = SCRATCH, view = SCRATCH_VIEW;
   let sum = 0, crc = 0;
   for (let start = 0; start < count; start += 4096) {
     const n = Math.min(4096, count - start);
