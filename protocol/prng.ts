@@ -8,6 +8,8 @@
  * @module
  */
 
+import { bytesToHex } from "./uuid.ts";
+
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
 const W0 = 0x9e3779b9;
@@ -121,9 +123,13 @@ export function deriveSeed(base: number, id: Uint8Array): Seed {
 
 /** The seed as 16 lowercase hex digits (for stores). */
 export function seedToHex(s: Seed): string {
-  return s.hi.toString(16).padStart(8, "0") +
-    s.lo.toString(16).padStart(8, "0");
+  SEED_VIEW.setUint32(0, s.hi);
+  SEED_VIEW.setUint32(4, s.lo);
+  return bytesToHex(SEED_BYTES); // one flat string, no cons-string tree
 }
+
+const SEED_BYTES = new Uint8Array(8);
+const SEED_VIEW = new DataView(SEED_BYTES.buffer);
 
 /**
  * Parses {@link seedToHex} output.

@@ -12,6 +12,18 @@ Deno.test("uuidToBytes and bytesToUuid round-trip any 16 bytes (property)", () =
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
       const s = bytesToUuid(b);
+      const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+      assertEquals(
+        s,
+        [
+          h.slice(0, 8),
+          h.slice(8, 12),
+          h.slice(12, 16),
+          h.slice(16, 20),
+          h.slice(20),
+        ]
+          .join("-"),
+      );
       assertEquals(isUuid(s), true);
       assertEquals([...uuidToBytes(s)], [...b]);
       assertEquals(uuidToBytes(s).length, 16);
@@ -60,7 +72,10 @@ Deno.test("hexToBytes and bytesToHex round-trip; hexToBytes rejects odd length a
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 40 }), (b) => {
       const h = bytesToHex(b);
-      assertEquals(h.length, b.length * 2);
+      assertEquals(
+        h,
+        Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(""),
+      );
       assertEquals([...hexToBytes(h)], [...b]);
     }),
   );
