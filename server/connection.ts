@@ -119,8 +119,11 @@ export class Connection implements Task {
   due = 0;
   /** Scheduler bookkeeping. */
   slot = -1;
-  /** `host:port` of the peer. */
-  readonly remote: string;
+  /** `host:port` of the peer (made when asked: logs and `/sessions`). */
+  get remote(): string {
+    const a = this.#conn.remoteAddr as Deno.NetAddr;
+    return `${a.hostname}:${a.port}`;
+  }
   readonly #conn: Deno.Conn;
   readonly #host: ConnectionHost;
   readonly #writer: Writer;
@@ -143,8 +146,6 @@ export class Connection implements Task {
   constructor(conn: Deno.Conn, host: ConnectionHost) {
     this.#conn = conn;
     this.#host = host;
-    const a = conn.remoteAddr as Deno.NetAddr;
-    this.remote = `${a.hostname}:${a.port}`;
     this.#writer = new Writer(conn, {
       onError: () => this.end(),
       onIdle: () => {
