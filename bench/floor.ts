@@ -9,7 +9,16 @@
  *
  * ```sh
  * deno task bench:floor [--conns 2000] [--interval 100ms] [--seconds 10] [--json]
+ *   [--ack-every N] [--writer-v8-flags=--max-semi-space-size=2]
  * ```
+ *
+ * `--ack-every N` makes it the floor of a server that listens to its clients,
+ * as a v2 server must: the reader sends a 7-byte message after every N frames
+ * (4 is about the v2 ACK rate, ~0.26 per number with keep-alives), and the
+ * writer keeps one 64-byte read pending on every connection, as seqstream's
+ * server does. The writer then also reports its RSS growth per connection
+ * (`Deno.memoryUsage().rss` at the end of the window over the same before
+ * the first accept): the memory floor under `bench:server`'s RSS per session.
  *
  * @module
  */
@@ -29,17 +38,27 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     port: { type: "string", default: "0" },
     json: { type: "boolean", default: false },
+    "ack-every": { type: "string", default: "0" },
+    "writer-v8-flags": { type: "string" },
   },
 });
 const conns = Number(values.conns);
 const intervalMs = parseDuration(values.interval);
 const seconds = Number(values.seconds);
 const FRAME = NUMBER_FRAME_SIZE;
+const ackEvery = Number(values["ack-every"]);
+if (!Number.isInteger(ackEvery) || ackEvery < 0) {
+  throw new RangeError(`--ack-every must be a whole number ≥ 0`);
+}
+const ACK = 7; // a v2 ACK frame
 const enc = new TextEncoder();
 
 /** Accepts `conns` connections, then writes a frame to each every interval for `seconds`. */
 async function writer(): Promise<void> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const rss0 = Deno.memoryUsage().rss;
+  let acks = 0;
+  const reading: Promise<void>[] = [];
   Deno.stdout.writeSync(
     enc.encode(`${(listener.addr as Deno.NetAddr).port}\n`),
   );
@@ -48,6 +67,16 @@ async function writer(): Promise<void> {
     const conn = await listener.accept();
     conn.setNoDelay(true);
     all.push({ conn, busy: false });
+    if (ackEvery > 0) {
+      reading.push((async () => {
+        const b = new Uint8Array(64);
+        while (true) {
+          const n = await conn.read(b).catch(() => null);
+          if (n === null) return;
+          acks += n / ACK;
+        }
+      })());
+    }
   }
   listener.close();
   const frame = new Uint8Array(FRAME);
@@ -69,11 +98,18 @@ async function writer(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1));
   }
   const cpu = process.cpuUsage(cpu0);
+  const rss = Deno.memoryUsage().rss;
   for (const c of all) c.conn.close();
+  await Promise.all(reading);
   Deno.stdout.writeSync(
     enc.encode(
-      JSON.stringify({ sent, cpuUs: cpu.user + cpu.system, userUs: cpu.user }) +
-        "\n",
+      JSON.stringify({
+        sent,
+        cpuUs: cpu.user + cpu.system,
+        userUs: cpu.user,
+        acks: Math.round(acks),
+        rssBytesPerConn: Math.round((rss - rss0) / all.length),
+      }) + "\n",
     ),
   );
 }
@@ -87,6 +123,9 @@ async function main(): Promise<void> {
     ["--role", "writer", ...Deno.args],
     {
       permissions: { net: ["127.0.0.1"] },
+      ...values["writer-v8-flags"]
+        ? { denoFlags: [`--v8-flags=${values["writer-v8-flags"]}`] }
+        : {},
       quiet: false,
       stdout: {
         onLine(l) {
@@ -106,12 +145,19 @@ async function main(): Promise<void> {
   }
   const cpu0 = process.cpuUsage();
   let got = 0;
+  const ack = new Uint8Array(ACK);
   await Promise.all(sockets.map(async (conn) => {
     const b = buf();
+    let frames = 0, acked = 0;
     while (true) {
       const n = await conn.read(b).catch(() => null);
       if (n === null) break;
       got += n;
+      frames += n / FRAME;
+      if (ackEvery > 0 && frames - acked >= ackEvery) {
+        acked = frames;
+        await conn.write(ack).catch(() => {});
+      }
     }
     conn.close();
   }));
@@ -121,6 +167,8 @@ async function main(): Promise<void> {
     sent: number;
     cpuUs: number;
     userUs: number;
+    acks: number;
+    rssBytesPerConn: number;
   };
   const messages = got / FRAME;
   const out = {
@@ -132,6 +180,8 @@ async function main(): Promise<void> {
     writerUserPct: Math.round((100 * w.userUs) / w.cpuUs),
     readerUsPerMessage: +((cpu.user + cpu.system) / messages).toFixed(2),
     readerUserPct: Math.round((100 * cpu.user) / (cpu.user + cpu.system)),
+    acksPerMessage: +(w.acks / w.sent).toFixed(3),
+    writerRssKiBPerConn: +(w.rssBytesPerConn / 1024).toFixed(1),
   };
   if (values.json) console.log(JSON.stringify(out));
   else {
@@ -143,6 +193,12 @@ async function main(): Promise<void> {
     );
     console.log(
       `bare reader ${out.readerUsPerMessage} µs CPU per message (${out.readerUserPct}% user)`,
+    );
+    console.log(
+      `writer RSS ${out.writerRssKiBPerConn} KiB per connection` +
+        (ackEvery > 0
+          ? ` (one read pending on each; ${out.acksPerMessage} acks per message)`
+          : " (no read pending)"),
     );
   }
 }
