@@ -15,8 +15,8 @@
  *    "this server may have writes the store has not seen", and other
  *    servers judge its sessions by its last renewal (see `sessions.ts`).
  * 3. `lease_renew`: renews the lease for `leaseMs` in store time.
- * 4. `fence_drain`: takes the takeover notices, even when steps 1-3
- *    failed or left the lease unrenewed.
+ * 4. `fence_drain`: takes the takeover notices, even when step 2 or 3
+ *    failed or left the lease unrenewed (a failed step 1 ends the beat).
  * 5. `collect` (only after a renewal): deletes one bounded batch of records
  *    still attached to a server whose lease ended more than
  *    `collectGraceMs` ago.
@@ -31,7 +31,7 @@
 
 import type { Clock, TimerId } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
-import type { Fence, LeaseRead, SessionStore } from "../store/types.ts";
+import type { Fence, Lease, LeaseRead, SessionStore } from "../store/types.ts";
 
 /** What the lease keeper needs from the session manager. */
 export interface LeaseHost {
@@ -160,14 +160,19 @@ export class LeaseKeeper {
   }
 
   async #heartbeat(): Promise<void> {
-    // Takeover notices are drained whatever became of the lease steps: a
-    // server whose writes are pending, or whose store is slow to renew, must
-    // still close connections that lost their session elsewhere, or a fenced
-    // connection would stream on (and its client wait) until the store heals.
-    const renewed = await this.#renew().catch(() => false);
+    const self = this.#o.serverId;
+    // The store did not answer the first call: nothing else this beat (one
+    // timeout per beat during an outage, not one per step).
+    const { lease } = await this.leaseOf(self, "lease_check");
+    // From here on takeover notices are drained whatever became of the
+    // flush and the renewal: a server whose writes are pending, or whose
+    // renewal failed, must still close connections that lost their session
+    // elsewhere, or a fenced connection would stream on (and its client
+    // wait) until the store heals.
+    const renewed = await this.#renew(lease).catch(() => false);
     const fences = await this.#host.op(
       "fence_drain",
-      (s) => s.drainFences(this.#o.serverId),
+      (s) => s.drainFences(self),
     );
     for (const f of fences) this.#host.fenced(f);
     if (!renewed) return;
@@ -178,12 +183,12 @@ export class LeaseKeeper {
   }
 
   /**
-   * Checks the lease, flushes, renews: resolves whether the lease was
-   * renewed (not while writes are pending); rejects when a store call fails.
+   * Given this server's lease as just read: detects a store that lost data,
+   * flushes, renews. Resolves whether the lease was renewed (not while
+   * writes are pending); rejects when a store call fails.
    */
-  async #renew(): Promise<boolean> {
+  async #renew(lease: Lease | null): Promise<boolean> {
     const self = this.#o.serverId;
-    const { lease } = await this.leaseOf(self, "lease_check");
     const lost = this.#written > 0 &&
       (lease === null || lease.until < this.#written);
     if (lost) {
