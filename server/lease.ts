@@ -10,13 +10,13 @@
  *    is missing or older than the last one written means the store lost
  *    data: the host writes its sessions back (resync), and for one lease
  *    missing sessions are answered "unavailable" rather than "unknown".
- * 2. the host's pending writes are flushed **before** the renewal, and the
+ * 2. `fence_drain`: takes the takeover notices (a failed step 1 ends the
+ *    beat; whatever steps 3 and 4 do, the notices are taken first).
+ * 3. the host's pending writes are flushed **before** the renewal, and the
  *    lease is not renewed while any is left: a lapsed lease then means
  *    "this server may have writes the store has not seen", and other
  *    servers judge its sessions by its last renewal (see `sessions.ts`).
- * 3. `lease_renew`: renews the lease for `leaseMs` in store time.
- * 4. `fence_drain`: takes the takeover notices, even when step 2 or 3
- *    failed or left the lease unrenewed (a failed step 1 ends the beat).
+ * 4. `lease_renew`: renews the lease for `leaseMs` in store time.
  * 5. `collect` (only after a renewal): deletes one bounded batch of records
  *    still attached to a server whose lease ended more than
  *    `collectGraceMs` ago.
@@ -145,6 +145,27 @@ export class LeaseKeeper {
     return true;
   }
 
+  /**
+   * The host saw the store lose data its lease does not show: a record of a
+   * session this server holds is gone (a failover that lost a short tail of
+   * writes, on a shard or in a moment the lease did not witness). Opens the
+   * recovery window and has the host write its sessions back.
+   */
+  dataLost(what: string): void {
+    const already = this.now() < this.#recoveringUntil;
+    this.#recoveringUntil = Math.max(
+      this.#recoveringUntil,
+      this.now() + this.#o.leaseMs,
+    );
+    if (!already) {
+      this.#o.log.warn(
+        "the session store lost data; writing this server's sessions back",
+        { server: this.#o.serverId, seen: what },
+      );
+    }
+    this.#host.lostData();
+  }
+
   #schedule(): void {
     if (this.#closed) return;
     const every = Math.max(20, Math.floor(this.#o.leaseMs / 3));
@@ -164,18 +185,18 @@ export class LeaseKeeper {
     // The store did not answer the first call: nothing else this beat (one
     // timeout per beat during an outage, not one per step).
     const { lease } = await this.leaseOf(self, "lease_check");
-    // From here on takeover notices are drained whatever became of the
-    // flush and the renewal: a server whose writes are pending, or whose
-    // renewal failed, must still close connections that lost their session
-    // elsewhere, or a fenced connection would stream on (and its client
-    // wait) until the store heals.
-    const renewed = await this.#renew(lease).catch(() => false);
+    // Takeover notices next, before the flush and whatever becomes of it:
+    // a write this server could not make because the session was taken
+    // over is dropped by its notice instead of being retried, and a server
+    // whose writes are pending, or whose renewal fails, still closes the
+    // connections that lost their session elsewhere (or they would stream
+    // on, and their clients wait, until the store heals).
     const fences = await this.#host.op(
       "fence_drain",
       (s) => s.drainFences(self),
     );
     for (const f of fences) this.#host.fenced(f);
-    if (!renewed) return;
+    if (!(await this.#renew(lease).catch(() => false))) return;
     await this.#host.op(
       "collect",
       (s) => s.collect(this.#o.collectGraceMs, this.#o.collectLimit),

@@ -30,12 +30,12 @@ function keeper(store: SessionStore, clock: FakeClock, leaseMs = 300) {
   return { k, ops, fences, state };
 }
 
-Deno.test("LeaseKeeper beats every leaseMs / 3: check, renew, drain, collect", async () => {
+Deno.test("LeaseKeeper beats every leaseMs / 3: check, drain, renew, collect", async () => {
   const clock = new FakeClock(0);
   await using store = new FlakyStore({ now: () => clock.now() });
   const { k, ops } = keeper(store, clock);
   await k.start();
-  assertEquals(ops, ["lease_check", "lease_renew", "fence_drain", "collect"]);
+  assertEquals(ops, ["lease_check", "fence_drain", "lease_renew", "collect"]);
   const table: [number, number][] = [[99, 1], [1, 2], [100, 3], [700, 10]];
   for (const [advance, renewals] of table) {
     await clock.advance(advance);

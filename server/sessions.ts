@@ -18,10 +18,13 @@
  * | event                 | operations                                         |
  * | --------------------- | -------------------------------------------------- |
  * | new session           | `create` (+ `get`, `replace` if the id was used)   |
- * | detach                | `replace`                                          |
+ * | detach                | `replace` (a failed one waits for the heartbeat:   |
+ * |                       | dropped by its takeover notice, or `replace` +     |
+ * |                       | `get` to tell "moved on" from "lost by the store") |
  * | resume                | `get`, `replace` (+ `lease_get`, `fence` when the  |
  * |                       | record is still attached to another server)        |
- * | complete              | `replace` (a tombstone)                            |
+ * | complete              | `replace` (a tombstone; + `get`, `create` if the   |
+ * |                       | store lost the record)                             |
  * | expiry (if detached)  | `replace` (a tombstone; fails harmlessly if the    |
  * |                       | session was resumed elsewhere)                     |
  * | retried write         | `replace` (+ `get` when it fails: was it applied?) |
@@ -64,11 +67,16 @@
  *   `min(leaseMs, ttlMs)`.
  *
  * Store outages: a session that is streaming needs no store operation, so it
- * keeps going. A store that lost its data (a Redis restarted without
- * persistence) is detected by this server's own lease having vanished; the
- * server then writes back every session it holds, and for one lease answers
- * resumes of sessions it cannot find with the retriable `store_unavailable`
- * rather than the final `unknown_session`.
+ * keeps going. A store that lost its data is detected two ways: this
+ * server's own lease vanished or went back (a Redis restarted without
+ * persistence, a failover that lost the last renewals), or a record of a
+ * session this server holds is missing (a failover that lost a short tail
+ * of writes, on any shard): its detach or completion finds no record, or
+ * its client's resume reaches this server and finds none. The server then
+ * writes back every session it holds, and for one lease answers resumes of
+ * sessions it cannot find with the retriable `store_unavailable` rather
+ * than the final `unknown_session`. (A resume that reaches another server
+ * first still gets `unknown_session`: nothing there shows the loss.)
  *
  * Shutdown: {@link SessionManager.close} stops the timers and awaits every
  * store call in flight. An open or resume that completes after `close()`
@@ -282,6 +290,7 @@ export class SessionManager {
         if (rec.status === "expired") this.#expired(rec.id);
       },
       lost: (f) => this.#fenced(f),
+      missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
       held: (id) => this.#detached.get(id)?.value ?? this.#attached.get(id),
       heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
     });
@@ -611,6 +620,15 @@ export class SessionManager {
     await this.#ensureLease();
     const rec = await this.#op("get", (s) => s.get(id));
     if (rec === null) {
+      if (this.#holdsHere(id)) {
+        // This server holds it, so the store lost it (a failover that lost
+        // a short tail of writes, perhaps on a shard the lease is not on).
+        this.#lease.dataLost(`the record of session ${id}, held here`);
+        throw unavailable(
+          `Cannot resume session "${id}" yet: the session store (${this.#store.kind}) lost its record ` +
+            `and this server is writing it back; retry shortly`,
+        );
+      }
       if (await this.#lease.storeLostData()) {
         throw unavailable(
           `Cannot resume session "${id}" yet: the session store (${this.#store.kind}) lost data ` +
@@ -812,13 +830,10 @@ export class SessionManager {
     this.#detached.add(att.id, deadline, next);
     const ok = await this.#writeBack.write(rec.epoch, next);
     if (ok === false && this.#detached.get(att.id)?.value === next) {
-      if (this.#writeBack.resyncing) {
-        // The record may be missing because the store lost it: the write-back decides.
-        this.#writeBack.keep(att.id, rec.epoch, next);
-      } else {
-        // Resumed elsewhere or expired by another server in the meantime.
-        this.#detached.delete(att.id);
-      }
+      // Resumed elsewhere (its takeover notice, drained by the next
+      // heartbeat before it flushes, drops this write at no cost), or the
+      // store lost the record: the flush reads it back and tells which.
+      this.#writeBack.keep(att.id, rec.epoch, next);
     }
   }
 
@@ -834,7 +849,15 @@ export class SessionManager {
     return this.#track((async () => {
       const rec = this.#attached.get(att.id);
       if (rec === undefined || rec.epoch !== att.epoch) return false;
-      const ok = await this.#tombstone(rec, "completed", this.#now());
+      const tomb = this.#tombRecord(rec, "completed", this.#now());
+      let ok = await this.#op("replace", (s) => s.replace(rec.epoch, tomb));
+      if (!ok && (await this.#op("get", (s) => s.get(att.id))) === null) {
+        // The store lost the record of a session still attached here: the
+        // completion stands; its tombstone is written anew, and the other
+        // sessions this server holds are written back.
+        ok = await this.#op("create", (s) => s.create(tomb));
+        this.#lease.dataLost(`the record of session ${att.id}, completed here`);
+      }
       if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
       if (ok) this.#o.counters.sessionsCompleted++;
       return ok;
@@ -844,6 +867,12 @@ export class SessionManager {
   /** Forgets an attachment without touching the store (fenced, or shutting down). */
   release(att: Attachment): void {
     if (this.holds(att)) this.#attached.delete(att.id);
+  }
+
+  /** Whether this server holds `id`: attached, detached here, or a write pending. */
+  #holdsHere(id: string): boolean {
+    return this.#attached.has(id) || this.#detached.get(id) !== undefined ||
+      this.#writeBack.get(id) !== undefined;
   }
 
   /** Drops everything held locally about `id`. */

@@ -353,6 +353,79 @@ Deno.test("SessionManager writes its sessions back after the store lost its data
   );
 });
 
+// A failover that lost a short tail of writes: one record gone, leases
+// intact, so no lease shows the loss; the server holding the session does.
+Deno.test("SessionManager: a record the store lost under an attached session is written back when the session detaches, and resumes", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const [lostId, otherId] = [id(), id()];
+  const att = await a.open(lostId, 10, tok(1));
+  const other = await a.open(otherId, 10, tok(2));
+  await store.lose(lostId);
+  await store.lose(otherId);
+  await a.detach(att); // its compare-and-set finds no record
+  await clock.advance(LEASE / 3); // the flush reads it back: missing → resync
+  const rec = await store.get(lostId);
+  assertEquals([rec?.owner, rec?.status, rec?.epoch], ["", "live", att.epoch]);
+  // The resync wrote back every session a holds, not only the one it noticed.
+  assertEquals((await store.get(otherId))?.owner, "a");
+  assert_(a.holds(other));
+  assertEquals(await codeOf(b.resume(lostId, tok(1), 3)), "ok");
+});
+
+Deno.test("SessionManager: a resume of a session held here whose record the store lost is retriable, then succeeds", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  await a.open(s, 10, tok(1));
+  await store.lose(s);
+  assertEquals(
+    await codeOf(a.resume(s, tok(1), 2)),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  await clock.advance(LEASE / 3);
+  assertEquals((await store.get(s))?.owner, "a");
+  assertEquals(await codeOf(a.resume(s, tok(1), 2)), "ok");
+});
+
+Deno.test("SessionManager: a completion whose record the store lost still completes, with its tombstone", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ now: () => clock.now() });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  const att = await a.open(s, 10, tok(1));
+  await store.lose(s);
+  assertEquals(await a.complete(att), true);
+  assertEquals((await store.get(s))?.status, "completed");
+  assertEquals(
+    await codeOf(a.resume(s, tok(1), 10)),
+    ErrorCode.SESSION_COMPLETED,
+  );
+});
+
+Deno.test("SessionManager: a detach that lost to a takeover costs no store operation after it (the notice drops it)", async () => {
+  const clock = new FakeClock();
+  await using store = memory(clock);
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = id();
+  const att = await a.open(s, 10, tok(1));
+  await b.resume(s, tok(1), 2); // wins before a's detach
+  await a.detach(att); // fails its compare-and-set
+  const before = new Map(a.storeOps);
+  await clock.advance(LEASE / 3);
+  const spent = [...a.storeOps].filter(([op, n]) =>
+    !["lease_check", "lease_renew", "fence_drain", "collect"].includes(op) &&
+    n !== (before.get(op) ?? 0)
+  );
+  assertEquals(spent, []);
+  assertEquals(a.sessions, 0);
+  assertEquals((await store.get(s))?.owner, "b");
+});
+
 Deno.test("SessionManager: an attached record has no expiry and outlives a day of streaming; a dead owner's is collected after lease + TTL + tombstone", async () => {
   const clock = new FakeClock();
   await using store = memory(clock);

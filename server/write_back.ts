@@ -33,6 +33,11 @@ export interface WriteBackHost {
   written(rec: SessionRecord): void;
   /** The session moved on past what this server holds (another epoch won). */
   lost(fence: Fence): void;
+  /**
+   * The record of `id`, which this server holds, is not in the store at
+   * all: the store lost it. The host starts the resync.
+   */
+  missing(id: string): void;
   /** What this server means the record of `id` to be (attached or detached), if it holds it. */
   held(id: string): SessionRecord | undefined;
   /** The ids this server holds, attached or detached. */
@@ -118,8 +123,9 @@ export class WriteBack {
    * Retries the pending writes, oldest first, and stops at the first store
    * failure. A failed compare-and-set reads the record back: if it holds
    * what was meant (a write that timed out but was applied) it counts as
-   * written, otherwise the session moved on. Resolves whether nothing is
-   * left pending.
+   * written; if it is missing the store lost it ({@link WriteBackHost.missing},
+   * and the flush stops); otherwise the session moved on. Resolves whether
+   * nothing is left pending.
    */
   async flush(): Promise<boolean> {
     for (const [id, p] of [...this.#pending]) {
@@ -132,7 +138,13 @@ export class WriteBack {
         );
         if (!ok) {
           const cur = await this.#host.op("get", (s) => s.get(id));
-          ok = cur !== null && sameState(cur, p.rec);
+          if (cur === null) {
+            // Lost by the store, not moved on: the resync writes it back
+            // (and every other session held here); it stays pending.
+            this.#host.missing(id);
+            return false;
+          }
+          ok = sameState(cur, p.rec);
         }
       } catch {
         return false; // still down: the next heartbeat tries again

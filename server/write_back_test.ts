@@ -22,39 +22,47 @@ function rec(over: Partial<SessionRecord> = {}): SessionRecord {
 function writeBack(store: FlakyStore) {
   const written: SessionRecord[] = [];
   const lost: Fence[] = [];
+  const missing: string[] = [];
   const wb = new WriteBack({
     op: (_name, fn) => fn(store),
     written: (r) => written.push(r),
     lost: (f) => lost.push(f),
+    missing: (id) => missing.push(id),
     held: () => undefined,
     heldIds: () => [],
     closed: () => false,
   });
-  return { wb, written, lost };
+  return { wb, written, lost, missing };
 }
 
 const clock = new FakeClock(0);
 const tomb = rec({ epoch: 3, owner: "", status: "expired", expiresAt: 5 });
 
 // [what the store holds when the flush runs, expected outcome]
-const table: [string, SessionRecord | null, "written" | "lost"][] = [
-  ["the record the write expects", rec(), "written"],
-  ["the write itself (timed out but applied)", tomb, "written"],
-  ["a newer attach elsewhere", rec({ epoch: 3, owner: "b" }), "lost"],
-  ["nothing (deleted)", null, "lost"],
-];
+const table: [string, SessionRecord | null, "written" | "lost" | "missing"][] =
+  [
+    ["the record the write expects", rec(), "written"],
+    ["the write itself (timed out but applied)", tomb, "written"],
+    ["a newer attach elsewhere", rec({ epoch: 3, owner: "b" }), "lost"],
+    // Lost by the store: the host resyncs, and the write stays pending.
+    ["nothing (the store lost it)", null, "missing"],
+  ];
 
 for (const [holds, stored, outcome] of table) {
   Deno.test(`WriteBack.flush of a pending tombstone over ${holds} → ${outcome}`, async () => {
     await using store = new FlakyStore({ now: () => clock.now() });
     if (stored) await store.create(stored);
-    const { wb, written, lost } = writeBack(store);
+    const { wb, written, lost, missing } = writeBack(store);
     wb.keep("s", 2, tomb);
-    assertEquals(await wb.flush(), true);
-    assertEquals(wb.size, 0);
+    assertEquals(await wb.flush(), outcome !== "missing");
+    assertEquals(wb.size, outcome === "missing" ? 1 : 0);
     assertEquals(
-      [written, lost],
-      outcome === "written" ? [[tomb], []] : [[], [{ id: "s", epoch: 3 }]],
+      [written, lost, missing],
+      {
+        written: [[tomb], [], []],
+        lost: [[], [{ id: "s", epoch: 3 }], []],
+        missing: [[], [], ["s"]],
+      }[outcome],
     );
   });
 }

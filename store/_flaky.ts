@@ -49,6 +49,18 @@ export class FlakyStore implements SessionStore {
     void this.#inner.close();
     this.#inner = new MemoryStore(this.#opts);
   }
+
+  /**
+   * Loses the record of `id` alone, leases untouched: a failover that lost
+   * the last writes of one shard. (Records whose `retainUntil` has passed
+   * go with it: the memory store has no delete but its sweep.)
+   */
+  async lose(id: string): Promise<void> {
+    const rec = await this.#inner.get(id);
+    if (rec === null) return;
+    await this.#inner.replace(rec.epoch, { ...rec, retainUntil: 1 });
+    this.#inner.sweep();
+  }
   get(id: string): Promise<SessionRecord | null> {
     return this.#call((s) => s.get(id));
   }

@@ -21,8 +21,9 @@
  *
  * **Failover.** Replication is asynchronous: a promoted replica may miss the
  * last writes. The server detects it by its own lease going back or missing
- * (`server/lease.ts`) and writes its sessions back. On a cluster only the
- * shard that holds `{lease}` is watched that way; see README "Scaling out".
+ * (`server/lease.ts`; on a cluster, the shard that holds `{lease}`), or by
+ * finding a record of a session it holds missing (`server/sessions.ts`, any
+ * shard), and writes its sessions back; see README "Scaling out".
  *
  * @module
  */

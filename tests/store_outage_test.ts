@@ -16,6 +16,7 @@ import { newCounters } from "../server/metrics.ts";
 import type { ServerHandle } from "../server/server.ts";
 import { SessionManager } from "../server/sessions.ts";
 import { FlakyStore } from "../store/_flaky.ts";
+import { RedisKeys } from "../store/redis_keys.ts";
 import type { SessionStore } from "../store/types.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import {
@@ -28,6 +29,7 @@ import {
   startCluster,
 } from "./_cluster.ts";
 import { testLog } from "./_fixtures.ts";
+import { redisCommand } from "./_redis.ts";
 import { hello, rawConnect, resume } from "./_raw.ts";
 
 const tok = (b: number) => new Uint8Array(16).fill(b);
@@ -326,5 +328,55 @@ redisTest(
       assertEquals(m.code, ErrorCode.SESSION_EXPIRED, m.message);
     }
     await drained([a, b], 5000);
+  },
+);
+
+// A failover that lost a short tail of writes, on a shard the lease is not
+// on: the record of one streaming session vanishes, the leases stay. The
+// server that holds the session notices it at the detach or at the resume,
+// and writes it back.
+redisTest(
+  "a record Redis lost under a streaming session (its last write lost in a failover): " +
+    "the client is cut, resumes and PASSes, and the record is written back",
+  async () => {
+    await using shared = await sharedStore("redis");
+    const redis = shared.redis!;
+    await using cluster = await startCluster(1, shared, {
+      seed: SEED,
+      intervalMs: 4,
+      leaseMs: 300,
+    });
+    const server = cluster.servers[0]!;
+    await using proxy = await startProxy({ upstreams: cluster.upstreams });
+    const [id] = ids(1, "105e");
+    const count = 300;
+    const ref = await reference(SEED, [{ id: id!, count }]);
+    const key = new RedisKeys("seqstream").record(id!);
+    let got = 0;
+    const client = runClient({
+      port: proxy.port,
+      id: id!,
+      count,
+      backoff: () => 30,
+      onNumber: () => got++,
+    });
+    await eventually(() => got >= 50, "the client to stream");
+    assertEquals(await redisCommand(redis.port, ["DEL", key]), 1);
+    await proxy.cutAll();
+    const r = await client;
+    assertEquals(r.result, "PASS", JSON.stringify(r));
+    assertEquals({ sum: r.sum, checksum: r.checksum }, ref.get(id!));
+    assert_(r.reconnects >= 1, "the client did not reconnect");
+    assert_(
+      (server.metrics().storeOps.get("resync") ?? 0) >= 1,
+      "the server wrote nothing back",
+    );
+    // Completed: its tombstone is in Redis, and the server holds nothing.
+    const stored = await redisCommand(redis.port, ["GET", key]);
+    assert_(
+      typeof stored === "string" && stored.includes('"completed"'),
+      String(stored),
+    );
+    await drained([server]);
   },
 );
