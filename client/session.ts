@@ -134,6 +134,8 @@ export class ClientSession {
   #finalDurable = false;
   #reconnects = 0;
   #abandonedHandshake = false;
+  /** A HELLO or RESUME was sent on this connection and no WELCOME has come yet. */
+  #handshaking = false;
 
   /** @param opts the session and its checkpoint policy */
   constructor(opts: SessionOptions) {
@@ -220,6 +222,7 @@ export class ClientSession {
   /** A connection is up: the HELLO or RESUME to send. */
   connected(_now: number): readonly SessionAction[] {
     this.#welcomed = false;
+    this.#handshaking = true;
     const message: ClientMessage = this.#welcomedOnce
       ? {
         type: "resume",
@@ -253,7 +256,11 @@ export class ClientSession {
     if (this.#welcomed && !idleFired) {
       this.#lastProgress = Math.max(this.#lastProgress, now);
     }
-    if (!this.#welcomed && idleFired) this.#abandonedHandshake = true;
+    // A HELLO or RESUME went out and no WELCOME came back, whether this
+    // client gave up on it or the link was cut: the server may still act
+    // on it later and take the session from the next connection.
+    if (!this.#welcomed && this.#handshaking) this.#abandonedHandshake = true;
+    this.#handshaking = false;
     this.#welcomed = false;
   }
 
@@ -303,6 +310,7 @@ export class ClientSession {
         const resumed = this.#welcomedOnce;
         if (resumed) this.#reconnects++;
         this.#welcomed = true;
+        this.#handshaking = false;
         this.#welcomedOnce = true;
         this.#token = msg.token;
         this.#intervalMs = msg.intervalMs;

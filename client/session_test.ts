@@ -260,6 +260,25 @@ Deno.test("ClientSession: taken_over right after an abandoned handshake is retri
     "final",
     "no abandoned attempt",
   );
+  // A handshake the network cut (no WELCOME, the client did not give up on
+  // it) is abandoned too: the server may act on it late.
+  const u = streamed(1);
+  u.linkLost(T0);
+  u.connected(T0 + 10);
+  u.linkLost(T0 + 10);
+  assertEquals(u.failed(taken, T0 + 20).verdict, "retry", "a cut resume");
+});
+
+Deno.test("ClientSession: a HELLO cut before its WELCOME, welcomed on the next connection, then taken over (the late HELLO won): retried once", () => {
+  const s = session();
+  s.connected(T0);
+  s.linkLost(T0 + 5); // the HELLO went out; the link was cut
+  s.connected(T0 + 10);
+  s.receive(welcome(), T0 + 15);
+  s.linkLost(T0 + 20);
+  const taken = ClientError.fromWire(ErrorCode.TAKEN_OVER, "taken");
+  assertEquals(s.failed(taken, T0 + 20).verdict, "retry");
+  assertEquals(s.failed(taken, T0 + 30).verdict, "final", "only once");
 });
 
 Deno.test("ClientSession: GOAWAY stops the link and its retryAfterMs bounds the delay from below, the TTL from above", () => {
