@@ -130,27 +130,35 @@ export class WriteBack {
   async flush(): Promise<boolean> {
     for (const [id, p] of [...this.#pending]) {
       if (this.#host.closed()) return false;
-      let ok: boolean;
+      let outcome: "written" | "lost" | "missing";
       try {
-        ok = await this.#host.op(
-          "replace",
-          (s) => s.replace(p.expected, p.rec),
-        );
-        if (!ok) {
+        if (
+          await this.#host.op("replace", (s) => s.replace(p.expected, p.rec))
+        ) {
+          outcome = "written";
+        } else {
           const cur = await this.#host.op("get", (s) => s.get(id));
-          if (cur === null) {
-            // Lost by the store, not moved on: the resync writes it back
-            // (and every other session held here); it stays pending.
-            this.#host.missing(id);
-            return false;
-          }
-          ok = sameState(cur, p.rec);
+          outcome = cur === null
+            ? "missing"
+            : sameState(cur, p.rec)
+            ? "written"
+            : "lost";
         }
       } catch {
         return false; // still down: the next heartbeat tries again
       }
-      if (this.#pending.get(id) === p) this.#pending.delete(id);
-      if (ok) this.#host.written(p.rec);
+      // Replaced or forgotten while the store answered (a newer write, a new
+      // attachment here): this server has moved on, and what the store said
+      // of the older write must not fence the newer state.
+      if (this.#pending.get(id) !== p) continue;
+      if (outcome === "missing") {
+        // Lost by the store, not moved on: the resync writes it back (and
+        // every other session held here); it stays pending.
+        this.#host.missing(id);
+        return false;
+      }
+      this.#pending.delete(id);
+      if (outcome === "written") this.#host.written(p.rec);
       else this.#host.lost({ id, epoch: p.expected + 1 });
     }
     return this.#pending.size === 0;

@@ -87,3 +87,24 @@ Deno.test("WriteBack.keep never replaces a pending write for a later epoch", asy
   wb.fenced({ id: "s", epoch: 4 });
   assertEquals(wb.get("s"), undefined);
 });
+
+Deno.test("WriteBack.flush judges nothing of a write that was replaced or forgotten while the store answered", async () => {
+  for (const stored of [rec({ epoch: 3, owner: "b" }), null]) {
+    await using store = new FlakyStore({ now: () => clock.now() });
+    if (stored) await store.create(stored);
+    const { wb, written, lost, missing } = writeBack(store);
+    wb.keep("s", 2, tomb);
+    const release = Promise.withResolvers<void>();
+    store.hold = release.promise;
+    const flushing = wb.flush();
+    wb.delete("s"); // a new attachment of "s" on this server (#forget)
+    store.hold = undefined;
+    release.resolve();
+    assertEquals(await flushing, true);
+    assertEquals(
+      [written, lost, missing],
+      [[], [], []],
+      `over ${stored?.owner}`,
+    );
+  }
+});
