@@ -10,8 +10,9 @@
  *    is missing or older than the last one written means the store lost
  *    data: the host writes its sessions back (resync), and for one lease
  *    missing sessions are answered "unavailable" rather than "unknown".
- * 2. `fence_drain`: takes the takeover notices (a failed step 1 ends the
- *    beat; whatever steps 3 and 4 do, the notices are taken first).
+ * 2. `fence_drain`: takes the takeover notices, before steps 3 and 4,
+ *    whatever they do (a failed step 1 ends the beat; a failed drain does
+ *    not, its notices wait in the store for the next beat).
  * 3. the host's pending writes are flushed **before** the renewal, and the
  *    lease is not renewed while any is left: a lapsed lease then means
  *    "this server may have writes the store has not seen", and other
@@ -191,10 +192,12 @@ export class LeaseKeeper {
     // whose writes are pending, or whose renewal fails, still closes the
     // connections that lost their session elsewhere (or they would stream
     // on, and their clients wait, until the store heals).
+    // A drain that fails leaves the notices in the store for the next beat,
+    // and does not keep this one from renewing the lease.
     const fences = await this.#host.op(
       "fence_drain",
       (s) => s.drainFences(self),
-    );
+    ).catch((): Fence[] => []);
     for (const f of fences) this.#host.fenced(f);
     if (!(await this.#renew(lease).catch(() => false))) return;
     await this.#host.op(

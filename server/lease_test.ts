@@ -132,3 +132,20 @@ Deno.test("LeaseKeeper drains fences while writes are pending or the renewal fai
   assertEquals(fences, [{ id: "s3", epoch: 4 }]);
   await k.close();
 });
+
+Deno.test("LeaseKeeper renews the lease when only the fence drain fails, and drains next beat", async () => {
+  const clock = new FakeClock(0);
+  await using store = new FlakyStore({ now: () => clock.now() });
+  const { k, fences, state } = keeper(store, clock);
+  await k.start();
+  const first = (await store.leaseOf("a")).lease!;
+  await store.fence("a", { id: "s4", epoch: 5 });
+  state.failing = new Set(["fence_drain"]);
+  await clock.advance(100);
+  assert_((await store.leaseOf("a")).lease!.renewedAt > first.renewedAt);
+  assertEquals(fences, []);
+  state.failing = new Set();
+  await clock.advance(100);
+  assertEquals(fences, [{ id: "s4", epoch: 5 }]);
+  await k.close();
+});
