@@ -76,7 +76,12 @@
  * writes back every session it holds, and for one lease answers resumes of
  * sessions it cannot find with the retriable `store_unavailable` rather
  * than the final `unknown_session`. (A resume that reaches another server
- * first still gets `unknown_session`: nothing there shows the loss.)
+ * first still gets `unknown_session`: nothing there shows the loss.) A
+ * record can also be gone for a reason that is not a loss: a server cut off
+ * from the store for longer than lease + TTL + tombstone period has had its
+ * attached records collected by the others. It takes that as a loss too,
+ * and writes back what it still holds: its streams went on meanwhile, and
+ * it still holds no detached session past its deadline.
  *
  * Shutdown: {@link SessionManager.close} stops the timers and awaits every
  * store call in flight. An open or resume that completes after `close()`
@@ -851,14 +856,18 @@ export class SessionManager {
       if (rec === undefined || rec.epoch !== att.epoch) return false;
       const tomb = this.#tombRecord(rec, "completed", this.#now());
       let ok = await this.#op("replace", (s) => s.replace(rec.epoch, tomb));
+      let lostRecord = false;
       if (!ok && (await this.#op("get", (s) => s.get(att.id))) === null) {
         // The store lost the record of a session still attached here: the
-        // completion stands; its tombstone is written anew, and the other
-        // sessions this server holds are written back.
+        // completion stands and its tombstone is written anew.
         ok = await this.#op("create", (s) => s.create(tomb));
-        this.#lease.dataLost(`the record of session ${att.id}, completed here`);
+        lostRecord = true;
       }
       if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
+      // Then every other session this server holds is written back.
+      if (lostRecord) {
+        this.#lease.dataLost(`the record of session ${att.id}, completed here`);
+      }
       if (ok) this.#o.counters.sessionsCompleted++;
       return ok;
     })());
