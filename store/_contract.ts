@@ -39,6 +39,11 @@ export interface StoreContractOptions {
   ignore?: string;
   /** Passed to every `Deno.test` (e.g. for a client that leaks an op). */
   sanitizeOps?: boolean;
+  /**
+   * Passed to every `Deno.test`. Deno 2.9 reports a pending timer under
+   * both sanitizers, so a client that leaves a timer behind needs both off.
+   */
+  sanitizeResources?: boolean;
 }
 
 /** A hint may be this far from `retainUntil` (relative TTLs, clock reads). */
@@ -75,6 +80,7 @@ export function storeContractTests(
       name: `${name}: ${behaviour}${why ? ` (ignored: ${why})` : ""}`,
       ignore: why !== undefined,
       sanitizeOps: opts.sanitizeOps ?? true,
+      sanitizeResources: opts.sanitizeResources ?? true,
       fn: async () => {
         const store = await open();
         try {

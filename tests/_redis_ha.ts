@@ -127,7 +127,7 @@ export async function topologySuite<T extends { spec: string }>(
   label: string,
   what: string,
   start: () => Promise<T>,
-  contract: { sanitizeOps?: boolean } = {},
+  contract: { sanitizeOps?: boolean; sanitizeResources?: boolean } = {},
 ): Promise<TopologySuite<T>> {
   const started = await startOnce(what, start);
   const topology = started.ignore === undefined ? started.topology : undefined;
