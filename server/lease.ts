@@ -147,10 +147,10 @@ export class LeaseKeeper {
   }
 
   /**
-   * The host saw the store lose data its lease does not show: a record of a
-   * session this server holds is gone (a failover that lost a short tail of
-   * writes, on a shard or in a moment the lease did not witness). Opens the
-   * recovery window and has the host write its sessions back.
+   * The store lost data: this server's lease went back or vanished, or (as
+   * the host sees it) a record of a session this server holds is gone, a
+   * loss the lease did not witness. Opens the recovery window and has the
+   * host write its sessions back; warns once per window.
    */
   dataLost(what: string): void {
     const already = this.now() < this.#recoveringUntil;
@@ -213,18 +213,8 @@ export class LeaseKeeper {
    */
   async #renew(lease: Lease | null): Promise<boolean> {
     const self = this.#o.serverId;
-    const lost = this.#written > 0 &&
-      (lease === null || lease.until < this.#written);
-    if (lost) {
-      this.#recoveringUntil = Math.max(
-        this.#recoveringUntil,
-        this.now() + this.#o.leaseMs,
-      );
-      this.#o.log.warn(
-        "the session store lost data; writing this server's sessions back",
-        { server: self },
-      );
-      this.#host.lostData();
+    if (this.#written > 0 && (lease === null || lease.until < this.#written)) {
+      this.dataLost("this server's lease");
     }
     if (!(await this.#host.flush())) return false; // let the lease lapse
     const t0 = this.#o.clock.now();
