@@ -127,7 +127,6 @@ export async function topologySuite<T extends { spec: string }>(
   label: string,
   what: string,
   start: () => Promise<T>,
-  contract: { sanitizeOps?: boolean; sanitizeResources?: boolean } = {},
 ): Promise<TopologySuite<T>> {
   const started = await startOnce(what, start);
   const topology = started.ignore === undefined ? started.topology : undefined;
@@ -142,7 +141,17 @@ export async function topologySuite<T extends { spec: string }>(
     {
       sweep: () => {},
       noHintReason: "the expiry hint is checked on a standalone Redis",
-      ...contract,
+      // ioredis leaves timers behind close() under Sentinel (its connector's
+      // retry timer cannot be cancelled) and Cluster (a slot refresh in
+      // flight at quit() re-arms its timer; a redirected command waits in a
+      // delay queue): on a loaded host about one parallel suite run in five
+      // ended a contract test with one pending. Deno 2.9 reports a pending
+      // timer under both sanitizers, so both are off for these contract
+      // tests; the topology's other tests keep them, and the standalone
+      // Redis contract (store/redis_test.ts) checks the same store code with
+      // both on.
+      sanitizeOps: false,
+      sanitizeResources: false,
       ...ignore ? { ignore } : {},
     },
   );

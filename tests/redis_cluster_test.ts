@@ -20,15 +20,6 @@ const suite = await topologySuite(
   "cluster",
   "a Redis Cluster (3 primaries, 3 replicas)",
   () => startRedisCluster(),
-  // ioredis's Cluster can leave a timer behind quit(): a slot refresh in
-  // flight at quit() re-arms the refresh timer when it returns, and a retry
-  // of a redirected or refused command waits in its delay queue. In about
-  // one parallel suite run in five a contract test ended with such a timer
-  // pending, and Deno 2.9 reports a pending timer under both sanitizers, so
-  // both are off for the contract tests here. The other Cluster tests keep
-  // them, and the standalone Redis contract (store/redis_test.ts) checks
-  // the same store code with both on.
-  { sanitizeOps: false, sanitizeResources: false },
 );
 const group = suite.topology;
 const clusterTest = suite.test;

@@ -28,13 +28,6 @@ const suite = await topologySuite(
   "sentinel",
   "a Sentinel group (1 primary, 2 replicas, 3 sentinels)",
   () => startSentinelGroup(),
-  // ioredis's sentinel connector keeps its retry timer past close() (it
-  // cannot be cancelled; close() waits out one backoff), and on a loaded host
-  // that timer outlives a short contract test. Deno 2.9 reports a pending
-  // timer under both sanitizers, so both are off for the contract tests
-  // here; the other Sentinel tests keep them, and the standalone Redis
-  // contract (store/redis_test.ts) checks the same store code with both on.
-  { sanitizeOps: false, sanitizeResources: false },
 );
 const group = suite.topology;
 const sentinelTest = suite.test;
