@@ -296,7 +296,7 @@ export class SessionManager {
       },
       lost: (f) => this.#fenced(f),
       missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
-      held: (id) => this.#detached.get(id)?.value ?? this.#attached.get(id),
+      held: (id) => this.#held(id),
       heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
     });
     this.#lease = new LeaseKeeper({
@@ -880,8 +880,13 @@ export class SessionManager {
 
   /** Whether this server holds `id`: attached, detached here, or a write pending. */
   #holdsHere(id: string): boolean {
-    return this.#attached.has(id) || this.#detached.get(id) !== undefined ||
+    return this.#held(id) !== undefined ||
       this.#writeBack.get(id) !== undefined;
+  }
+
+  /** The record this server means `id` to have: detached here, or attached here. */
+  #held(id: string): SessionRecord | undefined {
+    return this.#detached.get(id)?.value ?? this.#attached.get(id);
   }
 
   /** Drops everything held locally about `id`. */
