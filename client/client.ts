@@ -117,6 +117,7 @@ async function run(
     count: Number.isInteger(count) ? count : 0,
     resumeFrom: from,
     now: clock.now(),
+    token: opts.token,
     checkpointEvery: opts.checkpointEvery,
     checkpointMs: opts.checkpointMs,
     connectGiveUpMs: opts.connectGiveUpMs,

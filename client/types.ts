@@ -57,6 +57,11 @@ export interface ClientOptions {
   id?: string;
   /** Resume an earlier session instead of starting one. */
   resumeFrom?: ClientState;
+  /**
+   * The 16-byte resume token of a new session. Default: random bytes from
+   * `crypto.getRandomValues` (the simulator passes seeded ones).
+   */
+  token?: Uint8Array;
   /** Cancels the run; the result is then an `ERROR` with code `aborted`. */
   signal?: AbortSignal;
   /** Reconnect delay per attempt. Default: exponential, full jitter, 100ms..5s. */

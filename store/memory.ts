@@ -135,6 +135,36 @@ export class MemoryStore implements SessionStore {
     return Promise.resolve(deleted);
   }
 
+  /**
+   * Deletes a record outright, as an operator's `DEL` would: for fault
+   * injection (tests, the simulator), not part of {@link SessionStore}.
+   */
+  delete(id: string): void {
+    this.#put(id, null);
+  }
+
+  /**
+   * Copies every record, lease and takeover notice into `into` (an empty
+   * store), as a replica's full resync would: the simulator's asynchronous
+   * replica is made this way.
+   */
+  copyInto(into: MemoryStore): MemoryStore {
+    for (const [id, r] of this.#records) into.#put(id, r);
+    for (const [o, l] of this.#leases) into.#leases.set(o, l);
+    for (const [o, f] of this.#fences) into.#fences.set(o, [...f]);
+    return into;
+  }
+
+  /** The record of `id` as it is now, read synchronously (tests, the simulator). */
+  peek(id: string): SessionRecord | null {
+    return this.#records.get(id) ?? null;
+  }
+
+  /** Every record, for checks at quiescence (tests, the simulator). */
+  records(): IterableIterator<SessionRecord> {
+    return this.#records.values();
+  }
+
   close(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;

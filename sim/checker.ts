@@ -1,0 +1,169 @@
+/**
+ * The simulator's invariants, each a named check fed by taps on the wire,
+ * the clients and the store (PROTOCOL.md "Invariants" states them and their
+ * bounds):
+ *
+ * 1. `numbers`: every number a client accepts is the sequence's value at
+ *    that offset, and no run ends in FAIL.
+ * 2. `one-streamer`: once a newer connection of a session sends numbers, an
+ *    older one sends none later than the fencing bound.
+ * 3. `ttl`: no session is resumed or completed after its TTL ran out: in
+ *    store time by the records, and by the wire (a WELCOME more than TTL
+ *    after the session's last connection closed, with none open).
+ * 4. `exactly-once`: one DONE per session at most.
+ * 5. `liveness`: once faults stop, every client ends within the stated
+ *    bound, and does not reconnect without end.
+ * 6. `zero-state`: at quiescence no connection, held session, per-session
+ *    timer or attached record remains, and no record outlives its retention.
+ * 7. `refusals`: a run ends in ERROR only with a code the situation allows;
+ *    a damaged record may turn into a refusal, never into wrong numbers.
+ *
+ * @module
+ */
+
+import type { SessionRecord } from "../store/types.ts";
+
+/** A broken invariant. */
+export interface Violation {
+  readonly invariant: string;
+  /** The session it concerns, if one. */
+  readonly session: string | undefined;
+  /** Simulated ms. */
+  readonly time: number;
+  readonly detail: string;
+}
+
+/** One server-side connection as the checker follows it. */
+export interface ConnWatch {
+  readonly id: number;
+  readonly session: string;
+  /** When a newer connection of the session first sent a number. */
+  supersededAt: number | undefined;
+  open: boolean;
+}
+
+/** The bounds the checks use (ms). */
+export interface CheckBounds {
+  ttlMs: number;
+  /** How long an older connection may go on sending after a newer one started. */
+  fenceMs: number;
+  /** Clock skew and store latency allowed on time judgements. */
+  slackMs: number;
+}
+
+interface SessionWatch {
+  /** Server-side connections of the session that are open. */
+  open: number;
+  /** When the last one closed. */
+  lastEnd: number | undefined;
+  /** The connection that sent the latest number. */
+  streamer: ConnWatch | undefined;
+  dones: number;
+}
+
+/** Collects violations from the taps. */
+export class Checker {
+  readonly violations: Violation[] = [];
+  readonly #sessions = new Map<string, SessionWatch>();
+  #conns = 0;
+
+  /** @param now simulated time; @param bounds the bounds checked */
+  constructor(readonly now: () => number, readonly bounds: CheckBounds) {}
+
+  /** Records a violation. */
+  fail(invariant: string, session: string | undefined, detail: string): void {
+    this.violations.push({ invariant, session, time: this.now(), detail });
+  }
+
+  #watch(id: string): SessionWatch {
+    let w = this.#sessions.get(id);
+    if (w === undefined) {
+      w = { open: 0, lastEnd: undefined, streamer: undefined, dones: 0 };
+      this.#sessions.set(id, w);
+    }
+    return w;
+  }
+
+  /** A connection of `session` reached a server. */
+  opened(session: string): ConnWatch {
+    this.#watch(session).open++;
+    return { id: ++this.#conns, session, supersededAt: undefined, open: true };
+  }
+
+  /** The server's end of `c` closed (or its process died). */
+  closed(c: ConnWatch): void {
+    if (!c.open) return;
+    c.open = false;
+    const w = this.#watch(c.session);
+    if (--w.open === 0) w.lastEnd = this.now();
+  }
+
+  /** The server wrote a NUMBER (or FINAL) on `c`. */
+  numberSent(c: ConnWatch): void {
+    const w = this.#watch(c.session);
+    const cur = w.streamer;
+    if (cur === c) return;
+    const t = this.now();
+    if (c.supersededAt !== undefined && t > c.supersededAt + this.bounds.fenceMs) {
+      this.fail(
+        "one-streamer",
+        c.session,
+        `connection ${c.id} sent a number ${t - c.supersededAt} ms after a newer connection of its session started streaming (bound ${this.bounds.fenceMs} ms)`,
+      );
+    }
+    if (cur !== undefined && cur.supersededAt === undefined && cur.id < c.id) {
+      cur.supersededAt = t;
+    }
+    w.streamer = c;
+  }
+
+  /** The server wrote a WELCOME on `c`. */
+  welcomed(c: ConnWatch): void {
+    const w = this.#watch(c.session);
+    const others = w.open - (c.open ? 1 : 0);
+    const { ttlMs, slackMs } = this.bounds;
+    if (others === 0 && w.lastEnd !== undefined) {
+      const gap = this.now() - w.lastEnd;
+      if (gap > ttlMs + slackMs) {
+        this.fail(
+          "ttl",
+          c.session,
+          `welcomed ${gap} ms after its last connection closed (ttl ${ttlMs} ms + slack ${slackMs} ms)`,
+        );
+      }
+    }
+  }
+
+  /** The server wrote a DONE for `session`. */
+  done(session: string): void {
+    const w = this.#watch(session);
+    if (++w.dones > 1) {
+      this.fail("exactly-once", session, `DONE number ${w.dones}`);
+    }
+  }
+
+  /** A record write applied by the store (`storeNow` in store time). */
+  storeWrite(
+    before: SessionRecord | null,
+    after: SessionRecord | null,
+    storeNow: number,
+  ): void {
+    if (before === null || after === null) return;
+    if (before.status !== "live" || before.owner !== "") return;
+    const late = storeNow - before.expiresAt;
+    if (late <= this.bounds.slackMs) return;
+    if (after.owner !== "") {
+      this.fail(
+        "ttl",
+        before.id,
+        `record attached ${late} ms (store time) after its resume deadline`,
+      );
+    } else if (after.status === "completed") {
+      this.fail(
+        "ttl",
+        before.id,
+        `record completed ${late} ms (store time) after its resume deadline`,
+      );
+    }
+  }
+}

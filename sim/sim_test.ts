@@ -1,0 +1,35 @@
+import { assert, assertEquals, assertNotEquals } from "../tests/_assert.ts";
+import { failureLine } from "./explore.ts";
+import { CI_SEEDS, REGRESSIONS, regressionConfig } from "./seeds.ts";
+import { defaultConfig, simulate } from "./sim.ts";
+
+Deno.test("simulate: one seed gives the same trace twice, another seed another", async () => {
+  const a = await simulate(defaultConfig(7));
+  const b = await simulate(defaultConfig(7));
+  const c = await simulate(defaultConfig(8));
+  assert(a.trace.lines > 1000, `a run worth hashing (${a.trace.lines} lines)`);
+  assertEquals(a.hash, b.hash);
+  assertEquals(a.events, b.events);
+  assertNotEquals(a.hash, c.hash);
+});
+
+Deno.test("simulate: the CI seed set keeps every invariant under every fault class", async () => {
+  const failures: string[] = [];
+  let sessions = 0, passed = 0;
+  for (const seed of CI_SEEDS) {
+    const r = await simulate(defaultConfig(seed));
+    sessions += r.sessions;
+    passed += r.passed;
+    if (r.violations.length > 0) failures.push(failureLine(r));
+  }
+  assertEquals(failures, [], failures.join("\n"));
+  // The faults must not be so gentle that nothing happens, nor so harsh that nothing passes.
+  assert(passed > sessions * 0.5, `${passed} of ${sessions} passed`);
+});
+
+Deno.test("simulate: every seed that ever found a bug passes now", async () => {
+  for (const r of REGRESSIONS) {
+    const res = await simulate(regressionConfig(r));
+    assertEquals(res.violations.length, 0, `${r.found}\n${res.violations.length ? failureLine(res) : ""}`);
+  }
+});

@@ -1,0 +1,223 @@
+/**
+ * The simulator's one time line: a queue of events on a fake clock, run one
+ * instant at a time, with every promise callback the instant set off run
+ * before time moves on. Each simulated process (a server, a client, the
+ * store) is a {@link Node} with a {@link SimClock} of its own: it reads the
+ * shared time through its skew, and its timers die with it.
+ *
+ * Determinism: nothing here reads real time or real randomness, and the
+ * only real macrotask is the one that drains the microtask queue between
+ * instants, so the same seed runs the same program the same way.
+ *
+ * @module
+ */
+
+import { setImmediate } from "node:timers";
+import type { Clock, TimerId } from "../common/clock.ts";
+
+/** Where the simulated wall clocks start (2027-01-15, ms since the epoch). */
+export const SIM_EPOCH = 1_800_000_000_000;
+
+interface Ev {
+  t: number;
+  seq: number;
+  fn: () => void;
+  node: Node | undefined;
+  cancelled: boolean;
+}
+
+/** A simulated process: alive or dead (killed), running or frozen (SIGSTOP). */
+export class Node {
+  /** Whether the process exists. A dead node's events are dropped. */
+  alive = true;
+  /** While frozen, its events wait for {@link World.thaw}. */
+  frozen = false;
+  /** Wall clock offset from the true time (ms). */
+  skew = 0;
+  /** Events held while frozen. */
+  readonly held: Ev[] = [];
+  /** Incarnation: a restarted process is a new node with the same name. */
+  constructor(readonly name: string) {}
+}
+
+/**
+ * The event queue and the simulated time (ms since the start of the run).
+ */
+export class World {
+  #time = 0;
+  #seq = 0;
+  readonly #heap: Ev[] = [];
+  /** Events run so far. */
+  events = 0;
+  /** Thrown by an event or an unhandled rejection: the run is broken. */
+  readonly crashes: string[] = [];
+
+  /** Simulated ms since the start. */
+  get time(): number {
+    return this.#time;
+  }
+
+  /** Runs `fn` at simulated time `t` (not before now), as `node` if given. */
+  at(t: number, fn: () => void, node?: Node): Ev {
+    const ev: Ev = {
+      t: Math.max(t, this.#time),
+      seq: this.#seq++,
+      fn,
+      node,
+      cancelled: false,
+    };
+    this.#push(ev);
+    return ev;
+  }
+
+  /** Runs `fn` `ms` from now. */
+  after(ms: number, fn: () => void, node?: Node): Ev {
+    return this.at(this.#time + Math.max(0, ms), fn, node);
+  }
+
+  /** Freezes a node: its events wait until {@link thaw}. */
+  freeze(node: Node): void {
+    node.frozen = true;
+  }
+
+  /** Thaws a node: what fell due while frozen runs now, in order. */
+  thaw(node: Node): void {
+    node.frozen = false;
+    for (const ev of node.held.splice(0)) {
+      ev.t = this.#time;
+      ev.seq = this.#seq++;
+      this.#push(ev);
+    }
+  }
+
+  /** Whether anything is queued. */
+  get idle(): boolean {
+    return this.#heap.length === 0;
+  }
+
+  /**
+   * Runs events until simulated time `until`, or `stop()` says so (checked
+   * after each instant). Resolves the time reached.
+   */
+  async run(until: number, stop?: () => boolean): Promise<number> {
+    while (this.#heap.length > 0) {
+      const t = this.#heap[0]!.t;
+      if (t > until) break;
+      this.#time = t;
+      // Every event of this instant, then every callback they set off.
+      while (this.#heap.length > 0 && this.#heap[0]!.t === t) {
+        const ev = this.#pop();
+        if (ev.cancelled) continue;
+        const node = ev.node;
+        if (node !== undefined) {
+          if (!node.alive) continue;
+          if (node.frozen) {
+            node.held.push(ev);
+            continue;
+          }
+        }
+        this.events++;
+        try {
+          ev.fn();
+        } catch (err) {
+          this.crashes.push(
+            `event at ${t} ms threw: ${
+              err instanceof Error ? err.stack ?? err.message : String(err)
+            }`,
+          );
+        }
+      }
+      await drain();
+      if (stop?.()) return this.#time;
+    }
+    if (until !== Infinity && this.#time < until) this.#time = until;
+    return this.#time;
+  }
+
+  #push(ev: Ev): void {
+    const h = this.#heap;
+    let i = h.length;
+    h.push(ev);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(ev, h[p]!)) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = ev;
+  }
+
+  #pop(): Ev {
+    const h = this.#heap;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        let c = 2 * i + 1;
+        if (c >= h.length) break;
+        if (c + 1 < h.length && before(h[c + 1]!, h[c]!)) c++;
+        if (!before(h[c]!, last)) break;
+        h[i] = h[c]!;
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
+  }
+}
+
+function before(a: Ev, b: Ev): boolean {
+  return a.t < b.t || (a.t === b.t && a.seq < b.seq);
+}
+
+/** Lets every queued promise callback (and those they queue) run. */
+function drain(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+/**
+ * A node's view of time: the shared time line read through the node's
+ * skew for the wall clock, and unskewed for the monotonic one; its timers
+ * are events of the node, so they die with it and wait while it is frozen.
+ */
+export class SimClock implements Clock {
+  readonly #ids = new Map<number, Ev>();
+  #next = 1;
+
+  /** @param world the time line; @param node whose clock this is */
+  constructor(readonly world: World, readonly node: Node) {}
+
+  /** Wall time: the true time plus this node's skew. */
+  now(): number {
+    return SIM_EPOCH + this.world.time + this.node.skew;
+  }
+
+  /** Monotonic time: the true time, whatever the wall clock does. */
+  monotonic(): number {
+    return this.world.time;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerId {
+    const id = this.#next++;
+    const ev = this.world.after(Math.max(0, ms), () => {
+      this.#ids.delete(id);
+      fn();
+    }, this.node);
+    this.#ids.set(id, ev);
+    return id;
+  }
+
+  clearTimeout(id: TimerId | undefined): void {
+    if (typeof id !== "number") return;
+    const ev = this.#ids.get(id);
+    if (ev === undefined) return;
+    ev.cancelled = true;
+    this.#ids.delete(id);
+  }
+
+  /** Timers armed and not yet fired or cleared. */
+  get pending(): number {
+    return this.#ids.size;
+  }
+}
