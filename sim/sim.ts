@@ -157,7 +157,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     leaseMs: 3000,
     clientTimeoutMs: srng.pick([2000, 4000, 10_000]),
     handshakeTimeoutMs: srng.pick([2000, 5000]),
-    tombstoneMs: 60_000,
+    tombstoneMs: 300_000,
   };
   settings.leaseMs = Math.min(settings.leaseMs, settings.ttlMs);
   trace.add(undefined, `settings ${JSON.stringify(settings)}`);
@@ -212,7 +212,6 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       leaseMs: settings.leaseMs,
       clientTimeoutMs: settings.clientTimeoutMs,
       handshakeTimeoutMs: settings.handshakeTimeoutMs,
-      tombstoneMs: settings.tombstoneMs,
     });
     slot.core = core;
     trace.add(undefined, `server ${slot.index} starts as ${core.id}`);
