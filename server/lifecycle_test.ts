@@ -99,6 +99,12 @@ const resumeRows: ResumeRow[] = [
     want: "BAD_TOKEN",
   },
   {
+    name: "a token that starts with the stored one and goes on",
+    rec: rec(),
+    token: new Uint8Array(32).fill(7),
+    want: "BAD_TOKEN",
+  },
+  {
     name: "a stored token that is not hex",
     rec: rec({ token: "zz".repeat(16) }),
     want: "BAD_TOKEN",
@@ -430,6 +436,13 @@ const helloRows: HelloRow[] = [
     name: "a live record whose tombstone this server could not write yet",
     existing: rec(here),
     known: { status: "completed", deadline: NOW - 1 },
+    want: "reuse",
+  },
+  {
+    name:
+      "a live record whose tombstone known here is dated ahead (a clock that went back)",
+    existing: rec(here),
+    known: { status: "expired", deadline: NOW + 1000 },
     want: "reuse",
   },
   {
