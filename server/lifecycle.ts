@@ -182,17 +182,19 @@ export function sameToken(stored: string, token: Uint8Array): boolean {
   return diff === 0;
 }
 
+/** A compare-and-set: write `rec` if the stored record's epoch is still `expected`. */
+export interface Replace {
+  readonly expected: number;
+  readonly rec: SessionRecord;
+}
+
 /**
- * A handshake's write: create the record if absent, or compare-and-set it
- * over the epoch read (`expected`).
+ * A handshake's write, which attaches the session here: create the record
+ * if absent, or compare-and-set it over the epoch read.
  */
 export type Claim =
   | { readonly op: "create"; readonly rec: SessionRecord }
-  | {
-    readonly op: "replace";
-    readonly expected: number;
-    readonly rec: SessionRecord;
-  };
+  | ({ readonly op: "replace" } & Replace);
 
 /** What this server knows about a session that the store may not. */
 export interface Known {
@@ -417,7 +419,7 @@ export interface Attach {
  * nobody wrote yet (the deadline the servers judge by decides anyway).
  */
 export interface RefuseResume extends Refuse {
-  readonly tombstone?: Claim | undefined;
+  readonly tombstone?: Replace | undefined;
 }
 
 /** What to do about a resume. */
@@ -469,7 +471,6 @@ export function judgeResume(
       refusal: refusals.expired(id, storeNow - deadline),
       tombstone: known === undefined
         ? {
-          op: "replace",
           expected: rec.epoch,
           rec: tombstone(rules, rec, "expired", deadline, storeNow),
         }
@@ -641,13 +642,9 @@ export function judgeExpiry(
   entry: { deadline: number; value: SessionRecord },
   pending: Pending | undefined,
   storeNow: number,
-):
-  | {
-    readonly type: "write" | "keep";
-    readonly expected: number;
-    readonly rec: SessionRecord;
-  }
-  | { readonly type: "none" } {
+): ({ readonly type: "write" | "keep" } & Replace) | {
+  readonly type: "none";
+} {
   const expected = entry.value.epoch;
   const rec = tombstone(
     rules,

@@ -357,7 +357,6 @@ Deno.test("judgeResume records an expiry nobody wrote as a tombstone at its dead
     `Cannot resume session "${ID}": it expired 4s ago`,
   );
   assertEquals(v.tombstone, {
-    op: "replace",
     expected: 4,
     rec: tombstone(rules, rec(onB), "expired", NOW - 4000, NOW),
   });
