@@ -35,6 +35,20 @@
  *   until its deadline plus the tombstone period, a tombstone for the
  *   tombstone period after it ended.
  *
+ * @example
+ * ```ts
+ * const facts = { rec, token, nextOffset, known: knownAbout(rec, pending, detached), storeNow };
+ * let v = judgeResume(rules, facts);
+ * if (v.type === "need_lease") {
+ *   const { lease, now } = await store.leaseOf(v.owner);
+ *   v = judgeResume(rules, { ...facts, ownerDeadline: ownerDeadline(rules, lease, now ?? storeNow, false) });
+ * }
+ * if (v.type === "refuse") throw refusalError(v.refusal);
+ * if (await store.replace(v.claim.expected, v.claim.rec)) {
+ *   // attached at v.claim.rec.epoch; then fence v.notify?.owner
+ * }
+ * ```
+ *
  * @module
  */
 
