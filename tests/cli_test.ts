@@ -61,6 +61,27 @@ const EXPECTED_FLAGS = {
     "log-level",
     "help",
   ],
+  "proxy.ts": [
+    "listen",
+    "upstream",
+    "lifetime",
+    "reset-probability",
+    "slicer",
+    "slicer-delay",
+    "latency",
+    "jitter",
+    "bandwidth",
+    "bloat",
+    "pushback",
+    "blackhole-every",
+    "blackhole-for",
+    "freeze-every",
+    "freeze-for",
+    "cut-after-bytes",
+    "cut-once",
+    "seed",
+    "help",
+  ],
 };
 
 for (const [script, flags] of Object.entries(EXPECTED_FLAGS)) {
@@ -68,12 +89,20 @@ for (const [script, flags] of Object.entries(EXPECTED_FLAGS)) {
     const r = await run(script, ["--help"]);
     assertEquals(r.code, 0, r.stderr);
     assertEquals(r.stderr, "");
+    // All three read alike: the task users run, then the shared Options table.
+    const task = script.replace(".ts", "");
+    assert_(
+      r.stdout.startsWith(`Usage: deno task ${task} `),
+      r.stdout.split("\n")[0],
+    );
+    assert_(r.stdout.includes("\n\nOptions:\n"), r.stdout);
+    assert_(/\n  -h, --help +show this help\n/.test(r.stdout), r.stdout);
     const rows = helpRows(r.stdout);
     assertEquals([...rows.keys()].sort(), [...flags].sort());
     for (const [name, line] of rows) {
       if (name !== "help") {
         assert_(
-          /\(default: [^)]+\)$/.test(line),
+          /\((default: [^)]+|required)\)$/.test(line),
           `no default shown for --${name}: ${line}`,
         );
       }
