@@ -96,7 +96,7 @@ for (const [script, flags] of Object.entries(EXPECTED_FLAGS)) {
       r.stdout.split("\n")[0],
     );
     assert_(r.stdout.includes("\n\nOptions:\n"), r.stdout);
-    assert_(/\n  -h, --help +show this help\n/.test(r.stdout), r.stdout);
+    assert_(/\n {2}-h, --help +show this help\n/.test(r.stdout), r.stdout);
     const rows = helpRows(r.stdout);
     assertEquals([...rows.keys()].sort(), [...flags].sort());
     for (const [name, line] of rows) {
