@@ -249,3 +249,39 @@ Deno.test("client against a closed port exits 2 with a JSON ERROR result, code u
   assert_(/refused/i.test(j.error.message), j.error.message);
   assert_(Date.now() - t0 < 8000, "--connect-timeout 1s was not honoured");
 });
+
+Deno.test("server names the flag whose listen failed: a taken --metrics-port, a taken --port, a --host not on this machine", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = String((taken.addr as Deno.NetAddr).port);
+  const cases: [string[], RegExp][] = [
+    [
+      ["--port", "0", "--metrics-port", port],
+      new RegExp(`^seqstream-server: --metrics-port ${port} is already in use`),
+    ],
+    [
+      ["--port", port, "--metrics-port", "0"],
+      new RegExp(`^seqstream-server: --port ${port} is already in use`),
+    ],
+    // 192.0.2.0/24 is TEST-NET-1: no machine has it, so listening fails with
+    // EADDRNOTAVAIL ("os error 99"), which must come with the flag and why.
+    [
+      ["--port", "0", "--host", "192.0.2.1"],
+      /^seqstream-server: --host 192\.0\.2\.1: no interface of this machine has that address/,
+    ],
+    [
+      ["--port", "0", "--metrics-port", "0", "--metrics-host", "192.0.2.1"],
+      /^seqstream-server: --metrics-host 192\.0\.2\.1: no interface/,
+    ],
+  ];
+  const results = await Promise.all(
+    cases.map(([args]) => run("server.ts", [...args, "--log-level", "warn"])),
+  );
+  for (const [i, r] of results.entries()) {
+    const [args, re] = cases[i]!;
+    const what = `server.ts ${args.join(" ")}`;
+    assertEquals(r.code, 1, `${what}: exit ${r.code}\n${r.stderr}`);
+    const lines = r.stderr.split("\n").filter((l) => l !== "");
+    assertEquals(lines.length, 1, `${what}: ${JSON.stringify(r.stderr)}`);
+    assert_(re.test(lines[0]!), `${what}: ${lines[0]}`);
+  }
+});
