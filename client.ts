@@ -204,9 +204,11 @@ async function program(
   const announce = (s: { nextOffset: number; intervalMs: number }) => {
     if (announced) return;
     announced = true;
-    progress?.writeLine(
-      formatRunLength(total - s.nextOffset, total, s.intervalMs),
-    );
+    const left = total - s.nextOffset;
+    // Resumed at the end (only the acknowledgement was missing): nothing to announce.
+    if (left > 0) {
+      progress?.writeLine(formatRunLength(left, total, s.intervalMs));
+    }
   };
   if (resumeFrom) announce(resumeFrom);
   let welcomed = resumeFrom !== undefined;

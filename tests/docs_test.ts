@@ -6,7 +6,7 @@
  */
 
 import { assert_, assertEquals } from "./_assert.ts";
-import { ROOT } from "../internal/spawn.ts";
+import { ROOT, spawnDeno } from "../internal/spawn.ts";
 import {
   brokenLinks,
   type DocFiles,
@@ -70,6 +70,47 @@ Deno.test("docs: every `deno task NAME` in them is a task in deno.json", () => {
   }
   assert_(named > 10, `only ${named} task mentions found`);
   assertEquals(problems, []);
+});
+
+/** Flag names in the first column of the first table after `heading`. */
+function tableFlags(md: string, heading: string): string[] {
+  const lines = md.split("\n");
+  const start = lines.indexOf(heading);
+  assert_(start >= 0, `no "${heading}" heading`);
+  const rows: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (line.startsWith("#")) break;
+    if (!line.startsWith("|")) {
+      if (rows.length > 0) break;
+      continue;
+    }
+    rows.push(line);
+  }
+  return rows.flatMap((r) =>
+    [...r.split("|")[1]!.matchAll(/`--([a-z-]+)/g)].map((m) => m[1]!)
+  );
+}
+
+Deno.test("docs: the flag tables list every flag `--help` shows, and no other (server, client, proxy)", async () => {
+  const cases = [
+    ["server.ts", "README.md", "## Server"],
+    ["client.ts", "README.md", "## Client"],
+    ["proxy.ts", "docs/proxy.md", "## Flags"],
+  ] as const;
+  for (const [script, page, heading] of cases) {
+    await using p = spawnDeno(script, ["--help"], { permissions: "all" });
+    const out = await p.done();
+    assertEquals(out.code, 0, out.stderr);
+    const help = [...out.stdout.matchAll(/^\s+(?:-\w, )?--([a-z-]+)/gm)].map((
+      m,
+    ) => m[1]!);
+    assert_(help.length > 10, out.stdout);
+    assertEquals(
+      tableFlags(disk.read(page), heading).sort(),
+      help.sort(),
+      `${page} "${heading}" against ${script} --help`,
+    );
+  }
 });
 
 // The checker itself must be able to fail: it is fed pages with known faults.
