@@ -211,7 +211,9 @@ async function program(
     }
   };
   if (resumeFrom) announce(resumeFrom);
-  let welcomed = resumeFrom !== undefined;
+  // Whether a connection of this process was welcomed: until then a failed
+  // attempt is "cannot connect", as the bar says `connecting`.
+  let welcomed = false;
   const handle = connect({
     hostname: f.host,
     port,

@@ -97,8 +97,8 @@ export interface LogLine {
  * `disconnected; will resume`. The delay carries its unit: `retryIn=301ms`.
  *
  * @param e the event from `connect()`
- * @param welcomedBefore whether any connection of this run was welcomed
- *   before the event (or the run resumes a `--state` file)
+ * @param welcomedBefore whether any connection of this process was
+ *   welcomed before the event
  */
 export function clientEventLine(
   e: ClientEvent,
