@@ -5,8 +5,7 @@
  * the thresholds (one set to fail, so the exit status is 99), the
  * percentile tables and every chart are there with data, and the page loads
  * nothing: no request but the file itself. A screenshot goes into the
- * test's temporary folder (and to `$SEQSTREAM_REPORT_PNG` when set, which
- * is how `docs/load_report.png` is made).
+ * test's temporary folder (and to `$SEQSTREAM_REPORT_PNG` when set).
  *
  * @module
  */
