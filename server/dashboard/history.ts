@@ -312,9 +312,16 @@ export class HistorySampler implements Disposable {
     this.#tick();
   }
 
-  /** Takes one point now (the timer calls this). */
+  /**
+   * Takes one point now (the timer calls this). Times never go backward: a
+   * wall clock stepped back stamps points 1 ms after the previous one until
+   * it catches up, so `?since=` never skips a point.
+   */
   sample(): void {
-    const at = this.#clock.now();
+    const last = this.ring.last;
+    const at = last === undefined
+      ? this.#clock.now()
+      : Math.max(this.#clock.now(), last + 1);
     const m = this.#metrics();
     const r = readingsOf(m);
     const p = this.#prev;
@@ -327,10 +334,13 @@ export class HistorySampler implements Disposable {
 
   #tick(): void {
     this.sample();
-    // Steps stay on a fixed grid; after a stall, the next one is a full step away.
+    // Steps stay on a fixed grid; after a stall, or a wall clock stepped
+    // back, the next one is a full step away (never more).
     const now = this.#clock.now();
     this.#due += HISTORY_STEP_MS;
-    if (this.#due <= now) this.#due = now + HISTORY_STEP_MS;
+    if (this.#due <= now || this.#due > now + HISTORY_STEP_MS) {
+      this.#due = now + HISTORY_STEP_MS;
+    }
     if (!this.#stopped) {
       this.#timer = this.#clock.setTimeout(
         () => this.#tick(),

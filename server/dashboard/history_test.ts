@@ -127,3 +127,16 @@ Deno.test("bucketQuantile interpolates inside the bucket like histogram_quantile
     "+Inf: the top bound",
   );
 });
+
+Deno.test("HistorySampler: a wall clock stepped back does not send time backward", async () => {
+  const clock = new FakeClock(100_000);
+  const m = snapshot();
+  using sampler = new HistorySampler({ clock, metrics: () => m });
+  await clock.advance(1000);
+  clock.set(40_000); // NTP steps the clock back a minute
+  sampler.sample();
+  sampler.sample();
+  assertEquals(sampler.ring.toJson().t, [100_000, 101_000, 101_001, 101_002]);
+  assertEquals(sampler.ring.toJson(101_000).t, [101_001, 101_002]);
+  assertEquals(clock.pending, 1, "still sampling");
+});
