@@ -16,7 +16,8 @@ import { runClient } from "../client/client.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import { Browser, findChromium } from "./_chromium.ts";
-import { eventually, scrape, testServer } from "./_fixtures.ts";
+import { eventually, scrape, scrapePort, testServer } from "./_fixtures.ts";
+import { freePort, spawnDeno } from "../internal/spawn.ts";
 
 const chromium = findChromium();
 const why = "missing" in chromium ? ` (ignored: ${chromium.missing})` : "";
@@ -367,6 +368,15 @@ Deno.test("dashboard JSON: /sessions pages and never shows a token, /info names 
       ),
     );
     assert_((await res.text()).includes("/assets/uPlot.iife.min.js"));
+    const h = await (await fetch(`${base}/history`)).json();
+    assertEquals([h.stepMs, h.capacity, h.bytes], [1000, 900, 259_200]);
+    assert_(h.t.length >= 1 && h.series.sessions.length === h.t.length);
+    assertEquals(h.status.level, "ok");
+    const none = await (await fetch(`${base}/history?since=${h.t.at(-1)}`))
+      .json();
+    assertEquals(none.t.length <= 1, true, "only points after since");
+    const st = await (await fetch(`${base}/status`)).json();
+    assertEquals(st, { level: "ok", findings: [] });
     const missing = await fetch(`${base}/nope`);
     await missing.body?.cancel();
     assertEquals(missing.status, 404);
@@ -374,4 +384,42 @@ Deno.test("dashboard JSON: /sessions pages and never shows a token, /info names 
     ac.abort();
     await Promise.all(runs);
   }
+});
+
+Deno.test({
+  name:
+    `dashboard: the open-fds tile says why it is n/a on a server that may not read /proc${why}`,
+  ignore: "missing" in chromium,
+  async fn() {
+    // The demo grants only --allow-net=127.0.0.1, like `deno task demo`.
+    const port = freePort();
+    await using _demo = spawnDeno("demo.ts", ["--metrics-port", String(port)], {
+      permissions: { net: ["127.0.0.1"] },
+      stdout: "null",
+      stderr: "null",
+    });
+    await eventually(
+      async () => (await scrapePort(port).catch(() => null)) !== null,
+      "the demo's metrics port",
+      20_000,
+    );
+    const metrics = await scrapePort(port);
+    assertEquals(metrics.has("process_open_fds"), false, "fds unknown");
+    await using browser = await Browser.launch(
+      (chromium as { path: string }).path,
+    );
+    await browser.goto(`http://127.0.0.1:${port}/`);
+    await browser.until(
+      "window.dashboard.polls >= 1",
+      "the first poll of /metrics",
+    );
+    const tile = await browser.eval<{ v: string; note: string; title: string }>(
+      `(() => { const t = document.querySelector('.tile[data-tile=process_open_fds]');
+        return { v: t.querySelector('.v').textContent, note: t.querySelector('.note').textContent, title: t.title }; })()`,
+    );
+    assertEquals(tile.v, "n/a");
+    assertEquals(tile.note, "needs --allow-all under Deno");
+    assert_(tile.title.includes("/proc/self"), tile.title);
+    assertEquals(browser.errors, [], "no page errors");
+  },
 });

@@ -324,7 +324,7 @@ function renderHealth(status) {
   for (const tile of document.querySelectorAll(".tile")) {
     const f = byTile.get(tile.dataset.tile);
     tile.dataset.level = f ? f.level : "ok";
-    tile.title = f ? f.message : "";
+    tile.title = f ? f.message : tile.dataset.help ?? "";
   }
   window.dashboard.health = status;
 }
@@ -423,7 +423,12 @@ function renderTiles(m) {
         : max
         ? `of ${max}`
         : "";
-      if (v === undefined) cell.parentElement.title = FDS_NOTE;
+      const tile = cell.parentElement;
+      if (v === undefined) tile.dataset.help = FDS_NOTE;
+      else delete tile.dataset.help;
+      if (tile.dataset.level !== "warn" && tile.dataset.level !== "crit") {
+        tile.title = tile.dataset.help ?? "";
+      }
     }
   }
 }
