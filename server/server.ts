@@ -16,7 +16,7 @@ import {
   stallFor,
   windowFor,
 } from "../common/defaults.ts";
-import type { Clock } from "../common/clock.ts";
+import { type Clock, systemClock } from "../common/clock.ts";
 import { LineLogger, type Logger } from "../common/logger.ts";
 import { MAX_COUNT } from "../protocol/messages.ts";
 import { MemoryStore } from "../store/memory.ts";
@@ -27,7 +27,9 @@ import {
   type ConnectionHost,
   type ConnectionSettings,
 } from "./connection.ts";
-import { sessionsPage } from "./dashboard/api.ts";
+import { querySessions } from "./dashboard/api.ts";
+import { HistorySampler } from "./dashboard/history.ts";
+import { evaluateStatus } from "./dashboard/status.ts";
 import { type MetricsHttp, serveMetrics } from "./http.ts";
 import {
   type MetricsSnapshot,
@@ -252,6 +254,7 @@ export async function startServer(
   let http: MetricsHttp | undefined;
   let admission: Admission;
   let loopProbe: LoopLagProbe | undefined;
+  let history: HistorySampler | undefined;
   try {
     admission = new Admission({
       maxConnections: settings.maxConnections,
@@ -303,21 +306,32 @@ export async function startServer(
               uptimeS: Math.round((Date.now() - startedAt) / 1000),
             };
           },
-          sessions: (skip, limit) =>
-            sessionsPage(
+          sessions: (q) =>
+            querySessions(
               {
                 attachedCount: registry.attachedCount,
                 awaitingCount: sessions.detachedCount,
                 attached: (s, l) => registry.sessionViews(s, l),
                 awaiting: (s, l) => sessions.detachedViews(s, l),
               },
-              skip,
-              limit,
+              q,
               Date.now(),
             ),
+          history: (since) => history!.ring.toJson(since),
+          status: (fds) =>
+            evaluateStatus({
+              recent: (name, n) => history!.ring.recent(name, n),
+              connections: registry.size,
+              maxConnections: settings.maxConnections,
+              ...fds,
+            }),
         },
       });
       loopProbe = new LoopLagProbe(histograms.loopLag);
+      history = new HistorySampler({
+        clock: opts.clock ?? systemClock,
+        metrics,
+      });
     }
   } catch (err) {
     try {
@@ -326,6 +340,7 @@ export async function startServer(
     await sessions.close();
     await http?.close();
     loopProbe?.[Symbol.dispose]();
+    history?.[Symbol.dispose]();
     if (ownStore) await store.close();
     throw err;
   }
@@ -406,6 +421,7 @@ export async function startServer(
       await sessions.close();
       await http?.close();
       loopProbe?.[Symbol.dispose]();
+      history?.[Symbol.dispose]();
       if (ownStore) await store.close();
       log.info("server stopped", { server: id });
       done.resolve();
