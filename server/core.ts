@@ -62,8 +62,8 @@ export interface ServerCoreOptions {
    */
   store?: SessionStore;
   /**
-   * Close the store when the server closes. Default: true when the server
-   * made it.
+   * Close the store when the server closes (`startServer`: also when it
+   * fails to start). Default: true when the server made it.
    */
   ownStore?: boolean;
   /** Connections held at most; more are refused with `server_busy`. Default 16000. */
@@ -146,7 +146,8 @@ export interface ServerCore extends AsyncDisposable {
    * still in flight are never delivered, so the code awaiting them never
    * resumes. Its in-memory state is dropped with the object. Nothing is
    * written to the store: sessions stay as the store last saw them.
-   * Idempotent; {@link close} afterwards resolves at once.
+   * Idempotent; {@link close} afterwards resolves at once (a close begun
+   * before it may never settle: the process it stood for is gone).
    */
   abandon(): void;
 }
