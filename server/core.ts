@@ -274,19 +274,7 @@ class Core implements ServerCore {
       t.close();
       return;
     }
-    const live = this.#live;
-    // Only close() is wrapped: reads and writes go straight through.
-    const tracked: Transport = {
-      read: (buf) => t.read(buf),
-      write: (bytes) => t.write(bytes),
-      close: () => {
-        live.delete(tracked);
-        t.close();
-      },
-      ...(t.closeWrite ? { closeWrite: () => t.closeWrite!() } : {}),
-      remoteAddr: t.remoteAddr,
-    };
-    live.add(tracked);
+    const tracked = new TrackedTransport(t, this.#live);
     if (!this.#admission.admit(tracked, this.#registry.size)) return;
     this.#counters.connectionsAccepted++;
     const c = new Connection(tracked, this.#host);
@@ -382,6 +370,42 @@ class Core implements ServerCore {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * A transport the core holds until it is closed, so that
+ * {@link ServerCore.abandon} can close what is left. Methods on the
+ * prototype: one small object per connection.
+ */
+class TrackedTransport implements Transport {
+  readonly #t: Transport;
+  readonly #live: Set<Transport>;
+  readonly remoteAddr: Transport["remoteAddr"];
+
+  constructor(t: Transport, live: Set<Transport>) {
+    this.#t = t;
+    this.#live = live;
+    this.remoteAddr = t.remoteAddr;
+    live.add(this);
+  }
+
+  read(buf: Uint8Array): Promise<number | null> {
+    return this.#t.read(buf);
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    return this.#t.write(bytes);
+  }
+
+  closeWrite(): Promise<void> {
+    // Without a half-close, the refusal's drain ends at the time limit.
+    return this.#t.closeWrite?.() ?? Promise.resolve();
+  }
+
+  close(): void {
+    this.#live.delete(this);
+    this.#t.close();
   }
 }
 
