@@ -210,7 +210,10 @@ class Core implements ServerCore {
     this.#probeLoopLag = opts.probeLoopLag ?? false;
     this.#startedAt = clock.now();
     this.#startedMono = clock.monotonic();
-    this.#scheduler = new Scheduler(clock);
+    // The hot path (one timer per scheduler tick, clock reads per ACK) runs
+    // on the clock itself; abandon() closes the scheduler, whose only timer
+    // that is. Everything else arms its (rare) timers through the gate.
+    this.#scheduler = new Scheduler(opts.clock);
     const registry = this.#registry = new Registry(log);
     const histograms = this.#histograms;
     this.#sessions = new SessionManager(gatedStore(this.store, dead), {
@@ -241,7 +244,7 @@ class Core implements ServerCore {
       get shuttingDown() {
         return shuttingDown();
       },
-      clock,
+      clock: opts.clock, // read only: the connection arms no timer itself
       scheduler: this.#scheduler,
       sessions: this.#sessions,
       counters: this.#counters,

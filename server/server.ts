@@ -1,9 +1,10 @@
 /**
- * `startServer()`: the seqstream TCP server as a handle, composed of named
- * parts: {@link Admission} (rate limit, busy refusal), the metrics endpoint
- * ({@link serveMetrics}), the {@link Registry} of connections, the shared
- * {@link Scheduler}, the {@link SessionManager} and one {@link Connection} per
- * socket. Starting is all-or-nothing.
+ * `startServer()`: the seqstream TCP server as a handle: a
+ * {@link ServerCore} (admission, the registry of connections, the shared
+ * scheduler, the session layer, one connection per socket; see
+ * `server/core.ts`) on one clock (the system clock unless given), fed by a
+ * TCP or TLS listener whose sockets it adapts with {@link connTransport},
+ * and the metrics endpoint ({@link serveMetrics}). Starting is all-or-nothing.
  *
  * @module
  */
