@@ -17,6 +17,7 @@
  * @module
  */
 
+import { type Clock, systemClock, type TimerId } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
 import type { ClientEvent } from "./types.ts";
 
@@ -111,8 +112,11 @@ export interface ProgressOptions {
   write?: (text: string) => void;
   /** Terminal width. Default `Deno.consoleSize().columns`, or 80. */
   columns?: () => number;
-  /** Clock in ms. Default `performance.now`. */
-  now?: () => number;
+  /**
+   * Clock: the rate is measured on its monotonic reading, and its timer
+   * redraws. Default {@link systemClock}.
+   */
+  clock?: Clock;
   /** Bar redraw period (ms). Default 100 (10 per second). */
   redrawMs?: number;
   /** Log line period (ms). Default 10000. */
@@ -154,7 +158,7 @@ function terminalColumns(): number {
  */
 export class ProgressReporter {
   readonly #o: ProgressOptions;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   readonly #write: (text: string) => void;
   readonly #times: Float64Array;
   readonly #counts: Float64Array;
@@ -164,12 +168,13 @@ export class ProgressReporter {
   #state: ProgressState = "connecting";
   #streamedOnce = false;
   #drawn = "";
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: TimerId | undefined;
+  #tickEvery = 0;
 
   /** @param opts total, mode, sinks and timings */
   constructor(opts: ProgressOptions) {
     this.#o = opts;
-    this.#now = opts.now ?? (() => performance.now());
+    this.#clock = opts.clock ?? systemClock;
     this.#write = opts.write ?? stderrWrite;
     this.#received = opts.received ?? 0;
     const tick = this.#tickMs();
@@ -181,9 +186,22 @@ export class ProgressReporter {
     this.#counts = new Float64Array(slots);
     this.#sample();
     if (opts.mode !== "off") {
-      this.#timer = setInterval(() => this.#tick(), tick);
-      Deno.unrefTimer(this.#timer);
+      this.#tickEvery = tick;
+      this.#arm();
     }
+  }
+
+  /** Arms the next tick: one unref'd timer, re-armed after each tick. */
+  #arm(): void {
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        if (this.#timer === undefined) return; // stopped
+        this.#tick();
+        if (this.#timer !== undefined) this.#arm();
+      },
+      this.#tickEvery,
+      { unref: true },
+    );
   }
 
   #tickMs(): number {
@@ -271,7 +289,7 @@ export class ProgressReporter {
   /** Stops the timer; in `bar` mode draws the last state and ends the line. Idempotent. */
   stop(): void {
     if (this.#timer === undefined) return;
-    clearInterval(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#o.mode === "bar") {
       this.#sample();
@@ -283,7 +301,7 @@ export class ProgressReporter {
 
   #sample(): void {
     const i = this.#samples % this.#times.length;
-    this.#times[i] = this.#now();
+    this.#times[i] = this.#clock.monotonic();
     this.#counts[i] = this.#received;
     this.#samples++;
   }

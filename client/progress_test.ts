@@ -1,3 +1,4 @@
+import { FakeClock } from "../common/fake_clock.ts";
 import { LineLogger } from "../common/logger.ts";
 import { assert_, assertEquals } from "../tests/_assert.ts";
 import {
@@ -89,8 +90,8 @@ Deno.test("formatRate and formatEta read like a person would write them", () => 
   );
 });
 
-Deno.test("ProgressReporter tracks numbers, resumes and states, and measures the rate over its window", () => {
-  let t = 0;
+Deno.test("ProgressReporter tracks numbers, resumes and states, and measures the rate over its window", async () => {
+  const clock = new FakeClock();
   const out: string[] = [];
   const p = new ProgressReporter({
     total: 1000,
@@ -98,8 +99,8 @@ Deno.test("ProgressReporter tracks numbers, resumes and states, and measures the
     log: new LineLogger({ level: "silent" }),
     write: (s) => out.push(s),
     columns: () => 120,
-    now: () => t,
-    redrawMs: 60_000, // ticks are driven by hand below, not by the timer
+    clock,
+    redrawMs: 60_000, // no tick within the test: stop() draws the line
   });
   try {
     assertEquals(p.view(), {
@@ -136,7 +137,7 @@ Deno.test("ProgressReporter tracks numbers, resumes and states, and measures the
       1,
       "streaming",
     ]);
-    t = 2000;
+    await clock.advance(2000);
     p.onNumber(299);
     p.stop();
     assertEquals(p.view().ratePerSec, 150, "300 numbers in 2s");
@@ -173,7 +174,9 @@ Deno.test("ProgressReporter.writeLine keeps the bar below log lines", () => {
 
 Deno.test("ProgressReporter in log mode writes one info line per period with the progress fields", async () => {
   const lines: string[] = [];
+  const clock = new FakeClock();
   const p = new ProgressReporter({
+    clock,
     total: 10,
     mode: "log",
     log: new LineLogger({
@@ -186,13 +189,16 @@ Deno.test("ProgressReporter in log mode writes one info line per period with the
   try {
     p.onEvent({ type: "streaming", nextOffset: 0, count: 10, resumed: false });
     p.onNumber(4);
-    const deadline = Date.now() + 5000;
-    while (lines.length === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await clock.advance(19);
+    assertEquals(lines.length, 0);
+    await clock.advance(1);
+    assertEquals(lines.length, 1);
+    await clock.advance(20);
+    assertEquals(lines.length, 2);
   } finally {
     p.stop();
   }
+  assertEquals(clock.pending, 0);
   const first = JSON.parse(lines[0]!);
   assertEquals(
     [
@@ -209,12 +215,15 @@ Deno.test("ProgressReporter in log mode writes one info line per period with the
 
 Deno.test("ProgressReporter in off mode writes nothing and starts no timer", () => {
   const out: string[] = [];
+  const clock = new FakeClock();
   const p = new ProgressReporter({
+    clock,
     total: 10,
     mode: "off",
     log: new LineLogger({ level: "debug", write: (l) => out.push(l) }),
     write: (s) => out.push(s),
   });
+  assertEquals(clock.pending, 0);
   p.onNumber(3);
   p.stop();
   assertEquals(out, []);

@@ -1,17 +1,19 @@
 /**
- * Admission of accepted sockets: the per-address handshake rate limit and the
- * `--max-connections` ceiling. A refused socket gets a `server_busy` ERROR and
- * is half-closed and drained, so that its unread hello cannot turn the close
- * into a reset that destroys the frame before the peer reads it.
+ * Admission of accepted transports: the per-address handshake rate limit and the
+ * `--max-connections` ceiling. A refused transport gets a `server_busy` ERROR
+ * and is half-closed and drained, so that its unread hello cannot turn the
+ * close into a reset that destroys the frame before the peer reads it.
  *
  * @module
  */
 
+import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
 import { ErrorCode } from "../protocol/errors.ts";
 import { encodeMessage } from "../protocol/messages.ts";
 import type { Counters } from "./metrics.ts";
 import { addressKey, RateLimiter } from "./rate_limit.ts";
+import type { Transport } from "./transport.ts";
 
 /** Options for {@link Admission}. */
 export interface AdmissionOptions {
@@ -23,6 +25,8 @@ export interface AdmissionOptions {
   counters: Counters;
   /** Logger. */
   log: Logger;
+  /** Clock of the rate limit (monotonic) and of the refusal time limit. */
+  clock: Clock;
 }
 
 /** How long a refusal may take before its socket is closed regardless (ms). */
@@ -43,7 +47,10 @@ export class Admission {
     this.#o = opts;
     this.#limiter = opts.maxHandshakesPerSec === undefined
       ? undefined
-      : new RateLimiter({ ratePerSec: opts.maxHandshakesPerSec });
+      : new RateLimiter({
+        ratePerSec: opts.maxHandshakesPerSec,
+        clock: opts.clock,
+      });
     this.#busy = encodeMessage({
       type: "error",
       code: ErrorCode.SERVER_BUSY,
@@ -53,12 +60,13 @@ export class Admission {
   }
 
   /**
-   * Decides on an accepted socket while `open` connections are held: `true`
-   * to serve it; `false` when it was refused (it is being answered and closed).
+   * Decides on an accepted transport while `open` connections are held:
+   * `true` to serve it; `false` when it was refused (it is being answered
+   * and closed).
    */
-  admit(conn: Deno.Conn, open: number): boolean {
+  admit(conn: Transport, open: number): boolean {
     const { counters, log, maxHandshakesPerSec } = this.#o;
-    const host = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const host = conn.remoteAddr.hostname;
     if (this.#limiter !== undefined && !this.#limiter.take(addressKey(host))) {
       counters.connectionsRejectedRate++;
       log.debug("handshake rate limit", {
@@ -84,33 +92,31 @@ export class Admission {
     return true;
   }
 
-  /** Resolves when every refusal in progress has closed its socket. */
+  /** Resolves when every refusal in progress has closed its transport. */
   async drain(): Promise<void> {
     await Promise.all(this.#refusing);
   }
 
   /**
    * Answers with an error frame and closes, bounded in time (a TLS peer may
-   * never finish its handshake): write, half-close, read until the peer
-   * closes, close.
+   * never finish its handshake): write, half-close (when the transport
+   * can), read until the peer closes, close.
    */
-  #refuse(conn: Deno.Conn, frame: Uint8Array): void {
-    const close = () => {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    };
-    const timer = setTimeout(close, REFUSAL_LIMIT_MS);
+  #refuse(conn: Transport, frame: Uint8Array): void {
+    const { clock } = this.#o;
+    const close = () => conn.close();
+    const timer = clock.setTimeout(close, REFUSAL_LIMIT_MS);
     const p = (async () => {
       try {
-        await conn.write(frame);
-        await conn.closeWrite();
+        let off = 0;
+        while (off < frame.length) off += await conn.write(frame.subarray(off));
+        await conn.closeWrite?.();
         const sink = new Uint8Array(512);
         while (await conn.read(sink) !== null) { /* drain */ }
       } catch {
         // the peer went away, or the timer closed the socket
       } finally {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         close();
       }
     })();

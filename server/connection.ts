@@ -1,15 +1,18 @@
 /**
- * One client connection on the server: the short loop that wires the socket
- * to the pure parts. Bytes go through the {@link FrameDecoder}; HELLO or
+ * One client connection on the server: the short loop that wires a
+ * {@link Transport} to the pure parts. Bytes go through the {@link FrameDecoder}; HELLO or
  * RESUME through the session layer; then every ACK and every scheduler wake
  * through the connection's {@link Stream}, whose actions become frames handed
  * to a {@link Writer}. One {@link Scheduler} entry per connection covers the
  * handshake timeout, the next paced number, the liveness deadlines and the
- * bounded close: no timer per connection.
+ * bounded close: no timer per connection. Time comes from the host's
+ * {@link Clock}: its monotonic reading for deadlines and pacing, its wall
+ * reading for `attachedAt`.
  *
  * @module
  */
 
+import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
 import { sequenceChecksum } from "../protocol/checksum.ts";
 import { ErrorCode, errorName, ProtocolError } from "../protocol/errors.ts";
@@ -30,6 +33,7 @@ import type { Counters } from "./metrics.ts";
 import type { Scheduler, Task } from "./scheduler.ts";
 import type { Attachment } from "./sessions.ts";
 import { Stream, StreamAction, type StreamSettings } from "./stream.ts";
+import type { Transport } from "./transport.ts";
 import { Writer } from "./writer.ts";
 
 /** What a connection needs of the session layer (`SessionManager`). */
@@ -62,6 +66,9 @@ export interface ConnectionHost {
   readonly settings: ConnectionSettings;
   /** Whether the server refuses new sessions because it is going away. */
   readonly shuttingDown: boolean;
+  /** The one clock: monotonic for deadlines and pacing, wall for `attachedAt`. */
+  readonly clock: Clock;
+  /** Runs on {@link clock}'s monotonic time. */
   readonly scheduler: Scheduler;
   readonly sessions: SessionPort;
   readonly counters: Counters;
@@ -121,10 +128,10 @@ export class Connection implements Task {
   slot = -1;
   /** `host:port` of the peer (made when asked: logs and `/sessions`). */
   get remote(): string {
-    const a = this.#conn.remoteAddr as Deno.NetAddr;
+    const a = this.#conn.remoteAddr;
     return `${a.hostname}:${a.port}`;
   }
-  readonly #conn: Deno.Conn;
+  readonly #conn: Transport;
   readonly #host: ConnectionHost;
   readonly #writer: Writer;
   /** Made only when someone waits for the close (most connections never do). */
@@ -142,8 +149,8 @@ export class Connection implements Task {
   /** When the session attached (ms since the epoch), for `/sessions`. */
   #attachedAt = 0;
 
-  /** @param conn the accepted socket; @param host the server's side */
-  constructor(conn: Deno.Conn, host: ConnectionHost) {
+  /** @param conn the accepted transport; @param host the server's side */
+  constructor(conn: Transport, host: ConnectionHost) {
     this.#conn = conn;
     this.#host = host;
     this.#writer = new Writer(conn, {
@@ -152,7 +159,9 @@ export class Connection implements Task {
         const stream = this.#stream;
         if (this.#phase === STREAMING && stream !== undefined) {
           // Only a burst stream sends from here, so only it needs the time.
-          const now = stream.settings.intervalMs === 0 ? performance.now() : 0;
+          const now = stream.settings.intervalMs === 0
+            ? this.#host.clock.monotonic()
+            : 0;
           this.#act(stream.writerIdle(now));
         }
       },
@@ -197,8 +206,8 @@ export class Connection implements Task {
 
   /** Serves the connection until it ends. Never throws. */
   async serve(): Promise<void> {
-    const { scheduler, settings } = this.#host;
-    scheduler.schedule(this, performance.now() + settings.handshakeTimeoutMs);
+    const { clock, scheduler, settings } = this.#host;
+    scheduler.schedule(this, clock.monotonic() + settings.handshakeTimeoutMs);
     const decoder = new FrameDecoder(MAX_FRAME_VALUE, isMessageType);
     // Small: the client sends 40-byte handshakes and 7-byte ACKs (a
     // larger frame takes several reads; the decoder joins them).
@@ -281,14 +290,14 @@ export class Connection implements Task {
       return this.#onMessage({ type: "ack", nextOffset: n });
     }
     this.#host.counters.acksReceived++;
-    const a = stream.ack(n, performance.now());
+    const a = stream.ack(n, this.#host.clock.monotonic());
     if (a === StreamAction.COMPLETE) return this.#complete();
     this.#act(a);
   }
 
   async #handshake(msg: Hello | Resume): Promise<void> {
     const host = this.#host;
-    const t0 = performance.now();
+    const t0 = host.clock.monotonic();
     this.#phase = OPENING;
     host.scheduler.cancel(this);
     this.#requestedId = msg.id;
@@ -327,7 +336,7 @@ export class Connection implements Task {
       return;
     }
     this.#att = att;
-    this.#attachedAt = Date.now();
+    this.#attachedAt = host.clock.now();
     host.attached(this, att);
     const offset = msg.type === "hello" ? 0 : msg.nextOffset;
     host.log.info(
@@ -351,9 +360,9 @@ export class Connection implements Task {
       window: s.window,
       ackIntervalMs: s.ackIntervalMs,
     }));
-    host.welcomed?.(msg.type, performance.now() - t0);
+    const now = host.clock.monotonic();
+    host.welcomed?.(msg.type, now - t0);
     const stream = this.#stream = new Stream(s, att.count);
-    const now = performance.now();
     stream.start(offset, now);
     this.#phase = STREAMING;
     this.#act(stream.tick(now));
@@ -537,7 +546,7 @@ export class Connection implements Task {
    */
   #sendAndEnd(bytes: Uint8Array): Promise<void> {
     this.#phase = CLOSING;
-    this.#closeBy = performance.now() + CLOSE_GRACE_MS;
+    this.#closeBy = this.#host.clock.monotonic() + CLOSE_GRACE_MS;
     this.#host.scheduler.schedule(this, this.#closeBy);
     void this.#writer.write(bytes).then(() => this.end());
     return this.ended;
@@ -548,11 +557,7 @@ export class Connection implements Task {
     if (this.#phase === ENDED) return;
     this.#phase = ENDED;
     this.#host.scheduler.cancel(this);
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    this.#conn.close();
     this.#ended?.resolve();
   }
 
@@ -593,7 +598,10 @@ const DENO_ERRORS: (new (...args: never[]) => Error)[] = Object.values(
   Deno.errors,
 );
 
-/** Errors of the runtime's I/O: the socket is gone, nothing to tell the peer. */
+/**
+ * Errors of the runtime's I/O (what a {@link Transport} rejects with on a
+ * dead link): the peer is gone, nothing to tell it.
+ */
 function isSocketError(err: unknown): boolean {
   return DENO_ERRORS.some((cls) => err instanceof cls);
 }

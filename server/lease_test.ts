@@ -32,7 +32,7 @@ function keeper(store: SessionStore, clock: FakeClock, leaseMs = 300) {
 
 Deno.test("LeaseKeeper beats every leaseMs / 3: check, drain, renew, collect", async () => {
   const clock = new FakeClock(0);
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   const { k, ops } = keeper(store, clock);
   await k.start();
   assertEquals(ops, ["lease_check", "fence_drain", "lease_renew", "collect"]);
@@ -51,7 +51,7 @@ Deno.test("LeaseKeeper beats every leaseMs / 3: check, drain, renew, collect", a
 
 Deno.test("LeaseKeeper does not renew while the host has writes pending", async () => {
   const clock = new FakeClock(0);
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   const { k, state } = keeper(store, clock);
   await k.start();
   const first = (await store.leaseOf("a")).lease!;
@@ -66,7 +66,7 @@ Deno.test("LeaseKeeper does not renew while the host has writes pending", async 
 
 Deno.test("LeaseKeeper delivers fences and detects a store that lost its data", async () => {
   const clock = new FakeClock(0);
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   const { k, fences, state } = keeper(store, clock);
   await k.start();
   await store.fence("a", { id: "s1", epoch: 4 });
@@ -82,7 +82,7 @@ Deno.test("LeaseKeeper delivers fences and detects a store that lost its data", 
 Deno.test("LeaseKeeper.now follows the store's clock, not the local one", async () => {
   const local = new FakeClock(1_000_000);
   const storeClock = new FakeClock(5_000_000);
-  await using store = new FlakyStore({ now: () => storeClock.now() });
+  await using store = new FlakyStore({ clock: storeClock });
   const { k } = keeper(store, local);
   await k.start();
   assertEquals(k.now(), 5_000_000);
@@ -94,7 +94,7 @@ Deno.test("LeaseKeeper.now follows the store's clock, not the local one", async 
 
 Deno.test("LeaseKeeper drains fences while writes are pending or the renewal fails, not when the store does not answer", async () => {
   const clock = new FakeClock(0);
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   const { k, ops, fences, state } = keeper(store, clock);
   await k.start();
   state.flushed = false;
@@ -135,7 +135,7 @@ Deno.test("LeaseKeeper drains fences while writes are pending or the renewal fai
 
 Deno.test("LeaseKeeper renews the lease when only the fence drain fails, and drains next beat", async () => {
   const clock = new FakeClock(0);
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   const { k, fences, state } = keeper(store, clock);
   await k.start();
   const first = (await store.leaseOf("a")).lease!;

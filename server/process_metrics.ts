@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { Clock, TimerId } from "../common/clock.ts";
 import process from "node:process";
 import type { ProcessFigures, PromHistogram } from "./metrics.ts";
 
@@ -67,26 +68,41 @@ export const LOOP_PROBE_MS = 100;
 
 /**
  * Measures event-loop lag: a timer every {@link LOOP_PROBE_MS} records how
- * late it fired (s) into `into`. One timer per server, unref'd so it never
- * keeps a process alive.
+ * late it fired (s, on the clock's monotonic time) into `into`. One timer
+ * per server, re-armed each time, unref'd so it never keeps a process alive.
  */
 export class LoopLagProbe implements Disposable {
-  readonly #timer: number;
+  readonly #clock: Clock;
+  readonly #into: PromHistogram;
+  #timer: TimerId | undefined;
 
-  /** @param into the histogram to record into */
-  constructor(into: PromHistogram) {
-    let expected = performance.now() + LOOP_PROBE_MS;
-    // Deno's timer id (the node types imported above would call it a Timeout).
-    this.#timer = setInterval(() => {
-      const now = performance.now();
-      into.observe(Math.max(0, now - expected) / 1000);
-      expected = now + LOOP_PROBE_MS;
-    }, LOOP_PROBE_MS) as unknown as number;
-    Deno.unrefTimer(this.#timer);
+  /**
+   * @param into the histogram to record into
+   * @param clock whose monotonic time and timer it uses
+   */
+  constructor(into: PromHistogram, clock: Clock) {
+    this.#into = into;
+    this.#clock = clock;
+    this.#arm();
+  }
+
+  #arm(): void {
+    const expected = this.#clock.monotonic() + LOOP_PROBE_MS;
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        if (this.#timer === undefined) return; // disposed
+        const now = this.#clock.monotonic();
+        this.#into.observe(Math.max(0, now - expected) / 1000);
+        this.#arm();
+      },
+      LOOP_PROBE_MS,
+      { unref: true },
+    );
   }
 
   /** Stops the probe. */
   [Symbol.dispose](): void {
-    clearInterval(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }

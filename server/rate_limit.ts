@@ -6,6 +6,8 @@
  * @module
  */
 
+import { type Clock, systemClock } from "../common/clock.ts";
+
 /** Options for {@link RateLimiter}. */
 export interface RateLimiterOptions {
   /** Tokens added per second (the sustained rate per key). Must be > 0. */
@@ -19,8 +21,8 @@ export interface RateLimiterOptions {
    * Default 100000.
    */
   maxKeys?: number;
-  /** Clock in milliseconds. Default `performance.now`. */
-  now?: () => number;
+  /** Clock: buckets refill on its monotonic reading. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 interface Bucket {
@@ -41,7 +43,7 @@ export class RateLimiter {
   readonly #rate: number;
   readonly #burst: number;
   readonly #maxKeys: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   readonly #refillMs: number;
   readonly #buckets = new Map<string, Bucket>();
   #lastSweep: number;
@@ -63,9 +65,9 @@ export class RateLimiter {
     this.#rate = opts.ratePerSec / 1000;
     this.#burst = burst;
     this.#maxKeys = opts.maxKeys ?? 100_000;
-    this.#now = opts.now ?? (() => performance.now());
+    this.#clock = opts.clock ?? systemClock;
     this.#refillMs = burst / this.#rate;
-    this.#lastSweep = this.#now();
+    this.#lastSweep = this.#clock.monotonic();
   }
 
   /** Keys currently tracked (buckets that are not full). */
@@ -78,7 +80,7 @@ export class RateLimiter {
    * when the bucket is empty: the caller should refuse.
    */
   take(key: string): boolean {
-    const now = this.#now();
+    const now = this.#clock.monotonic();
     if (now - this.#lastSweep >= this.#refillMs) this.#sweep(now);
     const b = this.#buckets.get(key);
     if (b === undefined) {

@@ -1,28 +1,47 @@
 /**
  * One timer for every session: a binary min-heap of due times drained by a
- * single `setTimeout`, so 19,000 streams cost one timer, not 19,000.
+ * single timer of the injected {@link Clock}, so 19,000 streams cost one
+ * timer, not 19,000.
  *
  * @module
  */
 
+import type { Clock, TimerId } from "../common/clock.ts";
+
 /** Something the scheduler can run. `due` and `slot` belong to the scheduler. */
 export interface Task {
-  /** When the task is due, in `performance.now()` milliseconds. */
+  /** When the task is due, in the clock's monotonic milliseconds. */
   due: number;
   /** Position in the heap, or -1 when not scheduled. */
   slot: number;
-  /** Runs the task. Returns the next due time, or `null` to stop. */
+  /**
+   * Runs the task at monotonic time `now`. Returns the next due time, or
+   * `null` to stop.
+   */
   run(now: number): number | null;
 }
 
 /**
- * A min-heap scheduler. Tasks that are due together run in one batch, so a
- * tick costs one timer callback whatever the number of sessions due.
+ * A min-heap scheduler on a {@link Clock}'s monotonic time. Tasks that are
+ * due together run in one batch, so a tick costs one timer callback whatever
+ * the number of sessions due.
+ *
+ * @example
+ * ```ts
+ * const scheduler = new Scheduler(systemClock);
+ * scheduler.schedule(task, systemClock.monotonic() + 100);
+ * ```
  */
 export class Scheduler {
+  readonly #clock: Clock;
   readonly #heap: Task[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: TimerId | undefined;
   #armedFor = Infinity;
+
+  /** @param clock whose monotonic reading due times are in, and whose timer it arms */
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
 
   /** Scheduled tasks. */
   get size(): number {
@@ -66,12 +85,12 @@ export class Scheduler {
     if (!head || head.due >= this.#armedFor) return;
     this.#disarm();
     this.#armedFor = head.due;
-    const delay = Math.max(0, head.due - performance.now());
-    this.#timer = setTimeout(() => this.#tick(), delay);
+    const delay = Math.max(0, head.due - this.#clock.monotonic());
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), delay);
   }
 
   #disarm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedFor = Infinity;
   }
@@ -79,7 +98,7 @@ export class Scheduler {
   #tick(): void {
     this.#timer = undefined;
     this.#armedFor = Infinity;
-    const now = performance.now();
+    const now = this.#clock.monotonic();
     // Timers fire up to ~1ms early or late; run everything due within 1ms,
     // but each task at most about once per tick so short intervals cannot
     // starve the event loop (I/O runs between ticks).

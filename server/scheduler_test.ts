@@ -1,4 +1,6 @@
 import { assert_, assertEquals } from "../tests/_assert.ts";
+import type { Clock, TimerId } from "../common/clock.ts";
+import { FakeClock } from "../common/fake_clock.ts";
 import { Scheduler, type Task } from "./scheduler.ts";
 
 /** A task whose behaviour is a function; `runs` records the scheduler's `now` at each run. */
@@ -14,233 +16,218 @@ class FnTask implements Task {
 }
 
 /**
- * Counts the timers the code under test creates, by wrapping the global
- * `setTimeout`/`clearTimeout` (which the scheduler looks up at call time).
+ * A {@link FakeClock} (monotonic time starting at 0) that counts the timers
+ * armed through it and the callbacks fired; `live` is the timers pending.
  */
-function trackTimers() {
-  const realSet = globalThis.setTimeout;
-  const realClear = globalThis.clearTimeout;
-  type Id = ReturnType<typeof setTimeout>;
-  const live = new Set<Id>();
-  const stats = { created: 0, maxLive: 0, fired: 0, live };
-  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
-    const id: Id = realSet(() => {
-      live.delete(id);
-      stats.fired++;
+class CountingClock implements Clock {
+  readonly fake = new FakeClock(1_700_000_000_000, 0);
+  created = 0;
+  fired = 0;
+  maxLive = 0;
+  get live(): number {
+    return this.fake.pending;
+  }
+  now(): number {
+    return this.fake.now();
+  }
+  monotonic(): number {
+    return this.fake.monotonic();
+  }
+  setTimeout(fn: () => void, ms: number): TimerId {
+    this.created++;
+    const id = this.fake.setTimeout(() => {
+      this.fired++;
       fn();
     }, ms);
-    live.add(id);
-    stats.created++;
-    stats.maxLive = Math.max(stats.maxLive, live.size);
+    this.maxLive = Math.max(this.maxLive, this.live);
     return id;
-  }) as unknown as typeof setTimeout;
-  globalThis.clearTimeout = ((id?: Id) => {
-    if (id !== undefined) live.delete(id);
-    realClear(id);
-  }) as unknown as typeof clearTimeout;
-  return {
-    stats,
-    [Symbol.dispose]() {
-      globalThis.setTimeout = realSet;
-      globalThis.clearTimeout = realClear;
-    },
-  };
+  }
+  clearTimeout(id: TimerId | undefined): void {
+    this.fake.clearTimeout(id);
+  }
+  advance(ms: number): Promise<void> {
+    return this.fake.advance(ms);
+  }
 }
 
-Deno.test("Scheduler runs tasks in due order, whatever the order they were scheduled in", async () => {
-  const s = new Scheduler();
-  const order: number[] = [];
-  const done = Promise.withResolvers<void>();
+Deno.test("Scheduler runs tasks in due order, whatever the order they were scheduled in, each at its due time", async () => {
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
+  const order: [number, number][] = [];
   const offsets = [30, 5, 20, 0, 25, 10, 15];
-  const t0 = performance.now();
   for (const off of offsets) {
-    const task = new FnTask(() => {
-      order.push(off);
-      if (order.length === offsets.length) done.resolve();
-      return null;
-    });
-    s.schedule(task, t0 + off);
+    s.schedule(new FnTask((now) => (order.push([off, now]), null)), off);
   }
   assertEquals(s.size, offsets.length);
-  await done.promise;
-  assertEquals(order, [0, 5, 10, 15, 20, 25, 30]);
-  assertEquals(s.size, 0);
-  s.close();
+  await clock.advance(29);
+  assertEquals(order.length, 6);
+  await clock.advance(1);
+  assertEquals(order, [0, 5, 10, 15, 20, 25, 30].map((o) => [o, o]));
+  assertEquals([s.size, clock.live], [0, 0]);
 });
 
-Deno.test("Scheduler never runs a task more than 1ms before it is due", async () => {
-  const s = new Scheduler();
-  const done = Promise.withResolvers<void>();
-  const early: number[] = [];
-  const task = new FnTask((now, self) => {
-    early.push(self.due - performance.now());
-    if (self.runs.length === 5) {
-      done.resolve();
-      return null;
-    }
-    return now + 7;
-  });
-  s.schedule(task, performance.now() + 7);
-  await done.promise;
-  assertEquals(task.runs.length, 5);
-  for (const e of early) assert_(e <= 1, `ran ${e}ms early`);
-  s.close();
+Deno.test("Scheduler runs what is due within 1ms in one tick, and nothing due later", async () => {
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
+  const a = new FnTask(() => null);
+  const b = new FnTask(() => null);
+  const c = new FnTask(() => null);
+  s.schedule(a, 10);
+  s.schedule(b, 11); // within 1ms of the tick at 10
+  s.schedule(c, 11.5); // not
+  await clock.advance(10);
+  assertEquals([a.runs, b.runs, c.runs], [[10], [10], []]);
+  assertEquals(clock.fired, 1);
+  await clock.advance(1.5);
+  assertEquals(c.runs, [11.5]);
+  assertEquals(clock.fired, 2);
+});
+
+Deno.test("Scheduler reschedules a task at the due time it returns, on the clock's monotonic time", async () => {
+  const clock = new CountingClock();
+  await clock.advance(1000); // monotonic 1000
+  clock.fake.set(0); // a wall-clock step changes nothing
+  const s = new Scheduler(clock);
+  const task = new FnTask((now, self) => self.runs.length < 5 ? now + 7 : null);
+  s.schedule(task, clock.monotonic() + 7);
+  await clock.advance(100);
+  assertEquals(task.runs, [1007, 1014, 1021, 1028, 1035]);
+  assertEquals([s.size, clock.live], [0, 0]);
 });
 
 Deno.test("Scheduler stops a task that returns null and keeps running others", async () => {
-  const s = new Scheduler();
-  const done = Promise.withResolvers<void>();
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
   const stopper = new FnTask((now, self) =>
     self.runs.length < 3 ? now + 1 : null
   );
-  // Runs well after the stopper would have run again, had it not stopped.
-  const sentinel = new FnTask((now, self) => {
-    if (self.runs.length < 10) return now + 2;
-    done.resolve();
-    return null;
-  });
-  const t0 = performance.now();
-  s.schedule(stopper, t0);
-  s.schedule(sentinel, t0 + 1);
-  await done.promise;
+  const sentinel = new FnTask((now, self) =>
+    self.runs.length < 10 ? now + 2 : null
+  );
+  s.schedule(stopper, 0);
+  s.schedule(sentinel, 1);
+  await clock.advance(100);
   assertEquals(stopper.runs.length, 3);
   assertEquals(stopper.slot, -1);
   assertEquals(sentinel.runs.length, 10);
-  assertEquals(s.size, 0);
-  s.close();
+  assertEquals([s.size, clock.live], [0, 0]);
 });
 
 Deno.test("Scheduler.cancel removes a task so it never runs", async () => {
-  const s = new Scheduler();
-  const done = Promise.withResolvers<void>();
-  const t0 = performance.now();
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
   const cancelled = [0, 1, 2, 3].map(() => new FnTask(() => null));
-  const kept = new FnTask(() => {
-    done.resolve();
-    return null;
-  });
-  cancelled.forEach((t, i) => s.schedule(t, t0 + i * 3));
-  s.schedule(kept, t0 + 15);
+  const kept = new FnTask(() => null);
+  cancelled.forEach((t, i) => s.schedule(t, i * 3));
+  s.schedule(kept, 15);
   // Cancel from the head, the middle and the tail of the heap.
   for (const t of cancelled) s.cancel(t);
   assertEquals(s.size, 1);
   for (const t of cancelled) assertEquals(t.slot, -1);
   s.cancel(cancelled[0]!); // cancelling twice is a no-op
   assertEquals(s.size, 1);
-  await done.promise;
+  await clock.advance(20);
   for (const t of cancelled) assertEquals(t.runs.length, 0);
-  assertEquals(kept.runs.length, 1);
-  s.close();
+  assertEquals(kept.runs, [15]);
 });
 
 Deno.test("Scheduler.cancel of the last task clears the timer", () => {
-  using timers = trackTimers();
-  const s = new Scheduler();
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
   const task = new FnTask(() => null);
-  s.schedule(task, performance.now() + 60_000);
-  assertEquals(timers.stats.live.size, 1);
+  s.schedule(task, 60_000);
+  assertEquals(clock.live, 1);
   s.cancel(task);
-  assertEquals(s.size, 0);
-  assertEquals(timers.stats.live.size, 0);
-  // Deno's sanitizer also fails this test if a timer were left behind.
+  assertEquals([s.size, clock.live], [0, 0]);
 });
 
 Deno.test("Scheduler.schedule of a scheduled task moves it instead of adding it twice", async () => {
-  const s = new Scheduler();
-  const done = Promise.withResolvers<void>();
-  const t0 = performance.now();
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
   const task = new FnTask(() => null);
-  const after = new FnTask(() => {
-    done.resolve();
-    return null;
-  });
-  s.schedule(task, t0 + 60_000);
-  s.schedule(task, t0 + 2); // earlier: the timer must be re-armed for it
-  s.schedule(after, t0 + 8);
-  assertEquals(s.size, 2);
-  await done.promise;
-  assertEquals(task.runs.length, 1);
-  assertEquals(s.size, 0);
-  s.close();
+  const after = new FnTask(() => null);
+  s.schedule(task, 60_000);
+  s.schedule(task, 2); // earlier: the timer must be re-armed for it
+  s.schedule(after, 8);
+  assertEquals([s.size, clock.live], [2, 1]);
+  await clock.advance(8);
+  assertEquals([task.runs, after.runs], [[2], [8]]);
+  assertEquals([s.size, clock.live], [0, 0]);
 });
 
 Deno.test("Scheduler runs 1000 tasks with one timer between them", async () => {
-  using timers = trackTimers();
-  const s = new Scheduler();
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
   const N = 1000;
   const ROUNDS = 3;
-  let finished = 0;
-  const done = Promise.withResolvers<void>();
   const tasks: FnTask[] = [];
-  const t0 = performance.now();
   for (let i = 0; i < N; i++) {
-    const task = new FnTask((now, self) => {
-      if (self.runs.length < ROUNDS) return now + 1 + (i % 5);
-      if (++finished === N) done.resolve();
-      return null;
-    });
+    const task = new FnTask((now, self) =>
+      self.runs.length < ROUNDS ? now + 1 + (i % 5) : null
+    );
     tasks.push(task);
-    s.schedule(task, t0 + (i * 7) % 20);
+    s.schedule(task, (i * 7) % 20);
   }
-  await done.promise;
+  await clock.advance(100);
   for (const t of tasks) assertEquals(t.runs.length, ROUNDS);
   assertEquals(s.size, 0);
   // One timer at a time, and far fewer timers than runs: due tasks share a tick.
-  assertEquals(timers.stats.maxLive, 1);
+  assertEquals(clock.maxLive, 1);
   assert_(
-    timers.stats.created < (N * ROUNDS) / 10,
-    `${timers.stats.created} timers for ${N * ROUNDS} runs`,
+    clock.created < (N * ROUNDS) / 10,
+    `${clock.created} timers for ${N * ROUNDS} runs`,
   );
-  assertEquals(timers.stats.live.size, 0);
-  s.close();
+  assertEquals(clock.live, 0);
 });
 
 Deno.test("Scheduler runs an always-due task at most once per tick", async () => {
-  using timers = trackTimers();
-  const s = new Scheduler();
-  const done = Promise.withResolvers<void>();
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
   const ticks: number[] = [];
   const task = new FnTask((now, self) => {
-    ticks.push(timers.stats.fired);
-    if (self.runs.length === 20) {
-      done.resolve();
-      return null;
-    }
-    return now - 5; // already overdue
+    ticks.push(clock.fired);
+    return self.runs.length === 20 ? null : now - 5; // already overdue
   });
-  s.schedule(task, performance.now());
-  await done.promise;
+  s.schedule(task, 0);
+  await clock.advance(0);
   // Each run happened in a different timer callback: the loop yields to I/O in between.
+  assertEquals(task.runs.length, 20);
   assertEquals(new Set(ticks).size, 20);
-  s.close();
+  assertEquals(clock.live, 0);
 });
 
 Deno.test("Scheduler.close cancels every task and leaves no pending timer", () => {
-  using timers = trackTimers();
-  const s = new Scheduler();
-  const t0 = performance.now();
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
   const tasks = Array.from({ length: 10 }, () => new FnTask(() => null));
-  tasks.forEach((t, i) => s.schedule(t, t0 + 60_000 + i));
-  assertEquals(s.size, 10);
-  assertEquals(timers.stats.live.size, 1);
+  tasks.forEach((t, i) => s.schedule(t, 60_000 + i));
+  assertEquals([s.size, clock.live], [10, 1]);
   s.close();
   assertEquals(s.size, 0);
   for (const t of tasks) assertEquals(t.slot, -1);
-  assertEquals(timers.stats.live.size, 0);
-  // With the sanitizers on, a timer still pending here would fail the test as well.
+  assertEquals(clock.live, 0);
 });
 
 Deno.test("Scheduler can be used again after close", async () => {
-  const s = new Scheduler();
-  s.schedule(new FnTask(() => null), performance.now() + 60_000);
+  const clock = new CountingClock();
+  const s = new Scheduler(clock);
+  s.schedule(new FnTask(() => null), 60_000);
   s.close();
-  const done = Promise.withResolvers<void>();
-  const task = new FnTask(() => {
-    done.resolve();
-    return null;
-  });
-  s.schedule(task, performance.now());
-  await done.promise;
-  assertEquals(task.runs.length, 1);
+  const task = new FnTask(() => null);
+  s.schedule(task, 5);
+  await clock.advance(5);
+  assertEquals(task.runs, [5]);
+  assertEquals(clock.live, 0);
+});
+
+Deno.test("Scheduler on the system clock runs a task (the production wiring)", async () => {
+  const { systemClock } = await import("../common/clock.ts");
+  const s = new Scheduler(systemClock);
+  const done = Promise.withResolvers<number>();
+  const task = new FnTask((now) => (done.resolve(now), null));
+  const due = systemClock.monotonic() + 5;
+  s.schedule(task, due);
+  const ran = await done.promise;
+  assert_(ran >= due - 1, `ran ${due - ran}ms early`);
   s.close();
 });

@@ -1,100 +1,43 @@
 /**
- * `startServer()`: the seqstream TCP server as a handle, composed of named
- * parts: {@link Admission} (rate limit, busy refusal), the metrics endpoint
- * ({@link serveMetrics}), the {@link Registry} of connections, the shared
- * {@link Scheduler}, the {@link SessionManager} and one {@link Connection} per
- * socket. Starting is all-or-nothing.
+ * `startServer()`: the seqstream TCP server as a handle: a
+ * {@link ServerCore} (admission, the registry of connections, the shared
+ * scheduler, the session layer, one connection per socket; see
+ * `server/core.ts`) on one clock (the system clock unless given), fed by a
+ * TCP or TLS listener whose sockets it adapts with {@link connTransport},
+ * and the metrics endpoint ({@link serveMetrics}). Starting is all-or-nothing.
  *
  * @module
  */
 
-import {
-  ackIntervalFor,
-  checkMs,
-  DURATION_RANGES,
-  SERVER_DEFAULTS,
-  stallFor,
-  windowFor,
-} from "../common/defaults.ts";
 import { type Clock, systemClock } from "../common/clock.ts";
-import { LineLogger, type Logger } from "../common/logger.ts";
-import { MAX_COUNT } from "../protocol/messages.ts";
-import { MemoryStore } from "../store/memory.ts";
-import type { SessionStore } from "../store/types.ts";
-import { Admission } from "./admission.ts";
+import { LineLogger } from "../common/logger.ts";
 import {
-  Connection,
-  type ConnectionHost,
-  type ConnectionSettings,
-} from "./connection.ts";
-import { querySessions } from "./dashboard/api.ts";
+  createServerCore,
+  type ServerCore,
+  type ServerCoreOptions,
+} from "./core.ts";
 import { HistorySampler } from "./dashboard/history.ts";
 import { evaluateStatus } from "./dashboard/status.ts";
 import { type MetricsHttp, serveMetrics } from "./http.ts";
-import {
-  type MetricsSnapshot,
-  newCounters,
-  newHistograms,
-  observeIn,
-} from "./metrics.ts";
-import { LoopLagProbe, readProcessFigures } from "./process_metrics.ts";
-import denoJson from "../deno.json" with { type: "json" };
-import { Registry } from "./registry.ts";
-import { Scheduler } from "./scheduler.ts";
-import { SessionManager } from "./sessions.ts";
+import type { MetricsSnapshot } from "./metrics.ts";
+import { readProcessFigures } from "./process_metrics.ts";
+import { connTransport } from "./transport.ts";
 
-/** Options for {@link startServer}. Defaults come from `SERVER_DEFAULTS`. */
-export interface ServerOptions {
+/**
+ * Options for {@link startServer}: the core's options (session, pacing,
+ * limits, store, log; see {@link ServerCoreOptions}) and the listeners'.
+ * Defaults come from `SERVER_DEFAULTS`.
+ */
+export interface ServerOptions
+  extends Omit<ServerCoreOptions, "clock" | "serverId" | "probeLoopLag"> {
   /** Interface to listen on. Default `127.0.0.1`. */
   hostname?: string;
   /** Port; 0 picks a free one. Default 0. */
   port?: number;
   /** Share the port with other processes (`SO_REUSEPORT`, Linux). Default false. */
   reusePort?: boolean;
-  /** Interval between numbers (ms); 0 sends as fast as the window allows. Default 1000. */
-  intervalMs?: number;
-  /** How long a disconnected session stays resumable (ms). Default 30000. */
-  ttlMs?: number;
-  /** Base seed for reproducible sessions; random seeds when absent. */
-  seed?: number | undefined;
-  /** The session store. Default: a new {@link MemoryStore}, closed with the server. */
-  store?: SessionStore;
-  /**
-   * Close the store when the server closes, or when `startServer` fails.
-   * Default: true when the server made it.
-   */
-  ownStore?: boolean;
-  /** Connections held at most; more are refused with `server_busy`. Default 16000. */
-  maxConnections?: number;
-  /**
-   * New connections accepted per second from one remote address (IPv6: one
-   * /64), with a burst of the same size; more are refused with `server_busy`.
-   * Default: unlimited.
-   */
-  maxHandshakesPerSec?: number | undefined;
   /** Serve TLS with this PEM certificate chain and PEM private key. Default: plain TCP. */
   tls?: { cert: string; key: string } | undefined;
-  /** Close sockets that send no complete hello within this (ms). Default 10000. */
-  handshakeTimeoutMs?: number;
-  /**
-   * Close a connection the client sends nothing on (not even a keep-alive
-   * ACK) for this long (ms); its session detaches and its TTL starts.
-   * Default 10000.
-   */
-  clientTimeoutMs?: number;
-  /**
-   * Most numbers in flight beyond the client's last ACK. Default
-   * `windowFor(intervalMs, clientTimeoutMs)`.
-   */
-  window?: number;
-  /**
-   * Drop a client that lags (numbers sent and not acknowledged) with no ACK
-   * progress for this long (ms) as a slow consumer. Default
-   * `stallFor(clientTimeoutMs)`.
-   */
-  stallMs?: number;
-  /** Server lease length for shared stores (ms). Default 3000. */
-  leaseMs?: number;
   /**
    * Port for `GET /metrics`, `GET /healthz` and the dashboard (`GET /`,
    * `/sessions`, `/info`); none when absent. 0 picks one.
@@ -105,16 +48,13 @@ export interface ServerOptions {
    * `/sessions` disclose session ids, so expose it only to trusted networks.
    */
   metricsHost?: string | undefined;
-  /** Logger: any object with `debug`, `info`, `warn`, `error`. Default: a `LineLogger` (info, pretty, stderr). */
   /**
-   * Wall clock of the session layer: TTLs, leases, tombstones and the store
-   * clock estimate (`server/sessions.ts` and its parts). Default: the system
-   * clock. The connection layer's pacing and deadlines run on the monotonic
-   * `performance.now()` of the one scheduler, and its state machine
-   * (`server/stream.ts`) takes time as an argument.
+   * The one clock of the server (see {@link ServerCoreOptions.clock}): wall
+   * time for TTLs, leases, tombstones and the store clock estimate;
+   * monotonic time for pacing and deadlines; its timers for everything the
+   * server arms. Default: the system clock.
    */
   clock?: Clock;
-  log?: Logger;
 }
 
 /** A running server. */
@@ -136,57 +76,6 @@ export interface ServerHandle extends AsyncDisposable {
   readonly closed: Promise<void>;
 }
 
-/** The validated settings of a server. */
-interface Settings extends ConnectionSettings {
-  readonly leaseMs: number;
-  readonly maxConnections: number;
-}
-
-/**
- * Checks every option and fills in the defaults.
- *
- * @throws {RangeError} for a duration outside `DURATION_RANGES`, or a window
- * outside 1..65535
- */
-function settingsOf(opts: ServerOptions): Settings {
-  const D = SERVER_DEFAULTS, R = DURATION_RANGES;
-  const intervalMs = checkMs(
-    "intervalMs",
-    opts.intervalMs ?? D.intervalMs,
-    R.interval,
-  );
-  const clientTimeoutMs = checkMs(
-    "clientTimeoutMs",
-    opts.clientTimeoutMs ?? D.clientTimeoutMs,
-    R.clientTimeout,
-  );
-  const window = opts.window ?? windowFor(intervalMs, clientTimeoutMs);
-  if (!Number.isInteger(window) || window < 1 || window > MAX_COUNT) {
-    throw new RangeError(
-      `window must be a whole number from 1 to ${MAX_COUNT}, got ${window}`,
-    );
-  }
-  return {
-    intervalMs,
-    clientTimeoutMs,
-    window,
-    ackIntervalMs: ackIntervalFor(clientTimeoutMs),
-    stallMs: checkMs(
-      "stallMs",
-      opts.stallMs ?? stallFor(clientTimeoutMs),
-      R.clientTimeout,
-    ),
-    ttlMs: checkMs("ttlMs", opts.ttlMs ?? D.ttlMs, R.sessionTtl),
-    handshakeTimeoutMs: checkMs(
-      "handshakeTimeoutMs",
-      opts.handshakeTimeoutMs ?? D.handshakeTimeoutMs,
-      R.handshakeTimeout,
-    ),
-    leaseMs: checkMs("leaseMs", opts.leaseMs ?? D.leaseMs, R.lease),
-    maxConnections: opts.maxConnections ?? D.maxConnections,
-  };
-}
-
 /**
  * Starts a server. All or nothing: if any part fails to start, the parts
  * already started (listener, session heartbeat, an owned store) are closed
@@ -204,64 +93,29 @@ export async function startServer(
   opts: ServerOptions = {},
 ): Promise<ServerHandle> {
   const ownStore = opts.ownStore ?? opts.store === undefined;
-  let settings: Settings;
+  const log = opts.log ?? new LineLogger();
+  const clock = opts.clock ?? systemClock;
+  let core: ServerCore;
   try {
-    settings = settingsOf(opts);
+    core = createServerCore({
+      ...opts,
+      clock,
+      log,
+      ownStore,
+      probeLoopLag: opts.metricsPort !== undefined,
+    });
   } catch (err) {
     if (ownStore && opts.store) await opts.store.close();
     throw err;
   }
-  const log = opts.log ?? new LineLogger();
-  const store = opts.store ?? new MemoryStore();
-  const id = crypto.randomUUID().slice(0, 8);
-  const counters = newCounters();
-  const histograms = newHistograms();
-  const startedAt = Date.now();
-  const refusals = new Map<string, number>();
-  const scheduler = new Scheduler();
-  const registry = new Registry(log);
-  let shuttingDown = false;
-
-  const sessions = new SessionManager(store, {
-    serverId: id,
-    ttlMs: settings.ttlMs,
-    ...(opts.clock ? { clock: opts.clock } : {}),
-    seedBase: opts.seed,
-    leaseMs: settings.leaseMs,
-    counters,
-    log,
-    onFenced: (sessionId, epoch) => registry.fenced(sessionId, epoch),
-    observer: {
-      storeOp: (op, ms) => observeIn(histograms.storeOps, op, ms / 1000),
-      resumed: (ms) => histograms.resumeGap.observe(ms / 1000),
-    },
-  });
-
-  const metrics = (): MetricsSnapshot => ({
-    connections: registry.size,
-    sessions: sessions.sessions,
-    unackedNumbers: registry.unacked(),
-    unackedPeak: registry.unackedPeak(),
-    window: settings.window,
-    counters,
-    refusals,
-    storeOps: sessions.storeOps,
-    histograms,
-  });
+  const { id, settings, store } = core;
+  let stopping = false;
 
   const hostname = opts.hostname ?? "127.0.0.1";
   let listener: Deno.Listener | undefined;
   let http: MetricsHttp | undefined;
-  let admission: Admission;
-  let loopProbe: LoopLagProbe | undefined;
   let history: HistorySampler | undefined;
   try {
-    admission = new Admission({
-      maxConnections: settings.maxConnections,
-      maxHandshakesPerSec: opts.maxHandshakesPerSec,
-      counters,
-      log,
-    });
     const listenOpts = {
       hostname,
       port: opts.port ?? 0,
@@ -274,121 +128,55 @@ export async function startServer(
         key: opts.tls.key,
       })
       : Deno.listen(listenOpts);
-    await sessions.start();
+    await core.start();
     if (opts.metricsPort !== undefined) {
       http = serveMetrics({
         hostname: opts.metricsHost ?? "127.0.0.1",
         port: opts.metricsPort,
-        metrics,
+        metrics: () => core.metrics(),
         processFigures: readProcessFigures,
-        shuttingDown: () => shuttingDown,
+        shuttingDown: () => stopping || core.shuttingDown,
         dashboard: {
-          info: () => {
-            const registered = sessions.storeRegistered;
-            const unsynced = sessions.unsynced;
-            return {
-              name: "seqstream",
-              version: denoJson.version,
-              serverId: id,
-              intervalMs: settings.intervalMs,
-              ttlMs: settings.ttlMs,
-              window: settings.window,
-              clientTimeoutMs: settings.clientTimeoutMs,
-              maxConnections: settings.maxConnections,
-              tls: opts.tls !== undefined,
-              store: {
-                kind: store.kind,
-                registered,
-                unsynced,
-                health: registered && unsynced === 0 ? "ok" : "degraded",
-              },
-              startedAt,
-              uptimeS: Math.round((Date.now() - startedAt) / 1000),
-            };
-          },
-          sessions: (q) =>
-            querySessions(
-              {
-                attachedCount: registry.attachedCount,
-                awaitingCount: sessions.detachedCount,
-                attached: (s, l) => registry.sessionViews(s, l),
-                awaiting: (s, l) => sessions.detachedViews(s, l),
-              },
-              q,
-              Date.now(),
-            ),
+          ...core.dashboard(opts.tls !== undefined),
           history: (since) => history!.ring.toJson(since),
           status: (fds) =>
             evaluateStatus({
               recent: (name, n) => history!.ring.recent(name, n),
-              connections: registry.size,
+              connections: core.metrics().connections,
               maxConnections: settings.maxConnections,
               ...fds,
             }),
         },
       });
-      loopProbe = new LoopLagProbe(histograms.loopLag);
-      history = new HistorySampler({
-        clock: opts.clock ?? systemClock,
-        metrics,
-      });
+      history = new HistorySampler({ clock, metrics: () => core.metrics() });
     }
   } catch (err) {
     try {
       listener?.close();
     } catch { /* closed */ }
-    await sessions.close();
+    await core.close();
     await http?.close();
-    loopProbe?.[Symbol.dispose]();
     history?.[Symbol.dispose]();
-    if (ownStore) await store.close();
     throw err;
   }
   const tcp: Deno.Listener = listener;
 
-  const host: ConnectionHost = {
-    settings,
-    get shuttingDown() {
-      return shuttingDown;
-    },
-    scheduler,
-    sessions,
-    counters,
-    log,
-    attached: (conn, att) => registry.attached(conn, att),
-    detached: (conn, att) => registry.detached(conn, att),
-    closed: (conn) => registry.remove(conn),
-    refused(code) {
-      refusals.set(code, (refusals.get(code) ?? 0) + 1);
-    },
-    welcomed(kind, ms) {
-      observeIn(histograms.welcome, kind, ms / 1000);
-    },
-  };
-
-  const served = new Set<Promise<void>>();
   const acceptLoop = (async () => {
     while (true) {
       let conn: Deno.Conn;
       try {
         conn = await tcp.accept();
       } catch (err) {
-        if (shuttingDown || err instanceof Deno.errors.BadResource) return;
+        if (stopping || err instanceof Deno.errors.BadResource) return;
         // EMFILE and friends: back off instead of spinning or dying.
         log.warn("accept failed", { error: String(err) });
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => clock.setTimeout(() => r(undefined), 100));
         continue;
       }
-      if (!admission.admit(conn, registry.size)) continue;
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
       } catch { /* not TCP */ }
-      counters.connectionsAccepted++;
-      const c = new Connection(conn, host);
-      registry.add(c);
-      const p = c.serve();
-      served.add(p);
-      p.finally(() => served.delete(p));
+      core.accept(connTransport(conn));
     }
   })();
 
@@ -408,21 +196,14 @@ export async function startServer(
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
-      shuttingDown = true;
+      stopping = true;
       try {
         tcp.close();
       } catch { /* closed */ }
       await acceptLoop;
-      registry.goAwayAll("Server is shutting down; resume elsewhere or later");
-      // Every connection ends within its close grace; its detach is awaited.
-      await Promise.all(served);
-      await admission.drain();
-      scheduler.close();
-      await sessions.close();
+      await core.close();
       await http?.close();
-      loopProbe?.[Symbol.dispose]();
       history?.[Symbol.dispose]();
-      if (ownStore) await store.close();
       log.info("server stopped", { server: id });
       done.resolve();
     })();
@@ -431,7 +212,7 @@ export async function startServer(
     addr,
     metricsAddr: http?.addr,
     id,
-    metrics,
+    metrics: () => core.metrics(),
     close,
     closed: done.promise,
     [Symbol.asyncDispose]: close,

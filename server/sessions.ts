@@ -380,7 +380,7 @@ export class SessionManager {
   #op<T>(name: string, fn: (s: SessionStore) => Promise<T>): Promise<T> {
     this.#ops.set(name, (this.#ops.get(name) ?? 0) + 1);
     const observe = this.#o.observer?.storeOp;
-    const t0 = observe === undefined ? 0 : performance.now();
+    const t0 = observe === undefined ? 0 : this.#o.clock.monotonic();
     return this.#track((async () => {
       try {
         return await fn(this.#store);
@@ -394,7 +394,7 @@ export class SessionManager {
           cause,
         );
       } finally {
-        observe?.(name, performance.now() - t0);
+        observe?.(name, this.#o.clock.monotonic() - t0);
       }
     })());
   }

@@ -56,7 +56,7 @@ async function manager(
 /** A memory store whose clock is `clock`. */
 function memory(clock: FakeClock): MemoryStore {
   return new MemoryStore({
-    now: () => clock.now(),
+    clock,
     sweepIntervalMs: 3_600_000,
   });
 }
@@ -226,7 +226,7 @@ for (const where of ["same", "other"] as const) {
   for (const when of ["before", "after"] as const) {
     Deno.test(`SessionManager: after an outage longer than the TTL, a resume on the ${where} server ${when} the flush → session_expired`, async () => {
       const clock = new FakeClock();
-      await using store = new FlakyStore({ now: () => clock.now() });
+      await using store = new FlakyStore({ clock });
       await using a = await manager(store, clock, "a");
       await using b = await manager(store, clock, "b");
       const s = id();
@@ -252,7 +252,7 @@ for (const where of ["same", "other"] as const) {
 
 Deno.test("SessionManager: a detach missed during a short outage stays resumable and is written once the store is back", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using a = await manager(store, clock, "a");
   const s = id();
   const att = await a.open(s, 10, tok(1));
@@ -274,7 +274,7 @@ Deno.test("SessionManager: a detach missed during a short outage stays resumable
 
 Deno.test("SessionManager does not renew its lease while writes are pending", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using a = await manager(store, clock, "a");
   const att = await a.open(id(), 10, tok(1));
   const before = (await store.leaseOf("a")).lease!;
@@ -291,7 +291,7 @@ Deno.test("SessionManager does not renew its lease while writes are pending", as
 
 Deno.test("SessionManager reconciles a tombstone that timed out but was applied", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using a = await manager(store, clock, "a");
   const s = id();
   await a.detach(await a.open(s, 10, tok(1)));
@@ -307,7 +307,7 @@ Deno.test("SessionManager reconciles a tombstone that timed out but was applied"
 
 Deno.test("SessionManager keeps a session attached when its completion cannot be recorded", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using m = await manager(store, clock, "a");
   const s = id();
   const att = await m.open(s, 3, tok(1));
@@ -321,7 +321,7 @@ Deno.test("SessionManager keeps a session attached when its completion cannot be
 
 Deno.test("SessionManager writes its sessions back after the store lost its data; others answer unavailable meanwhile", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using a = await manager(store, clock, "a", { ttlMs: 60_000 });
   await using b = await manager(store, clock, "b", { ttlMs: 60_000 });
   const [attachedId, detachedId, pendingId] = [id(), id(), id()];
@@ -357,7 +357,7 @@ Deno.test("SessionManager writes its sessions back after the store lost its data
 // intact, so no lease shows the loss; the server holding the session does.
 Deno.test("SessionManager: a record the store lost under an attached session is written back when the session detaches, and resumes", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using a = await manager(store, clock, "a");
   await using b = await manager(store, clock, "b");
   const [lostId, otherId] = [id(), id()];
@@ -377,7 +377,7 @@ Deno.test("SessionManager: a record the store lost under an attached session is 
 
 Deno.test("SessionManager: a resume of a session held here whose record the store lost is retriable, then succeeds", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using a = await manager(store, clock, "a");
   const s = id();
   await a.open(s, 10, tok(1));
@@ -393,7 +393,7 @@ Deno.test("SessionManager: a resume of a session held here whose record the stor
 
 Deno.test("SessionManager: a completion whose record the store lost still completes, with its tombstone", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await using a = await manager(store, clock, "a");
   const s = id();
   const att = await a.open(s, 10, tok(1));
@@ -452,7 +452,7 @@ Deno.test("SessionManager: an attached record has no expiry and outlives a day o
 
 Deno.test("SessionManager.close awaits a detach in flight, and refuses an open that completes during close", async () => {
   const clock = new FakeClock();
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   const m = await manager(store, clock, "a");
   const s = id();
   const att = await m.open(s, 10, tok(1));
@@ -526,8 +526,8 @@ async function skewCase(
   } else {
     const dir = await Deno.makeTempDir({ prefix: "seqstream-kv-" });
     const path = `${dir}/skew.kv`;
-    storeA = await KvStore.open(path, { now: () => clockA.now() });
-    storeB = await KvStore.open(path, { now: () => clockB.now() });
+    storeA = await KvStore.open(path, { clock: clockA });
+    storeB = await KvStore.open(path, { clock: clockB });
     cleanup = async () => {
       await storeA.close();
       await storeB.close();
@@ -625,7 +625,7 @@ class BlipStore extends FlakyStore {
 Deno.test("SessionManager starts a resync again after an outage interrupted it, and renews no lease while writes wait for it", async () => {
   const clock = new FakeClock();
   await using store = new BlipStore({
-    now: () => clock.now(),
+    clock,
     sweepIntervalMs: 3_600_000,
   });
   await using m = await manager(store, clock, "a", { ttlMs: 60_000 });

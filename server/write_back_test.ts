@@ -50,7 +50,7 @@ const table: [string, SessionRecord | null, "written" | "lost" | "missing"][] =
 
 for (const [holds, stored, outcome] of table) {
   Deno.test(`WriteBack.flush of a pending tombstone over ${holds} → ${outcome}`, async () => {
-    await using store = new FlakyStore({ now: () => clock.now() });
+    await using store = new FlakyStore({ clock });
     if (stored) await store.create(stored);
     const { wb, written, lost, missing } = writeBack(store);
     wb.keep("s", 2, tomb);
@@ -68,7 +68,7 @@ for (const [holds, stored, outcome] of table) {
 }
 
 Deno.test("WriteBack.flush stops at a store failure and keeps the write", async () => {
-  await using store = new FlakyStore({ now: () => clock.now() });
+  await using store = new FlakyStore({ clock });
   await store.create(rec());
   const { wb } = writeBack(store);
   store.down = true;
@@ -90,7 +90,7 @@ Deno.test("WriteBack.keep never replaces a pending write for a later epoch", asy
 
 Deno.test("WriteBack.flush judges nothing of a write that was replaced or forgotten while the store answered", async () => {
   for (const stored of [rec({ epoch: 3, owner: "b" }), null]) {
-    await using store = new FlakyStore({ now: () => clock.now() });
+    await using store = new FlakyStore({ clock });
     if (stored) await store.create(stored);
     const { wb, written, lost, missing } = writeBack(store);
     wb.keep("s", 2, tomb);

@@ -36,6 +36,7 @@
  * @module
  */
 
+import { type Clock, systemClock } from "../common/clock.ts";
 import {
   type Fence,
   type Lease,
@@ -56,8 +57,8 @@ export interface KvStoreOptions {
   lockTimeoutMs?: number;
   /** Delay before retry `attempt` (1-based), in ms. Default {@link kvLockBackoff}. */
   backoff?: (attempt: number) => number;
-  /** This process's clock (ms since the epoch), for tests. Default `Date.now`. */
-  now?: () => number;
+  /** This process's clock (its wall reading only), for tests. Default {@link systemClock}. */
+  clock?: Pick<Clock, "now">;
   /** Fences not drained within this long may be deleted (their owner is gone). Default 3 600 000. */
   fenceTtlMs?: number;
   /** First key part of every key. Default `"seqstream"`. */
@@ -166,7 +167,8 @@ export class KvStore implements SessionStore {
     this.path = path;
     this.#prefix = opts.prefix ?? "seqstream";
     this.#lock = lockPolicy(opts);
-    this.#local = opts.now ?? Date.now;
+    const clock = opts.clock ?? systemClock;
+    this.#local = () => clock.now();
     this.#fenceTtlMs = opts.fenceTtlMs ?? 3_600_000;
   }
 

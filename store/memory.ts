@@ -1,7 +1,7 @@
 /**
  * The in-memory session store: the default, for one server process.
  *
- * Its injected `now` is the store clock: leases and retention are judged by
+ * Its injected clock's wall reading is the store clock: leases and retention are judged by
  * it. Attached records (`retainUntil = 0`) are indexed by owner, so that
  * {@link MemoryStore.collect} can delete a dead owner's records; leases stay
  * until collected.
@@ -9,6 +9,7 @@
  * @module
  */
 
+import { type Clock, systemClock, type TimerId } from "../common/clock.ts";
 import type {
   Fence,
   Lease,
@@ -21,8 +22,11 @@ import type {
 export interface MemoryStoreOptions {
   /** How often to delete records past `retainUntil` (ms). Default 1000. */
   sweepIntervalMs?: number;
-  /** The store clock, for tests. Default `Date.now`. */
-  now?: () => number;
+  /**
+   * The store clock: its wall reading judges leases and retention, and its
+   * timer runs the sweep. Default {@link systemClock}.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -41,15 +45,30 @@ export class MemoryStore implements SessionStore {
   readonly #fences = new Map<string, Fence[]>();
   /** Owner → ids of the records attached to it. */
   readonly #owned = new Map<string, Set<string>>();
-  readonly #now: () => number;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #clock: Clock;
+  readonly #sweepMs: number;
+  #timer: TimerId | undefined;
+  #closed = false;
 
   /** @param opts sweep interval and clock */
   constructor(opts: MemoryStoreOptions = {}) {
-    this.#now = opts.now ?? Date.now;
-    const timer = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 1000);
-    Deno.unrefTimer(timer);
-    this.#timer = timer;
+    this.#clock = opts.clock ?? systemClock;
+    this.#sweepMs = opts.sweepIntervalMs ?? 1000;
+    this.#arm();
+  }
+
+  /** Arms the next sweep (one unref'd timer, re-armed after each sweep). */
+  #arm(): void {
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        if (this.#closed) return;
+        this.sweep();
+        this.#arm();
+      },
+      this.#sweepMs,
+      { unref: true },
+    );
   }
 
   /** Records held, tombstones included (for tests and metrics). */
@@ -59,7 +78,7 @@ export class MemoryStore implements SessionStore {
 
   /** Deletes records whose `retainUntil` has passed. */
   sweep(): void {
-    const now = this.#now();
+    const now = this.#clock.now();
     for (const [id, r] of this.#records) {
       if (r.retainUntil !== 0 && r.retainUntil <= now) this.#put(id, null);
     }
@@ -87,7 +106,7 @@ export class MemoryStore implements SessionStore {
     leaseMs: number,
     _clockHint?: number,
   ): Promise<Lease> {
-    const now = this.#now();
+    const now = this.#clock.now();
     const lease = { renewedAt: now, until: now + leaseMs };
     this.#leases.set(owner, lease);
     return Promise.resolve(lease);
@@ -96,7 +115,7 @@ export class MemoryStore implements SessionStore {
   leaseOf(owner: string): Promise<LeaseRead> {
     return Promise.resolve({
       lease: this.#leases.get(owner) ?? null,
-      now: this.#now(),
+      now: this.#clock.now(),
     });
   }
 
@@ -115,7 +134,7 @@ export class MemoryStore implements SessionStore {
 
   /** Scans the leases (one per server) for a dead owner; see {@link SessionStore.collect}. */
   collect(graceMs: number, limit: number): Promise<number> {
-    const now = this.#now();
+    const now = this.#clock.now();
     let deleted = 0;
     for (const [owner, lease] of this.#leases) {
       if (lease.until + graceMs > now) continue;
@@ -136,7 +155,8 @@ export class MemoryStore implements SessionStore {
   }
 
   close(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#closed = true;
+    this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     return Promise.resolve();
   }
