@@ -478,3 +478,26 @@ Deno.test("ClientSession: a welcomed connection that the server or the network e
     "end ERROR session_expired",
   );
 });
+
+Deno.test("ClientSession dial: the handshake limit, never past the TTL when resuming; the attempt counts retries since the last WELCOME", () => {
+  const dial = (s: ClientSession, t: number) => {
+    const [a] = s.handle(DIAL, t);
+    return a?.type === "dial" ? [a.attempt, a.limitMs] : show(a ? [a] : []);
+  };
+  const fresh = new ClientSession({
+    id: ID,
+    count: 10,
+    wallMs: T0,
+    handshakeTimeoutMs: 3000,
+    backoff: () => 0,
+  });
+  assertEquals(dial(fresh, T0), [0, 3000]);
+  fresh.handle(closed(RESET), T0 + 10);
+  assertEquals(dial(fresh, T0 + 10), [1, 3000]);
+  fresh.handle(OPEN, T0 + 10);
+  fresh.handle(msg(welcome()), T0 + 20); // TTL 5000 from here
+  fresh.handle(closed(new Deno.errors.TimedOut("idle"), true), T0 + 4000);
+  assertEquals(dial(fresh, T0 + 4000), [1, 1020], "what is left of the TTL");
+  // A saved state whose TTL is nearly spent: at least 50 ms.
+  assertEquals(dial(session(10, { lastContact: T0 - 4990 }), T0), [0, 50]);
+});
