@@ -501,3 +501,58 @@ Deno.test("ClientSession dial: the handshake limit, never past the TTL when resu
   // A saved state whose TTL is nearly spent: at least 50 ms.
   assertEquals(dial(session(10, { lastContact: T0 - 4990 }), T0), [0, 50]);
 });
+
+Deno.test("ClientSession: a NUMBER at offset count after FINAL is a protocol violation, not a number beyond the session", () => {
+  const crc = new Checksum();
+  for (let v = 1; v <= 10; v++) crc.update(v);
+  const s = streamed(9);
+  s.handle(
+    msg({
+      type: "final",
+      offset: 9,
+      value: 10,
+      sum: sumTo(10),
+      crc32: crc.crc,
+    }),
+    T0,
+  );
+  assertEquals(show(s.handle(DURABLE, T0)), ["ack 10"]);
+  // nextOffset is now count: only the offset >= count guard refuses this.
+  const acts = s.handle(msg(num(10)), T0 + 1);
+  assertEquals(show(acts), ["close protocol_violation"]);
+  assertEquals(
+    acts[0]?.type === "close" && acts[0].error.message,
+    "Server sent number for offset 10, beyond the session's count 10",
+  );
+  assertEquals([s.nextOffset, s.snapshot().sum], [10, sumTo(10)]);
+});
+
+Deno.test("ClientSession: the end of a welcomed connection that moves lastContact is checkpointed; silence and refusals are not", () => {
+  const checkpoints = (acts: readonly SessionAction[]) =>
+    acts.flatMap((a) =>
+      a.type === "checkpoint" ? [[a.durable, a.state.lastContact]] : []
+    );
+  // Cut 60 s after the last number: the server keeps the session a TTL from
+  // the cut, and a restart from the saved state must know that.
+  const cut = streamed(2);
+  const acts = cut.handle(closed(RESET), T0 + 60_000);
+  assertEquals(show(acts), ["checkpoint", "retry"]);
+  assertEquals(checkpoints(acts), [[false, T0 + 60_000]]);
+  // An aborted run (Ctrl-C) closes a live connection: the same.
+  const aborted = streamed(2);
+  const end = aborted.handle({ type: "abort" }, T0 + 30_000);
+  assertEquals(show(end), ["checkpoint", "end ERROR aborted"]);
+  assertEquals(checkpoints(end), [[false, T0 + 30_000]]);
+  // Our idle timer (a silent server), a refused handshake, a failed dial:
+  // lastContact does not move, and nothing is saved.
+  const silent = streamed(2);
+  assertEquals(
+    show(silent.handle(closed(new Deno.errors.TimedOut("idle"), true), T0 + 9)),
+    ["retry"],
+  );
+  silent.handle(OPEN, T0 + 10);
+  const busy = ClientError.fromWire(ErrorCode.SERVER_BUSY, "busy");
+  assertEquals(show(silent.handle(closed(busy), T0 + 11)), ["retry"]);
+  assertEquals(show(silent.handle(closed(RESET), T0 + 12)), ["retry"]);
+  assertEquals(silent.snapshot().lastContact, T0 + 1);
+});
