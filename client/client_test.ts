@@ -259,3 +259,16 @@ Deno.test("connect() saves the lastContact that the end of a welcomed connection
   assertEquals(saved, [T0, T0 + 60_000]);
   assertEquals((await handle.result).error?.code, "aborted");
 });
+
+Deno.test("runClient ends in checkpoint_failed when the durable final save rejects, without ACK(count)", async () => {
+  await using server = startFakeServer();
+  const r = await runClient({
+    port: server.port,
+    count: 10,
+    onCheckpoint: (_s, { durable }) =>
+      durable ? Promise.reject(new Error("disk full")) : undefined,
+  });
+  assertEquals([r.result, r.error?.code], ["ERROR", "checkpoint_failed"]);
+  assert_(/disk full/.test(r.error!.message), r.error!.message);
+  assertEquals(server.acks.includes(10), false, `${server.acks}`);
+});

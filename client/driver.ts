@@ -8,7 +8,6 @@
  */
 
 import type { ClientMessage, ServerMessage } from "../protocol/messages.ts";
-import { CLIENT_CODES, ClientError } from "./errors.ts";
 import type { ClientSession, SessionAction, SessionEvent } from "./session.ts";
 import type { ClientResult, ClientState } from "./types.ts";
 
@@ -83,18 +82,13 @@ export async function drive(
       else if (a.type === "welcome") {
         link!.welcomed(a.idleLimitMs, session.nextTickAt);
       } else if (a.type === "checkpoint" && a.durable) {
+        let saved: SessionEvent = DURABLE;
         try {
           await port.checkpoint?.(a.state, true);
-        } catch (err) {
-          throw new ClientError(
-            CLIENT_CODES.CHECKPOINT_FAILED,
-            `Could not save the final state, so the session is not acknowledged (${
-              err instanceof Error ? err.message : String(err)
-            })`,
-            { cause: err },
-          );
+        } catch (error) {
+          saved = { type: "durable", error };
         }
-        const r = await run(session.handle(DURABLE, now = port.wallMs()), now);
+        const r = await run(session.handle(saved, now = port.wallMs()), now);
         if (r) return r;
       } else if (a.type === "checkpoint") {
         // Not awaited: only the final state must be durable.

@@ -57,8 +57,11 @@ export type SessionEvent =
   | { readonly type: "dial" }
   /** The connection is open: answered by the HELLO or RESUME to send. */
   | { readonly type: "open" }
-  /** The durable checkpoint asked for is saved: answered by ACK(count). */
-  | { readonly type: "durable" }
+  /**
+   * The durable checkpoint asked for is saved: answered by ACK(count). With
+   * `error`, the save failed: answered by `close` (`checkpoint_failed`).
+   */
+  | { readonly type: "durable"; readonly error?: unknown }
   /**
    * The connection ended (or its dial failed) with `error`. `silent`: this
    * client closed it because the server fell silent (before WELCOME: it
@@ -309,7 +312,9 @@ export class ClientSession {
       case "open":
         return this.#open();
       case "durable":
-        return this.#durable(wallMs);
+        return "error" in event
+          ? this.#saveFailed(event.error)
+          : this.#durable(wallMs);
       case "closed":
         return this.#closed(event.error, event.silent, wallMs);
       case "abort":
@@ -432,6 +437,20 @@ export class ClientSession {
     if (this.#next !== this.count || !this.#welcomed) return EMPTY;
     this.#finalDurable = true;
     return [this.#ack(this.count, now)];
+  }
+
+  /** The durable save failed: without it, no ACK(count); the session stays resumable. */
+  #saveFailed(err: unknown): readonly SessionAction[] {
+    return [{
+      type: "close",
+      error: new ClientError(
+        CLIENT_CODES.CHECKPOINT_FAILED,
+        `Could not save the final state, so the session is not acknowledged (${
+          err instanceof Error ? err.message : String(err)
+        })`,
+        { cause: err },
+      ),
+    }];
   }
 
   /** A decoded message from the server. */

@@ -556,3 +556,30 @@ Deno.test("ClientSession: the end of a welcomed connection that moves lastContac
   assertEquals(show(silent.handle(closed(RESET), T0 + 12)), ["retry"]);
   assertEquals(silent.snapshot().lastContact, T0 + 1);
 });
+
+Deno.test("ClientSession: a failed durable save closes with checkpoint_failed and never ACKs count", () => {
+  const s = streamed(9);
+  s.handle(
+    msg({ type: "final", offset: 9, value: 10, sum: sumTo(10), crc32: 0 }),
+    T0,
+  );
+  const acts = s.handle(
+    { type: "durable", error: new Error("disk full") },
+    T0 + 1,
+  );
+  assertEquals(show(acts), ["close checkpoint_failed"]);
+  assertEquals(
+    acts[0]?.type === "close" && acts[0].error.message,
+    "Could not save the final state, so the session is not acknowledged (disk full)",
+  );
+  assertEquals(
+    show(s.handle(TICK, T0 + 5000)).includes("ack 10"),
+    false,
+    "no ACK(count) from a keep-alive either",
+  );
+  const error = (acts[0] as { error: ClientError }).error;
+  assertEquals(
+    verdict(s.handle(closed(error), T0 + 2)),
+    "end ERROR checkpoint_failed",
+  );
+});
