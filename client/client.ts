@@ -196,7 +196,7 @@ async function open(
   clock: Clock,
   limitMs: number,
   tick: (wallMs: number) => number,
-): Promise<DriverLink> {
+): Promise<DriverLink<Uint8Array>> {
   const link = await Link.open({
     hostname: opts.hostname ?? "127.0.0.1",
     port: opts.port,
@@ -215,8 +215,8 @@ async function open(
     }
   };
   return {
-    async read() {
-      const chunk = await link.read(session.welcomed);
+    read: () => link.read(session.welcomed),
+    push(chunk) {
       try {
         frames = decoder.push(chunk);
       } catch (err) {

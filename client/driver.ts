@@ -11,14 +11,16 @@ import type { ClientMessage, ServerMessage } from "../protocol/messages.ts";
 import type { ClientSession, SessionAction, SessionEvent } from "./session.ts";
 import type { ClientResult, ClientState } from "./types.ts";
 
-/** One open connection. */
-export interface DriverLink {
+/** One open connection; `R` is what its reads resolve to (a chunk, a byte count). */
+export interface DriverLink<R = unknown> {
   /** Waits for bytes from the server. @throws what ended the link */
-  read(): Promise<void>;
-  /** The next whole message read, or undefined. @throws {ClientError} for bytes that are not one */
+  read(): Promise<R>;
+  /** Takes what `read` resolved to. @throws what ended the link (EOF, say) */
+  push(read: R): void;
+  /** The next whole message pushed, or undefined. @throws {ClientError} for bytes that are not one */
   next(): ServerMessage | undefined;
   /** Writes `message` after every earlier one. */
-  send(message: ClientMessage): Promise<void>;
+  send(message: ClientMessage): Promise<unknown>;
   /** Welcomed: silence beyond `idleLimitMs` now ends the link; the first tick is due at `tickAt` (wall ms). */
   welcomed(idleLimitMs: number, tickAt: number): void;
   /** Whether this client closed the link because the server fell silent. */
@@ -30,9 +32,12 @@ export interface DriverLink {
 }
 
 /** What the driver runs a session over. */
-export interface DriverPort {
+export interface DriverPort<R = unknown> {
   /** Opens a connection; dial plus WELCOME within `limitMs`. Once welcomed, call `tick` at the wall time it returns (first: `welcomed`'s `tickAt`). */
-  open(limitMs: number, tick: (wallMs: number) => number): Promise<DriverLink>;
+  open(
+    limitMs: number,
+    tick: (wallMs: number) => number,
+  ): Promise<DriverLink<R>>;
   /** The wall clock (ms since the epoch). */
   wallMs(): number;
   /** Resolves after `ms`, or sooner when `signal` aborts. */
@@ -59,11 +64,11 @@ const ABORT: SessionEvent = Object.freeze({ type: "abort" });
  * const r = await drive(new ClientSession({ id, count, wallMs: Date.now() }), port);
  * ```
  */
-export async function drive(
+export async function drive<R>(
   session: ClientSession,
-  port: DriverPort,
+  port: DriverPort<R>,
 ): Promise<ClientResult> {
-  let link: DriverLink | undefined;
+  let link: DriverLink<R> | undefined;
   const tick = (now: number) => {
     for (const a of session.handle(TICK, now)) {
       port.observe?.(a, now);
@@ -114,7 +119,7 @@ export async function drive(
       // One event object per connection, not per message.
       const ev = { type: "message" as const, message: {} as ServerMessage };
       while (!end) {
-        await link.read();
+        link.push(await link.read());
         now = port.wallMs(); // one reading per read: its frames came together
         for (let m = link.next(); m; m = end ? undefined : link.next()) {
           ev.message = m;

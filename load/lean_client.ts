@@ -180,7 +180,7 @@ export function runLeanClient(o: LeanOptions): Promise<ClientResult> {
  * {@link Sweeper} (no timer of its own), NUMBER frames parsed in place into
  * one reused message, every other frame through the shared codec.
  */
-class LeanLink implements DriverLink, Watched {
+class LeanLink implements DriverLink<number | null>, Watched {
   readonly openedAt = wallNow();
   readonly handshakeMs: number;
   streaming = false;
@@ -270,8 +270,11 @@ class LeanLink implements DriverLink, Watched {
     this.tickAt = tickAt;
   }
 
-  async read(): Promise<void> {
-    const n = await this.#conn!.read(this.#buf);
+  read(): Promise<number | null> {
+    return this.#conn!.read(this.#buf);
+  }
+
+  push(n: number | null): void {
     if (n === null) {
       throw new ClientError(
         CLIENT_CODES.CONNECTION_LOST,
@@ -340,8 +343,8 @@ class LeanLink implements DriverLink, Watched {
     return undefined;
   }
 
-  async send(m: ClientMessage): Promise<void> {
-    await this.#conn!.write(encodeClient(m));
+  send(m: ClientMessage): Promise<number> {
+    return this.#conn!.write(encodeClient(m));
   }
 }
 
