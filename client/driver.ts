@@ -105,10 +105,10 @@ export async function drive<R>(
     }
   };
   for (;;) {
-    if (port.signal.aborted) {
-      return (await run(session.handle(ABORT, port.wallMs()), 0))!;
-    }
     let now = port.wallMs();
+    if (port.signal.aborted) {
+      return (await run(session.handle(ABORT, now), now))!;
+    }
     const dial = session.handle(DIAL, now)[0] as DialAction;
     port.observe?.(dial, now);
     let error: unknown;
