@@ -15,8 +15,8 @@ import type { ClientResult, ClientState } from "./types.ts";
 export interface DriverLink<R = unknown> {
   /** Waits for bytes from the server. @throws what ended the link */
   read(): Promise<R>;
-  /** Takes what `read` resolved to. @throws what ended the link (EOF, say) */
-  push(read: R): void;
+  /** Takes what `read` resolved to, at wall time `wallMs`. @throws what ended the link (EOF, say) */
+  push(read: R, wallMs: number): void;
   /** The next whole message pushed, or undefined. @throws {ClientError} for bytes that are not one */
   next(): ServerMessage | undefined;
   /** Writes `message` after every earlier one. */
@@ -119,8 +119,9 @@ export async function drive<R>(
       // One event object per connection, not per message.
       const ev = { type: "message" as const, message: {} as ServerMessage };
       while (!end) {
-        link.push(await link.read());
+        const got = await link.read();
         now = port.wallMs(); // one reading per read: its frames came together
+        link.push(got, now);
         for (let m = link.next(); m; m = end ? undefined : link.next()) {
           ev.message = m;
           const acts = session.handle(ev, now);

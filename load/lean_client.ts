@@ -69,7 +69,9 @@ interface Watched {
  * `Date.now()`, and one `performance.now()` reading. The callbacks get
  * `performance.now()` times: this minus `performance.timeOrigin`.
  */
-const wallNow = (): number => performance.timeOrigin + performance.now();
+const wallNow = (): number => ORIGIN + performance.now();
+/** Read once: a getter call per reading costs more than the reading. */
+const ORIGIN = performance.timeOrigin;
 
 /**
  * The one timer of a load process: every `everyMs` it closes connections
@@ -162,15 +164,14 @@ export function runLeanClient(o: LeanOptions): Promise<ClientResult> {
     idleTimeoutMs: o.idleTimeoutMs,
     backoff: o.backoff,
   });
-  const origin = performance.timeOrigin;
   return drive(session, {
     open: (limitMs, tick) => LeanLink.open(o, limitMs, tick),
     wallMs: wallNow,
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     signal: o.signal,
     observe(a, wallMs) {
-      if (a.type === "number") o.onNumber?.(wallMs - origin);
-      else if (a.type === "welcome") o.onWelcome?.(a.resumed, wallMs - origin);
+      if (a.type === "number") o.onNumber?.(wallMs - ORIGIN);
+      else if (a.type === "welcome") o.onWelcome?.(a.resumed, wallMs - ORIGIN);
     },
   });
 }
@@ -274,14 +275,14 @@ class LeanLink implements DriverLink<number | null>, Watched {
     return this.#conn!.read(this.#buf);
   }
 
-  push(n: number | null): void {
+  push(n: number | null, wallMs: number): void {
     if (n === null) {
       throw new ClientError(
         CLIENT_CODES.CONNECTION_LOST,
         "Server closed the connection",
       );
     }
-    this.lastRead = wallNow();
+    this.lastRead = wallMs;
     // Parsed in place: `#end` bounds the bytes (no view allocated per read).
     this.#b = this.#buf;
     this.#pos = 0;
