@@ -44,6 +44,11 @@ import type {
 } from "./client/types.ts";
 import { CLIENT_CODES, ClientError } from "./client/errors.ts";
 import { ProgressReporter } from "./client/progress.ts";
+import {
+  clientEventLine,
+  formatResult,
+  formatRunLength,
+} from "./cli/client_output.ts";
 import { isSessionGone } from "./client/retry.ts";
 import { loadState, StateFile, StateFileError } from "./client/state_file.ts";
 import { tlsDialer } from "./client/tls.ts";
@@ -107,21 +112,6 @@ const EXIT: Record<ClientResult["result"], number> = {
   FAIL: 1,
   ERROR: 2,
 };
-
-function human(r: ClientResult): string {
-  const lines = [
-    `${r.result}  session ${r.id}, ${r.count} numbers, ${r.reconnects} reconnect${
-      r.reconnects === 1 ? "" : "s"
-    }`,
-    `sum              ${r.sum}`,
-    `checksum         ${r.checksum}`,
-    `server checksum  ${r.serverChecksum ?? "-"}`,
-  ];
-  if (r.error) {
-    lines.push(`error            ${r.error.code}: ${r.error.message}`);
-  }
-  return lines.join("\n");
-}
 
 async function program(
   f: FlagValues<typeof FLAGS>,
@@ -200,12 +190,30 @@ async function program(
   // The CLI picks a random count itself (rather than leaving it to connect()) so the progress line knows the total.
   const total = resumeFrom?.count ?? count ??
     1 + Math.floor(Math.random() * MAX_COUNT);
+  const mode = f.quiet ? "off" : Deno.stderr.isTerminal() ? "bar" : "log";
   progress = new ProgressReporter({
     total,
     received: resumeFrom?.nextOffset ?? 0,
-    mode: f.quiet ? "off" : Deno.stderr.isTerminal() ? "bar" : "log",
+    mode,
     log,
   });
+  // On a terminal, say how long the run will take once the interval is
+  // known: from the state file, or from the first welcome's checkpoint.
+  // (A bare `deno task client` asks for up to 65,535 numbers at 1 s: 18 h.)
+  let announced = mode !== "bar";
+  const announce = (s: { nextOffset: number; intervalMs: number }) => {
+    if (announced) return;
+    announced = true;
+    const left = total - s.nextOffset;
+    // Resumed at the end (only the acknowledgement was missing): nothing to announce.
+    if (left > 0) {
+      progress?.writeLine(formatRunLength(left, total, s.intervalMs));
+    }
+  };
+  if (resumeFrom) announce(resumeFrom);
+  // Whether a connection of this process was welcomed: until then a failed
+  // attempt is "cannot connect", as the bar says `connecting`.
+  let welcomed = false;
   const handle = connect({
     hostname: f.host,
     port,
@@ -218,23 +226,17 @@ async function program(
     checkpointEvery: CLIENT_DEFAULTS.checkpointEvery,
     checkpointMs: 1000,
     // The final state is awaited on disk (fsynced, renamed, directory fsynced) before the ACK that completes the session.
-    onCheckpoint: stateFile &&
-      ((s, { durable }) =>
-        durable ? stateFile.saveDurable(s) : stateFile.save(s)),
+    onCheckpoint: (s, { durable }) => {
+      announce(s);
+      if (!stateFile) return;
+      return durable ? stateFile.saveDurable(s) : stateFile.save(s);
+    },
     onNumber: (offset) => progress!.onNumber(offset),
     onEvent(e) {
       progress!.onEvent(e);
-      if (e.type === "disconnected") {
-        log.info("disconnected; will resume", {
-          error: e.error,
-          retryIn: e.retryInMs,
-        });
-      } else if (e.type === "streaming") {
-        log.info(e.resumed ? "resumed" : "streaming", {
-          offset: e.nextOffset,
-          count: e.count,
-        });
-      }
+      const line = clientEventLine(e, welcomed);
+      if (line) log.info(line.message, line.fields);
+      if (e.type === "streaming") welcomed = true;
     },
   });
   let interrupted = false;
@@ -245,6 +247,7 @@ async function program(
   signal.addEventListener("abort", stop, { once: true });
   const r = await handle.result;
   signal.removeEventListener("abort", stop);
+  const received = progress.view().received;
   progress.stop();
   progress = undefined;
   if (stateFile) {
@@ -275,7 +278,11 @@ async function program(
     );
     return 130;
   }
-  writeOut((f.json ? JSON.stringify(r) : human(r)) + "\n");
+  writeOut(
+    (f.json
+      ? JSON.stringify(r)
+      : formatResult(r, { received, host: f.host, port })) + "\n",
+  );
   return EXIT[r.result];
 }
 

@@ -4,7 +4,8 @@
  * An in-process server on the memory store, a flaky proxy in front of it that
  * cuts (some with RST) and slices connections, and clients that get cut,
  * resume and verify. Each client prints its result line on stdout; the proxy's
- * and clients' reconnects are summarised at the end.
+ * and clients' reconnects are summarised at the end. On a terminal, a progress
+ * bar on stderr shows the numbers received by all clients and the resumes.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import { DURATION_RANGES } from "./common/defaults.ts";
 import { LineLogger } from "./common/logger.ts";
 import { durationFlag, type FlagSpec, intFlag } from "./cli/usage.ts";
 import { runClient } from "./client/client.ts";
+import { ProgressReporter } from "./client/progress.ts";
 import { startProxy } from "./proxy/fault_proxy.ts";
 import { startServer } from "./server/server.ts";
 import { MAX_COUNT } from "./protocol/messages.ts";
@@ -85,6 +87,22 @@ async function demo(
       `${clients} clients × ${count} numbers every ${intervalMs}ms`,
   );
   const t0 = performance.now();
+  // On a terminal, one bar for all clients (numbers received, resumes), so
+  // the demo's seconds are not silent; result lines print above it.
+  const progress = new ProgressReporter({
+    total: clients * count,
+    mode: Deno.stderr.isTerminal() ? "bar" : "off",
+    log,
+  });
+  let received = 0;
+  let resumes = 0;
+  let running = clients;
+  const show = () =>
+    progress.show({
+      received,
+      reconnects: resumes,
+      state: running > 0 ? "streaming" : "done",
+    });
   const results = await Promise.all(
     Array.from({ length: clients }, async () => {
       const r = await runClient({
@@ -92,16 +110,30 @@ async function demo(
         count,
         backoff: () => 50 + Math.random() * 100,
         signal,
+        // A resume starts at the first number the client lacks: each number
+        // arrives once, so a running total is the sum over the clients.
+        onNumber: () => {
+          received++;
+          show();
+        },
+        onEvent: (e) => {
+          if (e.type === "streaming" && e.resumed) resumes++;
+        },
       });
-      console.log(
-        `${r.result}  ${r.id}  sum=${r.sum}  checksum=${r.checksum}  server=${
-          r.serverChecksum ?? "-"
-        }  reconnects=${r.reconnects}` +
-          (r.error ? `  ${r.error.code}: ${r.error.message}` : ""),
+      running--;
+      show();
+      progress.above(() =>
+        console.log(
+          `${r.result}  ${r.id}  sum=${r.sum}  checksum=${r.checksum}  server=${
+            r.serverChecksum ?? "-"
+          }  reconnects=${r.reconnects}` +
+            (r.error ? `  ${r.error.code}: ${r.error.message}` : ""),
+        )
       );
       return r;
     }),
   );
+  progress.stop();
   const passed = results.filter((r) => r.result === "PASS").length;
   const reconnects = results.reduce((a, r) => a + r.reconnects, 0);
   const m = server.metrics();

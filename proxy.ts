@@ -2,7 +2,7 @@
  * CLI of the fault-injection proxy:
  *
  * ```sh
- * deno run --allow-net=127.0.0.1 proxy.ts --listen 127.0.0.1:9000 \
+ * deno task proxy --listen 127.0.0.1:9000 \
  *   --upstream 127.0.0.1:8080 --lifetime 200ms-2s --reset-probability 0.3 --slicer 1-7
  * ```
  *

@@ -27,6 +27,11 @@ import {
   SERVER_DEFAULTS,
 } from "./common/defaults.ts";
 import { LineLogger } from "./common/logger.ts";
+import {
+  denoListenProbe,
+  failedListener,
+  listenFailureMessage,
+} from "./cli/listen_failure.ts";
 import { startServer } from "./server/mod.ts";
 import { openStore, STORE_SPEC_FORMS } from "./store/open.ts";
 import { StoreUnavailableError } from "./store/types.ts";
@@ -234,11 +239,24 @@ async function serve(
     // The server owns the store from here: it closes it if it fails to start.
     server = await startServer({ ...opts, store, ownStore: true });
   } catch (err) {
-    if (err instanceof Deno.errors.AddrInUse) {
-      throw new ExitError(`port ${f.port} is already in use`, 1, {
-        cause: err,
-      });
-    }
+    const target = failedListener(
+      err,
+      {
+        portFlag: "port",
+        hostFlag: "host",
+        hostname: opts.hostname,
+        port: opts.port,
+      },
+      opts.metricsPort === undefined ? undefined : {
+        portFlag: "metrics-port",
+        hostFlag: "metrics-host",
+        hostname: opts.metricsHost,
+        port: opts.metricsPort,
+      },
+      denoListenProbe(opts.reusePort),
+    );
+    const why = listenFailureMessage(err, target);
+    if (why !== undefined) throw new ExitError(why, 1, { cause: err });
     if (opts.tls) {
       throw new ExitError(
         `Cannot serve TLS with --tls-cert ${f["tls-cert"]} and --tls-key ${

@@ -2,33 +2,29 @@
  * The seqstream client: asks for a session, verifies the numbers it gets,
  * and reconnects and resumes on its own from the first number it lacks.
  *
- * This file is the short loop that wires the parts together: the transport
- * ({@link Link}), the session state machine ({@link ClientSession}), the one
- * retry policy (`retry.ts`, applied by the session), the backoff and the
- * clock.
+ * This file wires the parts together: the transport ({@link Link}) and the
+ * frame codec as the driver's link, the session state machine
+ * ({@link ClientSession}, which applies the one retry policy of `retry.ts`
+ * and the backoff), the clock, and the options' callbacks; the one loop
+ * (`driver.ts`) runs them.
  *
  * @module
  */
 
 import { type Clock, systemClock, type TimerId } from "../common/clock.ts";
-import {
-  checkMs,
-  CLIENT_DEFAULTS,
-  DURATION_RANGES,
-} from "../common/defaults.ts";
+import { checkMs, DURATION_RANGES } from "../common/defaults.ts";
 import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
+import { type Frame, FrameDecoder } from "../protocol/frame.ts";
 import {
   decodeMessage,
   encodeMessage,
   MAX_COUNT,
-  type ServerMessage,
 } from "../protocol/messages.ts";
 import { isUuid } from "../protocol/uuid.ts";
-import { exponentialBackoff } from "./backoff.ts";
+import { drive, type DriverLink } from "./driver.ts";
 import { CLIENT_CODES, ClientError } from "./errors.ts";
 import { Link } from "./link.ts";
-import { ClientSession, type SessionAction } from "./session.ts";
+import { ClientSession } from "./session.ts";
 import type {
   ClientHandle,
   ClientOptions,
@@ -105,22 +101,22 @@ async function run(
   id: string,
 ): Promise<ClientResult> {
   const clock = opts.clock ?? systemClock;
-  const hostname = opts.hostname ?? "127.0.0.1";
   const from: ClientState | undefined = opts.resumeFrom;
   const count = from?.count ?? opts.count ??
     1 + Math.floor(Math.random() * MAX_COUNT);
-  const backoff = opts.backoff ?? exponentialBackoff();
-  const handshakeTimeoutMs = opts.handshakeTimeoutMs ??
-    CLIENT_DEFAULTS.handshakeTimeoutMs;
   const session = new ClientSession({
     id,
     count: Number.isInteger(count) ? count : 0,
     resumeFrom: from,
-    now: clock.now(),
+    wallMs: clock.now(),
     token: opts.token,
-    checkpointEvery: opts.checkpointEvery,
+    // With nowhere to save them, only the checkpoints the protocol needs (the final one gates ACK(count)).
+    checkpointEvery: opts.onCheckpoint ? opts.checkpointEvery : Infinity,
     checkpointMs: opts.checkpointMs,
     connectGiveUpMs: opts.connectGiveUpMs,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    backoff: opts.backoff,
   });
   const finish = (r: ClientResult): ClientResult => {
     opts.onEvent?.({ type: "done", result: r.result });
@@ -160,157 +156,104 @@ async function run(
       return fail(CLIENT_CODES.USAGE, (err as Error).message);
     }
   }
-  let attempt = 0;
+  return await drive(session, {
+    open: (limitMs, tick) => open(opts, session, clock, limitMs, tick),
+    wallMs: () => clock.now(),
+    sleep: (ms) => sleep(clock, ms, opts.signal),
+    signal: opts.signal,
+    checkpoint: opts.onCheckpoint &&
+      ((s, durable) => opts.onCheckpoint!(s, durable ? DURABLE : NOT_DURABLE)),
+    observe(a) {
+      if (a.type === "number") opts.onNumber?.(a.offset, a.value);
+      else if (a.type === "dial") {
+        opts.onEvent?.({ type: "connecting", attempt: a.attempt });
+      } else if (a.type === "welcome") {
+        opts.onEvent?.({
+          type: "streaming",
+          nextOffset: a.nextOffset,
+          count: a.count,
+          resumed: a.resumed,
+        });
+      } else if (a.type === "retry") {
+        opts.onEvent?.({
+          type: "disconnected",
+          error: a.error instanceof Error ? a.error.message : String(a.error),
+          retryInMs: a.delayMs,
+        });
+      } else if (a.type === "end") {
+        opts.onEvent?.({ type: "done", result: a.result.result });
+      }
+    },
+  });
+}
 
-  /** One connection: resolves true when the session is done (DONE received). */
-  async function once(): Promise<boolean> {
-    const link = await Link.open({
-      hostname,
-      port: opts.port,
-      dial: opts.dial,
-      signal: opts.signal,
-      clock,
-      limitMs: session.handshakeMs(clock.now(), handshakeTimeoutMs),
-    });
-    let tick: TimerId | undefined;
-    const armTick = () => {
-      clock.clearTimeout(tick);
-      const at = session.nextTickAt;
-      if (at !== Infinity) tick = clock.setTimeout(onTick, at - clock.now());
-    };
-    const onTick = () => {
-      const acts = session.tick(clock.now());
-      for (const a of acts) {
-        if (a.type === "send") {
-          // A failed keep-alive ends the link; the read loop reports why.
-          link.write(encodeMessage(a.message)).catch(() => link.close());
-        }
+/**
+ * One connection as the driver's link: {@link Link} for the bytes and the
+ * idle limit, the frame codec for the messages, and one clock timer for the
+ * keep-alive ticks.
+ */
+async function open(
+  opts: ClientOptions & { signal: AbortSignal },
+  session: ClientSession,
+  clock: Clock,
+  limitMs: number,
+  tick: (wallMs: number) => number,
+): Promise<DriverLink<Uint8Array>> {
+  const link = await Link.open({
+    hostname: opts.hostname ?? "127.0.0.1",
+    port: opts.port,
+    dial: opts.dial,
+    signal: opts.signal,
+    clock,
+    limitMs,
+  });
+  const decoder = new FrameDecoder();
+  let frames: Generator<Frame> | undefined;
+  let timer: TimerId | undefined;
+  const arm = (at: number) => {
+    clock.clearTimeout(timer);
+    if (at !== Infinity) {
+      timer = clock.setTimeout(() => arm(tick(clock.now())), at - clock.now());
+    }
+  };
+  return {
+    read: () => link.read(session.welcomed),
+    push(chunk) {
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        throw undecodable(err, session.welcomed);
       }
-      armTick();
-    };
-    const act = async (a: SessionAction): Promise<boolean> => {
-      switch (a.type) {
-        case "send":
-          await link.write(encodeMessage(a.message));
-          return false;
-        case "checkpoint":
-          return await checkpoint(a.durable);
-        case "welcome":
-          attempt = 0;
-          link.setIdleLimit(session.idleLimitMs(opts.idleTimeoutMs));
-          armTick();
-          opts.onEvent?.({
-            type: "streaming",
-            nextOffset: session.nextOffset,
-            count,
-            resumed: a.resumed,
-          });
-          return false;
-        case "verdict":
-          return true;
-        case "violation":
-        case "stop":
-          throw a.error;
-        case "number":
-          return false; // handled inline
-      }
-    };
-    const checkpoint = async (durable: boolean): Promise<boolean> => {
-      const save = opts.onCheckpoint;
-      if (save && durable) {
-        try {
-          await save(session.snapshot(), DURABLE);
-        } catch (err) {
+    },
+    next() {
+      try {
+        const it = frames?.next();
+        if (!it || it.done) return undefined;
+        const m = decodeMessage(it.value);
+        if (m.type === "hello" || m.type === "resume" || m.type === "ack") {
           throw new ClientError(
-            CLIENT_CODES.CHECKPOINT_FAILED,
-            `Could not save the final state, so the session is not acknowledged (${
-              err instanceof Error ? err.message : String(err)
-            })`,
-            { cause: err },
+            CLIENT_CODES.PROTOCOL_VIOLATION,
+            `Unexpected ${m.type} from the server`,
           );
         }
-      } else if (save) {
-        const p = save(session.snapshot(), NOT_DURABLE);
-        // Not awaited: only the final state must be durable.
-        if (p instanceof Promise) p.catch(() => {});
+        return m;
+      } catch (err) {
+        throw undecodable(err, session.welcomed);
       }
-      if (!durable) return false;
-      for (const a of session.durable(clock.now())) await act(a);
-      return false;
-    };
-    try {
-      for (const a of session.connected(clock.now())) await act(a);
-      const decoder = new FrameDecoder();
-      while (true) {
-        const chunk = await link.read(session.welcomed);
-        // One clock reading per chunk, not per frame: a burst chunk holds
-        // hundreds of numbers, and they all arrived at this moment.
-        const now = clock.now();
-        let frames;
-        try {
-          frames = decoder.push(chunk);
-        } catch (err) {
-          throw undecodable(err, session.welcomed);
-        }
-        while (true) {
-          let msg: ServerMessage;
-          try {
-            const it = frames.next();
-            if (it.done) break;
-            const m = decodeMessage(it.value);
-            if (m.type === "hello" || m.type === "resume" || m.type === "ack") {
-              throw new ClientError(
-                CLIENT_CODES.PROTOCOL_VIOLATION,
-                `Unexpected ${m.type} from the server`,
-              );
-            }
-            msg = m;
-          } catch (err) {
-            throw undecodable(err, session.welcomed);
-          }
-          const acts = session.receive(msg, now);
-          for (let i = 0; i < acts.length; i++) {
-            const a = acts[i]!;
-            if (a.type === "number") {
-              const m = msg as { offset: number; value: number };
-              opts.onNumber?.(m.offset, m.value);
-            } else if (await act(a)) return true;
-          }
-        }
-      }
-    } catch (err) {
-      const why = link.idleFired ? link.explain(err, session.welcomed) : err;
-      session.linkLost(clock.now(), link.idleFired);
-      throw why;
-    } finally {
-      clock.clearTimeout(tick);
-      session.linkLost(clock.now());
+    },
+    send: (m) => link.write(encodeMessage(m)),
+    welcomed(idleLimitMs, tickAt) {
+      link.setIdleLimit(idleLimitMs);
+      arm(tickAt);
+    },
+    get silent() {
+      return link.idleFired;
+    },
+    explain: (err) =>
+      link.idleFired ? link.explain(err, session.welcomed) : err,
+    close() {
+      clock.clearTimeout(timer);
       link.close();
-    }
-  }
-
-  while (true) {
-    if (opts.signal.aborted) return fail(CLIENT_CODES.ABORTED, "Aborted");
-    opts.onEvent?.({ type: "connecting", attempt });
-    let err: unknown;
-    try {
-      if (await once()) return finish(session.result());
-    } catch (e) {
-      err = e;
-    }
-    if (opts.signal.aborted) return fail(CLIENT_CODES.ABORTED, "Aborted");
-    const o = session.failed(err, clock.now());
-    if (o.verdict === "complete") return finish(session.result());
-    if (o.verdict === "final") return finish(session.result(o.error));
-    const delay = Math.max(
-      o.minDelayMs,
-      Math.min(backoff(attempt++), o.budgetMs),
-    );
-    opts.onEvent?.({
-      type: "disconnected",
-      error: err instanceof Error ? err.message : String(err),
-      retryInMs: delay,
-    });
-    await sleep(clock, delay, opts.signal);
-  }
+    },
+  };
 }

@@ -8,7 +8,9 @@
 import { assert_, assertEquals } from "../tests/_assert.ts";
 import { ErrorCode } from "../protocol/errors.ts";
 import { formatCrc } from "../protocol/checksum.ts";
-import { startFakeServer } from "./_fake_server.ts";
+import { FakeClock } from "../common/fake_clock.ts";
+import { eventually } from "../tests/_fixtures.ts";
+import { type FakePeer, startFakeServer } from "./_fake_server.ts";
 import { connect, runClient } from "./client.ts";
 import type { ClientEvent } from "./types.ts";
 
@@ -211,4 +213,62 @@ Deno.test("runClient gives up as unreachable after connectGiveUpMs", async () =>
   });
   assertEquals([r.result, r.error?.code], ["ERROR", "unreachable"]);
   assert_(/connection refused/.test(r.error!.message), r.error!.message);
+});
+
+Deno.test("connect() saves the lastContact that the end of a welcomed connection moves, so a restart does not judge a kept session stale", async () => {
+  const T0 = 1_700_000_000_000;
+  const clock = new FakeClock(T0);
+  let first: FakePeer | undefined;
+  await using server = startFakeServer({
+    pauseAt: (peer) => peer.index === 0 ? 3 : undefined,
+    onHandshake: async (_m, peer) => {
+      if (peer.index === 0) {
+        first = peer;
+        return false;
+      }
+      await peer.send({
+        type: "error",
+        code: ErrorCode.SERVER_BUSY,
+        message: "busy",
+      });
+      peer.close();
+      return true;
+    },
+  });
+  const saved: number[] = [];
+  let numbers = 0;
+  let disconnected = 0;
+  const handle = connect({
+    port: server.port,
+    count: 10,
+    clock,
+    backoff: () => 1000,
+    onNumber: () => numbers++,
+    onCheckpoint: (s) => void saved.push(s.lastContact),
+    onEvent: (e) => {
+      if (e.type === "disconnected") disconnected++;
+    },
+  });
+  await eventually(() => numbers === 3, "three numbers");
+  // A minute later (a slow interval) the server ends the connection: the
+  // server's TTL runs from now, and so must the saved state's.
+  clock.set(T0 + 60_000);
+  first!.close();
+  await eventually(() => disconnected === 1, "the disconnect");
+  await handle.close();
+  assertEquals(saved, [T0, T0 + 60_000]);
+  assertEquals((await handle.result).error?.code, "aborted");
+});
+
+Deno.test("runClient ends in checkpoint_failed when the durable final save rejects, without ACK(count)", async () => {
+  await using server = startFakeServer();
+  const r = await runClient({
+    port: server.port,
+    count: 10,
+    onCheckpoint: (_s, { durable }) =>
+      durable ? Promise.reject(new Error("disk full")) : undefined,
+  });
+  assertEquals([r.result, r.error?.code], ["ERROR", "checkpoint_failed"]);
+  assert_(/disk full/.test(r.error!.message), r.error!.message);
+  assertEquals(server.acks.includes(10), false, `${server.acks}`);
 });

@@ -25,7 +25,10 @@ export interface LinkOptions {
   /** Closes the link (and aborts the dial) when it aborts. */
   signal: AbortSignal;
   clock: Clock;
-  /** Dial timeout, and the first idle limit (the handshake's) (ms). */
+  /**
+   * The handshake's limit (ms): dial plus WELCOME, counted from the start of
+   * the dial (the first idle limit runs from there, not from the connect).
+   */
   limitMs: number;
 }
 
@@ -97,25 +100,29 @@ export class Link implements Disposable {
   #writing: Promise<void> = Promise.resolve();
   #onAbort = () => this.close();
 
-  private constructor(conn: Deno.Conn, opts: LinkOptions) {
+  private constructor(conn: Deno.Conn, opts: LinkOptions, dialedAt: number) {
     this.#conn = conn;
     this.#where = `${opts.hostname}:${opts.port}`;
     this.#clock = opts.clock;
     this.#signal = opts.signal;
     this.#limit = opts.limitMs;
-    this.#lastByte = opts.clock.now();
+    // One handshake limit for dial plus WELCOME: the time the dial took
+    // counts, so the handshake never takes twice what PROTOCOL.md promises.
+    this.#lastByte = dialedAt;
     opts.signal.addEventListener("abort", this.#onAbort, { once: true });
     this.#arm(false);
   }
 
   /**
-   * Dials the server within `limitMs`.
+   * Dials the server within `limitMs`; the WELCOME must then come within
+   * what is left of it.
    *
    * @throws {ClientError} `tls_error` for a TLS failure, `connection_lost`
    * for a timeout; the runtime's error (refused, unreachable, …) otherwise
    */
   static async open(opts: LinkOptions): Promise<Link> {
     const where = `${opts.hostname}:${opts.port}`;
+    const dialedAt = opts.clock.now();
     const ac = new AbortController();
     const t = opts.clock.setTimeout(() => ac.abort(), opts.limitMs);
     const signal = AbortSignal.any([opts.signal, ac.signal]);
@@ -154,7 +161,7 @@ export class Link implements Disposable {
     // ACKs are small and the server's window waits on them: no Nagle delay.
     const tcp = conn as Partial<Deno.TcpConn>;
     if (typeof tcp.setNoDelay === "function") tcp.setNoDelay(true);
-    return new Link(conn, opts);
+    return new Link(conn, opts, dialedAt);
   }
 
   /** Whether the idle timer closed this link. */

@@ -223,12 +223,38 @@ export class ProgressReporter {
         this.#state = "streaming";
         break;
       case "disconnected":
-        this.#state = "resuming";
+        // A run that never got a welcome is still connecting: there is
+        // nothing to resume yet (the README promises `connecting`).
+        this.#state = this.#streamedOnce ? "resuming" : "connecting";
         break;
       case "done":
         this.#state = "done";
         break;
     }
+  }
+
+  /**
+   * Sets the whole view at once, for a caller that sums several sessions
+   * itself (the demo) instead of feeding one session's events.
+   */
+  show(
+    v: { received: number; reconnects: number; state: ProgressState },
+  ): void {
+    this.#received = v.received;
+    this.#reconnects = v.reconnects;
+    this.#state = v.state;
+  }
+
+  /**
+   * Runs `print` (which writes whole lines elsewhere, e.g. a result on
+   * stdout, which shares the terminal) with the bar cleared, then draws the
+   * bar again below what it printed.
+   */
+  above(print: () => void): void {
+    if (this.#o.mode !== "bar" || this.#drawn === "") return print();
+    this.#write(CLEAR);
+    print();
+    this.#write(this.#drawn);
   }
 
   /** A number arrived at `offset`. No allocation, no output. */

@@ -228,3 +228,53 @@ Deno.test("ProgressReporter in off mode writes nothing and starts no timer", () 
   p.stop();
   assertEquals(out, []);
 });
+
+Deno.test("ProgressReporter stays connecting through failed attempts before the first welcome", () => {
+  const p = new ProgressReporter({
+    total: 10,
+    mode: "off",
+    log: new LineLogger({ level: "silent" }),
+  });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    p.onEvent({ type: "connecting", attempt });
+    assertEquals(p.view().state, "connecting");
+    p.onEvent({
+      type: "disconnected",
+      error: "Cannot connect to 127.0.0.1:1: connection refused",
+      retryInMs: 100,
+    });
+    assertEquals(p.view().state, "connecting", `after attempt ${attempt}`);
+  }
+  p.onEvent({ type: "streaming", nextOffset: 0, count: 10, resumed: false });
+  p.onEvent({ type: "disconnected", error: "reset", retryInMs: 100 });
+  assertEquals(p.view().state, "resuming");
+  p.stop();
+});
+
+Deno.test("ProgressReporter.show sets a summed view, and above() prints with the bar cleared and redrawn", () => {
+  const out: string[] = [];
+  const p = new ProgressReporter({
+    total: 600,
+    mode: "bar",
+    log: new LineLogger({ level: "silent" }),
+    write: (s) => out.push(s),
+    columns: () => 120,
+    redrawMs: 60_000, // no timer tick during the test
+  });
+  try {
+    p.show({ received: 300, reconnects: 4, state: "streaming" });
+    assertEquals([p.view().received, p.view().reconnects, p.view().state], [
+      300,
+      4,
+      "streaming",
+    ]);
+    const printed: string[] = [];
+    p.above(() => printed.push("nothing drawn yet"));
+    assertEquals([printed.length, out.length], [1, 0]);
+    p.stop(); // draws the last state
+    const bar = out.find((s) => s.includes("300/600"));
+    assert_(bar?.includes("4 reconnects  streaming"), JSON.stringify(out));
+  } finally {
+    p.stop();
+  }
+});

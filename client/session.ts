@@ -1,20 +1,26 @@
 /**
- * The client's session as a pure state machine: events in (a connection is
- * up, a decoded server message, a timer tick, a durable checkpoint done, the
- * connection ended), actions out (send this message, checkpoint, a number was
- * accepted, WELCOME accepted, verdict, violation, stop). It holds no socket,
- * reads no clock and arms no timer: every event carries `now`, and
- * {@link ClientSession.nextTickAt} says when the loop should tick it next.
+ * The client's session as a pure state machine with one entry,
+ * {@link ClientSession.handle}: an event in (dial, open, a decoded server
+ * message, a timer tick, a durable checkpoint done, the connection closed,
+ * abort), the actions out, each with its data (dial within this limit, send
+ * this message, this number was accepted, welcomed with this idle limit,
+ * checkpoint this state, close with this error, retry after this delay, end
+ * with this result). It holds no socket, reads no clock and arms no timer:
+ * every event comes with the wall time, and {@link ClientSession.nextTickAt}
+ * says when the loop should send the next tick. `client/driver.ts` is the
+ * loop.
  *
  * The v2 delivery rules live here (PROTOCOL.md):
  * - ACK(nextOffset) every `ceil(window / 4)` numbers, and at least every
  *   `ackIntervalMs` even with no progress (keep-alive);
  * - ACK(count) only after FINAL and only once the final state has been
- *   checkpointed durably ({@link ClientSession.durable});
+ *   checkpointed durably (the `durable` event);
  * - a NUMBER or FINAL at an offset other than `nextOffset`, or at or beyond
  *   `count`, is a protocol violation;
  * - the give-up clock counts from the last stream progress (WELCOME, NUMBER,
- *   FINAL); ERROR frames and failed dials do not reset it;
+ *   FINAL, the end of a welcomed connection that the server or the network
+ *   ended); ERROR frames and failed dials do not reset it, and a checkpoint
+ *   saves it whenever it moves;
  * - GOAWAY's `retryAfterMs` is honoured (bounded by the TTL).
  *
  * @module
@@ -32,30 +38,94 @@ import {
 import { bytesToHex, hexToBytes } from "../protocol/uuid.ts";
 import { CLIENT_DEFAULTS } from "../common/defaults.ts";
 import { CLIENT_CODES, ClientError } from "./errors.ts";
+import { exponentialBackoff } from "./backoff.ts";
 import { classify, type Verdict } from "./retry.ts";
 import type { ClientResult, ClientState } from "./types.ts";
 import { SERVER_DEFAULTS } from "../common/defaults.ts";
 
-/** What the loop must do, in order. */
+/**
+ * What happened, for {@link ClientSession.handle}. One connection goes
+ * `dial` → `open` → `message`… (with `tick`s and `durable` in between) →
+ * `closed`; `abort` may come at any point.
+ */
+export type SessionEvent =
+  /** A decoded message from the server. */
+  | { readonly type: "message"; readonly message: ServerMessage }
+  /** A timer at (or after) {@link ClientSession.nextTickAt}: maybe a keep-alive ACK. */
+  | { readonly type: "tick" }
+  /** A connection is about to be opened: answered by `dial`. */
+  | { readonly type: "dial" }
+  /** The connection is open: answered by the HELLO or RESUME to send. */
+  | { readonly type: "open" }
+  /**
+   * The durable checkpoint asked for is saved: answered by ACK(count). With
+   * `error`, the save failed: answered by `close` (`checkpoint_failed`).
+   */
+  | { readonly type: "durable"; readonly error?: unknown }
+  /**
+   * The connection ended (or its dial failed) with `error`. `silent`: this
+   * client closed it because the server fell silent (before WELCOME: it
+   * abandoned the handshake). Answered by `retry` or `end`, maybe after a
+   * `checkpoint` that saves the moved `lastContact`.
+   */
+  | {
+    readonly type: "closed";
+    readonly error: unknown;
+    readonly silent: boolean;
+  }
+  /** The run is cancelled: answered by `end` with ERROR `aborted`. */
+  | { readonly type: "abort" };
+
+/**
+ * What the loop must do, in order. The `number` action is one object per
+ * session, rewritten for every number: read it before the next
+ * {@link ClientSession.handle}.
+ */
 export type SessionAction =
+  /** Open a connection; dial plus WELCOME must take at most `limitMs`. `attempt`: reconnects since the last WELCOME. */
+  | {
+    readonly type: "dial";
+    readonly attempt: number;
+    readonly limitMs: number;
+  }
   /** Write this message to the connection. */
   | { readonly type: "send"; readonly message: ClientMessage }
+  /** The NUMBER or FINAL just received was accepted. */
+  | { readonly type: "number"; readonly offset: number; readonly value: number }
   /**
-   * Hand {@link ClientSession.snapshot} to the checkpoint callback. When
-   * `durable`, await it, then call {@link ClientSession.durable} (which
-   * releases ACK(count)).
+   * WELCOME accepted: the stream (re)starts at `nextOffset`. From now on
+   * silence beyond `idleLimitMs` is a lost connection, and ticks are due
+   * at {@link ClientSession.nextTickAt}.
    */
-  | { readonly type: "checkpoint"; readonly durable: boolean }
-  /** The NUMBER or FINAL just received was accepted (progress, `onNumber`). */
-  | { readonly type: "number" }
-  /** WELCOME accepted: the stream (re)starts at `nextOffset`. */
-  | { readonly type: "welcome"; readonly resumed: boolean }
-  /** The session is done (DONE received): the result is {@link ClientSession.result}. */
-  | { readonly type: "verdict" }
-  /** The server broke the protocol: close, and the run ends with `error`. */
-  | { readonly type: "violation"; readonly error: ClientError }
-  /** The server ended this connection (ERROR or GOAWAY): close, then ask {@link ClientSession.failed}. */
-  | { readonly type: "stop"; readonly error: ClientError };
+  | {
+    readonly type: "welcome";
+    readonly resumed: boolean;
+    readonly nextOffset: number;
+    readonly count: number;
+    readonly idleLimitMs: number;
+  }
+  /**
+   * Save `state`. When `durable`, await the save, then send the event
+   * `durable` (which releases ACK(count)); otherwise do not wait for it.
+   */
+  | {
+    readonly type: "checkpoint";
+    readonly state: ClientState;
+    readonly durable: boolean;
+  }
+  /**
+   * Close this connection and send the event `closed` with `error`: the
+   * server ended it (ERROR, GOAWAY) or broke the protocol.
+   */
+  | { readonly type: "close"; readonly error: ClientError }
+  /** Wait `delayMs`, then dial again. `error` ended the last connection. */
+  | {
+    readonly type: "retry";
+    readonly error: unknown;
+    readonly delayMs: number;
+  }
+  /** The run is over with `result` (after DONE: close the connection). */
+  | { readonly type: "end"; readonly result: ClientResult };
 
 /** Options for {@link ClientSession}. */
 export interface SessionOptions {
@@ -67,25 +137,29 @@ export interface SessionOptions {
   token?: Uint8Array;
   /** Continue a saved session. */
   resumeFrom?: ClientState | undefined;
-  /** When the run started (ms): the connect give-up counts from here. */
-  now: number;
-  /** Numbers between checkpoints. Default 100. */
+  /** The wall clock when the run starts (ms since the epoch): the connect give-up counts from here. */
+  wallMs: number;
+  /** Numbers between checkpoints; `Infinity`: only the welcome and final ones. Default 100. */
   checkpointEvery?: number | undefined;
   /** Also checkpoint at the first number this long after the last checkpoint (ms). Default: off. */
   checkpointMs?: number | undefined;
   /** Give up when the server was never reached for this long (ms). Default 10000. */
   connectGiveUpMs?: number | undefined;
+  /** Time allowed for dial plus WELCOME (ms); never past the TTL when resuming. Default 5000. */
+  handshakeTimeoutMs?: number | undefined;
+  /** Silence after WELCOME that counts as a lost connection (ms). Default max(1 s, 3 intervals). */
+  idleTimeoutMs?: number | undefined;
+  /** Reconnect delay per attempt (ms), bounded by the give-up budget. Default: exponential, full jitter. */
+  backoff?: ((attempt: number) => number) | undefined;
 }
 
-/** What to do after a connection ended: see {@link ClientSession.failed}. */
-export type Outcome =
+/** What to do after a connection ended. */
+type Outcome =
   | { verdict: "retry"; error: unknown; budgetMs: number; minDelayMs: number }
   | { verdict: "final"; error: ClientError }
   | { verdict: "complete" };
 
 const EMPTY: readonly SessionAction[] = Object.freeze([]);
-const NUMBER: SessionAction = Object.freeze({ type: "number" });
-const NUMBER_ONLY: readonly SessionAction[] = Object.freeze([NUMBER]);
 
 function human(ms: number): string {
   return ms < 10_000 ? `${Math.round(ms)}ms` : `${Math.round(ms / 1000)}s`;
@@ -101,9 +175,10 @@ function messageOf(err: unknown): string {
  *
  * @example
  * ```ts
- * const s = new ClientSession({ id, count: 10, now: Date.now() });
- * for (const a of s.connected(Date.now())) if (a.type === "send") write(a.message);
- * for (const a of s.receive(msg, Date.now())) handle(a);
+ * const s = new ClientSession({ id, count: 10, wallMs: Date.now() });
+ * const [dial] = s.handle({ type: "dial" }, Date.now()); // { type: "dial", limitMs, … }
+ * for (const a of s.handle({ type: "open" }, Date.now())) perform(a); // send HELLO
+ * for (const a of s.handle({ type: "message", message }, Date.now())) perform(a);
  * ```
  */
 export class ClientSession {
@@ -115,7 +190,13 @@ export class ClientSession {
   readonly #every: number;
   readonly #everyMs: number;
   readonly #connectGiveUpMs: number;
+  readonly #handshakeLimitMs: number;
+  readonly #idleTimeoutMs: number | undefined;
+  readonly #backoff: (attempt: number) => number;
   readonly #startedAt: number;
+  /** The one `number` action, rewritten per number (no allocation per number). */
+  readonly #numberAction = { type: "number" as const, offset: 0, value: 0 };
+  readonly #numberOnly: readonly SessionAction[] = [this.#numberAction];
   #token: Uint8Array;
   #next: number;
   #intervalMs: number;
@@ -133,11 +214,13 @@ export class ClientSession {
   #lastAckAt = 0;
   #finalDurable = false;
   #reconnects = 0;
+  /** Reconnect attempts since the last WELCOME. */
+  #attempt = 0;
   #abandonedHandshake = false;
   /** A HELLO or RESUME was sent on this connection and no WELCOME has come yet. */
   #handshaking = false;
 
-  /** @param opts the session and its checkpoint policy */
+  /** @param opts the session, its limits and its checkpoint policy */
   constructor(opts: SessionOptions) {
     const from = opts.resumeFrom;
     this.id = opts.id;
@@ -150,14 +233,18 @@ export class ClientSession {
     this.#next = from?.nextOffset ?? 0;
     this.#intervalMs = from?.intervalMs ?? SERVER_DEFAULTS.intervalMs;
     this.#ttlMs = from?.ttlMs ?? SERVER_DEFAULTS.ttlMs;
-    this.#lastProgress = from?.lastContact ?? opts.now;
+    this.#lastProgress = from?.lastContact ?? opts.wallMs;
     this.#serverSum = from?.server?.sum ?? null;
     this.#serverCrc = from?.server?.crc ?? null;
     this.#every = opts.checkpointEvery ?? CLIENT_DEFAULTS.checkpointEvery;
     this.#everyMs = opts.checkpointMs ?? Infinity;
     this.#connectGiveUpMs = opts.connectGiveUpMs ??
       CLIENT_DEFAULTS.connectGiveUpMs;
-    this.#startedAt = opts.now;
+    this.#handshakeLimitMs = opts.handshakeTimeoutMs ??
+      CLIENT_DEFAULTS.handshakeTimeoutMs;
+    this.#idleTimeoutMs = opts.idleTimeoutMs;
+    this.#backoff = opts.backoff ?? exponentialBackoff();
+    this.#startedAt = opts.wallMs;
   }
 
   /** The first offset the client lacks. */
@@ -184,7 +271,7 @@ export class ClientSession {
   get window(): number {
     return this.#window;
   }
-  /** Time of the last stream progress (WELCOME, NUMBER, FINAL), ms. */
+  /** Wall time of the last stream progress (WELCOME, NUMBER, FINAL, or the end of a welcomed connection), ms. */
   get lastProgress(): number {
     return this.#lastProgress;
   }
@@ -200,12 +287,52 @@ export class ClientSession {
   get complete(): boolean {
     return this.#next === this.count && this.#serverCrc !== null;
   }
+  /** When (wall ms) the loop should send the next `tick`, or `Infinity`. */
+  get nextTickAt(): number {
+    return this.#welcomed ? this.#lastAckAt + this.#ackIntervalMs : Infinity;
+  }
 
   /**
-   * How long this connection may take to be welcomed (ms): `limitMs`, but
-   * never past the point where the session has expired.
+   * The one entry: `event` happened at wall time `wallMs` (ms since the
+   * epoch); returns what to do, in order. The list (and the `number`
+   * action in it) is valid until the next call.
    */
-  handshakeMs(now: number, limitMs: number): number {
+  handle(event: SessionEvent, wallMs: number): readonly SessionAction[] {
+    switch (event.type) {
+      case "message":
+        return this.#receive(event.message, wallMs);
+      case "tick":
+        return this.#tick(wallMs);
+      case "dial":
+        return [{
+          type: "dial",
+          attempt: this.#attempt,
+          limitMs: this.#handshakeMs(wallMs),
+        }];
+      case "open":
+        return this.#open();
+      case "durable":
+        return "error" in event
+          ? this.#saveFailed(event.error)
+          : this.#durable(wallMs);
+      case "closed":
+        return this.#closed(event.error, event.silent, wallMs);
+      case "abort":
+        return this.#closed(
+          new ClientError(CLIENT_CODES.ABORTED, "Aborted"),
+          false,
+          wallMs,
+          true,
+        );
+    }
+  }
+
+  /**
+   * How long dial plus WELCOME may take (ms): the handshake limit, but never
+   * past the point where the session has expired.
+   */
+  #handshakeMs(now: number): number {
+    const limitMs = this.#handshakeLimitMs;
     if (!this.#welcomedOnce) return limitMs;
     return Math.max(
       50,
@@ -213,14 +340,8 @@ export class ClientSession {
     );
   }
 
-  /** The silence after WELCOME that counts as a lost connection (ms): `override`, or max(1 s, 3 intervals). */
-  idleLimitMs(override?: number): number {
-    return override ??
-      Math.max(CLIENT_DEFAULTS.minIdleTimeoutMs, 3 * this.#intervalMs);
-  }
-
   /** A connection is up: the HELLO or RESUME to send. */
-  connected(_now: number): readonly SessionAction[] {
+  #open(): readonly SessionAction[] {
     this.#welcomed = false;
     this.#handshaking = true;
     const message: ClientMessage = this.#welcomedOnce
@@ -242,8 +363,8 @@ export class ClientSession {
   }
 
   /**
-   * The connection ended at `now`. `idleFired`: this client closed it because
-   * the server fell silent (before WELCOME: it abandoned the handshake).
+   * The connection ended at `now`; `silent`: this client closed it because
+   * the server fell silent.
    *
    * A connection that was welcomed and then ended by the server or the
    * network (EOF, reset, an ERROR frame) had the session attached until now,
@@ -251,9 +372,17 @@ export class ClientSession {
    * for the give-up clock (otherwise, with an interval near the TTL, a drop
    * long after the last number would give up a session the server still
    * keeps). A silent server proves nothing: then the last frame counts.
+   * When this moves `lastProgress`, a checkpoint saves it: a restart from
+   * the saved state judges staleness by that same clock.
    */
-  linkLost(now: number, idleFired = false): void {
-    if (this.#welcomed && !idleFired) {
+  #closed(
+    err: unknown,
+    silent: boolean,
+    now: number,
+    aborted = false,
+  ): readonly SessionAction[] {
+    const before = this.#lastProgress;
+    if (this.#welcomed && !silent) {
       this.#lastProgress = Math.max(this.#lastProgress, now);
     }
     // A HELLO or RESUME went out and no WELCOME came back, whether this
@@ -262,15 +391,33 @@ export class ClientSession {
     if (!this.#welcomed && this.#handshaking) this.#abandonedHandshake = true;
     this.#handshaking = false;
     this.#welcomed = false;
+    const last = aborted
+      ? this.#end(this.result(err as ClientError))
+      : this.#outcome(err, now);
+    if (this.#lastProgress === before) return [last];
+    return [
+      { type: "checkpoint", state: this.snapshot(), durable: false },
+      last,
+    ];
   }
 
-  /** When the loop should call {@link tick} next (ms), or `Infinity`. */
-  get nextTickAt(): number {
-    return this.#welcomed ? this.#lastAckAt + this.#ackIntervalMs : Infinity;
+  #end(result: ClientResult): SessionAction {
+    return { type: "end", result };
+  }
+
+  #outcome(err: unknown, now: number): SessionAction {
+    const o = this.#failed(err, now);
+    if (o.verdict === "complete") return this.#end(this.result());
+    if (o.verdict === "final") return this.#end(this.result(o.error));
+    const delayMs = Math.max(
+      o.minDelayMs,
+      Math.min(this.#backoff(this.#attempt++), o.budgetMs),
+    );
+    return { type: "retry", error: o.error, delayMs };
   }
 
   /** A timer tick: the keep-alive ACK when `ackIntervalMs` passed since the last one. */
-  tick(now: number): readonly SessionAction[] {
+  #tick(now: number): readonly SessionAction[] {
     if (!this.#welcomed || now - this.#lastAckAt < this.#ackIntervalMs) {
       return EMPTY;
     }
@@ -286,14 +433,28 @@ export class ClientSession {
    * The durable checkpoint asked for (after FINAL, or a WELCOME at count) is
    * done: the ACK(count) that completes the session.
    */
-  durable(now: number): readonly SessionAction[] {
+  #durable(now: number): readonly SessionAction[] {
     if (this.#next !== this.count || !this.#welcomed) return EMPTY;
     this.#finalDurable = true;
     return [this.#ack(this.count, now)];
   }
 
+  /** The durable save failed: without it, no ACK(count); the session stays resumable. */
+  #saveFailed(err: unknown): readonly SessionAction[] {
+    return [{
+      type: "close",
+      error: new ClientError(
+        CLIENT_CODES.CHECKPOINT_FAILED,
+        `Could not save the final state, so the session is not acknowledged (${
+          err instanceof Error ? err.message : String(err)
+        })`,
+        { cause: err },
+      ),
+    }];
+  }
+
   /** A decoded message from the server. */
-  receive(msg: ServerMessage, now: number): readonly SessionAction[] {
+  #receive(msg: ServerMessage, now: number): readonly SessionAction[] {
     switch (msg.type) {
       case "number":
       case "final":
@@ -309,6 +470,7 @@ export class ClientSession {
         }
         const resumed = this.#welcomedOnce;
         if (resumed) this.#reconnects++;
+        this.#attempt = 0;
         this.#welcomed = true;
         this.#handshaking = false;
         this.#welcomedOnce = true;
@@ -324,20 +486,27 @@ export class ClientSession {
         this.#checkpointedAt = now;
         this.#finalDurable = false;
         // Resumed at count (our ACK(count) or its DONE was lost): the state
-        // must be durable before the ACK(count) that {@link durable} sends.
+        // must be durable before the ACK(count) that `durable` releases.
         return [
-          { type: "welcome", resumed },
-          { type: "checkpoint", durable: this.#next === this.count },
+          {
+            type: "welcome",
+            resumed,
+            nextOffset: this.#next,
+            count: this.count,
+            idleLimitMs: this.#idleTimeoutMs ??
+              Math.max(CLIENT_DEFAULTS.minIdleTimeoutMs, 3 * this.#intervalMs),
+          },
+          this.#checkpoint(this.#next === this.count),
         ];
       }
       case "done":
         if (this.#next !== this.count) {
           return this.#violation("Server sent done before the final number");
         }
-        return [{ type: "verdict" }];
+        return [this.#end(this.result())];
       case "goaway":
         return [{
-          type: "stop",
+          type: "close",
           error: new ClientError(
             CLIENT_CODES.GOING_AWAY,
             `Server is going away: ${msg.message}`,
@@ -346,7 +515,7 @@ export class ClientSession {
         }];
       case "error":
         return [{
-          type: "stop",
+          type: "close",
           error: ClientError.fromWire(msg.code, msg.message),
         }];
     }
@@ -371,23 +540,30 @@ export class ClientSession {
     this.#checksum.update(msg.value);
     this.#next++;
     this.#lastProgress = now;
+    const number = this.#numberAction;
+    number.offset = msg.offset;
+    number.value = msg.value;
     if (msg.type === "final") {
       this.#serverSum = msg.sum;
       this.#serverCrc = msg.crc32;
       this.#checkpointedAt = now;
-      return [NUMBER, { type: "checkpoint", durable: true }];
+      return [number, this.#checkpoint(true)];
     }
     const checkpoint = this.#next % this.#every === 0 ||
       now - this.#checkpointedAt >= this.#everyMs;
     const ack = this.#next - this.#lastAckSent >= this.#ackEvery;
-    if (!checkpoint && !ack) return NUMBER_ONLY;
-    const out: SessionAction[] = [NUMBER];
+    if (!checkpoint && !ack) return this.#numberOnly;
+    const out: SessionAction[] = [number];
     if (checkpoint) {
       this.#checkpointedAt = now;
-      out.push({ type: "checkpoint", durable: false });
+      out.push(this.#checkpoint(false));
     }
     if (ack) out.push(this.#ack(this.#next, now));
     return out;
+  }
+
+  #checkpoint(durable: boolean): SessionAction {
+    return { type: "checkpoint", state: this.snapshot(), durable };
   }
 
   #ack(nextOffset: number, now: number): SessionAction {
@@ -398,18 +574,18 @@ export class ClientSession {
 
   #violation(message: string): readonly SessionAction[] {
     return [{
-      type: "violation",
+      type: "close",
       error: new ClientError(CLIENT_CODES.PROTOCOL_VIOLATION, message),
     }];
   }
 
   /**
-   * The connection ended with `err` (after {@link linkLost}): retry (within
-   * `budgetMs`, and not before `minDelayMs`), end the run, or complete it.
-   * Applies the give-up bounds: the connect give-up before the first
-   * WELCOME, the TTL from the last stream progress after it.
+   * The connection ended with `err`: retry (within `budgetMs`, and not
+   * before `minDelayMs`), end the run, or complete it. Applies the give-up
+   * bounds: the connect give-up before the first WELCOME, the TTL from the
+   * last stream progress after it.
    */
-  failed(err: unknown, now: number): Outcome {
+  #failed(err: unknown, now: number): Outcome {
     const verdict: Verdict = classify(err, {
       complete: this.complete,
       abandonedHandshake: this.#abandonedHandshake,

@@ -34,7 +34,10 @@ export class FakeClock implements Clock {
   #mono: number;
   /** Wall reading minus monotonic reading. */
   #offset: number;
-  #timers: Timer[] = [];
+  /** Min-heap by (due, seq); cleared timers stay until they reach the top. */
+  #heap: Timer[] = [];
+  /** Armed timers by id: a timer not here was cleared or fired. */
+  readonly #live = new Map<number, Timer>();
   #nextId = 1;
   #seq = 0;
 
@@ -59,26 +62,28 @@ export class FakeClock implements Clock {
 
   /** Timers armed and not yet fired or cleared. */
   get pending(): number {
-    return this.#timers.length;
+    return this.#live.size;
   }
 
   /** Arms a timer at `monotonic() + ms`; options (`unref`) are ignored. */
   setTimeout(fn: () => void, ms: number): TimerId {
     const id: number = this.#nextId++;
-    this.#timers.push({
-      id,
-      due: this.#mono + Math.max(0, ms),
-      seq: this.#seq++,
-      fn,
-    });
+    const t = { id, due: this.#mono + Math.max(0, ms), seq: this.#seq++, fn };
+    this.#live.set(id, t);
+    this.#push(t);
     return id;
   }
 
   /** Cancels a timer. */
   clearTimeout(id: TimerId | undefined): void {
-    if (id === undefined) return;
-    const i = this.#timers.findIndex((t) => t.id === id);
-    if (i >= 0) this.#timers.splice(i, 1);
+    if (id === undefined || !this.#live.delete(id as number)) return;
+    // Cleared timers are dropped lazily; rebuild when they dominate.
+    if (this.#heap.length > 64 && this.#heap.length > 2 * this.#live.size) {
+      // A sorted array is a valid heap.
+      this.#heap = [...this.#live.values()].sort((a, b) =>
+        a.due - b.due || a.seq - b.seq
+      );
+    }
   }
 
   /**
@@ -95,10 +100,10 @@ export class FakeClock implements Clock {
     const target = this.#mono + ms;
     for (;;) {
       await flush();
-      const i = this.#firstIndex();
-      const next = this.#timers[i];
+      const next = this.#peek();
       if (next === undefined || next.due > target) break;
-      this.#timers.splice(i, 1);
+      this.#pop();
+      this.#live.delete(next.id);
       this.#mono = Math.max(this.#mono, next.due);
       next.fn();
     }
@@ -114,18 +119,50 @@ export class FakeClock implements Clock {
     this.#offset = wall - this.#mono;
   }
 
-  #firstIndex(): number {
-    let best = -1;
-    for (let i = 0; i < this.#timers.length; i++) {
-      const t = this.#timers[i]!, b = this.#timers[best];
-      if (
-        b === undefined || t.due < b.due || (t.due === b.due && t.seq < b.seq)
-      ) {
-        best = i;
-      }
+  /** The earliest armed timer, dropping cleared ones from the top. */
+  #peek(): Timer | undefined {
+    let top = this.#heap[0];
+    while (top !== undefined && !this.#live.has(top.id)) {
+      this.#pop();
+      top = this.#heap[0];
     }
-    return best;
+    return top;
   }
+
+  #push(t: Timer): void {
+    const h = this.#heap;
+    let i = h.length;
+    h.push(t);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(t, h[p]!)) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = t;
+  }
+
+  #pop(): void {
+    const h = this.#heap;
+    const last = h.pop()!;
+    const n = h.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && before(h[c + 1]!, h[c]!)) c++;
+      if (!before(h[c]!, last)) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
+  }
+}
+
+/** Due order, ties in arming order. */
+function before(a: Timer, b: Timer): boolean {
+  return a.due < b.due || (a.due === b.due && a.seq < b.seq);
 }
 
 /** Lets queued promise callbacks (and the ones they queue) run. */

@@ -55,3 +55,23 @@ Deno.test("FakeClock.advance refuses to go back", async () => {
   await assertRejects(() => clock.advance(-1), RangeError);
   assertEquals(clock.monotonic(), 0);
 });
+
+Deno.test("FakeClock keeps due order across many timers, cleared ones included", async () => {
+  const clock = new FakeClock(0, 0);
+  const fired: number[] = [];
+  const ids = [];
+  // 500 timers in a scrambled order, every third cleared.
+  for (let i = 0; i < 500; i++) {
+    const due = (i * 7919) % 500;
+    ids.push([due, clock.setTimeout(() => fired.push(due), due)] as const);
+  }
+  const kept: number[] = [];
+  for (const [due, id] of ids) {
+    if (due % 3 === 0) clock.clearTimeout(id);
+    else kept.push(due);
+  }
+  assertEquals(clock.pending, kept.length);
+  await clock.advance(499);
+  assertEquals(fired, kept.sort((a, b) => a - b));
+  assertEquals(clock.pending, 0);
+});

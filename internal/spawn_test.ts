@@ -9,7 +9,12 @@ import {
   spawnDeno,
 } from "./spawn.ts";
 
-/** A tiny server: listens, says so on stderr, prints "bye" and exits 0 on SIGTERM. */
+/**
+ * A tiny server: listens, says so on stderr, prints "bye" and exits with
+ * code `Deno.args[1]` on SIGTERM. It says "ready" once its SIGTERM handler
+ * is installed (`addSignalListener` binds it synchronously); a SIGTERM sent
+ * before that kills it with the default action (exit 143).
+ */
 const SCRIPT = `
 const l = Deno.listen({ hostname: "127.0.0.1", port: Number(Deno.args[0]) });
 console.error("starting");
@@ -19,6 +24,7 @@ Deno.addSignalListener("SIGTERM", () => {
   l.close();
   Deno.exit(Number(Deno.args[1] ?? 0));
 });
+console.error("ready");
 for await (const c of l) c.close();
 `;
 
@@ -69,11 +75,13 @@ Deno.test("spawnDeno waits for a line and a port, and stop() ends it with SIGTER
     assertEquals(line, `listening on ${port}`);
     await p.waitForPort(port);
     assert_(await accepts("127.0.0.1", port));
+    // Listening comes before the handler: wait for it, or SIGTERM races it.
+    await p.waitForLine(/^ready$/);
     const status = await p.stop({ graceMs: 5000 });
     assertEquals(status.code, 3);
     const out = await p.done();
     assertEquals(out.stdout, "bye\n");
-    assertEquals(p.stderr, ["starting", `listening on ${port}`]);
+    assertEquals(p.stderr, ["starting", `listening on ${port}`, "ready"]);
   });
 });
 

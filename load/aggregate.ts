@@ -16,6 +16,8 @@ export interface ClientTotals extends ClientTally {
   lagSteady: Histogram;
   welcome: Histogram;
   firstNumber: Histogram;
+  /** Connection lost to the first number after the resume. */
+  resume: Histogram;
   /** The load generators' event-loop delay. */
   loop: Histogram;
   /** Sessions cut after the kill, their resume times from it, and those binned (see worker.ts). */
@@ -43,6 +45,7 @@ export function aggregate(
     lagSteady: new Histogram(),
     welcome: new Histogram(),
     firstNumber: new Histogram(),
+    resume: new Histogram(),
     loop: new Histogram(),
     lostAfterKill: 0,
     cutReasons: {},
@@ -55,6 +58,7 @@ export function aggregate(
     t.lagSteady.merge(r.lagSteady);
     t.welcome.merge(r.welcome);
     t.firstNumber.merge(r.firstNumber);
+    t.resume.merge(r.resume);
     t.loop.merge(r.loop);
     t.resumeAfterKill.merge(r.resumeAfterKill);
     t.lostAfterKill += r.lostAfterKill;

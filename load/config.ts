@@ -21,6 +21,7 @@ import {
 } from "../common/defaults.ts";
 import { FD_BOUND_MAX_CONNECTIONS } from "../internal/server_process.ts";
 import { MAX_COUNT } from "../protocol/messages.ts";
+import { parseThreshold, type Threshold } from "./thresholds.ts";
 import type { Target } from "./worker.ts";
 
 /** The load tool's flags. */
@@ -176,6 +177,12 @@ export const FLAGS = {
     default: false,
     help: "include the per-second samples in the JSON report",
   },
+  threshold: {
+    type: "string",
+    multiple: true,
+    help:
+      "EXPR  pass/fail criterion checked at the end, e.g. 'tick_lag_p99<100ms' (repeatable; names in docs/load.md); exit 99 if one fails",
+  },
   report: {
     type: "string",
     help:
@@ -233,6 +240,8 @@ export interface Config {
   ownRedis: boolean;
   /** Where `--report` writes the HTML report. */
   reportPath: string | undefined;
+  /** `--threshold`s, checked at the end. */
+  thresholds: Threshold[];
   json: boolean;
 }
 
@@ -456,6 +465,7 @@ export function parseConfig(f: LoadFlags): Config {
     kill: f.kill === undefined ? undefined : killSpec(f.kill, servers, hosts),
     ownRedis,
     reportPath: f.report,
+    thresholds: (f.threshold ?? []).map(parseThreshold),
     json: f.json,
   };
 }

@@ -40,3 +40,18 @@ Deno.test("load config: --kill needs a survivor on the same port, and a valid IN
   assertThrows(() => cfg("--servers", "2", "--kill", "soon"), UsageError);
   assertThrows(() => cfg("--client", "fast"), UsageError);
 });
+
+Deno.test("load config: --threshold is repeatable, and a bad one is a usage error", () => {
+  const c = cfg(
+    "--threshold",
+    "tick_lag_p99<100ms",
+    "--threshold",
+    "failed==0",
+  );
+  assertEquals(c.thresholds.map((t) => [t.metric, t.op, t.limit]), [
+    ["tick_lag_p99", "<", 100],
+    ["failed", "==", 0],
+  ]);
+  assertEquals(cfg().thresholds, []);
+  assertThrows(() => cfg("--threshold", "nope<1"), UsageError);
+});

@@ -83,6 +83,33 @@ export class Histogram {
     return this.#max;
   }
 
+  /**
+   * The distribution in at most `bins` log-spaced bins from the smallest
+   * value to the largest: each bin's upper edge (ms) and its count. Empty
+   * arrays when nothing was recorded.
+   */
+  distribution(bins = 30): { le: number[]; count: number[] } {
+    const filled: [number, number][] = [];
+    for (let i = 0; i < BUCKETS; i++) {
+      const c = this.#counts[i]!;
+      if (c > 0) filled.push([Math.min(this.#max, upperOf(i) / 1000), c]);
+    }
+    if (filled.length === 0) return { le: [], count: [] };
+    const lo = Math.max(0.001, filled[0]![0]), hi = Math.max(lo, this.#max);
+    const n = hi > lo ? bins : 1;
+    const le = Array.from(
+      { length: n },
+      (_, i) => i === n - 1 ? hi : lo * (hi / lo) ** ((i + 1) / n),
+    );
+    const count = new Array<number>(n).fill(0);
+    let b = 0;
+    for (const [upper, c] of filled) {
+      while (b < n - 1 && upper > le[b]!) b++;
+      count[b]! += c;
+    }
+    return { le: le.map((v) => Math.round(v * 1000) / 1000), count };
+  }
+
   /** A copy, to measure what is recorded after it with {@link since}. */
   clone(): Histogram {
     const h = new Histogram();

@@ -66,3 +66,22 @@ Deno.test("Histogram.since gives the values recorded after a clone, for per-seco
   assertEquals(h.percentile(50) >= 99, true, "the whole run is still there");
   assertEquals(h.since(h.clone()).count, 0);
 });
+
+Deno.test("Histogram.distribution: log-spaced bins from the smallest value to the largest, every sample counted", () => {
+  const h = new Histogram();
+  assertEquals(h.distribution(), { le: [], count: [] });
+  for (let i = 1; i <= 1000; i++) h.record(i / 10); // 0.1 .. 100 ms
+  const d = h.distribution(10);
+  assertEquals(d.le.length, 10);
+  assertEquals(d.count.reduce((a, b) => a + b, 0), 1000);
+  assertEquals(d.le.at(-1), 100);
+  for (let i = 1; i < d.le.length; i++) {
+    assertEquals(d.le[i]! > d.le[i - 1]!, true, "ascending edges");
+  }
+  // Log-spaced: uniform values crowd the upper bins.
+  assertEquals(d.count.at(-1)! > d.count[0]!, true);
+  const one = new Histogram();
+  one.record(5);
+  one.record(5);
+  assertEquals(one.distribution(), { le: [5], count: [2] });
+});

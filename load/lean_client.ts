@@ -1,13 +1,14 @@
 /**
  * The load tool's lean client: the real client's session state machine
  * ({@link ClientSession}: offset order, sum, CRC-32, the v2 ACK rules, the
- * retry and give-up policy) driven by a minimal loop, so that a load
- * generator costs less CPU per number than the server it measures.
+ * retry and give-up policy) run by the client's one driver
+ * (`client/driver.ts`) over a minimal link, so that a load generator costs
+ * less CPU per number than the server it measures.
  *
- * What it leaves out of `client/client.ts`, and why that is safe here:
+ * What its link leaves out of `client/client.ts`'s, and why that is safe here:
  * - no per-connection timers: one {@link Sweeper} per process checks every
  *   live connection twice a second for the idle limit, the handshake
- *   limit and the keep-alive ACK (`ClientSession.nextTickAt`);
+ *   limit (dial plus WELCOME) and the keep-alive tick;
  * - no `Link`, no `AbortSignal.any`, no checkpoints (nothing is saved);
  * - NUMBER frames are parsed in place into one reused message object;
  *   every other frame (WELCOME, FINAL, DONE, …) goes through the shared codec.
@@ -15,12 +16,13 @@
  * It still speaks v2 as the state machine dictates: ACK every
  * `ceil(window / 4)` numbers, a keep-alive only when no ACK went out for
  * `ackIntervalMs`, ACK(count) after FINAL, RESUME after a cut with the
- * client's jittered backoff. Times are `performance.now()` milliseconds.
+ * client's jittered backoff. The session's wall clock is
+ * `performance.timeOrigin + performance.now()`; the callbacks get
+ * `performance.now()` times.
  *
  * @module
  */
 
-import { CLIENT_DEFAULTS } from "../common/defaults.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {
   HEADER_SIZE,
@@ -36,27 +38,40 @@ import {
   type ServerMessage,
 } from "../protocol/messages.ts";
 import { CLIENT_CODES, ClientError } from "../client/errors.ts";
-import { ClientSession, type SessionAction } from "../client/session.ts";
+import { drive, type DriverLink } from "../client/driver.ts";
+import { ClientSession } from "../client/session.ts";
 import type { ClientResult } from "../client/types.ts";
 
 /** One live connection, as the {@link Sweeper} sees it. */
 interface Watched {
-  readonly session: ClientSession;
-  /** Closes the connection (or aborts the connect); the read loop then sees why. */
-  close(): void;
-  /** When this connection's handshake began (ms). */
+  /** When this connection's dial began (wall ms). */
   readonly openedAt: number;
-  /** When bytes last arrived (ms). */
+  /** Dial plus WELCOME must take at most this (ms). */
+  readonly handshakeMs: number;
+  /** Set once WELCOME came. */
+  streaming: boolean;
+  /** When bytes last arrived (wall ms). */
   lastRead: number;
   /** Silence after WELCOME that counts as a lost connection (ms). */
   idleLimitMs: number;
-  /** Connect plus WELCOME must take at most this (ms). */
-  handshakeMs: number;
-  /** Set when the sweeper closed it for silence. */
-  idleFired: boolean;
-  /** Writes a keep-alive ACK. */
-  send(bytes: Uint8Array): void;
+  /** When the session's next keep-alive tick is due (wall ms). */
+  tickAt: number;
+  /** Sends the session its tick; returns when the next one is due. */
+  tick(wallMs: number): number;
+  /** Closes the connection for silence (or aborts the connect); the read then sees why. */
+  silence(): void;
+  /** Closes the connection (or aborts the connect). */
+  close(): void;
 }
+
+/**
+ * The lean client's wall clock (ms since the epoch): monotonic, unlike
+ * `Date.now()`, and one `performance.now()` reading. The callbacks get
+ * `performance.now()` times: this minus `performance.timeOrigin`.
+ */
+const wallNow = (): number => ORIGIN + performance.now();
+/** Read once: a getter call per reading costs more than the reading. */
+const ORIGIN = performance.timeOrigin;
 
 /**
  * The one timer of a load process: every `everyMs` it closes connections
@@ -74,7 +89,7 @@ export class Sweeper {
    * `addEventListener`)
    */
   constructor(everyMs = 500, signal?: AbortSignal) {
-    this.#timer = setInterval(() => this.sweep(performance.now()), everyMs);
+    this.#timer = setInterval(() => this.sweep(wallNow()), everyMs);
     signal?.addEventListener("abort", () => {
       for (const w of this.#live) w.close();
     }, { once: true });
@@ -95,27 +110,13 @@ export class Sweeper {
     this.#live.delete(w);
   }
 
-  /** One pass at `now`. */
-  sweep(now: number): void {
+  /** One pass at wall time `wallMs`. */
+  sweep(wallMs: number): void {
     for (const w of this.#live) {
-      const s = w.session;
-      if (!s.welcomed) {
-        if (now - w.openedAt > w.handshakeMs) {
-          w.idleFired = true;
-          w.close();
-        }
-        continue;
-      }
-      if (now - w.lastRead > w.idleLimitMs) {
-        w.idleFired = true;
-        w.close();
-        continue;
-      }
-      if (now >= s.nextTickAt) {
-        for (const a of s.tick(now)) {
-          if (a.type === "send") w.send(encodeClient(a.message));
-        }
-      }
+      if (!w.streaming) {
+        if (wallMs - w.openedAt > w.handshakeMs) w.silence();
+      } else if (wallMs - w.lastRead > w.idleLimitMs) w.silence();
+      else if (wallMs >= w.tickAt) w.tickAt = w.tick(wallMs);
     }
   }
 
@@ -139,11 +140,11 @@ export interface LeanOptions {
   handshakeTimeoutMs?: number | undefined;
   idleTimeoutMs?: number | undefined;
   connectGiveUpMs?: number | undefined;
-  /** A connection was welcomed (`resumed`: not the first one). */
+  /** A connection was welcomed (`resumed`: not the first one), at `performance.now()` time `now`. */
   onWelcome?: (resumed: boolean, now: number) => void;
-  /** A number (or FINAL) was accepted at `now`. */
+  /** A number (or FINAL) was accepted at `performance.now()` time `now`. */
   onNumber?: (now: number) => void;
-  /** A welcomed connection ended, with what ended it. */
+  /** A welcomed connection ended at `performance.now()` time `now`, with what ended it. */
   onLost?: (now: number, why: unknown) => void;
 }
 
@@ -151,206 +152,200 @@ export interface LeanOptions {
 const READ_BUF = 1024;
 
 /** Runs one session to its verdict. Never rejects. */
-export async function runLeanClient(o: LeanOptions): Promise<ClientResult> {
+export function runLeanClient(o: LeanOptions): Promise<ClientResult> {
   const session = new ClientSession({
     id: crypto.randomUUID(),
     count: o.count,
-    now: performance.now(),
+    wallMs: wallNow(),
+    // Nothing is saved: only the checkpoints the protocol needs (the final one gates ACK(count)).
+    checkpointEvery: Infinity,
     connectGiveUpMs: o.connectGiveUpMs,
+    handshakeTimeoutMs: o.handshakeTimeoutMs,
+    idleTimeoutMs: o.idleTimeoutMs,
+    backoff: o.backoff,
   });
-  const handshakeLimit = o.handshakeTimeoutMs ??
-    CLIENT_DEFAULTS.handshakeTimeoutMs;
-  let attempt = 0;
-  while (true) {
-    if (o.signal.aborted) return aborted(session);
-    let err: unknown;
-    try {
-      if (await once(session, o, handshakeLimit, () => attempt = 0)) {
-        return session.result();
-      }
-    } catch (e) {
-      err = e;
-    }
-    if (o.signal.aborted) return aborted(session);
-    const now = performance.now();
-    const out = session.failed(err, now);
-    if (out.verdict === "complete") return session.result();
-    if (out.verdict === "final") return session.result(out.error);
-    const delay = Math.max(
-      out.minDelayMs,
-      Math.min(o.backoff(attempt++), out.budgetMs),
-    );
-    await new Promise((r) => setTimeout(r, delay));
+  return drive(session, {
+    open: (limitMs, tick) => LeanLink.open(o, limitMs, tick),
+    wallMs: wallNow,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    signal: o.signal,
+    observe(a, wallMs) {
+      if (a.type === "number") o.onNumber?.(wallMs - ORIGIN);
+      else if (a.type === "welcome") o.onWelcome?.(a.resumed, wallMs - ORIGIN);
+    },
+  });
+}
+
+/**
+ * One connection as the driver's link: plain TCP, watched by the
+ * {@link Sweeper} (no timer of its own), NUMBER frames parsed in place into
+ * one reused message, every other frame through the shared codec.
+ */
+class LeanLink implements DriverLink<number | null>, Watched {
+  readonly openedAt = wallNow();
+  readonly handshakeMs: number;
+  streaming = false;
+  lastRead = 0;
+  idleLimitMs = Infinity;
+  tickAt = Infinity;
+  silent = false;
+  readonly tick: (wallMs: number) => number;
+  readonly #o: LeanOptions;
+  readonly #ac = new AbortController();
+  #conn: Deno.TcpConn | undefined;
+  #closed = false;
+  readonly #buf = new Uint8Array(READ_BUF);
+  /** The bytes being parsed: `#buf`, or `#carry` joined with it. */
+  #b: Uint8Array = this.#buf;
+  #pos = 0;
+  #end = 0;
+  /** A frame split across reads (rare at one number per interval) is kept here. */
+  #carry: Uint8Array | undefined;
+  /** NUMBER frames are parsed in place into this one object (the session keeps nothing of it). */
+  readonly #num: NumberMsg = { type: "number", offset: 0, value: 0 };
+
+  private constructor(
+    o: LeanOptions,
+    limitMs: number,
+    tick: (wallMs: number) => number,
+  ) {
+    this.#o = o;
+    this.handshakeMs = limitMs;
+    this.tick = tick;
   }
-}
 
-function aborted(session: ClientSession): ClientResult {
-  return session.result(new ClientError(CLIENT_CODES.ABORTED, "Aborted"));
-}
-
-/** One connection: true when the session is done (DONE received). */
-async function once(
-  session: ClientSession,
-  o: LeanOptions,
-  handshakeLimit: number,
-  welcomed: () => void,
-): Promise<boolean> {
-  const ac = new AbortController();
-  let conn: Deno.TcpConn | undefined;
-  let closed = false;
-  const w: Watched = {
-    session,
-    openedAt: performance.now(),
-    lastRead: 0,
-    idleLimitMs: Infinity,
-    handshakeMs: session.handshakeMs(performance.now(), handshakeLimit),
-    idleFired: false,
-    close() {
-      if (closed) return;
-      closed = true;
-      if (conn) conn.close();
-      else ac.abort();
-    },
-    send(bytes) {
-      conn?.write(bytes).catch(() => w.close());
-    },
-  };
-  o.sweeper.watch(w);
-  const lostIfWelcomed = (why: unknown) => {
-    if (session.welcomed) o.onLost?.(performance.now(), why);
-  };
-  try {
+  /** Dials, watched by the sweeper from the start: the handshake limit covers the dial. */
+  static async open(
+    o: LeanOptions,
+    limitMs: number,
+    tick: (wallMs: number) => number,
+  ): Promise<LeanLink> {
+    const l = new LeanLink(o, limitMs, tick);
+    o.sweeper.watch(l);
     try {
-      conn = await Deno.connect({
+      l.#conn = await Deno.connect({
         hostname: o.hostname,
         port: o.port,
-        signal: ac.signal,
+        signal: l.#ac.signal,
       });
     } catch (err) {
-      throw w.idleFired
-        ? new ClientError(
-          CLIENT_CODES.CONNECTION_LOST,
-          `No welcome within ${w.handshakeMs}ms`,
-        )
-        : err;
+      l.close();
+      throw l.explain(err);
     }
-    if (closed) throw new ClientError(CLIENT_CODES.ABORTED, "Aborted");
-    const write = (a: SessionAction) =>
-      a.type === "send" ? conn!.write(encodeClient(a.message)) : undefined;
-    for (const a of session.connected(performance.now())) await write(a);
-    const buf = new Uint8Array(READ_BUF);
-    // A frame split across reads (rare at one number per interval) is kept here.
-    let carry: Uint8Array | undefined;
-    // NUMBER frames are parsed in place into this one object (the session keeps nothing of it).
-    const num: NumberMsg = { type: "number", offset: 0, value: 0 };
-    while (true) {
-      let n: number | null;
-      try {
-        n = await conn.read(buf);
-      } catch (err) {
-        if (w.idleFired) throw silence(w);
-        throw err;
-      }
-      if (n === null) {
-        if (w.idleFired) throw silence(w);
+    if (l.#closed) {
+      l.#conn.close();
+      throw new ClientError(CLIENT_CODES.ABORTED, "Aborted");
+    }
+    return l;
+  }
+
+  silence(): void {
+    this.silent = true;
+    this.close();
+  }
+
+  close(why?: unknown): void {
+    if (why !== undefined && this.streaming) {
+      this.#o.onLost?.(performance.now(), why);
+    }
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#o.sweeper.forget(this);
+    if (this.#conn) this.#conn.close();
+    else this.#ac.abort();
+  }
+
+  explain(err: unknown): unknown {
+    if (!this.silent) return err;
+    return new ClientError(
+      CLIENT_CODES.CONNECTION_LOST,
+      this.streaming
+        ? `No data from the server for ${this.idleLimitMs}ms`
+        : `No welcome within ${this.handshakeMs}ms`,
+    );
+  }
+
+  welcomed(idleLimitMs: number, tickAt: number): void {
+    this.streaming = true;
+    this.idleLimitMs = idleLimitMs;
+    this.tickAt = tickAt;
+  }
+
+  read(): Promise<number | null> {
+    return this.#conn!.read(this.#buf);
+  }
+
+  push(n: number | null, wallMs: number): void {
+    if (n === null) {
+      throw new ClientError(
+        CLIENT_CODES.CONNECTION_LOST,
+        "Server closed the connection",
+      );
+    }
+    this.lastRead = wallMs;
+    // Parsed in place: `#end` bounds the bytes (no view allocated per read).
+    this.#b = this.#buf;
+    this.#pos = 0;
+    this.#end = n;
+    const carry = this.#carry;
+    if (carry) {
+      this.#b = new Uint8Array(carry.length + n);
+      this.#b.set(carry);
+      this.#b.set(this.#buf.subarray(0, n), carry.length);
+      this.#end = this.#b.length;
+      this.#carry = undefined;
+    }
+  }
+
+  next(): ServerMessage | undefined {
+    const b = this.#b, pos = this.#pos, end = this.#end;
+    if (end - pos < HEADER_SIZE) return this.#keep();
+    const type = b[pos]!;
+    const len = (b[pos + 1]! << 8) | b[pos + 2]!;
+    if (len > MAX_FRAME_VALUE) {
+      throw new ClientError(
+        CLIENT_CODES.PROTOCOL_VIOLATION,
+        `The server sent a frame of ${len} bytes; the maximum is ${MAX_FRAME_VALUE}`,
+      );
+    }
+    const start = pos + HEADER_SIZE;
+    if (end - start < len) return this.#keep();
+    this.#pos = start + len;
+    if (type === MessageType.NUMBER && len === 8) {
+      this.#num.offset = u32(b, start);
+      this.#num.value = u32(b, start + 4);
+      return this.#num;
+    }
+    try {
+      const m = decodeMessage({ type, value: b.subarray(start, this.#pos) });
+      if (m.type === "hello" || m.type === "resume" || m.type === "ack") {
         throw new ClientError(
-          CLIENT_CODES.CONNECTION_LOST,
-          "Server closed the connection",
+          CLIENT_CODES.PROTOCOL_VIOLATION,
+          `Unexpected ${m.type} from the server`,
         );
       }
-      const now = performance.now();
-      w.lastRead = now;
-      // Parsed in place: `end` bounds the bytes (no view allocated per read).
-      let b = buf;
-      let end = n;
-      if (carry) {
-        b = new Uint8Array(carry.length + n);
-        b.set(carry);
-        b.set(buf.subarray(0, n), carry.length);
-        end = b.length;
-        carry = undefined;
-      }
-      let pos = 0;
-      while (pos < end) {
-        if (end - pos < HEADER_SIZE) break;
-        const type = b[pos]!;
-        const len = (b[pos + 1]! << 8) | b[pos + 2]!;
-        if (len > MAX_FRAME_VALUE) {
-          throw new ClientError(
-            CLIENT_CODES.PROTOCOL_VIOLATION,
-            `The server sent a frame of ${len} bytes; the maximum is ${MAX_FRAME_VALUE}`,
-          );
-        }
-        const start = pos + HEADER_SIZE;
-        if (end - start < len) break;
-        pos = start + len;
-        let msg: ServerMessage;
-        if (type === MessageType.NUMBER && len === 8) {
-          num.offset = u32(b, start);
-          num.value = u32(b, start + 4);
-          msg = num;
-        } else {
-          try {
-            const m = decodeMessage({ type, value: b.subarray(start, pos) });
-            if (m.type === "hello" || m.type === "resume" || m.type === "ack") {
-              throw new ClientError(
-                CLIENT_CODES.PROTOCOL_VIOLATION,
-                `Unexpected ${m.type} from the server`,
-              );
-            }
-            msg = m;
-          } catch (err) {
-            if (err instanceof ProtocolError) {
-              throw new ClientError(
-                CLIENT_CODES.PROTOCOL_VIOLATION,
-                `The server sent a malformed frame (${err.message})`,
-                { cause: err },
-              );
-            }
-            throw err;
-          }
-        }
-        const acts = session.receive(msg, now);
-        for (let i = 0; i < acts.length; i++) {
-          const a = acts[i]!;
-          switch (a.type) {
-            case "number":
-              o.onNumber?.(now);
-              break;
-            case "send":
-              await write(a);
-              break;
-            case "checkpoint":
-              if (a.durable) {
-                for (const d of session.durable(now)) await write(d);
-              }
-              break;
-            case "welcome":
-              welcomed();
-              w.idleLimitMs = session.idleLimitMs(o.idleTimeoutMs);
-              o.onWelcome?.(a.resumed, now);
-              break;
-            case "verdict":
-              return true;
-            case "violation":
-            case "stop":
-              throw a.error;
-          }
-        }
-      }
-      if (pos < end) carry = b.slice(pos, end);
+      return m;
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      throw new ClientError(
+        CLIENT_CODES.PROTOCOL_VIOLATION,
+        `The server sent a malformed frame (${err.message})`,
+        { cause: err },
+      );
     }
-  } catch (err) {
-    lostIfWelcomed(err);
-    session.linkLost(performance.now(), w.idleFired);
-    throw err;
-  } finally {
-    o.sweeper.forget(w);
-    session.linkLost(performance.now());
-    if (!closed) {
-      closed = true;
-      conn?.close();
+  }
+
+  /** Keeps an incomplete frame for the next read. */
+  #keep(): undefined {
+    if (this.#pos < this.#end) {
+      this.#carry = this.#b.slice(this.#pos, this.#end);
+      this.#pos = this.#end;
     }
+    return undefined;
+  }
+
+  send(m: ClientMessage): Promise<number> {
+    return this.#conn!.write(encodeClient(m));
   }
 }
 
@@ -371,15 +366,6 @@ export function ackFrame(nextOffset: number): Uint8Array {
 
 function encodeClient(m: ClientMessage): Uint8Array {
   return m.type === "ack" ? ackFrame(m.nextOffset) : encodeMessage(m);
-}
-
-function silence(w: Watched): ClientError {
-  return new ClientError(
-    CLIENT_CODES.CONNECTION_LOST,
-    w.session.welcomed
-      ? `No data from the server for ${w.idleLimitMs}ms`
-      : `No welcome within ${w.handshakeMs}ms`,
-  );
 }
 
 function u32(b: Uint8Array, i: number): number {

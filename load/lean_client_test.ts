@@ -141,3 +141,28 @@ Deno.test("lean client: its ACK frame is the codec's, byte for byte", () => {
     );
   }
 });
+
+Deno.test("lean client: the sweeper closes a connection silent past its idle limit; it resumes and PASSes", async () => {
+  await using server = startFakeServer({
+    window: 16,
+    ackIntervalMs: 50,
+    pauseAt: (peer) => peer.index === 0 ? 5 : undefined,
+  });
+  const ac = new AbortController();
+  const sweeper = new Sweeper(20, ac.signal);
+  const lost: string[] = [];
+  const r = await runLeanClient({
+    hostname: "127.0.0.1",
+    port: server.port,
+    count: 20,
+    sweeper,
+    signal: ac.signal,
+    backoff: noBackoff,
+    idleTimeoutMs: 300,
+    onLost: (_now, why) => lost.push((why as Error).message),
+  });
+  sweeper.close();
+  assertEquals([r.result, r.reconnects], ["PASS", 1]);
+  assertEquals(lost, ["No data from the server for 300ms"]);
+  assertEquals(sweeper.size, 0, "nothing left watched");
+});

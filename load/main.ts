@@ -19,8 +19,9 @@
  * on a minimal loop) unless `--client real`; the fault fraction always uses
  * the real client. `--kill I@TIME` kills a server mid-run (storm.ts);
  * `--store redis` starts a redis-server for the run (redis.ts).
- * Exit status 0 when every client passed and every server ended in zero
- * state, 1 otherwise, 64 on a usage error.
+ * Exit status 0 when every client passed, every server ended in zero state
+ * and every `--threshold` held; 1 when a client or a server failed; 99 when
+ * only a threshold failed (as k6); 64 on a usage error.
  *
  * The run's phases, one module each: {@link parseConfig} (config.ts),
  * spawn ({@link startServers} in servers.ts, {@link startWorkers} in
@@ -41,7 +42,8 @@ import {
   SETTLE_MS,
 } from "./config.ts";
 import { readProc, tcpCounters } from "./_proc.ts";
-import { buildReport, type LoadReport, table } from "./report.ts";
+import { buildReport, exitCode, type LoadReport, table } from "./report.ts";
+import { commandLine, runMeta } from "./run_meta.ts";
 import { renderReportHtml } from "./report_html.ts";
 import { startSampler } from "./sampler.ts";
 import {
@@ -64,8 +66,16 @@ const CLI = {
 /** Grace for servers still running when a run fails (ms). */
 const CLEANUP_GRACE_MS = 2000;
 
-/** Runs the load test described by `cfg`; `stop` interrupts it (the report still comes). */
-export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
+/**
+ * Runs the load test described by `cfg`; `stop` interrupts it (the report
+ * still comes). `command` is the command line the report shows.
+ */
+export async function run(
+  cfg: Config,
+  stop: AbortSignal,
+  command = "(library call)",
+): Promise<LoadReport> {
+  const startedAt = Date.now();
   const runDir = await Deno.makeTempDir({ prefix: "seqstream-load-" });
   const tcp0 = await tcpCounters();
   let group: ServerGroup | undefined;
@@ -134,7 +144,7 @@ export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
     // Aligned with `servers` again: null for a killed one.
     const zero = group
       ? {
-        zeroState: live.zeroState,
+        ...live,
         finalScrapes: servers.map((s) => {
           const i = metrics.indexOf(s.metrics);
           return i < 0 ? null : live.finalScrapes[i] ?? null;
@@ -180,6 +190,8 @@ export async function run(cfg: Config, stop: AbortSignal): Promise<LoadReport> {
         })
         : undefined,
       redisCalls,
+      meta: runMeta(startedAt, Date.now(), command),
+      thresholds: cfg.thresholds,
     });
   } finally {
     workers?.kill();
@@ -202,14 +214,13 @@ export function main(args: string[]): Promise<number> {
       );
     }
     // --report draws the per-second samples: keep them, print them only with --timeline.
+    const command = commandLine(args);
     const report = await run(
       cfg.reportPath ? { ...cfg, timeline: true } : cfg,
       signal,
+      command,
     );
     if (cfg.reportPath) {
-      const command = ["deno", "task", "load", ...args].map((a) =>
-        /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`
-      ).join(" ");
       await Deno.writeTextFile(
         cfg.reportPath,
         renderReportHtml(report, report.timeline ?? [], command),
@@ -220,7 +231,7 @@ export function main(args: string[]): Promise<number> {
     writeOut(
       (cfg.json ? JSON.stringify(report, null, 2) : table(report)) + "\n",
     );
-    return report.verdict === "PASS" ? 0 : 1;
+    return exitCode(report);
   });
 }
 

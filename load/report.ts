@@ -13,8 +13,16 @@ import type { ProcSample, TcpCounters } from "./_proc.ts";
 import { r1, type Sample } from "./sampler.ts";
 import type { ServerProc } from "./servers.ts";
 import type { ClientTally, Target } from "./worker.ts";
-import type { ZeroState } from "./zero_state.ts";
+import { describeLeft, type ZeroState } from "./zero_state.ts";
 import type { FailoverReport } from "./storm.ts";
+import type { RunMeta } from "./run_meta.ts";
+import {
+  checkThresholds,
+  type Threshold,
+  thresholdLine,
+  type ThresholdResult,
+} from "./thresholds.ts";
+import { SERVER_STORE_OPS } from "../server/sessions.ts";
 
 /** Percentiles of a histogram (ms), and its sample count. */
 export interface Percentiles {
@@ -23,6 +31,36 @@ export interface Percentiles {
   max: number;
   n: number;
 }
+
+/** A latency over the run (ms): the k6-style percentiles and the distribution. */
+export interface LatencyStats {
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  max: number;
+  count: number;
+  /** Log-spaced bins: upper edge (ms) and count, for the report's charts. */
+  distribution: { le: number[]; count: number[] };
+}
+
+/** The latencies a report shows as tables and distributions, in order. */
+export const LATENCIES = {
+  welcome: "time to welcome",
+  firstNumber: "time to first number",
+  tickLag: "tick lag",
+  tickLagSteady: "tick lag after ramp",
+  resume: "resume time (cut to first resumed number)",
+} as const;
+
+/** A key of {@link LATENCIES}. */
+export type LatencyName = keyof typeof LATENCIES;
+
+/** Where the report's server CPU and memory come from. */
+export type ServerFigures =
+  | "proc" // servers this run started: /proc
+  | "metrics" // --target servers: process_* of their /metrics
+  | "unknown"; // --target without --metrics
 
 /** One server process at the end of the run. */
 export interface ServerReport {
@@ -54,7 +92,16 @@ export interface CpuPerNumber {
 
 /** What `deno task load` reports. */
 export interface LoadReport {
+  /** PASS when every client passed and every server ended in zero state (thresholds aside). */
   verdict: "PASS" | "FAIL";
+  /** When, what and where; the command as typed. */
+  meta: RunMeta;
+  /** `--threshold` results, in the order given. */
+  thresholds: ThresholdResult[];
+  /** Percentiles and distributions (ms). */
+  latency: Record<LatencyName, LatencyStats>;
+  /** Where `servers`, `serverMax` and the server CPU per number come from. */
+  serverFigures: ServerFigures;
   config: {
     clients: number;
     servers: number | null;
@@ -91,8 +138,25 @@ export interface LoadReport {
   };
   /** Whole run, and the steady window (≥ 95% of peak sessions live: no handshakes of the ramp). */
   cpuPerNumber: { run: CpuPerNumber; steady: CpuPerNumber };
-  /** `seqstream_store_ops_total` summed over the servers at the end, by op, and per client session. */
-  storeOps: { byOp: Record<string, number>; perSession: number } | null;
+  /**
+   * `seqstream_store_ops_total` summed over the servers at the end, by op,
+   * split into the operations spent on behalf of sessions (per client
+   * session) and the per-server ones of the heartbeat (`SERVER_STORE_OPS`:
+   * lease, fences, collection, resync), which do not grow with sessions.
+   */
+  storeOps: {
+    byOp: Record<string, number>;
+    /** Session operations per client session. */
+    perSession: number;
+    sessionOps: number;
+    serverOps: {
+      byOp: Record<string, number>;
+      total: number;
+      servers: number;
+      /** Per server per minute of the run, null for a run under a second. */
+      perServerPerMin: number | null;
+    };
+  } | null;
   /** `INFO commandstats` of the run's own redis-server (`--store redis`). */
   redisCalls:
     | { byCommand: Record<string, number>; total: number; perSession: number }
@@ -120,6 +184,9 @@ export interface LoadReport {
     synRetrans: number;
   };
   zeroState: boolean | null;
+  /** What the servers still held when the settle phase ended short of zero, and why it ended. */
+  zeroLeft: string | null;
+  settleEnded: string | null;
   clientsSeconds: number;
   runDir: string;
   timeline?: Sample[];
@@ -149,42 +216,81 @@ export interface RunFigures {
   killedIndex?: number | undefined;
   failover?: FailoverReport | undefined;
   redisCalls?: Record<string, number> | undefined;
+  /** Header of the report. */
+  meta: RunMeta;
+  /** `--threshold`s to check. */
+  thresholds: readonly Threshold[];
 }
 
 const OPS = "seqstream_store_ops_total";
 
-function storeOps(
+/**
+ * `seqstream_store_ops_total` of the servers' last scrapes, split into the
+ * operations spent on behalf of sessions (per client session) and the
+ * per-server heartbeat ones (`SERVER_STORE_OPS`).
+ */
+export function storeOpsOf(
   scrapes: readonly (Map<string, number> | null)[],
   clients: number,
+  wallS: number,
 ): LoadReport["storeOps"] {
   const byOp: Record<string, number> = {};
-  let any = false;
+  const serverByOp: Record<string, number> = {};
+  let any = false, sessionOps = 0, serverOps = 0, servers = 0;
   for (const m of scrapes) {
+    let seen = false;
     for (const [k, v] of m ?? []) {
       if (!k.startsWith(OPS)) continue;
-      any = true;
-      const label = k.slice(OPS.length).replace(/^\{|\}$/g, "") || "all";
+      any = seen = true;
+      const label = /op="([^"]*)"/.exec(k)?.[1] ?? "all";
       byOp[label] = (byOp[label] ?? 0) + v;
+      if (SERVER_STORE_OPS.has(label)) {
+        serverByOp[label] = (serverByOp[label] ?? 0) + v;
+        serverOps += v;
+      } else sessionOps += v;
     }
+    if (seen) servers++;
   }
   if (!any) return null;
-  const total = Object.values(byOp).reduce((a, b) => a + b, 0);
-  return { byOp, perSession: Math.round((total / clients) * 100) / 100 };
+  return {
+    byOp,
+    perSession: Math.round((sessionOps / clients) * 100) / 100,
+    sessionOps,
+    serverOps: {
+      byOp: serverByOp,
+      total: serverOps,
+      servers,
+      perServerPerMin: wallS >= 1 && servers > 0
+        ? r1(serverOps / servers / (wallS / 60))
+        : null,
+    },
+  };
 }
 
 function perNumber(
-  serverCpuS: number,
+  serverCpuS: number | null,
   loadgenCpuS: number,
   numbers: number,
 ): CpuPerNumber {
   if (numbers <= 0) return { serverUs: null, loadgenUs: null, ratio: null };
-  const serverUs = (serverCpuS / numbers) * 1e6;
+  const serverUs = serverCpuS === null ? null : (serverCpuS / numbers) * 1e6;
   const loadgenUs = (loadgenCpuS / numbers) * 1e6;
   return {
-    serverUs: r1(serverUs),
+    serverUs: serverUs === null ? null : r1(serverUs),
     loadgenUs: r1(loadgenUs),
-    ratio: serverUs > 0 ? Math.round((loadgenUs / serverUs) * 100) / 100 : null,
+    ratio: serverUs !== null && serverUs > 0
+      ? Math.round((loadgenUs / serverUs) * 100) / 100
+      : null,
   };
+}
+
+/** The servers' CPU seconds so far in a sample, by where they come from; null when unknown. */
+function serverCpuOf(s: Sample, from: ServerFigures): number | null {
+  if (from === "proc") return sum(s.serverCpuS);
+  if (from === "metrics" && s.metricsCpuS.every((v) => v !== null)) {
+    return sum(s.metricsCpuS as number[]);
+  }
+  return null;
 }
 
 const sum = (a: readonly number[]) => a.reduce((x, y) => x + y, 0);
@@ -193,17 +299,70 @@ const sum = (a: readonly number[]) => a.reduce((x, y) => x + y, 0);
 function steadyPerNumber(
   steady: readonly Sample[],
   killAtMs: number | undefined,
+  from: ServerFigures,
 ): CpuPerNumber {
   const w = killAtMs === undefined
     ? steady
     : steady.filter((s) => s.t * 1000 < killAtMs);
   const a = w[0], b = w.at(-1);
   if (!a || !b || b.t - a.t < MIN_STEADY_S) return perNumber(0, 0, 0);
+  const ca = serverCpuOf(a, from), cb = serverCpuOf(b, from);
   return perNumber(
-    sum(b.serverCpuS) - sum(a.serverCpuS),
+    ca === null || cb === null ? null : cb - ca,
     b.workerCpuS - a.workerCpuS,
     b.numbers - a.numbers,
   );
+}
+
+function stats(h: Histogram): LatencyStats {
+  return {
+    p50: r1(h.percentile(50)),
+    p90: r1(h.percentile(90)),
+    p95: r1(h.percentile(95)),
+    p99: r1(h.percentile(99)),
+    max: r1(h.max),
+    count: h.count,
+    distribution: h.distribution(),
+  };
+}
+
+/**
+ * The figures `--threshold` names (see `METRICS` in thresholds.ts), from a
+ * report; null where the run could not measure one.
+ */
+export function thresholdFigures(
+  r: Omit<LoadReport, "thresholds">,
+): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  const names: Record<LatencyName, string> = {
+    welcome: "welcome",
+    firstNumber: "first_number",
+    tickLag: "tick_lag",
+    tickLagSteady: "tick_lag_steady",
+    resume: "resume",
+  };
+  for (const [k, name] of Object.entries(names)) {
+    const l = r.latency[k as LatencyName];
+    for (const s of ["p50", "p90", "p95", "p99", "max"] as const) {
+      out[`${name}_${s}`] = l.count > 0 ? l[s] : null;
+    }
+    out[`${name}_count`] = l.count;
+  }
+  out.failed = r.clients.failed;
+  out.failed_rate = r.clients.total > 0
+    ? r.clients.failed / r.clients.total
+    : null;
+  out.mismatches = r.clients.mismatches;
+  out.errors = sum(Object.values(r.clients.errors));
+  out.reconnects = r.clients.reconnects;
+  out.server_rss_mib = r.serverMax?.peakRssMiB ?? null;
+  out.server_cpu_pct = r.serverMax?.steadyCpuPct ?? null;
+  out.server_cpu_us_per_number = r.cpuPerNumber.run.serverUs;
+  out.loadgen_loop_p99 = r.loadgen.loopLagMs.n > 0
+    ? r.loadgen.loopLagMs.p99
+    : null;
+  out.store_ops_per_session = r.storeOps?.perSession ?? null;
+  return out;
 }
 
 const STEADY_FRACTION = 0.95;
@@ -256,15 +415,50 @@ export function buildReport(f: RunFigures): LoadReport {
   });
   const last = samples.at(-1), first = samples[0];
   const wallS = last && first ? last.t - first.t : 0;
+  const figures: ServerFigures = servers.length > 0
+    ? "proc"
+    : samples.some((s) => s.metricsCpuS.some((v) => v !== null))
+    ? "metrics"
+    : "unknown";
+  // --target: each server's CPU over the run and peak RSS, from its /metrics.
+  const viaMetrics = figures !== "metrics" ? [] : (first?.metricsCpuS ?? [])
+    .map((_, i) => {
+      const cpu = samples.map((s) => s.metricsCpuS[i]).filter((v) =>
+        v != null
+      ) as number[];
+      const rss = samples.map((s) => s.metricsRssMiB[i] ?? 0);
+      return {
+        cpuS: cpu.length > 1 ? r1(cpu.at(-1)! - cpu[0]!) : 0,
+        steadyCpuPct: steadyS >= MIN_STEADY_S &&
+            s0!.metricsCpuS[i] != null && s1!.metricsCpuS[i] != null
+          ? r1((100 * (s1!.metricsCpuS[i]! - s0!.metricsCpuS[i]!)) / steadyS)
+          : null,
+        peakRssMiB: r1(Math.max(0, ...rss)),
+      };
+    });
   const ourCpuS = (last ? last.workerCpuS - first!.workerCpuS : 0) +
     servers.reduce((a, s, i) => a + (s.cpuS - (first?.serverCpuS[i] ?? 0)), 0);
   const hostS = last && first ? last.hostBusyS - first.hostBusyS : 0;
   const pass = t.passed === cfg.clients && f.zero.zeroState !== false &&
     f.exits.every((e, i) => e.code === 0 || i === f.killedIndex);
-  const serverCpuTotal = sum(servers.map((s) => s.cpuS));
+  const serverCpuTotal = figures === "proc"
+    ? sum(servers.map((s) => s.cpuS))
+    : figures === "metrics"
+    ? sum(viaMetrics.map((s) => s.cpuS))
+    : null;
+  const perServer = figures === "proc" ? servers : viaMetrics;
   const redisTotal = f.redisCalls ? sum(Object.values(f.redisCalls)) : 0;
-  return {
+  const report: Omit<LoadReport, "thresholds"> = {
     verdict: pass ? "PASS" : "FAIL",
+    meta: f.meta,
+    latency: {
+      welcome: stats(t.welcome),
+      firstNumber: stats(t.firstNumber),
+      tickLag: stats(t.lag),
+      tickLagSteady: stats(t.lagSteady),
+      resume: stats(t.resume),
+    },
+    serverFigures: figures,
     config: {
       clients: cfg.clients,
       servers: cfg.servers || null,
@@ -319,9 +513,9 @@ export function buildReport(f: RunFigures): LoadReport {
         last ? last.workerCpuS : 0,
         t.numbers,
       ),
-      steady: steadyPerNumber(steady, cfg.kill?.atMs),
+      steady: steadyPerNumber(steady, cfg.kill?.atMs, figures),
     },
-    storeOps: storeOps(f.zero.finalScrapes, cfg.clients),
+    storeOps: storeOpsOf(f.zero.finalScrapes, cfg.clients, wallS),
     redisCalls: f.redisCalls
       ? {
         byCommand: f.redisCalls,
@@ -336,12 +530,12 @@ export function buildReport(f: RunFigures): LoadReport {
     firstNumberMs: pct(t.firstNumber),
     scrapeMs: { max: r1(Math.max(0, ...samples.map((s) => s.scrapeMs))) },
     servers,
-    serverMax: servers.length === 0 ? null : {
-      cpuS: Math.max(...servers.map((s) => s.cpuS)),
-      steadyCpuPct: servers.some((s) => s.steadyCpuPct !== null)
-        ? Math.max(...servers.map((s) => s.steadyCpuPct ?? 0))
+    serverMax: perServer.length === 0 ? null : {
+      cpuS: Math.max(...perServer.map((s) => s.cpuS)),
+      steadyCpuPct: perServer.some((s) => s.steadyCpuPct !== null)
+        ? Math.max(...perServer.map((s) => s.steadyCpuPct ?? 0))
         : null,
-      peakRssMiB: Math.max(...servers.map((s) => s.peakRssMiB)),
+      peakRssMiB: Math.max(...perServer.map((s) => s.peakRssMiB)),
     },
     loadgen: {
       loopLagMs: pct(t.loop),
@@ -358,10 +552,30 @@ export function buildReport(f: RunFigures): LoadReport {
       synRetrans: f.tcp1.synRetrans - f.tcp0.synRetrans,
     },
     zeroState: f.zero.zeroState,
+    zeroLeft: f.zero.left?.length ? describeLeft(f.zero.left) : null,
+    settleEnded: f.zero.ended ?? null,
     clientsSeconds: r1((f.clientsEndedAt - f.startAt) / 1000),
     runDir: f.runDir,
     ...(cfg.timeline ? { timeline: [...samples] } : {}),
   };
+  return {
+    ...report,
+    thresholds: checkThresholds(f.thresholds, thresholdFigures(report)),
+  };
+}
+
+/** Why the server CPU and RSS are unknown, or null when they are known. */
+export function unknownServerFigures(j: LoadReport): string | null {
+  if (j.serverFigures !== "unknown") return null;
+  return j.zeroState === null
+    ? "unknown: servers not started by this run; give --metrics HOST:PORT to read their process_cpu_seconds_total and process_resident_memory_bytes"
+    : "unknown: servers not started by this run, and their /metrics gave no process_* figures";
+}
+
+/** Exit status of a run: 0 all well, 1 a client or a server failed, 99 a threshold failed (as k6). */
+export function exitCode(r: LoadReport): number {
+  if (r.verdict !== "PASS") return 1;
+  return r.thresholds.every((t) => t.pass) ? 0 : 99;
 }
 
 /** The wave as counts per 100 ms bin, with the bins merged to at most 40. */
@@ -377,10 +591,34 @@ function waveLine(counts: readonly number[], binMs: number): string {
 
 /** The report as a two-column table for a terminal. */
 export function table(j: LoadReport): string {
-  const lag = (h: Percentiles) =>
-    `p50 ${h.p50} ms, p99 ${h.p99} ms, max ${h.max} ms`;
+  const rows = tableRows(j);
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  return rows.map(([k, v]) => k.padEnd(w) + v).join("\n");
+}
+
+/** The rows of {@link table}: label and value; an empty label continues the row above. */
+export function tableRows(j: LoadReport): [string, string][] {
+  const lat = (k: LatencyName) => {
+    const l = j.latency[k];
+    return l.count === 0
+      ? "none measured"
+      : `p50 ${l.p50} ms, p90 ${l.p90} ms, p95 ${l.p95} ms, p99 ${l.p99} ms, max ${l.max} ms (n=${l.count})`;
+  };
+  const us = (v: number | null) => v === null ? "unknown" : `${v} µs`;
+  const cpn = j.cpuPerNumber;
+  const serversUnknown = j.serverFigures === "unknown"
+    ? "; server CPU unknown (see below)"
+    : j.serverFigures === "metrics"
+    ? "; server CPU from the targets' /metrics"
+    : "";
   const rows: [string, string][] = [
     ["verdict", j.verdict],
+    [
+      "run",
+      `${j.meta.startedAt} for ${j.meta.durationS} s; seqstream ${j.meta.seqstream}, Deno ${j.meta.deno}; ${j.meta.host.cores} cores, ${
+        j.meta.host.memoryGiB ?? "?"
+      } GiB, ${j.meta.host.os}`,
+    ],
     [
       "clients",
       `${j.clients.total} (${j.config.workers} load process(es), count ${j.config.count}, ramp ${j.config.ramp}, interval ${j.config.interval})`,
@@ -415,23 +653,35 @@ export function table(j: LoadReport): string {
     ],
     [
       "CPU per number",
-      `servers ${j.cpuPerNumber.run.serverUs} µs, load generators ${j.cpuPerNumber.run.loadgenUs} µs (×${j.cpuPerNumber.run.ratio}); after the ramp ${j.cpuPerNumber.steady.serverUs} vs ${j.cpuPerNumber.steady.loadgenUs} µs (×${j.cpuPerNumber.steady.ratio}); ${j.config.client} client`,
+      cpn.run.loadgenUs === null
+        ? "none (no numbers received)"
+        : `servers ${us(cpn.run.serverUs)}, load generators ${
+          us(cpn.run.loadgenUs)
+        }${cpn.run.ratio === null ? "" : ` (×${cpn.run.ratio})`}; ${
+          cpn.steady.loadgenUs === null
+            ? `no steady window of ${MIN_STEADY_S} s after the ramp`
+            : `after the ramp ${us(cpn.steady.serverUs)} vs ${
+              us(cpn.steady.loadgenUs)
+            }${cpn.steady.ratio === null ? "" : ` (×${cpn.steady.ratio})`}`
+        }; ${j.config.client} client${serversUnknown}`,
     ],
-    ["tick lag", lag(j.tickLagMs)],
-    ["tick lag after ramp", lag(j.tickLagSteadyMs)],
-    ["time to welcome", `p50 ${j.welcomeMs.p50} ms, p99 ${j.welcomeMs.p99} ms`],
-    [
-      "time to first number",
-      `p50 ${j.firstNumberMs.p50} ms, p99 ${j.firstNumberMs.p99} ms`,
-    ],
+    ["tick lag", lat("tickLag")],
+    ["tick lag after ramp", lat("tickLagSteady")],
+    ["time to welcome", lat("welcome")],
+    ["time to first number", lat("firstNumber")],
+    ["resume time", lat("resume")],
   ];
   if (j.serverMax) {
     rows.push(
       [
         "server CPU (max/process)",
         `${j.serverMax.cpuS} s total, ${
-          j.serverMax.steadyCpuPct ?? "n/a"
-        }% of a core at peak`,
+          j.serverMax.steadyCpuPct === null
+            ? "no steady window to take a % of a core from"
+            : `${j.serverMax.steadyCpuPct}% of a core at peak`
+        }${
+          j.serverFigures === "metrics" ? " (from the targets' /metrics)" : ""
+        }`,
       ],
       ["server peak RSS (max)", `${j.serverMax.peakRssMiB} MiB`],
     );
@@ -459,16 +709,39 @@ export function table(j: LoadReport): string {
         ? "not checked (no --metrics)"
         : j.zeroState
         ? "yes"
-        : "NO",
+        : `NO: ${j.zeroLeft ?? "not at zero"}${
+          j.settleEnded === "unreachable"
+            ? " (stopped waiting: a server no longer answers)"
+            : j.settleEnded === "interrupted"
+            ? " (interrupted)"
+            : ""
+        }`,
     ],
   );
+  const unknown = unknownServerFigures(j);
+  if (unknown) rows.push(["server CPU and RSS", unknown]);
   if (j.storeOps) {
-    rows.push([
-      "store ops",
-      `${j.storeOps.perSession} per session (${
-        Object.entries(j.storeOps.byOp).map(([k, v]) => `${k} ${v}`).join(", ")
-      })`,
-    ]);
+    const so = j.storeOps;
+    const ops = (m: Record<string, number>, server: boolean) =>
+      Object.entries(m).filter(([k]) => SERVER_STORE_OPS.has(k) === server).map(
+        ([k, v]) => `${k} ${v}`,
+      ).join(", ");
+    rows.push(
+      [
+        "store ops per session",
+        `${so.perSession} (${so.sessionOps} over ${j.clients.total} sessions: ${
+          ops(so.byOp, false) || "none"
+        })`,
+      ],
+      [
+        "store ops per server",
+        `${so.serverOps.total} heartbeat ops over ${so.serverOps.servers} server(s)${
+          so.serverOps.perServerPerMin === null
+            ? ""
+            : `, ${so.serverOps.perServerPerMin} per server per minute`
+        } (${ops(so.serverOps.byOp, true) || "none"}), not per session`,
+      ],
+    );
   }
   if (j.redisCalls) {
     rows.push([
@@ -500,6 +773,8 @@ export function table(j: LoadReport): string {
   if (j.clients.errorSamples.length) {
     rows.push(["first errors", j.clients.errorSamples.slice(0, 3).join(" | ")]);
   }
-  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
-  return rows.map(([k, v]) => k.padEnd(w) + v).join("\n");
+  j.thresholds.forEach((t, i) =>
+    rows.push([i === 0 ? "thresholds" : "", thresholdLine(t)])
+  );
+  return rows;
 }

@@ -40,6 +40,14 @@ export interface Sample {
   serverResumes: number | null;
   /** `seqstream_handshake_failures_total` by code, summed over the servers. */
   serverRefusals: Record<string, number>;
+  /**
+   * `process_cpu_seconds_total` and `process_resident_memory_bytes` (as MiB)
+   * of each scraped server, null where its `/metrics` did not answer: the
+   * only view of servers this run did not start (`--target` with
+   * `--metrics`).
+   */
+  metricsCpuS: (number | null)[];
+  metricsRssMiB: (number | null)[];
   /** CPU seconds so far of all load-generator processes. */
   workerCpuS: number;
   hostBusyS: number;
@@ -118,6 +126,13 @@ export function startSampler(input: SamplerInput): Sampler {
       serverRssMiB: procs.slice(0, n).map((p) => r1(p?.rssMiB ?? 0)),
       serverResumes: total("seqstream_resumes_total"),
       serverRefusals: refusalsByCode(scrapes),
+      metricsCpuS: scrapes.map((m) =>
+        m?.get("process_cpu_seconds_total") ?? null
+      ),
+      metricsRssMiB: scrapes.map((m) => {
+        const b = m?.get("process_resident_memory_bytes");
+        return b === undefined ? null : r1(b / 2 ** 20);
+      }),
       workerCpuS: procs.slice(n).reduce((a, p) => a + (p?.cpuS ?? 0), 0),
       hostBusyS: await hostBusyS(),
     };

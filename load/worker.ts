@@ -117,6 +117,8 @@ export interface WorkerResult extends WorkerCounts, ClientTally {
   welcome: HistogramData;
   /** Client start to first number. */
   firstNumber: HistogramData;
+  /** A connection lost (after a welcome) to the first number after the session's resume. */
+  resume: HistogramData;
   /** This process's event-loop delay, sampled every 50 ms. */
   loop: HistogramData;
   /** Sessions whose welcomed connection was lost after `killAt`. */
@@ -155,6 +157,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   let mismatches = 0, reconnects = 0, faulty = 0;
   const lag = new Histogram(), lagSteady = new Histogram();
   const welcome = new Histogram(), firstNumber = new Histogram();
+  const resume = new Histogram();
   const steadyAt = performance.now() +
     (spec.startAt + spec.rampMs - Date.now());
   const interval = spec.intervalMs;
@@ -198,6 +201,9 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     let connected = false;
     let gotFirst = false;
     let lostInWave = false;
+    /** When the streaming connection was lost (-1: streaming, or never welcomed). */
+    let lostAt = -1;
+    let resumedAfterLoss = false;
     c.started++;
     const onWelcome = (resumed: boolean, now: number) => {
       prev = -1;
@@ -208,6 +214,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       }
       if (!connected) c.connected++;
       connected = true;
+      resumedAfterLoss = resumed && lostAt >= 0;
       if (resumed && lostInWave) {
         lostInWave = false;
         const ms = now - killAtPerf;
@@ -216,6 +223,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       }
     };
     const onLost = (now: number, why?: unknown) => {
+      if (connected && welcomed && lostAt < 0 && now >= 0) lostAt = now;
       if (connected) c.connected--;
       connected = false;
       if (now >= killAtPerf && !lostInWave) {
@@ -227,6 +235,11 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       }
     };
     const onNumber = (now = performance.now()) => {
+      if (lostAt >= 0 && resumedAfterLoss) {
+        resume.record(now - lostAt);
+        lostAt = -1;
+        resumedAfterLoss = false;
+      }
       if (prev >= 0) {
         const late = now - prev - interval;
         lag.record(late);
@@ -355,6 +368,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     lagSteady: lagSteady.toJSON(),
     welcome: welcome.toJSON(),
     firstNumber: firstNumber.toJSON(),
+    resume: resume.toJSON(),
     loop: loop.toJSON(),
     lostAfterKill,
     cutReasons,

@@ -9,10 +9,14 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { parseDuration as parseSharedDuration } from "../cli/duration.ts";
 import { formatMs, type MsRange } from "../common/defaults.ts";
-import { UsageError } from "../cli/usage.ts";
+import {
+  type FlagSpec,
+  helpText,
+  parseFlags,
+  UsageError,
+} from "../cli/usage.ts";
 import type { Endpoint, FaultProxyOptions } from "./fault_proxy.ts";
 
 // A bad command line: the CLI prints its message on one line and exits 64.
@@ -37,57 +41,123 @@ const R = PROXY_RANGES;
 const range = (r: MsRange) => `${formatMs(r.min)}..${formatMs(r.max)}`;
 const rates = `${RATE_RANGE.min}..${RATE_RANGE.max}`;
 
-/** `--help` text: every flag with its default and range. */
-export const HELP =
-  `Usage: deno run --allow-net proxy.ts --upstream HOST:PORT [options]
+/**
+ * Every flag of the proxy, in the shape the server and client CLIs use
+ * (`cli/usage.ts`), so `--help` reads the same in all three.
+ */
+export const PROXY_FLAGS = {
+  listen: {
+    type: "string",
+    default: "127.0.0.1:0",
+    help: "HOST:PORT  where to listen (port 0 picks a free one, logged)",
+  },
+  upstream: {
+    type: "string",
+    multiple: true,
+    help: "HOST:PORT  server to forward to; repeat for round-robin (required)",
+  },
+  lifetime: {
+    type: "string",
+    help:
+      `MIN-MAX  cut each connection after a random lifetime, e.g. 200ms-2s, each side ${
+        range(R.lifetime)
+      } (default: off)`,
+  },
+  "reset-probability": {
+    type: "string",
+    help: "P  probability in [0, 1] that a lifetime cut is an RST (default: 0)",
+  },
+  slicer: {
+    type: "string",
+    help:
+      "MIN-MAX  split server-to-client data into MIN..MAX-byte pieces, e.g. 1-7 (default: off)",
+  },
+  "slicer-delay": {
+    type: "string",
+    help: `DURATION  pause between slices, ${
+      range(R.slicerDelay)
+    }; needs --slicer (default: 0)`,
+  },
+  latency: {
+    type: "string",
+    help: `DURATION  delay added to every chunk, both directions, ${
+      range(R.latency)
+    } (default: 0)`,
+  },
+  jitter: {
+    type: "string",
+    help: `DURATION  uniform random +/- added to the latency, ${
+      range(R.jitter)
+    } (default: 0)`,
+  },
+  bandwidth: {
+    type: "string",
+    help:
+      `BYTES  slow link: bytes per second per direction and connection, ${rates}; holds up to 64 KiB, then pauses the sender (default: unlimited)`,
+  },
+  bloat: {
+    type: "string",
+    help:
+      `BYTES  slow link that buffers eagerly: reads everything at once and delivers BYTES per second, ${rates} (default: off)`,
+  },
+  pushback: {
+    type: "string",
+    help:
+      `BYTES  slow link that pushes back: delivers BYTES per second and stops reading past 1 KiB held, ${rates}; at most one of --bandwidth, --bloat, --pushback (default: off)`,
+  },
+  "blackhole-every": {
+    type: "string",
+    help: `DURATION  start a black hole this often, ${
+      range(R.blackholeEvery)
+    }; needs --blackhole-for (default: off)`,
+  },
+  "blackhole-for": {
+    type: "string",
+    help: `DURATION  how long each black hole drops all bytes, ${
+      range(R.blackholeFor)
+    } (default: off)`,
+  },
+  "freeze-every": {
+    type: "string",
+    help: `DURATION  start a freeze this often, ${
+      range(R.freezeEvery)
+    }; needs --freeze-for (default: off)`,
+  },
+  "freeze-for": {
+    type: "string",
+    help:
+      `DURATION  how long each freeze forwards nothing, reads nothing and keeps the sockets open, ${
+        range(R.freezeFor)
+      }; alone, the length of a SIGUSR2 freeze, otherwise SIGUSR2 toggles the freeze (default: off)`,
+  },
+  "cut-after-bytes": {
+    type: "string",
+    help:
+      "N  close each connection after N server-to-client bytes (default: off)",
+  },
+  "cut-once": {
+    type: "boolean",
+    default: false,
+    help: "apply --cut-after-bytes to the first connection only",
+  },
+  seed: {
+    type: "string",
+    help:
+      "N  seed of the random choices, 0..4294967295 (default: random, logged)",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies Record<string, FlagSpec>;
+
+/** First lines of `--help`: the usage line and what the proxy does. */
+export const USAGE = `Usage: deno task proxy --upstream HOST:PORT [options]
 
 A fault-injection TCP proxy. Logs one line per connection event on stderr.
-SIGUSR2 toggles a freeze of every connection (see --freeze-for).
+SIGUSR2 toggles a freeze of every connection (see --freeze-for).`;
 
-Options:
-  --listen HOST:PORT         where to listen (default 127.0.0.1:0, a free port)
-  --upstream HOST:PORT       server to forward to; repeat for round-robin (required)
-  --lifetime MIN-MAX         cut each connection after a random lifetime, e.g. 200ms-2s,
-                             each side ${range(R.lifetime)} (default off)
-  --reset-probability P      probability in [0, 1] that a lifetime cut is an RST (default 0)
-  --slicer MIN-MAX           split server-to-client data into MIN..MAX-byte pieces, e.g. 1-7 (default off)
-  --slicer-delay DURATION    pause between slices, ${
-    range(R.slicerDelay)
-  } (default 0)
-  --latency DURATION         delay added to every chunk, both directions, ${
-    range(R.latency)
-  } (default 0)
-  --jitter DURATION          uniform random +/- added to the latency, ${
-    range(R.jitter)
-  } (default 0)
-  --bandwidth BYTES          slow link: bytes per second per direction and connection, ${rates};
-                             holds up to 64 KiB, then pauses the sender (default unlimited)
-  --bloat BYTES              slow link that buffers eagerly: reads everything at once and
-                             delivers BYTES per second, ${rates} (default off)
-  --pushback BYTES           slow link that pushes back: delivers BYTES per second and stops
-                             reading past 1 KiB held, ${rates} (default off)
-                             (at most one of --bandwidth, --bloat, --pushback)
-  --blackhole-every DURATION start a black hole this often, ${
-    range(R.blackholeEvery)
-  }
-                             (default off; needs --blackhole-for)
-  --blackhole-for DURATION   how long each black hole drops all bytes, ${
-    range(R.blackholeFor)
-  } (default off)
-  --freeze-every DURATION    start a freeze this often, ${range(R.freezeEvery)}
-                             (default off; needs --freeze-for)
-  --freeze-for DURATION      how long each freeze forwards nothing, reads nothing and keeps
-                             the sockets open, ${
-    range(R.freezeFor)
-  } (default off). Alone, the
-                             length of a SIGUSR2 freeze; otherwise SIGUSR2 toggles the freeze
-  --cut-after-bytes N        close each connection after N server-to-client bytes (default off)
-  --cut-once                 apply --cut-after-bytes to the first connection only (default false)
-  --seed N                   seed of the random choices, 0..4294967295 (default random, logged)
-  --help                     show this help
-
-Durations: 250ms, 2s, 1.5s, 1m, 1h, or 0.
-`;
+/** `--help` text: every flag with its default and range. */
+export const HELP = `${
+  helpText(USAGE, PROXY_FLAGS)
+}\nDurations: 250ms, 2s, 1.5s, 1m, 1h, or 0.\n`;
 
 /** What the command line asks for. */
 export type ProxyCommand = { help: true } | {
@@ -114,37 +184,7 @@ export type ProxyCommand = { help: true } | {
  * ```
  */
 export function parseProxyArgs(args: string[]): ProxyCommand {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        listen: { type: "string" },
-        upstream: { type: "string", multiple: true },
-        lifetime: { type: "string" },
-        "reset-probability": { type: "string" },
-        slicer: { type: "string" },
-        "slicer-delay": { type: "string" },
-        latency: { type: "string" },
-        jitter: { type: "string" },
-        bandwidth: { type: "string" },
-        bloat: { type: "string" },
-        pushback: { type: "string" },
-        "blackhole-every": { type: "string" },
-        "blackhole-for": { type: "string" },
-        "freeze-every": { type: "string" },
-        "freeze-for": { type: "string" },
-        "cut-after-bytes": { type: "string" },
-        "cut-once": { type: "boolean" },
-        seed: { type: "string" },
-        help: { type: "boolean" },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message, { cause: e });
-  }
+  const values = parseFlags(PROXY_FLAGS, args);
   if (values.help) return { help: true };
 
   const v = values;
@@ -166,7 +206,7 @@ export function parseProxyArgs(args: string[]): ProxyCommand {
 
   if (!v.upstream?.length) throw new UsageError("Missing --upstream HOST:PORT");
   const listen = flag("listen", parseEndpoint) ??
-    { hostname: "127.0.0.1", port: 0 };
+    parseEndpoint(PROXY_FLAGS.listen.default);
   const options: FaultProxyOptions = {
     listen,
     upstreams: v.upstream.map((u) => {

@@ -23,6 +23,11 @@
  * - `pushback` (a slow link that pushes back): at most {@link PUSHBACK_BYTES},
  *   so the sender's kernel send buffer fills and its writes block.
  *
+ * A slow link never exceeds its rate: in any window of `w` seconds it
+ * forwards at most `bytesPerSecond * w` bytes plus one piece of 10 ms worth
+ * ({@link Pacer}, `proxy/_pacer.ts`). It does not catch up after the proxy
+ * was starved of CPU, nor save up credit while idle.
+ *
  * Socket buffer sizes: neither `node:net` nor `Deno.listen`/`Deno.connect` can
  * set `SO_RCVBUF`/`SO_SNDBUF` in Deno 2 (no such option, and no file
  * descriptor to pass to `setsockopt`), so the kernel's own buffers stay at
@@ -70,6 +75,7 @@
 import net from "node:net";
 import { MAX_TIMER_MS } from "../common/clock.ts";
 import { mulberry32 } from "../internal/mulberry32.ts";
+import { Pacer } from "./_pacer.ts";
 
 /** A TCP address to connect to. */
 export interface Endpoint {
@@ -693,8 +699,8 @@ class Pipe {
     const slicer = this.#dir === "down" ? opts.slicer : undefined;
     const rate = (opts.bandwidth ?? opts.bloat ?? opts.pushback)
       ?.bytesPerSecond;
+    const pacer = rate === undefined ? undefined : new Pacer(rate);
     let lastDue = 0;
-    let nextSlot = 0;
     while (!link.done) {
       if (link.proxy.frozen) { // hold everything, the FIN included
         await this.#nudged();
@@ -717,11 +723,16 @@ class Pipe {
         lastDue = Math.max(lastDue, item.at + latency.ms + jitter);
         await sleep(lastDue - performance.now(), signal);
       }
-      for (let piece of pieces(item.chunk, link.rng, slicer, rate)) {
-        if (rate) { // a piece leaves once the link has had the time to carry it
-          nextSlot = Math.max(nextSlot, performance.now()) +
-            (piece.length * 1000) / rate;
-          await sleep(nextSlot - performance.now(), signal);
+      const cap = pacer?.burstBytes ?? Infinity;
+      for (let piece of pieces(item.chunk, link.rng, slicer, cap)) {
+        // A piece leaves once the link has had the time to carry it, counted
+        // from when the previous one really left (see Pacer): a late timer
+        // or a starved event loop never makes the link catch up in a burst.
+        if (pacer) {
+          for (let w; (w = pacer.take(piece.length, performance.now())) > 0;) {
+            await sleep(Math.ceil(w), signal);
+            if (link.done) return;
+          }
         }
         while (link.proxy.frozen && !link.done) await this.#nudged();
         if (link.done) return;
@@ -763,14 +774,13 @@ class Pipe {
   }
 }
 
-/** Splits `chunk` as the slicer and the bandwidth limit (at most 10 ms worth per piece) want. */
+/** Splits `chunk` as the slicer wants, in pieces of at most `cap` bytes (a slow link's burst). */
 function* pieces(
   chunk: Uint8Array,
   rng: () => number,
   slicer: FaultProxyOptions["slicer"],
-  rate: number | undefined,
+  cap: number,
 ): Generator<Uint8Array> {
-  const cap = rate ? Math.max(1, Math.floor(rate / 100)) : Infinity;
   for (let i = 0; i < chunk.length;) {
     const size = slicer
       ? randInt(rng, slicer.minBytes, slicer.maxBytes)

@@ -435,41 +435,70 @@ async function readFor(
 /** What the loopback kernel buffers alone can absorb is a few MB; send well past that. */
 const BLAST = 24 * 1024 * 1024;
 
-Deno.test("startProxy bloat takes everything the sender writes at once yet delivers at the rate", async () => {
+/** How long {@link starve} blocks the thread, the proxy's with it. */
+const STALL_MS = 300;
+
+/**
+ * Blocks this thread for {@link STALL_MS}, as a busy CPU would starve it: the
+ * proxy, which runs on it, forwards nothing meanwhile and its timers fire late.
+ * Returns when the stall began and ended.
+ */
+function starve(): { from: number; to: number } {
+  const from = performance.now();
+  while (performance.now() - from < STALL_MS) { /* busy */ }
+  return { from, to: performance.now() };
+}
+
+Deno.test("startProxy bloat takes everything the sender writes at once, yet never exceeds the rate, even after the proxy was starved", async () => {
   const { blast, handler } = blaster(BLAST);
   await using server = serve(handler);
   const rate = 100_000;
+  /** One piece: 10 ms worth (proxy/_pacer.ts). */
+  const burst = rate / 100;
   await using proxy = await startProxy({
     upstreams: [upstream(server.port)],
     bloat: { bytesPerSecond: rate },
   });
+  // No byte can leave the proxy towards the client before it connects.
+  const t0 = performance.now();
   using client = await connect(proxy.port);
   // At 100 kB/s the 24 MB take 4 minutes to deliver; the sender is done in a moment.
-  const took = performance.now();
   assertEquals(await bounded(blast.finished, "the sender to finish"), BLAST);
-  const writeMs = performance.now() - took;
+  const writeMs = performance.now() - t0;
   assert_(
     writeMs < 2500,
     `bloat made the sender wait ${writeMs} ms for ${BLAST} bytes`,
   );
-  const first = await readExactly(client, 1);
-  const start = performance.now();
-  const { data: got } = await readFor(client, 500);
-  const ms = performance.now() - start;
-  const expected = (rate * ms) / 1000;
-  // Slack above: 50 ms worth, for what the kernel may already hold for this
-  // reader when it starts counting (its own event loop can be that late on a
-  // loaded host; an unlimited link would deliver megabytes here). Timers under
-  // load only ever deliver later, so a loose floor.
-  assert_(
-    got.length <= expected + rate / 20 + 1,
-    `delivered ${got.length} bytes in ${ms} ms, more than ${rate} B/s allows`,
-  );
-  assert_(
-    got.length >= expected / 4,
-    `delivered only ${got.length} bytes in ${ms} ms at ${rate} B/s`,
-  );
-  assertEquals(concat([first, got]), bytes(1 + got.length));
+  const stall = starve();
+  // Every byte read by time t left the proxy within [t0, stall.from] or
+  // [stall.to, t], and the pacer lets at most rate * w + one piece leave in
+  // any window w. A pacer that caught up after the stall would exceed this by
+  // STALL_MS worth (30 kB); bytes the kernel held for this reader, however
+  // late it reads, were counted when they left.
+  const allowed = (t: number) =>
+    (rate * (stall.from - t0 + (t - stall.to))) / 1000 + 2 * burst;
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  let t = performance.now();
+  for (const until = t + 500; t < until;) {
+    const buf = new Uint8Array(64 * 1024);
+    const n = await bounded(client.read(buf), "a read");
+    t = performance.now();
+    assert_(n !== null, "EOF");
+    parts.push(buf.subarray(0, n));
+    got += n;
+    assert_(
+      got <= allowed(t),
+      `delivered ${got} bytes ${t - t0} ms after the connection, ${
+        stall.to - stall.from
+      } ms of it starved: more than ${allowed(t)} (${rate} B/s)`,
+    );
+  }
+  // Timers under load only ever deliver later, so a loose floor; an unlimited
+  // link would have failed above with megabytes.
+  const floor = (rate * (t - stall.to)) / 1000 / 4;
+  assert_(got >= floor, `delivered only ${got} bytes, less than ${floor}`);
+  assertEquals(concat(parts), bytes(got));
 });
 
 Deno.test("startProxy pushback makes the sender's writes block, unlike bloat", async () => {

@@ -18,7 +18,7 @@ import type { SessionStore } from "../store/types.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { Admission } from "./admission.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
-import { type ServerInfo, sessionsPage } from "./dashboard/api.ts";
+import { querySessions, type ServerInfo } from "./dashboard/api.ts";
 import type { DashboardSource } from "./http.ts";
 import {
   type MetricsSnapshot,
@@ -62,8 +62,8 @@ export interface ServerCoreOptions {
    */
   store?: SessionStore;
   /**
-   * Close the store when the server closes. Default: true when the server
-   * made it.
+   * Close the store when the server closes (`startServer`: also when it
+   * fails to start). Default: true when the server made it.
    */
   ownStore?: boolean;
   /** Connections held at most; more are refused with `server_busy`. Default 16000. */
@@ -130,7 +130,7 @@ export interface ServerCore extends AsyncDisposable {
   /** Current metrics. */
   metrics(): MetricsSnapshot;
   /** What the dashboard, `/info` and `/sessions` show (`tls`: how the listener serves). */
-  dashboard(tls: boolean): DashboardSource;
+  dashboard(tls: boolean): Pick<DashboardSource, "info" | "sessions">;
   /**
    * Graceful shutdown: tell clients the server is going away (GOAWAY), leave
    * their sessions resumable, wait for every connection and refusal to end,
@@ -146,7 +146,8 @@ export interface ServerCore extends AsyncDisposable {
    * still in flight are never delivered, so the code awaiting them never
    * resumes. Its in-memory state is dropped with the object. Nothing is
    * written to the store: sessions stay as the store last saw them.
-   * Idempotent; {@link close} afterwards resolves at once.
+   * Idempotent; {@link close} afterwards resolves at once (a close begun
+   * before it may never settle: the process it stood for is gone).
    */
   abandon(): void;
 }
@@ -209,7 +210,10 @@ class Core implements ServerCore {
     this.#probeLoopLag = opts.probeLoopLag ?? false;
     this.#startedAt = clock.now();
     this.#startedMono = clock.monotonic();
-    this.#scheduler = new Scheduler(clock);
+    // The hot path (one timer per scheduler tick, clock reads per ACK) runs
+    // on the clock itself; abandon() closes the scheduler, whose only timer
+    // that is. Everything else arms its (rare) timers through the gate.
+    this.#scheduler = new Scheduler(opts.clock);
     const registry = this.#registry = new Registry(log);
     const histograms = this.#histograms;
     this.#sessions = new SessionManager(gatedStore(this.store, dead), {
@@ -240,7 +244,7 @@ class Core implements ServerCore {
       get shuttingDown() {
         return shuttingDown();
       },
-      clock,
+      clock: opts.clock, // read only: the connection arms no timer itself
       scheduler: this.#scheduler,
       sessions: this.#sessions,
       counters: this.#counters,
@@ -273,19 +277,7 @@ class Core implements ServerCore {
       t.close();
       return;
     }
-    const live = this.#live;
-    // Only close() is wrapped: reads and writes go straight through.
-    const tracked: Transport = {
-      read: (buf) => t.read(buf),
-      write: (bytes) => t.write(bytes),
-      close: () => {
-        live.delete(tracked);
-        t.close();
-      },
-      ...(t.closeWrite ? { closeWrite: () => t.closeWrite!() } : {}),
-      remoteAddr: t.remoteAddr,
-    };
-    live.add(tracked);
+    const tracked = new TrackedTransport(t, this.#live);
     if (!this.#admission.admit(tracked, this.#registry.size)) return;
     this.#counters.connectionsAccepted++;
     const c = new Connection(tracked, this.#host);
@@ -309,7 +301,7 @@ class Core implements ServerCore {
     };
   }
 
-  dashboard(tls: boolean): DashboardSource {
+  dashboard(tls: boolean): Pick<DashboardSource, "info" | "sessions"> {
     const { settings, store, id } = this;
     const sessions = this.#sessions, registry = this.#registry;
     const clock = this.#clock;
@@ -337,16 +329,15 @@ class Core implements ServerCore {
           uptimeS: Math.round((clock.monotonic() - this.#startedMono) / 1000),
         };
       },
-      sessions: (skip, limit) =>
-        sessionsPage(
+      sessions: (q) =>
+        querySessions(
           {
             attachedCount: registry.attachedCount,
             awaitingCount: sessions.detachedCount,
             attached: (s, l) => registry.sessionViews(s, l),
             awaiting: (s, l) => sessions.detachedViews(s, l),
           },
-          skip,
-          limit,
+          q,
           clock.now(),
         ),
     };
@@ -381,6 +372,42 @@ class Core implements ServerCore {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * A transport the core holds until it is closed, so that
+ * {@link ServerCore.abandon} can close what is left. Methods on the
+ * prototype: one small object per connection.
+ */
+class TrackedTransport implements Transport {
+  readonly #t: Transport;
+  readonly #live: Set<Transport>;
+  readonly remoteAddr: Transport["remoteAddr"];
+
+  constructor(t: Transport, live: Set<Transport>) {
+    this.#t = t;
+    this.#live = live;
+    this.remoteAddr = t.remoteAddr;
+    live.add(this);
+  }
+
+  read(buf: Uint8Array): Promise<number | null> {
+    return this.#t.read(buf);
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    return this.#t.write(bytes);
+  }
+
+  closeWrite(): Promise<void> {
+    // Without a half-close, the refusal's drain ends at the time limit.
+    return this.#t.closeWrite?.() ?? Promise.resolve();
+  }
+
+  close(): void {
+    this.#live.delete(this);
+    this.#t.close();
   }
 }
 

@@ -12,10 +12,13 @@
 
 import { ASSETS, SECURITY_HEADERS } from "./dashboard/assets.ts";
 import {
-  pageParams,
   type ServerInfo,
   type SessionsPage,
+  type SessionsQuery,
+  sessionsQuery,
 } from "./dashboard/api.ts";
+import type { HistoryJson } from "./dashboard/history.ts";
+import type { Status } from "./dashboard/status.ts";
 import {
   type MetricsSnapshot,
   type ProcessFigures,
@@ -25,7 +28,13 @@ import {
 /** What the dashboard reads from the server. */
 export interface DashboardSource {
   info(): ServerInfo;
-  sessions(skip: number, limit: number): SessionsPage;
+  sessions(q: SessionsQuery): SessionsPage;
+  /** The points after `since` (ms since the epoch). */
+  history(since: number): HistoryJson;
+  /** The status line, given the process's descriptor counts when known. */
+  status(
+    fds: { openFds?: number | undefined; maxFds?: number | undefined },
+  ): Status;
 }
 
 /** Options for {@link serveMetrics}. */
@@ -91,10 +100,19 @@ export function serveMetrics(opts: MetricsHttpOptions): MetricsHttp {
     const dash = opts.dashboard;
     if (dash !== undefined && req.method === "GET") {
       if (path === "/sessions") {
-        const { skip, limit } = pageParams(url.searchParams);
-        return json(dash.sessions(skip, limit));
+        return json(dash.sessions(sessionsQuery(url.searchParams)));
       }
       if (path === "/info") return json(dash.info());
+      if (path === "/history" || path === "/status") {
+        const p = opts.processFigures ? await opts.processFigures() : {};
+        const status = dash.status(p);
+        if (path === "/status") return json(status);
+        const since = Number(url.searchParams.get("since") ?? "");
+        return json({
+          ...dash.history(Number.isFinite(since) ? since : -Infinity),
+          status,
+        });
+      }
       const asset = ASSETS.get(path);
       if (asset !== undefined) {
         return new Response(asset.body, {

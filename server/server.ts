@@ -1,9 +1,10 @@
 /**
- * `startServer()`: the seqstream TCP server as a handle, composed of named
- * parts: {@link Admission} (rate limit, busy refusal), the metrics endpoint
- * ({@link serveMetrics}), the {@link Registry} of connections, the shared
- * {@link Scheduler}, the {@link SessionManager} and one {@link Connection} per
- * socket. Starting is all-or-nothing.
+ * `startServer()`: the seqstream TCP server as a handle: a
+ * {@link ServerCore} (admission, the registry of connections, the shared
+ * scheduler, the session layer, one connection per socket; see
+ * `server/core.ts`) on one clock (the system clock unless given), fed by a
+ * TCP or TLS listener whose sockets it adapts with {@link connTransport},
+ * and the metrics endpoint ({@link serveMetrics}). Starting is all-or-nothing.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import {
   type ServerCore,
   type ServerCoreOptions,
 } from "./core.ts";
+import { HistorySampler } from "./dashboard/history.ts";
+import { evaluateStatus } from "./dashboard/status.ts";
 import { type MetricsHttp, serveMetrics } from "./http.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import { readProcessFigures } from "./process_metrics.ts";
@@ -111,6 +114,7 @@ export async function startServer(
   const hostname = opts.hostname ?? "127.0.0.1";
   let listener: Deno.Listener | undefined;
   let http: MetricsHttp | undefined;
+  let history: HistorySampler | undefined;
   try {
     const listenOpts = {
       hostname,
@@ -132,8 +136,19 @@ export async function startServer(
         metrics: () => core.metrics(),
         processFigures: readProcessFigures,
         shuttingDown: () => stopping || core.shuttingDown,
-        dashboard: core.dashboard(opts.tls !== undefined),
+        dashboard: {
+          ...core.dashboard(opts.tls !== undefined),
+          history: (since) => history!.ring.toJson(since),
+          status: (fds) =>
+            evaluateStatus({
+              recent: (name, n) => history!.ring.recent(name, n),
+              connections: core.metrics().connections,
+              maxConnections: settings.maxConnections,
+              ...fds,
+            }),
+        },
       });
+      history = new HistorySampler({ clock, metrics: () => core.metrics() });
     }
   } catch (err) {
     try {
@@ -141,6 +156,7 @@ export async function startServer(
     } catch { /* closed */ }
     await core.close();
     await http?.close();
+    history?.[Symbol.dispose]();
     throw err;
   }
   const tcp: Deno.Listener = listener;
@@ -187,6 +203,7 @@ export async function startServer(
       await acceptLoop;
       await core.close();
       await http?.close();
+      history?.[Symbol.dispose]();
       log.info("server stopped", { server: id });
       done.resolve();
     })();

@@ -25,7 +25,8 @@
  *   above) and the peer reads EOF (or a reset if it had unread data, for a
  *   real socket).
  * - `closeWrite()`, when present, half-closes: the peer reads EOF, this side
- *   may still read. A transport without it is closed whole instead.
+ *   may still read. Without it, a refused connection is answered and read
+ *   until the peer closes or the refusal's time limit (1 s) closes it.
  * - `remoteAddr` is the peer's address, for logs, `/sessions` and the
  *   per-address handshake limit.
  *

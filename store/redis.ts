@@ -23,7 +23,7 @@
  * last writes. The server detects it by its own lease going back or missing
  * (`server/lease.ts`; on a cluster, the shard that holds `{lease}`), or by
  * finding a record of a session it holds missing (`server/sessions.ts`, any
- * shard), and writes its sessions back; see README "Scaling out".
+ * shard), and writes its sessions back; see docs/operations.md "Scaling out".
  *
  * @module
  */

@@ -5,7 +5,15 @@
  */
 
 import { assert_, assertEquals } from "./_assert.ts";
-import { freePort, type ProcessOutput, spawnDeno } from "../internal/spawn.ts";
+import {
+  denoRunArgs,
+  freePort,
+  type ProcessOutput,
+  runToEnd,
+  spawnDeno,
+} from "../internal/spawn.ts";
+import { LineLogger } from "../common/logger.ts";
+import { startServer } from "../server/mod.ts";
 
 /** Runs `script` to completion as `deno run` with the permissions the programs need. */
 async function run(script: string, args: string[]): Promise<ProcessOutput> {
@@ -61,6 +69,27 @@ const EXPECTED_FLAGS = {
     "log-level",
     "help",
   ],
+  "proxy.ts": [
+    "listen",
+    "upstream",
+    "lifetime",
+    "reset-probability",
+    "slicer",
+    "slicer-delay",
+    "latency",
+    "jitter",
+    "bandwidth",
+    "bloat",
+    "pushback",
+    "blackhole-every",
+    "blackhole-for",
+    "freeze-every",
+    "freeze-for",
+    "cut-after-bytes",
+    "cut-once",
+    "seed",
+    "help",
+  ],
 };
 
 for (const [script, flags] of Object.entries(EXPECTED_FLAGS)) {
@@ -68,12 +97,20 @@ for (const [script, flags] of Object.entries(EXPECTED_FLAGS)) {
     const r = await run(script, ["--help"]);
     assertEquals(r.code, 0, r.stderr);
     assertEquals(r.stderr, "");
+    // All three read alike: the task users run, then the shared Options table.
+    const task = script.replace(".ts", "");
+    assert_(
+      r.stdout.startsWith(`Usage: deno task ${task} `),
+      r.stdout.split("\n")[0],
+    );
+    assert_(r.stdout.includes("\n\nOptions:\n"), r.stdout);
+    assert_(/\n {2}-h, --help +show this help\n/.test(r.stdout), r.stdout);
     const rows = helpRows(r.stdout);
     assertEquals([...rows.keys()].sort(), [...flags].sort());
     for (const [name, line] of rows) {
       if (name !== "help") {
         assert_(
-          /\(default: [^)]+\)$/.test(line),
+          /\((default: [^)]+|required)\)$/.test(line),
           `no default shown for --${name}: ${line}`,
         );
       }
@@ -219,4 +256,143 @@ Deno.test("client against a closed port exits 2 with a JSON ERROR result, code u
   ]);
   assert_(/refused/i.test(j.error.message), j.error.message);
   assert_(Date.now() - t0 < 8000, "--connect-timeout 1s was not honoured");
+});
+
+Deno.test("server names the flag whose listen failed: a taken --metrics-port, a taken --port, a --host not on this machine", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = String((taken.addr as Deno.NetAddr).port);
+  const cases: [string[], RegExp][] = [
+    [
+      ["--port", "0", "--metrics-port", port],
+      new RegExp(`^seqstream-server: --metrics-port ${port} is already in use`),
+    ],
+    [
+      ["--port", port, "--metrics-port", "0"],
+      new RegExp(`^seqstream-server: --port ${port} is already in use`),
+    ],
+    // 192.0.2.0/24 is TEST-NET-1: no machine has it, so listening fails with
+    // EADDRNOTAVAIL ("os error 99"), which must come with the flag and why.
+    [
+      ["--port", "0", "--host", "192.0.2.1"],
+      /^seqstream-server: --host 192\.0\.2\.1: no interface of this machine has that address/,
+    ],
+    [
+      ["--port", "0", "--metrics-port", "0", "--metrics-host", "192.0.2.1"],
+      /^seqstream-server: --metrics-host 192\.0\.2\.1: no interface/,
+    ],
+  ];
+  const results = await Promise.all(
+    cases.map(([args]) => run("server.ts", [...args, "--log-level", "warn"])),
+  );
+  for (const [i, r] of results.entries()) {
+    const [args, re] = cases[i]!;
+    const what = `server.ts ${args.join(" ")}`;
+    assertEquals(r.code, 1, `${what}: exit ${r.code}\n${r.stderr}`);
+    const lines = r.stderr.split("\n").filter((l) => l !== "");
+    assertEquals(lines.length, 1, `${what}: ${JSON.stringify(r.stderr)}`);
+    assert_(re.test(lines[0]!), `${what}: ${lines[0]}`);
+  }
+});
+
+Deno.test("client before its first welcome logs 'cannot connect; will retry' with retryIn in ms, and its ERROR shows no sum, only how far it got, why, and a hint naming --host and --port", async () => {
+  const port = freePort();
+  const r = await run("client.ts", [
+    "--port",
+    String(port),
+    "--count",
+    "5",
+    "--connect-timeout",
+    "1s",
+  ]);
+  assertEquals(r.code, 2, r.stderr);
+  assert_(r.stderr.includes("INFO  cannot connect; will retry "), r.stderr);
+  assert_(!r.stderr.includes("will resume"), r.stderr);
+  assert_(/ retryIn=\d+ms/.test(r.stderr), r.stderr);
+  assert_(!/\bsum\b|checksum/.test(r.stdout), r.stdout);
+  assert_(r.stdout.includes("\nreceived         0 of 5\n"), r.stdout);
+  assert_(
+    r.stdout.includes(
+      `\nhint             --host 127.0.0.1 --port ${port}: nothing listens there`,
+    ),
+    r.stdout,
+  );
+});
+
+/**
+ * A terminal for a program: util-linux `script` runs it on a pseudo-terminal,
+ * and what the program wrote to stdout and stderr comes back on script's
+ * stdout (with CR LF line ends, and the bar's `\r`).
+ */
+const SCRIPT = (() => {
+  try {
+    return new Deno.Command("script", { args: ["--version"] }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+const NO_TTY = SCRIPT
+  ? ""
+  : " (ignored: util-linux `script` is not installed, so no terminal can be given to the program)";
+
+async function onTerminal(script: string, args: string[]): Promise<string> {
+  const argv = [
+    Deno.execPath(),
+    ...denoRunArgs(script, args, { permissions: "all" }),
+  ];
+  const command = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(
+    " ",
+  );
+  const r = await runToEnd("script", ["-qefc", command, "/dev/null"]);
+  assertEquals(r.code, 0, r.stdout + r.stderr);
+  return r.stdout.replaceAll("\r\n", "\n");
+}
+
+Deno.test({
+  name:
+    `client on a terminal announces how long the run takes; not when stderr is a pipe${NO_TTY}`,
+  ignore: !SCRIPT,
+  async fn() {
+    await using server = await startServer({
+      port: 0,
+      intervalMs: 100,
+      log: new LineLogger({ level: "silent" }),
+    });
+    const args = ["--port", String(server.addr.port), "--count", "12"];
+    const tty = await onTerminal("client.ts", args);
+    assert_(
+      tty.includes("\n12 numbers at 100 ms: about 1.2 s\n"),
+      JSON.stringify(tty),
+    );
+    assert_(tty.includes("12/12  100.0%"), "the bar is drawn");
+    assert_(tty.includes("\nPASS  session "), JSON.stringify(tty));
+    const piped = await run("client.ts", args);
+    assertEquals(piped.code, 0, piped.stderr);
+    assert_(!piped.stderr.includes("numbers at"), piped.stderr);
+  },
+});
+
+Deno.test({
+  name:
+    `demo on a terminal shows one progress bar for all its clients, results above it${NO_TTY}`,
+  ignore: !SCRIPT,
+  async fn() {
+    const out = await onTerminal("demo.ts", [
+      "--clients",
+      "2",
+      "--count",
+      "30",
+      "--interval",
+      "20ms",
+    ]);
+    const frames = out.split(/[\r\n]/).filter((l) => l.includes("/60 "));
+    assert_(frames.length >= 2, JSON.stringify(out));
+    assert_(
+      frames.at(-1)!.includes("60/60  100.0%") &&
+        frames.at(-1)!.endsWith("done"),
+      JSON.stringify(frames.at(-1)),
+    );
+    assertEquals(out.match(/\x1b\[KPASS {2}/g)?.length, 2, JSON.stringify(out));
+    assert_(/\n2\/2 PASS in /.test(out), JSON.stringify(out));
+  },
 });

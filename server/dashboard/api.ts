@@ -40,6 +40,13 @@ export interface SessionsPage {
   awaiting: number;
   skip: number;
   limit: number;
+  /**
+   * With a filter or a sort: the rows that matched among the first
+   * {@link MAX_SCAN} sessions scanned, and whether there were more.
+   */
+  matched?: number;
+  scanned?: number;
+  truncated?: boolean;
   /** Attached sessions first (attach order), then those awaiting resume. */
   sessions: SessionRow[];
 }
@@ -55,6 +62,123 @@ export interface SessionSource {
   awaitingCount: number;
   attached(skip: number, limit: number): Iterable<SessionView>;
   awaiting(skip: number, limit: number): Iterable<DetachedView>;
+}
+
+/** Columns `GET /sessions?sort=` takes. */
+export const SORT_KEYS = [
+  "id",
+  "state",
+  "count",
+  "acked",
+  "sent",
+  "reconnects",
+  "remote",
+  "attachedFor",
+  "expiresIn",
+] as const;
+
+/** A column to sort by. */
+export type SortKey = typeof SORT_KEYS[number];
+
+/** Most sessions a filtered or sorted request looks at (a bounded scan). */
+export const MAX_SCAN = 10_000;
+
+/** The filter and order of a sessions request; all optional. */
+export interface SessionsQuery {
+  skip: number;
+  limit: number;
+  /** Ids starting with this (case-insensitive). */
+  idPrefix?: string | undefined;
+  state?: SessionState | undefined;
+  /** Remote addresses containing this. */
+  remote?: string | undefined;
+  sort?: SortKey | undefined;
+  desc?: boolean | undefined;
+}
+
+/**
+ * The query of `GET /sessions`: `skip`, `limit`, `id` (prefix), `state`,
+ * `remote` (substring), `sort` (a {@link SORT_KEYS} column) and `order`
+ * (`asc`, `desc`). Unknown values are ignored.
+ */
+export function sessionsQuery(q: URLSearchParams): SessionsQuery {
+  const { skip, limit } = pageParams(q);
+  const str = (k: string) => {
+    const v = q.get(k)?.trim();
+    return v ? v : undefined;
+  };
+  const state = str("state");
+  const sort = str("sort");
+  return {
+    skip,
+    limit,
+    idPrefix: str("id")?.toLowerCase(),
+    state: state === "streaming" || state === "completing" ||
+        state === "awaiting resume"
+      ? state
+      : undefined,
+    remote: str("remote"),
+    sort: (SORT_KEYS as readonly string[]).includes(sort ?? "")
+      ? sort as SortKey
+      : undefined,
+    desc: q.get("order") === "desc",
+  };
+}
+
+const SORT_VALUE: Record<SortKey, (r: SessionRow) => string | number | null> = {
+  id: (r) => r.id,
+  state: (r) => r.state,
+  count: (r) => r.count,
+  acked: (r) => r.acked,
+  sent: (r) => r.sent,
+  reconnects: (r) => r.reconnects,
+  remote: (r) => r.remote,
+  attachedFor: (r) => r.attachedForMs,
+  expiresIn: (r) => r.expiresInMs,
+};
+
+/**
+ * A page of sessions, filtered and sorted as `q` asks. Without a filter or a
+ * sort it is {@link sessionsPage} (O(skip + limit)); with one, it scans at
+ * most {@link MAX_SCAN} sessions (attached first) and says whether it
+ * stopped short. Missing values (a detached session's remote) sort last.
+ */
+export function querySessions(
+  src: SessionSource,
+  q: SessionsQuery,
+  now: number,
+): SessionsPage {
+  const filtered = q.idPrefix !== undefined || q.state !== undefined ||
+    q.remote !== undefined;
+  if (!filtered && q.sort === undefined) {
+    return sessionsPage(src, q.skip, q.limit, now);
+  }
+  const all = sessionsPage(src, 0, MAX_SCAN, now);
+  const rows = all.sessions.filter((r) =>
+    (q.idPrefix === undefined || r.id.toLowerCase().startsWith(q.idPrefix)) &&
+    (q.state === undefined || r.state === q.state) &&
+    (q.remote === undefined || (r.remote ?? "").includes(q.remote))
+  );
+  if (q.sort !== undefined) {
+    const key = SORT_VALUE[q.sort], dir = q.desc ? -1 : 1;
+    rows.sort((a, b) => {
+      const x = key(a), y = key(b);
+      if (x === y) return 0;
+      if (x === null) return 1;
+      if (y === null) return -1;
+      return (x < y ? -1 : 1) * dir;
+    });
+  }
+  return {
+    attached: src.attachedCount,
+    awaiting: src.awaitingCount,
+    skip: q.skip,
+    limit: q.limit,
+    matched: rows.length,
+    scanned: all.sessions.length,
+    truncated: src.attachedCount + src.awaitingCount > all.sessions.length,
+    sessions: rows.slice(q.skip, q.skip + q.limit),
+  };
 }
 
 /** `skip` and `limit` from a query string, clamped: never a full scan of a large server. */

@@ -1,7 +1,13 @@
 import { assertEquals } from "../../tests/_assert.ts";
 import type { SessionView } from "../connection.ts";
 import type { DetachedView } from "../sessions.ts";
-import { pageParams, type SessionSource, sessionsPage } from "./api.ts";
+import {
+  pageParams,
+  querySessions,
+  type SessionSource,
+  sessionsPage,
+  sessionsQuery,
+} from "./api.ts";
 
 function source(attached: number, awaiting: number): SessionSource {
   const a: SessionView[] = Array.from({ length: attached }, (_, i) => ({
@@ -46,4 +52,29 @@ Deno.test("pageParams: defaults, a cap, and nonsense ignored", () => {
   assertEquals(q(""), { skip: 0, limit: 50 });
   assertEquals(q("limit=100000&skip=7"), { skip: 7, limit: 500 });
   assertEquals(q("limit=-1&skip=x"), { skip: 0, limit: 50 });
+});
+
+Deno.test("querySessions filters by id prefix, state and remote, and sorts with missing values last", () => {
+  const src = source(3, 2);
+  const q = (s: string) =>
+    querySessions(src, sessionsQuery(new URLSearchParams(s)), 4000);
+  assertEquals(q("id=D").sessions.map((s) => s.id), ["d0", "d1"]);
+  assertEquals(q("id=D").matched, 2);
+  assertEquals(q("state=completing").sessions.map((s) => s.id), ["a0"]);
+  assertEquals(
+    q("state=awaiting+resume").sessions.map((s) => s.id),
+    ["d0", "d1"],
+  );
+  assertEquals(q("remote=127.0").sessions.length, 3, "detached have none");
+  assertEquals(
+    q("sort=acked&order=desc").sessions.map((s) => s.id),
+    ["a2", "a1", "a0", "d0", "d1"],
+  );
+  assertEquals(
+    q("sort=expiresIn&limit=2&skip=1").sessions.map((s) => s.id),
+    ["d1", "a0"],
+  );
+  assertEquals(q("sort=nonsense&state=nope").matched, undefined, "ignored");
+  const page = q("id=a&limit=1");
+  assertEquals([page.matched, page.scanned, page.truncated], [3, 5, false]);
 });
