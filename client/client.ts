@@ -246,6 +246,7 @@ async function open(
       link.setIdleLimit(idleLimitMs);
       arm(tickAt);
     },
+    hold: (on) => link.holdIdle(on),
     get silent() {
       return link.idleFired;
     },

@@ -23,6 +23,12 @@ export interface DriverLink<R = unknown> {
   send(message: ClientMessage): Promise<unknown>;
   /** Welcomed: silence beyond `idleLimitMs` now ends the link; the first tick is due at `tickAt` (wall ms). */
   welcomed(idleLimitMs: number, tickAt: number): void;
+  /**
+   * While `on`, the server's silence does not end the link: it waits for
+   * the ACK(count) that a durable save in flight holds back. Turned off,
+   * silence counts from that moment.
+   */
+  hold(on: boolean): void;
   /** Whether this client closed the link because the server fell silent. */
   readonly silent: boolean;
   /** What `error`, met on this link, means (the silence that caused it, say). */
@@ -88,10 +94,13 @@ export async function drive<R>(
         link!.welcomed(a.idleLimitMs, session.nextTickAt);
       } else if (a.type === "checkpoint" && a.durable) {
         let saved: SessionEvent = DURABLE;
+        link!.hold(true);
         try {
           await port.checkpoint?.(a.state, true);
         } catch (error) {
           saved = { type: "durable", error };
+        } finally {
+          link!.hold(false);
         }
         const r = await run(session.handle(saved, now = port.wallMs()), now);
         if (r) return r;

@@ -83,6 +83,9 @@ function scripted(scripts: Read[][]) {
         welcomed(idleLimitMs) {
           log.push(`welcomed idle ${idleLimitMs}`);
         },
+        hold(on) {
+          log.push(on ? "hold" : "unhold");
+        },
         silent: false,
         explain: (e) => e,
         close(error) {
@@ -152,11 +155,36 @@ Deno.test("drive: HELLO, numbers, the durable final save awaited before ACK(coun
     "number 1",
     "ack 2",
     "number 2",
-    "saved 0 at 0", // the welcome's, not awaited
+    "hold", // the server waits for ACK(count): its silence is not a failure
+    "saved 0 at 0", // the welcome's, not awaited (logged after its delay)
     "saved durable 3 at 0",
+    "unhold",
     "ack 3",
     "close",
   ]);
+});
+
+Deno.test("drive: a final state saved durably is not saved again: a resume at count after a cut ACKs at once", async () => {
+  const s = scripted([
+    [
+      [welcome(0), num(0), num(1), final()],
+      new Deno.errors.ConnectionReset("cut"),
+    ],
+    [[welcome(3)], [{ type: "done" }]],
+  ]);
+  // The save outlives the link: the cut is read while it is in flight.
+  let saves = 0;
+  const save = s.port.checkpoint!;
+  s.port.checkpoint = async (state, durable) => {
+    if (durable) saves++;
+    await new Promise((r) => setTimeout(r, 1));
+    save(state, durable);
+  };
+  const r = await drive(session(), s.port);
+  assertEquals(r.result, "PASS");
+  assertEquals(saves, 1, s.log.join("\n"));
+  const resumed = s.log.slice(s.log.indexOf("resume"));
+  assertEquals(resumed.slice(0, 3), ["resume", "welcomed idle 1000", "ack 3"]);
 });
 
 Deno.test("drive: a cut welcomed connection saves the moved lastContact, sleeps the retry delay, then RESUMEs; a refusal ends it", async () => {

@@ -174,6 +174,19 @@ export class Link implements Disposable {
     return this.#limit;
   }
 
+  /**
+   * Suspends the idle limit (`on`), or restores it counting from now: for
+   * a silence this client asked for (a durable save holding back its ACK).
+   */
+  holdIdle(on: boolean): void {
+    if (this.#closed) return;
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (on) return;
+    this.#lastByte = this.#clock.now();
+    this.#arm(false);
+  }
+
   /** Changes the idle limit (ms), counted from the last byte received. */
   setIdleLimit(ms: number): void {
     this.#limit = ms;

@@ -42,3 +42,28 @@ Deno.test("Link: one handshake limit covers dial plus WELCOME, counted from the 
     ["connection_lost", "No welcome within 1000ms"],
   );
 });
+
+Deno.test("Link.holdIdle: no silence counts while held (a durable save in flight); released, it counts from then", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const accepted = listener.accept();
+  const clock = new FakeClock();
+  using link = await Link.open({
+    hostname: "127.0.0.1",
+    port,
+    signal: new AbortController().signal,
+    clock,
+    limitMs: 1000,
+  });
+  using _server = await accepted;
+  const read = link.read(true).then(() => "data", (e) => e);
+  link.holdIdle(true);
+  await clock.advance(5000);
+  assertEquals(link.idleFired, false, "held for 5 s, five times the limit");
+  link.holdIdle(false);
+  await clock.advance(999);
+  assertEquals(link.idleFired, false, "999 ms after the release");
+  await clock.advance(1);
+  assertEquals(link.idleFired, true, "1000 ms after the release");
+  await read;
+});

@@ -434,9 +434,12 @@ export class ClientSession {
    * done: the ACK(count) that completes the session.
    */
   #durable(now: number): readonly SessionAction[] {
-    if (this.#next !== this.count || !this.#welcomed) return EMPTY;
+    if (this.#next !== this.count) return EMPTY;
+    // Saved, even if the link closed while it was being saved: a resume at
+    // count then ACKs at once instead of saving again (a save slower than
+    // the server's patience would otherwise repeat forever).
     this.#finalDurable = true;
-    return [this.#ack(this.count, now)];
+    return this.#welcomed ? [this.#ack(this.count, now)] : EMPTY;
   }
 
   /** The durable save failed: without it, no ACK(count); the session stays resumable. */
@@ -484,20 +487,26 @@ export class ClientSession {
         this.#lastAckAt = now;
         this.#lastProgress = now;
         this.#checkpointedAt = now;
-        this.#finalDurable = false;
+        const welcome: SessionAction = {
+          type: "welcome",
+          resumed,
+          nextOffset: this.#next,
+          count: this.count,
+          idleLimitMs: this.#idleTimeoutMs ??
+            Math.max(CLIENT_DEFAULTS.minIdleTimeoutMs, 3 * this.#intervalMs),
+        };
+        if (this.#next === this.count && this.#finalDurable) {
+          // Resumed at count with the final state already saved durably
+          // (our ACK(count) or its DONE was lost): ACK again at once.
+          return [
+            welcome,
+            this.#checkpoint(false),
+            this.#ack(this.count, now),
+          ];
+        }
         // Resumed at count (our ACK(count) or its DONE was lost): the state
         // must be durable before the ACK(count) that `durable` releases.
-        return [
-          {
-            type: "welcome",
-            resumed,
-            nextOffset: this.#next,
-            count: this.count,
-            idleLimitMs: this.#idleTimeoutMs ??
-              Math.max(CLIENT_DEFAULTS.minIdleTimeoutMs, 3 * this.#intervalMs),
-          },
-          this.#checkpoint(this.#next === this.count),
-        ];
+        return [welcome, this.#checkpoint(this.#next === this.count)];
       }
       case "done":
         if (this.#next !== this.count) {

@@ -54,6 +54,8 @@ interface Watched {
   lastRead: number;
   /** Silence after WELCOME that counts as a lost connection (ms). */
   idleLimitMs: number;
+  /** The client asked for silence (a durable save in flight): none counts. */
+  held: boolean;
   /** When the session's next keep-alive tick is due (wall ms). */
   tickAt: number;
   /** Sends the session its tick; returns when the next one is due. */
@@ -115,7 +117,7 @@ export class Sweeper {
     for (const w of this.#live) {
       if (!w.streaming) {
         if (wallMs - w.openedAt > w.handshakeMs) w.silence();
-      } else if (wallMs - w.lastRead > w.idleLimitMs) w.silence();
+      } else if (!w.held && wallMs - w.lastRead > w.idleLimitMs) w.silence();
       else if (wallMs >= w.tickAt) w.tickAt = w.tick(wallMs);
     }
   }
@@ -187,6 +189,7 @@ class LeanLink implements DriverLink<number | null>, Watched {
   streaming = false;
   lastRead = 0;
   idleLimitMs = Infinity;
+  held = false;
   tickAt = Infinity;
   silent = false;
   readonly tick: (wallMs: number) => number;
@@ -263,6 +266,11 @@ class LeanLink implements DriverLink<number | null>, Watched {
         ? `No data from the server for ${this.idleLimitMs}ms`
         : `No welcome within ${this.handshakeMs}ms`,
     );
+  }
+
+  hold(on: boolean): void {
+    this.held = on;
+    if (!on) this.lastRead = wallNow();
   }
 
   welcomed(idleLimitMs: number, tickAt: number): void {

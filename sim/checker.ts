@@ -104,11 +104,15 @@ export class Checker {
     const cur = w.streamer;
     if (cur === c) return;
     const t = this.now();
-    if (c.supersededAt !== undefined && t > c.supersededAt + this.bounds.fenceMs) {
+    if (
+      c.supersededAt !== undefined && t > c.supersededAt + this.bounds.fenceMs
+    ) {
       this.fail(
         "one-streamer",
         c.session,
-        `connection ${c.id} sent a number ${t - c.supersededAt} ms after a newer connection of its session started streaming (bound ${this.bounds.fenceMs} ms)`,
+        `connection ${c.id} sent a number ${
+          t - c.supersededAt
+        } ms after a newer connection of its session started streaming (bound ${this.bounds.fenceMs} ms)`,
       );
     }
     if (cur !== undefined && cur.supersededAt === undefined && cur.id < c.id) {

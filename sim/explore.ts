@@ -7,7 +7,13 @@
  * @module
  */
 
-import { FAULTS, type FaultName, type SimConfig, type SimResult, simulate } from "./sim.ts";
+import {
+  type FaultName,
+  FAULTS,
+  type SimConfig,
+  type SimResult,
+  simulate,
+} from "./sim.ts";
 
 /** The command that replays `c`. */
 export function replayCommand(c: SimConfig): string {
@@ -17,23 +23,30 @@ export function replayCommand(c: SimConfig): string {
 }
 
 /** One line for a failed run: seed, invariant, settings and the replay command. */
-export function failureLine(r: SimResult): string {
-  const v = r.violations[0]!;
+export function failureLine(r: SimResult, invariant?: string): string {
+  const v = r.violations.find((x) => x.invariant === invariant) ??
+    r.violations[0]!;
   return `FAIL seed=${r.config.seed} invariant=${v.invariant}` +
     (v.session ? ` session=${v.session}` : "") +
-    ` (${r.violations.length} violation${r.violations.length === 1 ? "" : "s"}): ${v.detail} | replay: ${
-      replayCommand(r.config)
-    }`;
+    ` (${r.violations.length} violation${
+      r.violations.length === 1 ? "" : "s"
+    }): ${v.detail} | replay: ${replayCommand(r.config)}`;
 }
 
 /** The trace of a failed run: run lines, then the broken session's lines. */
-export function traceText(r: SimResult): string {
+export function traceText(r: SimResult, invariant?: string): string {
   const out: string[] = [
-    `# ${failureLine(r)}`,
-    `# faults injected: ${[...r.injected].map(([k, n]) => `${k}=${n}`).join(" ")}`,
+    `# ${failureLine(r, invariant)}`,
+    `# faults injected: ${
+      [...r.injected].map(([k, n]) => `${k}=${n}`).join(" ")
+    }`,
   ];
   for (const v of r.violations) {
-    out.push(`# violation ${v.invariant} at ${v.time} ms${v.session ? ` session ${v.session}` : ""}: ${v.detail}`);
+    out.push(
+      `# violation ${v.invariant} at ${v.time} ms${
+        v.session ? ` session ${v.session}` : ""
+      }: ${v.detail}`,
+    );
   }
   out.push("", "## run", ...r.trace.global);
   const seen = new Set<string>();
@@ -67,11 +80,16 @@ export async function shrink(
     return false;
   };
   while (best.config.clients > 1) {
-    const c = { ...best.config, clients: Math.max(1, Math.floor(best.config.clients / 2)) };
+    const c = {
+      ...best.config,
+      clients: Math.max(1, Math.floor(best.config.clients / 2)),
+    };
     if (!(await tryConfig(c))) break;
   }
   while (best.config.servers > 1) {
-    if (!(await tryConfig({ ...best.config, servers: best.config.servers - 1 }))) break;
+    if (
+      !(await tryConfig({ ...best.config, servers: best.config.servers - 1 }))
+    ) break;
   }
   for (const f of FAULTS) {
     if (!best.config.faults.has(f)) continue;

@@ -20,7 +20,13 @@
 import { cpuUsage } from "node:process";
 import { failureLine, shrink, traceText } from "./explore.ts";
 import { CI_SEEDS } from "./seeds.ts";
-import { defaultConfig, FAULTS, type FaultName, type SimConfig, simulate } from "./sim.ts";
+import {
+  defaultConfig,
+  type FaultName,
+  FAULTS,
+  type SimConfig,
+  simulate,
+} from "./sim.ts";
 
 const USAGE = `Usage: deno task sim [options]
 
@@ -70,7 +76,9 @@ function parse(argv: string[]): Args {
     faults: d.faults,
     faultEveryMs: d.faultEveryMs,
   };
-  let seed: number | undefined, count: number | undefined, minutes: number | undefined;
+  let seed: number | undefined,
+    count: number | undefined,
+    minutes: number | undefined;
   let traceDir = "sim-traces", doShrink = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -137,7 +145,9 @@ async function main(): Promise<number> {
   const cpu0 = cpuUsage();
   let runs = 0, failed = 0, sessions = 0, events = 0;
   const seeds = args.seeds;
-  const deadline = args.minutes === undefined ? Infinity : started + args.minutes * 60_000;
+  const deadline = args.minutes === undefined
+    ? Infinity
+    : started + args.minutes * 60_000;
   let random = (Date.now() % 1_000_000) * 1000;
   for (let i = 0;; i++) {
     let seed: number;
@@ -163,8 +173,9 @@ async function main(): Promise<number> {
       const s = await shrink(r);
       if (s !== r) {
         const sf = `${args.traceDir}/seed-${seed}-shrunk.txt`;
-        await Deno.writeTextFile(sf, traceText(s));
-        console.log(`  shrunk: ${failureLine(s)}`);
+        const inv = r.violations[0]!.invariant;
+        await Deno.writeTextFile(sf, traceText(s, inv));
+        console.log(`  shrunk: ${failureLine(s, inv)}`);
         console.log(`  shrunk trace: ${sf}`);
       }
     }

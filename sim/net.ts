@@ -72,7 +72,11 @@ type Fault = "reset" | "closed";
 /** One end of a simulated connection: the socket as a program sees it. */
 export class SimSocket {
   #pending:
-    | { buf: Uint8Array; resolve: (n: number | null) => void; reject: (e: unknown) => void }
+    | {
+      buf: Uint8Array;
+      resolve: (n: number | null) => void;
+      reject: (e: unknown) => void;
+    }
     | undefined;
   #fault: Fault | undefined;
   #eof = false;
@@ -106,7 +110,9 @@ export class SimSocket {
   /** Reads what has arrived; waits if nothing has. `null` at end of stream. */
   read(buf: Uint8Array): Promise<number | null> {
     if (this.#fault === "reset") {
-      return Promise.reject(new Deno.errors.ConnectionReset("connection reset"));
+      return Promise.reject(
+        new Deno.errors.ConnectionReset("connection reset"),
+      );
     }
     if (this.#fault === "closed") {
       return Promise.reject(new Deno.errors.BadResource("socket closed"));
@@ -124,7 +130,9 @@ export class SimSocket {
   /** Queues bytes; resolves when the kernel took them (there was room). */
   write(bytes: Uint8Array): Promise<number> {
     if (this.#fault === "reset") {
-      return Promise.reject(new Deno.errors.ConnectionReset("connection reset"));
+      return Promise.reject(
+        new Deno.errors.ConnectionReset("connection reset"),
+      );
     }
     if (this.#fault === "closed") {
       return Promise.reject(new Deno.errors.BadResource("socket closed"));
@@ -225,7 +233,9 @@ export class SimSocket {
   resetByPeer(): void {
     if (this.#fault !== undefined) return;
     this.#fault = "reset";
-    this.#failPending(new Deno.errors.ConnectionReset("connection reset by peer"));
+    this.#failPending(
+      new Deno.errors.ConnectionReset("connection reset by peer"),
+    );
     for (const w of this.outbound.waiting.splice(0)) w();
     this.onClose?.();
   }

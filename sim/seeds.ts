@@ -5,10 +5,18 @@
  * @module
  */
 
-import { defaultConfig, FAULTS, type FaultName, type SimConfig } from "./sim.ts";
+import {
+  defaultConfig,
+  type FaultName,
+  FAULTS,
+  type SimConfig,
+} from "./sim.ts";
 
 /** The fixed seed set of `deno task sim` and of `sim/sim_test.ts`. */
-export const CI_SEEDS: readonly number[] = Array.from({ length: 40 }, (_, i) => i + 1);
+export const CI_SEEDS: readonly number[] = Array.from(
+  { length: 40 },
+  (_, i) => i + 1,
+);
 
 /** A seed that found a bug. */
 export interface Regression {

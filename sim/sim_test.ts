@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertNotEquals } from "../tests/_assert.ts";
 import { failureLine } from "./explore.ts";
-import { CI_SEEDS, REGRESSIONS, regressionConfig } from "./seeds.ts";
+import { CI_SEEDS, regressionConfig, REGRESSIONS } from "./seeds.ts";
 import { defaultConfig, simulate } from "./sim.ts";
 
 Deno.test("simulate: one seed gives the same trace twice, another seed another", async () => {
@@ -30,6 +30,10 @@ Deno.test("simulate: the CI seed set keeps every invariant under every fault cla
 Deno.test("simulate: every seed that ever found a bug passes now", async () => {
   for (const r of REGRESSIONS) {
     const res = await simulate(regressionConfig(r));
-    assertEquals(res.violations.length, 0, `${r.found}\n${res.violations.length ? failureLine(res) : ""}`);
+    assertEquals(
+      res.violations.length,
+      0,
+      `${r.found}\n${res.violations.length ? failureLine(res) : ""}`,
+    );
   }
 });

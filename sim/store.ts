@@ -261,4 +261,3 @@ export class SimStore {
     await this.replica.close();
   }
 }
-
