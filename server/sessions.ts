@@ -441,21 +441,31 @@ export class SessionManager {
 
   /**
    * A handshake's write: the record a hello creates or reuses, or a
-   * resume's attach. Resolves whether it was applied.
-   *
-   * Known issue (17), kept until the simulator finds it: a claim the store
-   * applied but answered with an error (a timeout) leaves the record
-   * attached here while this server holds nothing of it, so it is never
-   * detached, expired or collected. The fix belongs here: on a store error,
-   * keep `detachRecord(this.#o, claim.rec, this.#now())` pending in the
-   * write-back at `claim.rec.epoch` (the flush then detaches it if it was
-   * applied; for a `create` it must take a missing record as "not applied",
-   * not as data the store lost).
+   * resume's attach. Resolves whether it was applied. A store error may
+   * hide a write that was applied (a timeout after the fact): its undoing
+   * detach is kept in the write-back, so the record is never left attached
+   * here with nothing behind it (found by the simulator, seed 7).
    */
-  #claim(claim: Claim): Promise<boolean> {
-    return claim.op === "create"
-      ? this.#op("create", (s) => s.create(claim.rec))
-      : this.#op("replace", (s) => s.replace(claim.expected, claim.rec));
+  async #claim(claim: Claim): Promise<boolean> {
+    try {
+      return await (claim.op === "create"
+        ? this.#op("create", (s) => s.create(claim.rec))
+        : this.#op("replace", (s) => s.replace(claim.expected, claim.rec)));
+    } catch (err) {
+      // No answer, but the store may have applied it: the record may now be
+      // attached here with no connection behind it, which nothing would
+      // ever detach, expire or collect (this server's lease stays alive).
+      // Detach it as a dropped connection would, through the write-back,
+      // which tells "applied" from "never applied" when it reads it back.
+      const rec = claim.rec;
+      this.#writeBack.keep(
+        rec.id,
+        rec.epoch,
+        detachRecord(this.#o, rec, this.#now()),
+        true,
+      );
+      throw err;
+    }
   }
 
   /**

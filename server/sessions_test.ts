@@ -305,6 +305,70 @@ Deno.test("SessionManager reconciles a tombstone that timed out but was applied"
   assertEquals(a.storeOps.get("get"), 1, "one read to reconcile");
 });
 
+Deno.test("SessionManager detaches a handshake write that timed out but was applied, so it expires TTL later (hello and resume)", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ clock });
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const [hello, resumed] = [id(), id()];
+  await a.detach(await a.open(resumed, 10, tok(2)));
+  store.applyThenFail = true;
+  assertEquals(
+    await codeOf(a.open(hello, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  assertEquals(
+    await codeOf(a.resume(resumed, tok(2), 3)),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.applyThenFail = false;
+  // Both records are attached to "a", which holds no connection for them.
+  assertEquals([
+    (await store.get(hello))?.owner,
+    (await store.get(resumed))?.owner,
+  ], ["a", "a"]);
+  await clock.advance(LEASE / 3); // the heartbeat's flush detaches them
+  assertEquals([
+    (await store.get(hello))?.owner,
+    (await store.get(resumed))?.owner,
+  ], ["", ""]);
+  assertEquals(a.unsynced, 0);
+  await clock.advance(TTL);
+  // Another server, an hour or a TTL later: expired, not resumed.
+  assertEquals(
+    await codeOf(b.resume(hello, tok(1), 0)),
+    ErrorCode.SESSION_EXPIRED,
+  );
+  assertEquals(
+    await codeOf(b.resume(resumed, tok(2), 3)),
+    ErrorCode.SESSION_EXPIRED,
+  );
+});
+
+Deno.test("SessionManager drops the undoing detach of a handshake write that was never applied, without calling it a data loss", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ clock });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  store.down = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.down = false;
+  assertEquals(a.unsynced, 1);
+  await clock.advance(LEASE / 3);
+  assertEquals(a.unsynced, 0);
+  assertEquals(await store.get(s), null);
+  // No resync: a resume of an unknown id is refused as unknown, not "store lost data".
+  assertEquals(
+    await codeOf(a.resume(id(), tok(1), 0)),
+    ErrorCode.UNKNOWN_SESSION,
+  );
+  // And the id can still be started.
+  assertEquals(await codeOf(a.open(s, 10, tok(1))), "ok");
+});
+
 Deno.test("SessionManager keeps a session attached when its completion cannot be recorded", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });

@@ -20,6 +20,12 @@ export interface Pending {
   readonly expected: number;
   /** What to write. */
   readonly rec: SessionRecord;
+  /**
+   * It undoes a handshake write whose answer was lost: that write may never
+   * have been applied, so a record found missing or moved on means only
+   * that, not a loss or a takeover.
+   */
+  readonly uncertain?: boolean;
 }
 
 /** What the write-back needs from the session manager. */
@@ -79,11 +85,25 @@ export class WriteBack {
     return this.#pending.get(id);
   }
 
-  /** Keeps `rec` to retry, unless a write for a later epoch is already pending. */
-  keep(id: string, expected: number, rec: SessionRecord): void {
+  /**
+   * Keeps `rec` to retry, unless a write for a later epoch is already
+   * pending. `uncertain`: see {@link Pending.uncertain}.
+   */
+  keep(
+    id: string,
+    expected: number,
+    rec: SessionRecord,
+    uncertain = false,
+  ): void {
     const cur = this.#pending.get(id);
     if (cur === undefined || cur.expected <= expected) {
-      this.#pending.set(id, { expected, rec });
+      this.#pending.set(
+        id,
+        uncertain ? { expected, rec, uncertain } : {
+          expected,
+          rec,
+        },
+      );
     }
   }
 
@@ -151,6 +171,11 @@ export class WriteBack {
       // attachment here): this server has moved on, and what the store said
       // of the older write must not fence the newer state.
       if (this.#pending.get(id) !== p) continue;
+      if (p.uncertain && outcome !== "written") {
+        // The handshake write it undoes was never applied: nothing to undo.
+        this.#pending.delete(id);
+        continue;
+      }
       if (outcome === "missing") {
         // Lost by the store, not moved on: the resync writes it back (and
         // every other session held here); it stays pending.

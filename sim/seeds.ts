@@ -31,7 +31,29 @@ export interface Regression {
 }
 
 /** Every seed that ever found a bug. */
-export const REGRESSIONS: readonly Regression[] = [];
+export const REGRESSIONS: readonly Regression[] = [
+  {
+    seed: 1,
+    clients: 60,
+    servers: 3,
+    found:
+      "liveness: a durable --state save slower than the idle limit made the client reconnect and save again forever (fixed in client/session.ts, client/driver.ts)",
+  },
+  {
+    seed: 1,
+    clients: 30,
+    servers: 2,
+    faults: ["slow-save"],
+    found: "the same, shrunk: 30 clients, 2 servers, slow saves only",
+  },
+  {
+    seed: 7,
+    clients: 60,
+    servers: 3,
+    found:
+      "zero-state: a handshake write the store applied but answered with a timeout left the record attached forever (fixed in server/sessions.ts #claim)",
+  },
+];
 
 /** The configuration a regression case runs. */
 export function regressionConfig(r: Regression): SimConfig {

@@ -135,13 +135,6 @@ interface ClientActor {
 
 const SEED_BASE = 0x5eed;
 
-const silent: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
-
 /** Runs one simulation to its end. */
 export async function simulate(config: SimConfig): Promise<SimResult> {
   const world = new World();

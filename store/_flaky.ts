@@ -20,7 +20,7 @@ export class FlakyStore implements SessionStore {
   readonly kind = "flaky";
   /** Every call rejects while set. */
   down = false;
-  /** `replace` applies the write, then rejects, while set. */
+  /** `create` and `replace` apply the write, then reject, while set. */
   applyThenFail = false;
   /** While set, `replace` waits for it before it runs. */
   hold: Promise<void> | undefined;
@@ -64,8 +64,12 @@ export class FlakyStore implements SessionStore {
   get(id: string): Promise<SessionRecord | null> {
     return this.#call((s) => s.get(id));
   }
-  create(rec: SessionRecord): Promise<boolean> {
-    return this.#call((s) => s.create(rec));
+  async create(rec: SessionRecord): Promise<boolean> {
+    const ok = await this.#call((s) => s.create(rec));
+    if (this.applyThenFail) {
+      throw new StoreUnavailableError("Command timed out (it was applied)");
+    }
+    return ok;
   }
   async replace(expected: number, rec: SessionRecord): Promise<boolean> {
     if (this.hold) await this.hold;
