@@ -462,7 +462,7 @@ export class SessionManager {
         rec.id,
         rec.epoch,
         detachRecord(this.#o, rec, this.#now()),
-        true,
+        rec,
       );
       throw err;
     }

@@ -369,6 +369,25 @@ Deno.test("SessionManager drops the undoing detach of a handshake write that was
   assertEquals(await codeOf(a.open(s, 10, tok(1))), "ok");
 });
 
+Deno.test("SessionManager: the undoing detach of a hello that was never applied leaves alone the same epoch written by another server (simulator seed 8)", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ clock });
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = id();
+  store.down = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.down = false;
+  // The client's retry reaches b: epoch 1 again, attached to b.
+  const att = await b.open(s, 10, tok(1));
+  await clock.advance(LEASE / 3); // a's flush
+  assertEquals([(await store.get(s))?.owner, a.unsynced], ["b", 0]);
+  assert_(b.holds(att));
+});
+
 Deno.test("SessionManager keeps a session attached when its completion cannot be recorded", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });

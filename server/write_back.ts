@@ -21,11 +21,13 @@ export interface Pending {
   /** What to write. */
   readonly rec: SessionRecord;
   /**
-   * It undoes a handshake write whose answer was lost: that write may never
-   * have been applied, so a record found missing or moved on means only
-   * that, not a loss or a takeover.
+   * It undoes this handshake write, whose answer was lost: that write may
+   * never have been applied. The flush then writes only over a record that
+   * is still exactly this one (another server may since have written the
+   * same epoch), and a record found missing or moved on means only that it
+   * was not applied, not a loss or a takeover.
    */
-  readonly uncertain?: boolean;
+  readonly uncertain?: SessionRecord;
 }
 
 /** What the write-back needs from the session manager. */
@@ -93,7 +95,7 @@ export class WriteBack {
     id: string,
     expected: number,
     rec: SessionRecord,
-    uncertain = false,
+    uncertain?: SessionRecord,
   ): void {
     const cur = this.#pending.get(id);
     if (cur === undefined || cur.expected <= expected) {
@@ -152,6 +154,14 @@ export class WriteBack {
       if (this.#host.closed()) return false;
       let outcome: "written" | "lost" | "missing";
       try {
+        if (p.uncertain !== undefined) {
+          const cur = await this.#host.op("get", (s) => s.get(id));
+          if (cur === null || !sameState(cur, p.uncertain)) {
+            // Never applied (or someone else's write now): nothing to undo.
+            if (this.#pending.get(id) === p) this.#pending.delete(id);
+            continue;
+          }
+        }
         if (
           await this.#host.op("replace", (s) => s.replace(p.expected, p.rec))
         ) {
@@ -171,8 +181,8 @@ export class WriteBack {
       // attachment here): this server has moved on, and what the store said
       // of the older write must not fence the newer state.
       if (this.#pending.get(id) !== p) continue;
-      if (p.uncertain && outcome !== "written") {
-        // The handshake write it undoes was never applied: nothing to undo.
+      if (p.uncertain !== undefined && outcome !== "written") {
+        // Moved on between the read and the write: not ours to judge.
         this.#pending.delete(id);
         continue;
       }

@@ -84,6 +84,8 @@ export class SimStore {
   outageUntil = -1;
   /** Told of record writes applied to the primary. */
   tap: WriteTap | undefined;
+  /** Told of each record a fault damaged. */
+  onDamage: ((id: string, what: string) => void) | undefined;
   #generation = 0;
   /** The previous version of each record, for rollbacks. */
   readonly #previous = new Map<string, SessionRecord>();
@@ -223,7 +225,10 @@ export class SimStore {
     for (const id of rep.keys()) {
       if (!lost.has(id) && this.#peek(id) === null) lost.add(id);
     }
-    for (const id of lost) this.log.damaged.add(id);
+    for (const id of lost) {
+      this.log.damaged.add(id);
+      this.onDamage?.(id, "failover lost its last writes");
+    }
     void this.primary.close();
     this.primary = this.replica;
     this.replica = this.primary.copyInto(this.#fresh());
