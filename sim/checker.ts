@@ -40,6 +40,8 @@ export interface ConnWatch {
   /** When a newer connection of the session first sent a number. */
   supersededAt: number | undefined;
   open: boolean;
+  /** Whether it sent a WELCOME. */
+  attached: boolean;
 }
 
 /** The bounds the checks use (ms). */
@@ -59,6 +61,12 @@ interface SessionWatch {
   /** The connection that sent the latest number. */
   streamer: ConnWatch | undefined;
   dones: number;
+  /** Welcomed connections open. */
+  attached: number;
+  /** When the last welcomed connection closed. */
+  lastAttachedEnd: number | undefined;
+  /** The longest time with no welcomed connection, between two. */
+  longestGap: number;
 }
 
 /** Collects violations from the taps. */
@@ -78,7 +86,15 @@ export class Checker {
   #watch(id: string): SessionWatch {
     let w = this.#sessions.get(id);
     if (w === undefined) {
-      w = { open: 0, lastEnd: undefined, streamer: undefined, dones: 0 };
+      w = {
+        open: 0,
+        lastEnd: undefined,
+        streamer: undefined,
+        dones: 0,
+        attached: 0,
+        lastAttachedEnd: undefined,
+        longestGap: 0,
+      };
       this.#sessions.set(id, w);
     }
     return w;
@@ -87,7 +103,13 @@ export class Checker {
   /** A connection of `session` reached a server. */
   opened(session: string): ConnWatch {
     this.#watch(session).open++;
-    return { id: ++this.#conns, session, supersededAt: undefined, open: true };
+    return {
+      id: ++this.#conns,
+      session,
+      supersededAt: undefined,
+      open: true,
+      attached: false,
+    };
   }
 
   /** The server's end of `c` closed (or its process died). */
@@ -96,6 +118,19 @@ export class Checker {
     c.open = false;
     const w = this.#watch(c.session);
     if (--w.open === 0) w.lastEnd = this.now();
+    if (c.attached && --w.attached === 0) w.lastAttachedEnd = this.now();
+  }
+
+  /**
+   * The longest time `session` had no welcomed connection, up to now: what
+   * an honest `session_expired` needs to have exceeded.
+   */
+  unattachedFor(session: string): number {
+    const w = this.#watch(session);
+    const now = w.attached === 0 && w.lastAttachedEnd !== undefined
+      ? this.now() - w.lastAttachedEnd
+      : 0;
+    return Math.max(w.longestGap, now);
   }
 
   /** The server wrote a NUMBER (or FINAL) on `c`. */
@@ -124,6 +159,12 @@ export class Checker {
   /** The server wrote a WELCOME on `c`. */
   welcomed(c: ConnWatch): void {
     const w = this.#watch(c.session);
+    if (!c.attached) {
+      c.attached = true;
+      if (w.attached++ === 0 && w.lastAttachedEnd !== undefined) {
+        w.longestGap = Math.max(w.longestGap, this.now() - w.lastAttachedEnd);
+      }
+    }
     const others = w.open - (c.open ? 1 : 0);
     const { ttlMs, slackMs } = this.bounds;
     if (others === 0 && w.lastEnd !== undefined) {

@@ -196,7 +196,10 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
         after?.epoch ?? 0
       }`,
     );
-    checker.storeWrite(before, after, storeNow);
+    // A record a fault rolled back or brought back has an old deadline; its
+    // holder writing it back is the recovery, not a late resume (the wire
+    // check still judges the session).
+    if (!store.log.damaged.has(id)) checker.storeWrite(before, after, storeNow);
   };
 
   // Servers.
@@ -666,13 +669,19 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       return;
     }
     const code = r.error?.code ?? "?";
-    const damaged = store.log.damaged.has(a.id) || store.log.failovers > 0;
-    const away = a.longestAbsence >= settings.ttlMs - 1000;
+    // A record a fault destroyed or changed may turn into any refusal
+    // (never into wrong numbers: the `numbers` check still runs).
+    const damaged = store.log.damaged.has(a.id);
+    // Expired is honest once the session had no welcomed connection for its
+    // TTL, less the third of a lease by which a crashed owner's sessions
+    // may expire early (PROTOCOL.md "TTL").
+    const away = a.longestAbsence >= settings.ttlMs - 1000 ||
+      checker.unattachedFor(a.id) >= settings.ttlMs - settings.leaseMs / 3 - 100;
     const allowed =
       (code === "unreachable" && !a.welcomed && a.refusedDials > 0) ||
       (code === "session_expired" && (away || damaged)) ||
       (code === "unknown_session" && (damaged || away)) ||
-      (code === "session_completed" && damaged);
+      damaged;
     if (!allowed) {
       checker.fail(
         "refusals",
