@@ -42,6 +42,8 @@ export interface ConnWatch {
   open: boolean;
   /** Whether it sent a WELCOME. */
   attached: boolean;
+  /** Whether the client asked to RESUME on it (not HELLO). */
+  resume: boolean;
 }
 
 /** The bounds the checks use (ms). */
@@ -109,6 +111,7 @@ export class Checker {
       supersededAt: undefined,
       open: true,
       attached: false,
+      resume: false,
     };
   }
 
@@ -167,7 +170,9 @@ export class Checker {
     }
     const others = w.open - (c.open ? 1 : 0);
     const { ttlMs, slackMs } = this.bounds;
-    if (others === 0 && w.lastEnd !== undefined) {
+    // A HELLO may start the id anew (after a tombstone); a RESUME may not
+    // outlive the TTL.
+    if (c.resume && others === 0 && w.lastEnd !== undefined) {
       const gap = this.now() - w.lastEnd;
       if (gap > ttlMs + slackMs) {
         this.fail(

@@ -368,6 +368,10 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
           `conn ${watch.id} to server ${slot.index} (${slot.core.id})`,
         );
         const srv = pair.server;
+        pair.client.onWrite = (bytes) => {
+          if (bytes[0] === MessageType.RESUME) watch.resume = true;
+          pair.client.onWrite = undefined;
+        };
         srv.onWrite = (bytes) => {
           const type = bytes[0];
           if (type === MessageType.NUMBER || type === MessageType.FINAL) {
@@ -677,8 +681,8 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     // may expire early (PROTOCOL.md "TTL").
     const away = a.longestAbsence >= settings.ttlMs - 1000 ||
       checker.unattachedFor(a.id) >= settings.ttlMs - settings.leaseMs / 3 - 100;
-    const allowed =
-      (code === "unreachable" && !a.welcomed && a.refusedDials > 0) ||
+    // Never welcomed within the connect give-up: the client's own rule.
+    const allowed = (code === "unreachable" && !a.welcomed) ||
       (code === "session_expired" && (away || damaged)) ||
       (code === "unknown_session" && (damaged || away)) ||
       damaged;
