@@ -388,6 +388,26 @@ Deno.test("SessionManager: the undoing detach of a hello that was never applied 
   assert_(b.holds(att));
 });
 
+Deno.test("SessionManager: a resync after a data loss does not write the undoing detach of an unanswered hello over another server's record (simulator seed 22)", async () => {
+  const clock = new FakeClock();
+  await using store = new FlakyStore({ clock });
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const [s, other] = [id(), id()];
+  const held = await a.open(other, 10, tok(2));
+  store.down = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.down = false;
+  await b.open(s, 10, tok(1)); // the retry, epoch 1 on b
+  await store.lose(other); // a sees its record gone at completion: a resync
+  await a.complete(held);
+  await clock.advance(LEASE);
+  assertEquals((await store.get(s))?.owner, "b");
+});
+
 Deno.test("SessionManager keeps a session attached when its completion cannot be recorded", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });

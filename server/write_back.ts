@@ -226,6 +226,10 @@ export class WriteBack {
       for (let round = 0; round < 3; round++) {
         if (h.closed()) return;
         const pending = this.#pending.get(id);
+        // The undoing of an unanswered handshake write is the flush's to
+        // make, and only over that very record: a resync would write it
+        // over whatever holds the epoch now (simulator seed 22).
+        if (pending?.uncertain !== undefined) break;
         const want = pending?.rec ?? h.held(id);
         if (want === undefined) break; // gone meanwhile
         const mine = pending?.expected ?? want.epoch;

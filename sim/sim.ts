@@ -186,7 +186,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     slackMs: 1000 + 2 * storeFaults.timeoutMs,
   });
   store.onDamage = (id, what) => trace.add(id, `fault ${what}`);
-  store.tap = (before, after, storeNow) => {
+  store.tap = (before, after, storeNow, by) => {
     const id = (after ?? before)!.id;
     trace.add(
       id,
@@ -194,7 +194,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
         before?.epoch ?? 0
       } -> ${after?.status ?? "deleted"}/${after?.owner || "-"}@${
         after?.epoch ?? 0
-      }`,
+      } by ${by}`,
     );
     // A record a fault rolled back or brought back has an old deadline; its
     // holder writing it back is the recovery, not a late resume (the wire

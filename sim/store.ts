@@ -72,6 +72,7 @@ export type WriteTap = (
   before: SessionRecord | null,
   after: SessionRecord | null,
   storeNow: number,
+  by: string,
 ) => void;
 
 /** The store service shared by every server. */
@@ -159,7 +160,7 @@ export class SimStore {
           timeout();
           return;
         }
-        void this.#apply(op, args).then((v) => {
+        void this.#apply(op, args, node.name).then((v) => {
           if (lostAfter) timeout();
           else world.after(this.#latency(), () => resolve(v as T), node);
         });
@@ -168,7 +169,7 @@ export class SimStore {
   }
 
   /** Runs `op` on the primary now, replicates it, and returns its result. */
-  #apply(op: Op, args: unknown[]): Promise<unknown> {
+  #apply(op: Op, args: unknown[], by: string): Promise<unknown> {
     const p = this.primary;
     let before: SessionRecord | null = null;
     const rec = op === "create"
@@ -184,7 +185,7 @@ export class SimStore {
       const after = this.#peek(rec.id);
       if (after !== before) {
         if (before !== null) this.#previous.set(rec.id, before);
-        this.tap?.(before, after, this.clock.now());
+        this.tap?.(before, after, this.clock.now(), by);
       }
     }
     if (MUTATING.has(op)) {
@@ -257,7 +258,7 @@ export class SimStore {
       s.delete(id);
       if (rec !== null) void s.create(rec);
     }
-    this.tap?.(before, rec, this.clock.now());
+    this.tap?.(before, rec, this.clock.now(), "fault");
   }
 
   /** Closes both stores. */
