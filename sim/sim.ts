@@ -186,6 +186,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     slackMs: 1000 + 2 * storeFaults.timeoutMs,
   });
   store.onDamage = (id, what) => trace.add(id, `fault ${what}`);
+  const ownerLapsed = new Set<string>();
   store.tap = (before, after, storeNow, by) => {
     const id = (after ?? before)!.id;
     trace.add(
@@ -196,6 +197,13 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
         after?.epoch ?? 0
       } by ${by}`,
     );
+    // Expired by another server because its owner's lease lapsed (a server
+    // cut off from the store for a TTL is presumed dead, PROTOCOL.md "TTL"),
+    // whatever its connection was doing meanwhile.
+    if (
+      before !== null && after?.status === "expired" && before.owner !== "" &&
+      (store.renewedAt.get(before.owner) ?? 0) + settings.ttlMs <= storeNow
+    ) ownerLapsed.add(id);
     // A record a fault rolled back or brought back has an old deadline; its
     // holder writing it back is the recovery, not a late resume (the wire
     // check still judges the session).
@@ -680,6 +688,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     // TTL, less the third of a lease by which a crashed owner's sessions
     // may expire early (PROTOCOL.md "TTL").
     const away = a.longestAbsence >= settings.ttlMs - 1000 ||
+      ownerLapsed.has(a.id) ||
       checker.unattachedFor(a.id) >= settings.ttlMs - settings.leaseMs / 3 - 100;
     // Never welcomed within the connect give-up: the client's own rule.
     const allowed = (code === "unreachable" && !a.welcomed) ||
