@@ -94,7 +94,12 @@ export function classify(err: unknown, ctx: RetryContext = NONE): Verdict {
       (wire === ErrorCode.SESSION_COMPLETED ||
         wire === ErrorCode.UNKNOWN_SESSION)
     ) return "complete";
-    if (wire === ErrorCode.TAKEN_OVER && ctx.abandonedHandshake) {
+    // Taken over after an abandoned handshake (our own late attempt won), or
+    // once we hold FINAL and every number (the server may have recorded our
+    // completion and answered late): resume once to learn the outcome.
+    if (
+      wire === ErrorCode.TAKEN_OVER && (ctx.abandonedHandshake || ctx.complete)
+    ) {
       return "retry";
     }
     return isRetriableCode(wire) ? "retry" : "final";

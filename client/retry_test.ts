@@ -82,6 +82,12 @@ Deno.test("classify: the table of outcomes", () => {
       abandoned,
       "retry",
     ],
+    [
+      "taken_over with FINAL (a completion answered late; simulator seed 30)",
+      wire(ErrorCode.TAKEN_OVER),
+      complete,
+      "retry",
+    ],
   ];
   for (const [what, err, ctx, want] of cases) {
     assertEquals(classify(err, ctx), want, what);
