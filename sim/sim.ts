@@ -202,7 +202,8 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     // whatever its connection was doing meanwhile.
     if (
       before !== null && after?.status === "expired" && before.owner !== "" &&
-      (store.renewedAt.get(before.owner) ?? 0) + settings.ttlMs <= storeNow
+      (store.primary.peekLease(before.owner)?.renewedAt ?? 0) +
+          settings.ttlMs <= storeNow
     ) ownerLapsed.add(id);
     // A record a fault rolled back or brought back has an old deadline; its
     // holder writing it back is the recovery, not a late resume (the wire

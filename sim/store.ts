@@ -85,8 +85,6 @@ export class SimStore {
   outageUntil = -1;
   /** Told of record writes applied to the primary. */
   tap: WriteTap | undefined;
-  /** When each server's lease was last renewed (store time). */
-  readonly renewedAt = new Map<string, number>();
   /** Told of each record a fault damaged. */
   onDamage: ((id: string, what: string) => void) | undefined;
   #generation = 0;
@@ -180,9 +178,6 @@ export class SimStore {
       ? args[1] as SessionRecord
       : undefined;
     if (rec !== undefined) before = this.#peek(rec.id);
-    if (op === "renewLease") {
-      this.renewedAt.set(args[0] as string, this.clock.now());
-    }
     // MemoryStore applies a command before it returns its promise.
     // deno-lint-ignore no-explicit-any
     const result: Promise<unknown> = (p[op] as any).apply(p, args);

@@ -179,6 +179,11 @@ export class MemoryStore implements SessionStore {
     return this.#records.get(id) ?? null;
   }
 
+  /** The lease of `owner` as it is now, read synchronously (tests, the simulator). */
+  peekLease(owner: string): Lease | null {
+    return this.#leases.get(owner) ?? null;
+  }
+
   /** Every record, for checks at quiescence (tests, the simulator). */
   records(): IterableIterator<SessionRecord> {
     return this.#records.values();
