@@ -19,8 +19,21 @@
  * leases and deadlines on one time base. All leases live in one slot, so on a
  * cluster they are judged by one primary's clock.
  *
- * **Failover.** Replication is asynchronous: a promoted replica may miss the
- * last writes. The server detects it by its own lease going back or missing
+ * **Confirmed writes.** Replication is asynchronous: a promoted replica may
+ * miss the last writes. So every write of a *live* record (a new session, an
+ * attach or takeover, a detach with its deadline, a write-back) is sent in
+ * one pipeline with `WAIT replicas waitMs` on the same connection (on a
+ * cluster, the primary of the key's shard), and resolves only once that many
+ * replicas have it; fewer in time rejects with {@link StoreUnconfirmedError}
+ * (retriable), so the server never sends a WELCOME that a failover can take
+ * back. Tombstones, leases and takeover notices are not confirmed: losing
+ * one is judged again from what survives (docs/durability.md says why). The
+ * `?replicas=N&waitMs=MS` spec parameters set it; Sentinel and Cluster
+ * default to 1 replica within 500 ms (or half the command timeout, if
+ * shorter), one Redis to none (no `WAIT` at all).
+ *
+ * **Failover.** What a failover loses anyway (an unconfirmed write, a lease
+ * renewal), the server detects by its own lease going back or missing
  * (`server/lease.ts`; on a cluster, the shard that holds `{lease}`), or by
  * finding a record of a session it holds missing (`server/sessions.ts`, any
  * shard), and writes its sessions back; see README "Scaling out".
@@ -36,8 +49,13 @@ import {
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
+  StoreUnconfirmedError,
 } from "./types.ts";
-import type { RedisStoreOptions } from "./redis_options.ts";
+import {
+  type ConfirmOptions,
+  DEFAULT_WAIT_MS,
+  type RedisStoreOptions,
+} from "./redis_options.ts";
 import { BUCKETS, RedisKeys } from "./redis_keys.ts";
 import {
   type EnvLookup,
@@ -242,6 +260,28 @@ interface Scripts {
   seqDrain(key: string): Promise<string[]>;
 }
 
+/** The two scripts that write records, as queued on a pipeline. */
+interface PipelineScripts {
+  seqCreate(
+    key: string,
+    attached: string,
+    json: string,
+    retainUntil: number,
+    owner: string,
+    id: string,
+  ): PipelineScripts;
+  seqReplace(
+    key: string,
+    attached: string,
+    expected: number,
+    json: string,
+    retainUntil: number,
+    owner: string,
+  ): PipelineScripts;
+  wait(replicas: number, timeoutMs: number): PipelineScripts;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
 /** The commands the store sends besides its scripts (both client kinds have them). */
 interface Commands {
   get(key: string): Promise<string | null>;
@@ -292,6 +332,7 @@ export class RedisStore implements SessionStore {
   readonly #fenceTtlMs: number;
   readonly #where: string;
   readonly #connectTimeoutMs: number;
+  readonly #confirm: { replicas: number; waitMs: number };
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
   /** When ioredis's sentinel loop wakes up from its current wait (ms since the epoch). */
@@ -339,10 +380,25 @@ export class RedisStore implements SessionStore {
     this.#fenceTtlMs = opts.fenceTtlMs ?? 3_600_000;
     const backoff = opts.backoff ?? redisReconnectBackoff;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
+    const commandTimeoutMs = opts.commandTimeoutMs ?? 2000;
+    const { replicas, waitMs } = this.#spec.confirm;
+    this.#confirm = {
+      replicas,
+      waitMs: waitMs ??
+        Math.max(
+          1,
+          Math.min(DEFAULT_WAIT_MS, Math.floor(commandTimeoutMs / 2)),
+        ),
+    };
+    if (replicas > 0 && this.#confirm.waitMs >= commandTimeoutMs) {
+      throw new TypeError(
+        `Invalid Redis store "${this.url}": ?waitMs=${this.#confirm.waitMs} must be below the command timeout (${commandTimeoutMs} ms)`,
+      );
+    }
     this.#redis = client(this.#spec, {
       backoff,
       connectTimeoutMs: this.#connectTimeoutMs,
-      commandTimeoutMs: opts.commandTimeoutMs ?? 2000,
+      commandTimeoutMs,
       sentinelRetry: (times) => {
         if (this.#closing) return null;
         const ms = backoff(times);
@@ -424,34 +480,160 @@ export class RedisStore implements SessionStore {
     });
   }
 
-  /** Stores `rec` if no record for `rec.id` exists (one Lua script). */
+  /** The confirmation this store asks of the writes a client is promised (`waitMs` resolved). */
+  get confirm(): Required<ConfirmOptions> {
+    return this.#confirm;
+  }
+
+  /**
+   * Stores `rec` if no record for `rec.id` exists (one Lua script); a live
+   * record is confirmed (see the module documentation).
+   *
+   * @throws {StoreUnconfirmedError} when it was written but too few replicas
+   * confirmed it in time
+   */
   create(rec: SessionRecord): Promise<boolean> {
+    const args = [
+      this.#keys.record(rec.id),
+      this.#keys.attachedOf(rec.id),
+      JSON.stringify(rec),
+      Math.ceil(rec.retainUntil),
+      rec.owner,
+      rec.id,
+    ] as const;
     return this.#run("create", async () => {
-      const n = await this.#scripts.seqCreate(
-        this.#keys.record(rec.id),
-        this.#keys.attachedOf(rec.id),
-        JSON.stringify(rec),
-        Math.ceil(rec.retainUntil),
-        rec.owner,
-        rec.id,
-      );
-      return n === 1;
+      if (!this.#confirms(rec)) {
+        return await this.#scripts.seqCreate(...args) === 1;
+      }
+      return await this.#confirmed("create", rec, (p) => p.seqCreate(...args));
     });
   }
 
-  /** Replaces the record if its epoch is `expectedEpoch` (one Lua script). */
+  /**
+   * Replaces the record if its epoch is `expectedEpoch` (one Lua script); a
+   * live record is confirmed (see the module documentation).
+   *
+   * @throws {StoreUnconfirmedError} when it was written but too few replicas
+   * confirmed it in time
+   */
   replace(expectedEpoch: number, rec: SessionRecord): Promise<boolean> {
+    const args = [
+      this.#keys.record(rec.id),
+      this.#keys.attachedOf(rec.id),
+      expectedEpoch,
+      JSON.stringify(rec),
+      Math.ceil(rec.retainUntil),
+      rec.owner,
+    ] as const;
     return this.#run("replace", async () => {
-      const n = await this.#scripts.seqReplace(
-        this.#keys.record(rec.id),
-        this.#keys.attachedOf(rec.id),
-        expectedEpoch,
-        JSON.stringify(rec),
-        Math.ceil(rec.retainUntil),
-        rec.owner,
+      if (!this.#confirms(rec)) {
+        return await this.#scripts.seqReplace(...args) === 1;
+      }
+      return await this.#confirmed(
+        "replace",
+        rec,
+        (p) => p.seqReplace(...args),
       );
-      return n === 1;
     });
+  }
+
+  /** Whether a write of `rec` is confirmed: a live record, with replicas asked for. */
+  #confirms(rec: SessionRecord): boolean {
+    return this.#confirm.replicas > 0 && rec.status === "live";
+  }
+
+  /**
+   * Runs one write script and `WAIT` in one pipeline, so both go to the same
+   * connection (on a cluster, the key's node: ioredis sends a pipeline to
+   * the node of its keys, and WAIT has none). WAIT blocks that connection
+   * until the replicas acknowledge everything written on it so far, this
+   * write included, or `waitMs` passes.
+   */
+  async #confirmed(
+    op: string,
+    rec: SessionRecord,
+    add: (p: PipelineScripts) => PipelineScripts,
+  ): Promise<boolean> {
+    const { replicas, waitMs } = this.#confirm;
+    const p = add(this.#redis.pipeline() as unknown as PipelineScripts);
+    const res = await p.wait(replicas, waitMs).exec();
+    if (res === null) throw new Error("the pipeline was discarded");
+    const [[err, n], [waitErr, acked] = [null, 0]] = res as [
+      [Error | null, unknown],
+      [Error | null, unknown]?,
+    ];
+    if (err) throw err;
+    if (n !== 1) return false; // nothing written: nothing to confirm
+    if (waitErr || typeof acked !== "number" || acked < replicas) {
+      const got = waitErr
+        ? `WAIT failed (${waitErr.message})`
+        : `${acked} of ${replicas} replica(s) confirmed it within ${waitMs} ms`;
+      throw new StoreUnconfirmedError(
+        `Redis ${op} of session ${rec.id} on ${this.#where} is not confirmed: ${got}`,
+        { cause: waitErr ?? undefined },
+      );
+    }
+    return true;
+  }
+
+  /**
+   * Reads, once, what the promise of docs/durability.md needs from the
+   * topology: on each primary (every shard's, on a cluster) the replicas
+   * connected and `min-replicas-to-write`. Resolves one line naming what
+   * cannot keep it (no confirmation asked on an HA spec; fewer replicas
+   * connected than `?replicas=`; `min-replicas-to-write` above the replicas
+   * connected, so every write is refused), or `undefined`. A plain
+   * `redis://` spec without `?replicas=` promises nothing across a failover
+   * and is not checked. Never rejects (a primary that does not answer, or
+   * refuses `CONFIG`, is skipped).
+   */
+  async durabilityWarning(): Promise<string | undefined> {
+    const { replicas } = this.#confirm;
+    const ha = this.#spec.mode !== "standalone";
+    if (!ha && replicas === 0) return undefined;
+    const problems: string[] = [];
+    if (replicas === 0) {
+      problems.push(
+        "?replicas=0: writes are not confirmed, so a failover can lose sessions already welcomed",
+      );
+    }
+    const r = this.#redis;
+    const primaries = r instanceof Cluster ? r.nodes("master") : [r];
+    for (const node of primaries) {
+      const name = r instanceof Cluster
+        ? `${node.options.host}:${node.options.port}`
+        : "the primary";
+      let connected: number;
+      try {
+        const info = await node.info("replication");
+        connected = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? NaN);
+      } catch {
+        continue;
+      }
+      let minToWrite = 0;
+      try {
+        const cfg = await node.config("GET", "min-replicas-to-write") as
+          | string[]
+          | undefined;
+        minToWrite = Number(cfg?.[1] ?? 0);
+      } catch {
+        // CONFIG renamed or refused (a managed Redis): not known.
+      }
+      if (replicas > 0 && connected < replicas) {
+        problems.push(
+          `${name} has ${connected} replica(s) connected, fewer than ?replicas=${replicas}: every new session is refused (store_unavailable) until enough connect`,
+        );
+      }
+      if (minToWrite > connected) {
+        problems.push(
+          `${name} has min-replicas-to-write ${minToWrite} but ${connected} replica(s) connected: it refuses every write`,
+        );
+      }
+    }
+    if (problems.length === 0) return undefined;
+    return `Redis ${this.#where} cannot keep the promise of docs/durability.md: ${
+      problems.join("; ")
+    }`;
   }
 
   /** Renews the lease from Redis's clock (`TIME`); the hint is not needed. */
