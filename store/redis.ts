@@ -21,12 +21,15 @@
  *
  * **Confirmed writes.** Replication is asynchronous: a promoted replica may
  * miss the last writes. So every write of a *live* record (a new session, an
- * attach or takeover, a detach with its deadline, a write-back) is sent in
- * one pipeline with `WAIT replicas waitMs` on the same connection (on a
- * cluster, the primary of the key's shard), and resolves only once that many
- * replicas have it; fewer in time rejects with {@link StoreUnconfirmedError}
+ * attach or takeover, a detach with its deadline, a write-back) is followed
+ * by `WAIT replicas waitMs` on the same connection (on a cluster, the
+ * primary of the key's shard; one `WAIT` at a time per connection confirms
+ * every write before it, see `redis_confirm.ts`), and resolves only once
+ * that many replicas have it; fewer in time rejects with {@link StoreUnconfirmedError}
  * (retriable), so the server never sends a WELCOME that a failover can take
- * back. Tombstones, leases and takeover notices are not confirmed: losing
+ * back. Reads of records are vouched for the same way (a deposed primary,
+ * with no replicas left, may not answer "no such session"). Tombstones,
+ * leases and takeover notices are not confirmed: losing
  * one is judged again from what survives (docs/durability.md says why). The
  * `?replicas=N&waitMs=MS` spec parameters set it; Sentinel and Cluster
  * default to 1 replica within 500 ms (or half the command timeout, if
@@ -56,7 +59,8 @@ import {
   DEFAULT_WAIT_MS,
   type RedisStoreOptions,
 } from "./redis_options.ts";
-import { BUCKETS, RedisKeys } from "./redis_keys.ts";
+import { BUCKETS, hashSlot, RedisKeys } from "./redis_keys.ts";
+import { WaitBatcher } from "./redis_confirm.ts";
 import {
   type EnvLookup,
   parseRedisSpec,
@@ -260,28 +264,6 @@ interface Scripts {
   seqDrain(key: string): Promise<string[]>;
 }
 
-/** The two scripts that write records, as queued on a pipeline. */
-interface PipelineScripts {
-  seqCreate(
-    key: string,
-    attached: string,
-    json: string,
-    retainUntil: number,
-    owner: string,
-    id: string,
-  ): PipelineScripts;
-  seqReplace(
-    key: string,
-    attached: string,
-    expected: number,
-    json: string,
-    retainUntil: number,
-    owner: string,
-  ): PipelineScripts;
-  wait(replicas: number, timeoutMs: number): PipelineScripts;
-  exec(): Promise<[Error | null, unknown][] | null>;
-}
-
 /** The commands the store sends besides its scripts (both client kinds have them). */
 interface Commands {
   get(key: string): Promise<string | null>;
@@ -333,6 +315,10 @@ export class RedisStore implements SessionStore {
   readonly #where: string;
   readonly #connectTimeoutMs: number;
   readonly #confirm: { replicas: number; waitMs: number };
+  /** One `WAIT` batcher per connection that confirmed writes. */
+  readonly #batchers = new WeakMap<Redis, WaitBatcher>();
+  /** Cluster nodes the write scripts are defined on. */
+  readonly #scripted = new WeakSet<Redis>();
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
   /** When ioredis's sentinel loop wakes up from its current wait (ms since the epoch). */
@@ -472,10 +458,26 @@ export class RedisStore implements SessionStore {
     });
   }
 
-  /** The record for `id`, or `null`. */
+  /**
+   * The record for `id`, or `null`. With confirmation on, the read is
+   * vouched for like a write: a `WAIT` after it on the same connection must
+   * find the replicas there. A primary that a partition or a failover has
+   * deposed has none left, and what it reads may be stale (a session
+   * created on the new primary is missing there): answering from it could
+   * refuse a promised session for good (`unknown_session`).
+   *
+   * @throws {StoreUnconfirmedError} when the replicas do not answer in time
+   */
   get(id: string): Promise<SessionRecord | null> {
+    const key = this.#keys.record(id);
     return this.#run("get", async () => {
-      const json = await this.#cmd.get(this.#keys.record(id));
+      if (this.#confirm.replicas === 0) {
+        const json = await this.#cmd.get(key);
+        return json === null ? null : decodeRecord(json, id);
+      }
+      const node = this.#nodeOf(key);
+      const json = await node.get(key);
+      await this.#vouch("read", id, node, node.stream);
       return json === null ? null : decodeRecord(json, id);
     });
   }
@@ -505,7 +507,12 @@ export class RedisStore implements SessionStore {
       if (!this.#confirms(rec)) {
         return await this.#scripts.seqCreate(...args) === 1;
       }
-      return await this.#confirmed("create", rec, (p) => p.seqCreate(...args));
+      return await this.#confirmed(
+        "create",
+        rec,
+        args[0],
+        (s) => s.seqCreate(...args),
+      );
     });
   }
 
@@ -532,7 +539,8 @@ export class RedisStore implements SessionStore {
       return await this.#confirmed(
         "replace",
         rec,
-        (p) => p.seqReplace(...args),
+        args[0],
+        (s) => s.seqReplace(...args),
       );
     });
   }
@@ -543,37 +551,90 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * Runs one write script and `WAIT` in one pipeline, so both go to the same
-   * connection (on a cluster, the key's node: ioredis sends a pipeline to
-   * the node of its keys, and WAIT has none). WAIT blocks that connection
-   * until the replicas acknowledge everything written on it so far, this
-   * write included, or `waitMs` passes.
+   * Runs one write script on the connection that holds `key` (on a cluster,
+   * its shard primary's, found by slot), then has it confirmed by a `WAIT`
+   * on that same connection, sent after the write's reply (see
+   * `redis_confirm.ts`: one `WAIT` in flight per connection confirms every
+   * write before it).
    */
   async #confirmed(
     op: string,
     rec: SessionRecord,
-    add: (p: PipelineScripts) => PipelineScripts,
+    key: string,
+    write: (s: Scripts) => Promise<number>,
   ): Promise<boolean> {
-    const { replicas, waitMs } = this.#confirm;
-    const p = add(this.#redis.pipeline() as unknown as PipelineScripts);
-    const res = await p.wait(replicas, waitMs).exec();
-    if (res === null) throw new Error("the pipeline was discarded");
-    const [[err, n], [waitErr, acked] = [null, 0]] = res as [
-      [Error | null, unknown],
-      [Error | null, unknown]?,
-    ];
-    if (err) throw err;
+    const node = this.#nodeOf(key);
+    let n: number;
+    try {
+      n = await write(node as unknown as Scripts);
+    } catch (e) {
+      // A moved slot or a dead node: let the cluster learn the new map.
+      if (this.#redis instanceof Cluster) this.#redis.refreshSlotsCache();
+      throw e;
+    }
     if (n !== 1) return false; // nothing written: nothing to confirm
-    if (waitErr || typeof acked !== "number" || acked < replicas) {
-      const got = waitErr
-        ? `WAIT failed (${waitErr.message})`
-        : `${acked} of ${replicas} replica(s) confirmed it within ${waitMs} ms`;
+    await this.#vouch(op, rec.id, node, node.stream);
+    return true;
+  }
+
+  /**
+   * Waits for a `WAIT` sent on `node` after a command whose reply came on
+   * socket `on`, and rejects unless enough replicas answered it.
+   */
+  async #vouch(
+    op: string,
+    id: string,
+    node: Redis,
+    on: unknown,
+  ): Promise<void> {
+    const { replicas, waitMs } = this.#confirm;
+    let batcher = this.#batchers.get(node);
+    if (batcher === undefined) {
+      batcher = new WaitBatcher(node, replicas, waitMs);
+      this.#batchers.set(node, batcher);
+    }
+    let acked: number;
+    try {
+      acked = await batcher.confirm(on);
+    } catch (e) {
       throw new StoreUnconfirmedError(
-        `Redis ${op} of session ${rec.id} on ${this.#where} is not confirmed: ${got}`,
-        { cause: waitErr ?? undefined },
+        `Redis ${op} of session ${id} on ${this.#where} is not confirmed: WAIT failed (${
+          (e as Error).message
+        })`,
+        { cause: e },
       );
     }
-    return true;
+    if (acked < replicas) {
+      throw new StoreUnconfirmedError(
+        `Redis ${op} of session ${id} on ${this.#where} is not confirmed: ${acked} of ${replicas} replica(s) answered within ${waitMs} ms`,
+      );
+    }
+  }
+
+  /**
+   * The client connection that holds `key`: the one connection, or on a
+   * cluster the node serving its slot, with the scripts defined on it.
+   *
+   * @throws {Error} when the cluster has no node for the slot yet
+   */
+  #nodeOf(key: string): Redis {
+    const r = this.#redis;
+    if (!(r instanceof Cluster)) return r;
+    const addr = r.slots[hashSlot(key)]?.[0];
+    const pool = (r as unknown as {
+      connectionPool?: { getInstanceByKey(k: string): Redis | undefined };
+    }).connectionPool;
+    const node = addr === undefined ? undefined : pool?.getInstanceByKey(addr);
+    if (node === undefined) {
+      r.refreshSlotsCache();
+      throw new Error(`no node serves the slot of ${key} yet`);
+    }
+    if (!this.#scripted.has(node)) {
+      node.defineCommand("seqCreate", { numberOfKeys: 2, lua: CREATE });
+      node.defineCommand("seqReplace", { numberOfKeys: 2, lua: REPLACE });
+      this.#scripted.add(node);
+    }
+    return node;
   }
 
   /**
