@@ -56,6 +56,37 @@ export interface WorkerSpec {
   client?: "lean" | "real";
   /** A server is killed at this epoch time: resumes after it are timed from it. */
   killAt?: number;
+  /** The servers' session TTL (ms): a resume later than this after a cut counts in {@link Ledger.late}. */
+  ttlMs?: number;
+}
+
+/**
+ * What the servers promised against what became of it, one session at a
+ * time: a WELCOME promises the session (resumable until TTL after a cut,
+ * every number right). Counted at the end of each client.
+ */
+export interface Ledger {
+  /** Sessions welcomed at least once: promised. */
+  welcomed: number;
+  /** Welcomed, and later refused as `unknown_session`: a promise lost. */
+  lost: number;
+  /** Welcomed, and later ended `session_expired` (by the server, or the client giving up after the TTL). */
+  expired: number;
+  /**
+   * Resumed more than the TTL (plus {@link LATE_MARGIN_MS}, for the time the
+   * server takes to see the cut) after the client lost its connection.
+   */
+  late: number;
+  /** Any number wrong (the checksum did not match): `FAIL`. */
+  wrong: number;
+}
+
+/** Slack on {@link Ledger.late}: a server sees a cut a little after its client does. */
+export const LATE_MARGIN_MS = 250;
+
+/** A zeroed ledger. */
+export function newLedger(): Ledger {
+  return { welcomed: 0, lost: 0, expired: 0, late: 0, wrong: 0 };
 }
 
 /** Width of one bin of {@link WorkerResult.waveBins} (ms). */
@@ -103,6 +134,8 @@ export interface ClientTally {
   /** Clients that went through a fault proxy, and the cuts the proxies made. */
   faulty: number;
   cuts: number;
+  /** Promises against outcomes. */
+  ledger: Ledger;
 }
 
 /** The final line. */
@@ -153,6 +186,10 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   const errors: Record<string, number> = {};
   const errorSamples: string[] = [];
   let mismatches = 0, reconnects = 0, faulty = 0;
+  const ledger = newLedger();
+  const lateAfter = spec.ttlMs === undefined
+    ? Infinity
+    : spec.ttlMs + LATE_MARGIN_MS;
   const lag = new Histogram(), lagSteady = new Histogram();
   const welcome = new Histogram(), firstNumber = new Histogram();
   const steadyAt = performance.now() +
@@ -198,6 +235,8 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     let connected = false;
     let gotFirst = false;
     let lostInWave = false;
+    /** When the connection of the current attachment was lost (performance time). */
+    let cutAt: number | undefined;
     c.started++;
     const onWelcome = (resumed: boolean, now: number) => {
       prev = -1;
@@ -208,6 +247,10 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       }
       if (!connected) c.connected++;
       connected = true;
+      if (resumed && cutAt !== undefined && now - cutAt > lateAfter) {
+        ledger.late++;
+      }
+      cutAt = undefined;
       if (resumed && lostInWave) {
         lostInWave = false;
         const ms = now - killAtPerf;
@@ -216,6 +259,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       }
     };
     const onLost = (now: number, why?: unknown) => {
+      if (connected) cutAt ??= now;
       if (connected) c.connected--;
       connected = false;
       if (now >= killAtPerf && !lostInWave) {
@@ -280,10 +324,15 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     if (welcomed) c.live--;
     c.finished++;
     reconnects += r.reconnects;
+    if (welcomed) ledger.welcomed++;
     if (r.result === "PASS") c.passed++;
-    else if (r.result === "FAIL") mismatches++;
-    else {
+    else if (r.result === "FAIL") {
+      mismatches++;
+      ledger.wrong++;
+    } else {
       const code = r.error?.code ?? "unknown";
+      if (welcomed && code === "unknown_session") ledger.lost++;
+      if (welcomed && code === "session_expired") ledger.expired++;
       errors[code] = (errors[code] ?? 0) + 1;
       if (errorSamples.length < 5) {
         errorSamples.push(`${code}: ${r.error?.message ?? ""}`);
@@ -351,6 +400,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     reconnects,
     faulty,
     cuts,
+    ledger,
     lag: lag.toJSON(),
     lagSteady: lagSteady.toJSON(),
     welcome: welcome.toJSON(),
