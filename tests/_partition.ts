@@ -39,7 +39,7 @@ import {
   startSentinelGroup,
   until,
 } from "./_redis.ts";
-import { connectionsOf, heal, isolatePort, sh } from "./_netns.ts";
+import { connectionsOf, createNetns, heal, isolatePort, sh } from "./_netns.ts";
 
 /** What one run does. */
 export interface ScenarioSpec {
@@ -394,6 +394,55 @@ async function probe(
     );
   }
   note(events, `${at()}: ${what}: ${parts.join(", ")}`);
+}
+
+/**
+ * Runs one scenario in a namespace of its own (created here, and deleted
+ * with every process in it afterwards, whatever happened), as a child
+ * `deno run` of this module; kills it after `timeoutMs`.
+ *
+ * @throws {Error} with the end of its stderr when it fails or times out
+ */
+export async function runInNetns(
+  spec: ScenarioSpec,
+  timeoutMs: number,
+): Promise<ScenarioResult> {
+  await using ns = await createNetns(`c${spec.case}`);
+  const { cmd, args } = ns.exec(Deno.execPath(), [
+    "run",
+    "-A",
+    new URL(import.meta.url).pathname,
+    JSON.stringify(spec),
+  ]);
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited.
+    }
+  }, timeoutMs);
+  try {
+    const out = await child.output();
+    const text = new TextDecoder().decode(out.stdout);
+    const line = text.split("\n").find((l) => l.startsWith("RESULT "));
+    if (!out.success || line === undefined) {
+      const err = new TextDecoder().decode(out.stderr);
+      throw new Error(
+        `the partition scenario (case ${spec.case}) failed (exit ${out.code}${
+          out.signal ? `, ${out.signal}` : ""
+        }): ${err.slice(-2000)}`,
+      );
+    }
+    return JSON.parse(line.slice("RESULT ".length)) as ScenarioResult;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 if (import.meta.main) {

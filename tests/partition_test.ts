@@ -15,8 +15,12 @@
  */
 
 import { assert_, assertEquals } from "./_assert.ts";
-import { createNetns, netnsUnavailable } from "./_netns.ts";
-import type { ScenarioResult, ScenarioSpec } from "./_partition.ts";
+import { netnsUnavailable } from "./_netns.ts";
+import {
+  runInNetns,
+  type ScenarioResult,
+  type ScenarioSpec,
+} from "./_partition.ts";
 import { redisIgnoreReason } from "./_redis.ts";
 
 const SKIP_ENV = "SEQSTREAM_SKIP_NETNS";
@@ -42,44 +46,6 @@ const SHORT: Omit<ScenarioSpec, "case"> = {
   seed: 15,
 };
 
-/** Runs one scenario in a namespace of its own; everything in it is killed after. */
-async function run(spec: ScenarioSpec): Promise<ScenarioResult> {
-  await using ns = await createNetns(`c${spec.case}`);
-  const { cmd, args } = ns.exec(Deno.execPath(), [
-    "run",
-    "-A",
-    new URL("./_partition.ts", import.meta.url).pathname,
-    JSON.stringify(spec),
-  ]);
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited.
-    }
-  }, 60_000);
-  try {
-    const out = await child.output();
-    const text = new TextDecoder().decode(out.stdout);
-    const line = text.split("\n").find((l) => l.startsWith("RESULT "));
-    if (!out.success || line === undefined) {
-      const err = new TextDecoder().decode(out.stderr);
-      throw new Error(
-        `the scenario failed (${out.code}): ${err.slice(-2000)}`,
-      );
-    }
-    return JSON.parse(line.slice("RESULT ".length)) as ScenarioResult;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function check(r: ScenarioResult): void {
   const l = r.worker.ledger;
   const why = `${JSON.stringify(l)}; errors ${
@@ -100,7 +66,7 @@ Deno.test({
     (ignore ? ` (ignored: ${ignore})` : ""),
   ignore: ignore !== undefined,
   fn: async () => {
-    const r = await run({ ...SHORT, case: 1 });
+    const r = await runInNetns({ ...SHORT, case: 1 }, 60_000);
     check(r);
     assert_(
       r.events.some((e) => e.includes("failed over")),
@@ -119,7 +85,7 @@ Deno.test({
     (ignore ? ` (ignored: ${ignore})` : ""),
   ignore: ignore !== undefined,
   fn: async () => {
-    const r = await run({ ...SHORT, case: 2, seed: 16 });
+    const r = await runInNetns({ ...SHORT, case: 2, seed: 16 }, 60_000);
     check(r);
     assert_(
       r.events.some((e) => e.includes("the old primary is a replica")),
