@@ -152,7 +152,7 @@ export interface WorkerResult extends WorkerCounts, ClientTally {
   firstNumber: HistogramData;
   /** This process's event-loop delay, sampled every 50 ms. */
   loop: HistogramData;
-  /** Sessions whose welcomed connection was lost after `killAt`. */
+  /** Sessions whose welcomed connection was lost after `killAt` (each counted once: its first cut after it). */
   lostAfterKill: number;
   /** What ended those connections (error messages with digits masked), counted. */
   cutReasons: Record<string, number>;
@@ -235,6 +235,8 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     let connected = false;
     let gotFirst = false;
     let lostInWave = false;
+    /** Its first cut after the kill has been timed: later cuts are not the kill's. */
+    let waveDone = false;
     /** When the connection of the current attachment was lost (performance time). */
     let cutAt: number | undefined;
     c.started++;
@@ -253,6 +255,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       cutAt = undefined;
       if (resumed && lostInWave) {
         lostInWave = false;
+        waveDone = true;
         const ms = now - killAtPerf;
         resumeAfterKill.record(ms);
         waveBins[Math.min(WAVE_BINS - 1, Math.floor(ms / WAVE_BIN_MS))]!++;
@@ -262,7 +265,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       if (connected) cutAt ??= now;
       if (connected) c.connected--;
       connected = false;
-      if (now >= killAtPerf && !lostInWave) {
+      if (now >= killAtPerf && !lostInWave && !waveDone) {
         lostInWave = true;
         lostAfterKill++;
         const reason = (why instanceof Error ? why.message : String(why))
