@@ -151,6 +151,8 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     // The link to the replicas drops: what the primary sends from here on
     // never arrives (a crashed host's queues die with it). Redis sees a
     // replica that does not acknowledge, as it would a lagging one.
+    // A slot the victim serves, to wait for another node to serve it.
+    const slot = cluster ? await slotOf(victim) : 0;
     const rules = await cutReplication(victim);
     note(
       events,
@@ -169,7 +171,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
         }`,
       );
       if (cluster) {
-        await (topo as Cluster).settled(20_000);
+        await (topo as Cluster).settled(20_000, slot);
       } else {
         await until(
           "the sentinels to promote a replica",
@@ -259,6 +261,19 @@ async function cpuOf(servers: ServerProc[]): Promise<number> {
 async function primaryOf(g: Sentinel): Promise<RedisServer> {
   const port = await g.primaryPort();
   return g.nodes.find((n) => n.port === port)!;
+}
+
+/** The first slot `node` serves, by its own view. */
+async function slotOf(node: RedisServer): Promise<number> {
+  const me = String(await redisCommand(node.port, ["CLUSTER", "MYID"]));
+  const slots = await redisCommand(node.port, ["CLUSTER", "SLOTS"]) as [
+    number,
+    number,
+    [string, number, string],
+  ][];
+  const mine = slots.find(([, , owner]) => owner[2] === me);
+  if (!mine) throw new Error(`node ${node.port} serves no slot`);
+  return mine[0];
 }
 
 /** The primary holding the most keys (sessions), on a cluster. */
