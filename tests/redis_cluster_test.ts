@@ -13,7 +13,7 @@ import { bucketOf, hashSlot, RedisKeys } from "../store/redis_keys.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import { drained, eventually, reference, startCluster } from "./_cluster.ts";
 import { testServer } from "./_fixtures.ts";
-import { type RedisServer, startRedisCluster } from "./_redis.ts";
+import { type RedisServer, startRedisCluster, until } from "./_redis.ts";
 import { sampleRefusals, sharedSpec, topologySuite } from "./_redis_ha.ts";
 
 const suite = await topologySuite(
@@ -100,6 +100,17 @@ clusterTest(
     await proxy.cutAll();
     await g.settled(10_000, slotOf(staleId));
     const failedOverAfter = performance.now() - killedAt;
+    // Writes are confirmed by a replica (the default, docs/durability.md), so
+    // the promoted primary, left without one, refuses the resumes of its
+    // sessions until a replica is back: the crashed node returns, as an
+    // operator would bring it back, and rejoins as its replica.
+    const promoted = await g.primaryOf(slotOf(staleId));
+    await victim.start();
+    await until(
+      "the crashed node to rejoin as a replica",
+      () => g.hasReplica(promoted),
+      10_000,
+    );
     const staleOpsBefore = stale.metrics().storeOps.get("get") ?? 0;
     await staleProxy.cutAll();
     const results = await Promise.all(runs);
