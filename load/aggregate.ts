@@ -6,7 +6,12 @@
  */
 
 import { Histogram } from "./histogram.ts";
-import type { ClientTally, WorkerResult } from "./worker.ts";
+import {
+  type ClientTally,
+  type Ledger,
+  newLedger,
+  type WorkerResult,
+} from "./worker.ts";
 
 /** Every client's outcome, summed over the workers. */
 export interface ClientTotals extends ClientTally {
@@ -38,6 +43,7 @@ export function aggregate(
     reconnects: 0,
     faulty: 0,
     cuts: 0,
+    ledger: newLedger(),
     numbers: 0,
     errors: {},
     errorSamples: [],
@@ -75,9 +81,24 @@ export function aggregate(
     t.reconnects += r.reconnects;
     t.faulty += r.faulty;
     t.cuts += r.cuts;
+    addLedger(t.ledger, r.ledger);
     t.numbers += r.numbers;
     reported += r.clients;
   }
   if (clients > reported) t.errors["worker_lost"] = clients - reported;
   return t;
+}
+
+/** Adds `b` into `a` (a worker from before the ledger counts as all zeros). */
+export function addLedger(a: Ledger, b: Ledger | undefined): void {
+  if (b === undefined) return;
+  for (const k of Object.keys(a) as (keyof Ledger)[]) a[k] += b[k];
+}
+
+/**
+ * The ledger as one report line: `promised N: lost L, expired E, late R,
+ * wrong W`, what the load tool prints beside its other counts.
+ */
+export function ledgerLine(l: Ledger): string {
+  return `promised ${l.welcomed}: lost ${l.lost}, expired ${l.expired}, resumed late ${l.late}, wrong ${l.wrong}`;
 }

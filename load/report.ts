@@ -6,7 +6,7 @@
  */
 
 import { formatDuration } from "../cli/duration.ts";
-import type { ClientTotals } from "./aggregate.ts";
+import { type ClientTotals, ledgerLine } from "./aggregate.ts";
 import type { Config } from "./config.ts";
 import type { Histogram } from "./histogram.ts";
 import type { ProcSample, TcpCounters } from "./_proc.ts";
@@ -495,6 +495,7 @@ export function buildReport(f: RunFigures): LoadReport {
       reconnects: t.reconnects,
       faulty: t.faulty,
       cuts: t.cuts,
+      ledger: t.ledger,
       numbers: t.numbers,
     },
     peak: {
@@ -633,6 +634,7 @@ export function tableRows(j: LoadReport): [string, string][] {
     ],
     ["passed / failed", `${j.clients.passed} / ${j.clients.failed}`],
     ["checksum mismatches", String(j.clients.mismatches)],
+    ["ledger", ledgerLine(j.clients.ledger)],
     [
       "errors by code",
       Object.entries(j.clients.errors).map(([k, v]) => `${k} ${v}`).join(

@@ -56,6 +56,37 @@ export interface WorkerSpec {
   client?: "lean" | "real";
   /** A server is killed at this epoch time: resumes after it are timed from it. */
   killAt?: number;
+  /** The servers' session TTL (ms): a resume later than this after a cut counts in {@link Ledger.late}. */
+  ttlMs?: number;
+}
+
+/**
+ * What the servers promised against what became of it, one session at a
+ * time: a WELCOME promises the session (resumable until TTL after a cut,
+ * every number right). Counted at the end of each client.
+ */
+export interface Ledger {
+  /** Sessions welcomed at least once: promised. */
+  welcomed: number;
+  /** Welcomed, and later refused as `unknown_session`: a promise lost. */
+  lost: number;
+  /** Welcomed, and later ended `session_expired` (by the server, or the client giving up after the TTL). */
+  expired: number;
+  /**
+   * Resumed more than the TTL (plus {@link LATE_MARGIN_MS}, for the time the
+   * server takes to see the cut) after the client lost its connection.
+   */
+  late: number;
+  /** Any number wrong (the checksum did not match): `FAIL`. */
+  wrong: number;
+}
+
+/** Slack on {@link Ledger.late}: a server sees a cut after its client does, by up to its event-loop lag under load. */
+export const LATE_MARGIN_MS = 1000;
+
+/** A zeroed ledger. */
+export function newLedger(): Ledger {
+  return { welcomed: 0, lost: 0, expired: 0, late: 0, wrong: 0 };
 }
 
 /** Width of one bin of {@link WorkerResult.waveBins} (ms). */
@@ -103,6 +134,8 @@ export interface ClientTally {
   /** Clients that went through a fault proxy, and the cuts the proxies made. */
   faulty: number;
   cuts: number;
+  /** Promises against outcomes. */
+  ledger: Ledger;
 }
 
 /** The final line. */
@@ -121,7 +154,7 @@ export interface WorkerResult extends WorkerCounts, ClientTally {
   resume: HistogramData;
   /** This process's event-loop delay, sampled every 50 ms. */
   loop: HistogramData;
-  /** Sessions whose welcomed connection was lost after `killAt`. */
+  /** Sessions whose welcomed connection was lost after `killAt` (each counted once: its first cut after it). */
   lostAfterKill: number;
   /** What ended those connections (error messages with digits masked), counted. */
   cutReasons: Record<string, number>;
@@ -155,6 +188,10 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   const errors: Record<string, number> = {};
   const errorSamples: string[] = [];
   let mismatches = 0, reconnects = 0, faulty = 0;
+  const ledger = newLedger();
+  const lateAfter = spec.ttlMs === undefined
+    ? Infinity
+    : spec.ttlMs + LATE_MARGIN_MS;
   const lag = new Histogram(), lagSteady = new Histogram();
   const welcome = new Histogram(), firstNumber = new Histogram();
   const resume = new Histogram();
@@ -204,6 +241,10 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     /** When the streaming connection was lost (-1: streaming, or never welcomed). */
     let lostAt = -1;
     let resumedAfterLoss = false;
+    /** Its first cut after the kill has been timed: later cuts are not the kill's. */
+    let waveDone = false;
+    /** When the connection of the current attachment was lost (performance time). */
+    let cutAt: number | undefined;
     c.started++;
     const onWelcome = (resumed: boolean, now: number) => {
       prev = -1;
@@ -215,8 +256,13 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       if (!connected) c.connected++;
       connected = true;
       resumedAfterLoss = resumed && lostAt >= 0;
+      if (resumed && cutAt !== undefined && now - cutAt > lateAfter) {
+        ledger.late++;
+      }
+      cutAt = undefined;
       if (resumed && lostInWave) {
         lostInWave = false;
+        waveDone = true;
         const ms = now - killAtPerf;
         resumeAfterKill.record(ms);
         waveBins[Math.min(WAVE_BINS - 1, Math.floor(ms / WAVE_BIN_MS))]!++;
@@ -224,9 +270,10 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     };
     const onLost = (now: number, why?: unknown) => {
       if (connected && welcomed && lostAt < 0 && now >= 0) lostAt = now;
+      if (connected) cutAt ??= now;
       if (connected) c.connected--;
       connected = false;
-      if (now >= killAtPerf && !lostInWave) {
+      if (now >= killAtPerf && !lostInWave && !waveDone) {
         lostInWave = true;
         lostAfterKill++;
         const reason = (why instanceof Error ? why.message : String(why))
@@ -293,10 +340,15 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     if (welcomed) c.live--;
     c.finished++;
     reconnects += r.reconnects;
+    if (welcomed) ledger.welcomed++;
     if (r.result === "PASS") c.passed++;
-    else if (r.result === "FAIL") mismatches++;
-    else {
+    else if (r.result === "FAIL") {
+      mismatches++;
+      ledger.wrong++;
+    } else {
       const code = r.error?.code ?? "unknown";
+      if (welcomed && code === "unknown_session") ledger.lost++;
+      if (welcomed && code === "session_expired") ledger.expired++;
       errors[code] = (errors[code] ?? 0) + 1;
       if (errorSamples.length < 5) {
         errorSamples.push(`${code}: ${r.error?.message ?? ""}`);
@@ -364,6 +416,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     reconnects,
     faulty,
     cuts,
+    ledger,
     lag: lag.toJSON(),
     lagSteady: lagSteady.toJSON(),
     welcome: welcome.toJSON(),

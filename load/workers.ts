@@ -156,5 +156,6 @@ function workerSpec(
     seed: cfg.seed,
     client: cfg.client,
     ...(cfg.kill ? { killAt: startAt + cfg.kill.atMs } : {}),
+    ttlMs: cfg.ttlMs,
   };
 }

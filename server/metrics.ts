@@ -28,6 +28,11 @@ export interface Counters {
   slowConsumersDropped: number;
   /** Failed store operations. */
   storeErrors: number;
+  /**
+   * Of those, writes the store applied but its replicas did not confirm in
+   * time (Redis `WAIT`): refused with `store_unavailable`, never promised.
+   */
+  storeUnconfirmed: number;
   /** ACK frames received. */
   acksReceived: number;
   /** Connections closed because the client sent nothing for the client timeout. */
@@ -48,6 +53,7 @@ export function newCounters(): Counters {
     connectionsRejectedRate: 0,
     slowConsumersDropped: 0,
     storeErrors: 0,
+    storeUnconfirmed: 0,
     acksReceived: 0,
     clientTimeouts: 0,
   };
@@ -418,6 +424,13 @@ export function renderPrometheus(m: MetricsSnapshot): string {
     "counter",
     "Failed store operations.",
     c.storeErrors,
+  );
+  line(
+    out,
+    "seqstream_store_unconfirmed_total",
+    "counter",
+    "Store writes not confirmed by enough replicas in time (refused as store_unavailable).",
+    c.storeUnconfirmed,
   );
   labelled(
     out,

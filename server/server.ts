@@ -129,6 +129,10 @@ export async function startServer(
       })
       : Deno.listen(listenOpts);
     await core.start();
+    // Once, in one line: a replicated store whose settings cannot keep a
+    // welcomed session through a failover (docs/durability.md).
+    const weak = await core.store.durabilityWarning?.();
+    if (weak !== undefined) log.warn(weak);
     if (opts.metricsPort !== undefined) {
       http = serveMetrics({
         hostname: opts.metricsHost ?? "127.0.0.1",

@@ -93,6 +93,7 @@ import {
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
+  StoreUnconfirmedError,
 } from "../store/types.ts";
 import { ExpiryQueue } from "./expiry.ts";
 import {
@@ -386,6 +387,9 @@ export class SessionManager {
         return await fn(this.#store);
       } catch (cause) {
         this.#o.counters.storeErrors++;
+        if (cause instanceof StoreUnconfirmedError) {
+          this.#o.counters.storeUnconfirmed++;
+        }
         const msg = cause instanceof StoreUnavailableError
           ? cause.message
           : String(cause);

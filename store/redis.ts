@@ -19,8 +19,24 @@
  * leases and deadlines on one time base. All leases live in one slot, so on a
  * cluster they are judged by one primary's clock.
  *
- * **Failover.** Replication is asynchronous: a promoted replica may miss the
- * last writes. The server detects it by its own lease going back or missing
+ * **Confirmed writes.** Replication is asynchronous: a promoted replica may
+ * miss the last writes. So every write of a *live* record (a new session, an
+ * attach or takeover, a detach with its deadline, a write-back) is followed
+ * by `WAIT replicas waitMs` on the same connection (on a cluster, the
+ * primary of the key's shard; one `WAIT` at a time per connection confirms
+ * every write before it, see `redis_confirm.ts`), and resolves only once
+ * that many replicas have it; fewer in time rejects with {@link StoreUnconfirmedError}
+ * (retriable), so the server never sends a WELCOME that a failover can take
+ * back. Reads of records are vouched for the same way (a deposed primary,
+ * with no replicas left, may not answer "no such session"). Tombstones,
+ * leases and takeover notices are not confirmed: losing
+ * one is judged again from what survives (docs/durability.md says why). The
+ * `?replicas=N&waitMs=MS` spec parameters set it; Sentinel and Cluster
+ * default to 1 replica within 500 ms (or half the command timeout, if
+ * shorter), one Redis to none (no `WAIT` at all).
+ *
+ * **Failover.** What a failover loses anyway (an unconfirmed write, a lease
+ * renewal), the server detects by its own lease going back or missing
  * (`server/lease.ts`; on a cluster, the shard that holds `{lease}`), or by
  * finding a record of a session it holds missing (`server/sessions.ts`, any
  * shard), and writes its sessions back; see docs/operations.md "Scaling out".
@@ -36,9 +52,15 @@ import {
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
+  StoreUnconfirmedError,
 } from "./types.ts";
-import type { RedisStoreOptions } from "./redis_options.ts";
-import { BUCKETS, RedisKeys } from "./redis_keys.ts";
+import {
+  type ConfirmOptions,
+  DEFAULT_WAIT_MS,
+  type RedisStoreOptions,
+} from "./redis_options.ts";
+import { BUCKETS, hashSlot, RedisKeys } from "./redis_keys.ts";
+import { WaitBatcher } from "./redis_confirm.ts";
 import {
   type EnvLookup,
   parseRedisSpec,
@@ -292,6 +314,11 @@ export class RedisStore implements SessionStore {
   readonly #fenceTtlMs: number;
   readonly #where: string;
   readonly #connectTimeoutMs: number;
+  readonly #confirm: { replicas: number; waitMs: number };
+  /** One `WAIT` batcher per connection that confirmed writes. */
+  readonly #batchers = new WeakMap<Redis, WaitBatcher>();
+  /** Cluster nodes the write scripts are defined on. */
+  readonly #scripted = new WeakSet<Redis>();
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
   /** When ioredis's sentinel loop wakes up from its current wait (ms since the epoch). */
@@ -339,10 +366,25 @@ export class RedisStore implements SessionStore {
     this.#fenceTtlMs = opts.fenceTtlMs ?? 3_600_000;
     const backoff = opts.backoff ?? redisReconnectBackoff;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
+    const commandTimeoutMs = opts.commandTimeoutMs ?? 2000;
+    const { replicas, waitMs } = this.#spec.confirm;
+    this.#confirm = {
+      replicas,
+      waitMs: waitMs ??
+        Math.max(
+          1,
+          Math.min(DEFAULT_WAIT_MS, Math.floor(commandTimeoutMs / 2)),
+        ),
+    };
+    if (replicas > 0 && this.#confirm.waitMs >= commandTimeoutMs) {
+      throw new TypeError(
+        `Invalid Redis store "${this.url}": ?waitMs=${this.#confirm.waitMs} must be below the command timeout (${commandTimeoutMs} ms)`,
+      );
+    }
     this.#redis = client(this.#spec, {
       backoff,
       connectTimeoutMs: this.#connectTimeoutMs,
-      commandTimeoutMs: opts.commandTimeoutMs ?? 2000,
+      commandTimeoutMs,
       sentinelRetry: (times) => {
         if (this.#closing) return null;
         const ms = backoff(times);
@@ -416,42 +458,243 @@ export class RedisStore implements SessionStore {
     });
   }
 
-  /** The record for `id`, or `null`. */
+  /**
+   * The record for `id`, or `null`. With confirmation on, the read is
+   * vouched for like a write: a `WAIT` after it on the same connection must
+   * find the replicas there. A primary that a partition or a failover has
+   * deposed has none left, and what it reads may be stale (a session
+   * created on the new primary is missing there): answering from it could
+   * refuse a promised session for good (`unknown_session`).
+   *
+   * @throws {StoreUnconfirmedError} when the replicas do not answer in time
+   */
   get(id: string): Promise<SessionRecord | null> {
+    const key = this.#keys.record(id);
     return this.#run("get", async () => {
-      const json = await this.#cmd.get(this.#keys.record(id));
+      if (this.#confirm.replicas === 0) {
+        const json = await this.#cmd.get(key);
+        return json === null ? null : decodeRecord(json, id);
+      }
+      const node = this.#nodeOf(key);
+      const json = await node.get(key);
+      await this.#vouch("read", id, node, node.stream);
       return json === null ? null : decodeRecord(json, id);
     });
   }
 
-  /** Stores `rec` if no record for `rec.id` exists (one Lua script). */
+  /** The confirmation this store asks of the writes a client is promised (`waitMs` resolved). */
+  get confirm(): Required<ConfirmOptions> {
+    return this.#confirm;
+  }
+
+  /**
+   * Stores `rec` if no record for `rec.id` exists (one Lua script); a live
+   * record is confirmed (see the module documentation).
+   *
+   * @throws {StoreUnconfirmedError} when it was written but too few replicas
+   * confirmed it in time
+   */
   create(rec: SessionRecord): Promise<boolean> {
+    const args = [
+      this.#keys.record(rec.id),
+      this.#keys.attachedOf(rec.id),
+      JSON.stringify(rec),
+      Math.ceil(rec.retainUntil),
+      rec.owner,
+      rec.id,
+    ] as const;
     return this.#run("create", async () => {
-      const n = await this.#scripts.seqCreate(
-        this.#keys.record(rec.id),
-        this.#keys.attachedOf(rec.id),
-        JSON.stringify(rec),
-        Math.ceil(rec.retainUntil),
-        rec.owner,
-        rec.id,
+      if (!this.#confirms(rec)) {
+        return await this.#scripts.seqCreate(...args) === 1;
+      }
+      return await this.#confirmed(
+        "create",
+        rec,
+        args[0],
+        (s) => s.seqCreate(...args),
       );
-      return n === 1;
     });
   }
 
-  /** Replaces the record if its epoch is `expectedEpoch` (one Lua script). */
+  /**
+   * Replaces the record if its epoch is `expectedEpoch` (one Lua script); a
+   * live record is confirmed (see the module documentation).
+   *
+   * @throws {StoreUnconfirmedError} when it was written but too few replicas
+   * confirmed it in time
+   */
   replace(expectedEpoch: number, rec: SessionRecord): Promise<boolean> {
+    const args = [
+      this.#keys.record(rec.id),
+      this.#keys.attachedOf(rec.id),
+      expectedEpoch,
+      JSON.stringify(rec),
+      Math.ceil(rec.retainUntil),
+      rec.owner,
+    ] as const;
     return this.#run("replace", async () => {
-      const n = await this.#scripts.seqReplace(
-        this.#keys.record(rec.id),
-        this.#keys.attachedOf(rec.id),
-        expectedEpoch,
-        JSON.stringify(rec),
-        Math.ceil(rec.retainUntil),
-        rec.owner,
+      if (!this.#confirms(rec)) {
+        return await this.#scripts.seqReplace(...args) === 1;
+      }
+      return await this.#confirmed(
+        "replace",
+        rec,
+        args[0],
+        (s) => s.seqReplace(...args),
       );
-      return n === 1;
     });
+  }
+
+  /** Whether a write of `rec` is confirmed: a live record, with replicas asked for. */
+  #confirms(rec: SessionRecord): boolean {
+    return this.#confirm.replicas > 0 && rec.status === "live";
+  }
+
+  /**
+   * Runs one write script on the connection that holds `key` (on a cluster,
+   * its shard primary's, found by slot), then has it confirmed by a `WAIT`
+   * on that same connection, sent after the write's reply (see
+   * `redis_confirm.ts`: one `WAIT` in flight per connection confirms every
+   * write before it).
+   */
+  async #confirmed(
+    op: string,
+    rec: SessionRecord,
+    key: string,
+    write: (s: Scripts) => Promise<number>,
+  ): Promise<boolean> {
+    const node = this.#nodeOf(key);
+    let n: number;
+    try {
+      n = await write(node as unknown as Scripts);
+    } catch (e) {
+      // A moved slot or a dead node: let the cluster learn the new map.
+      if (this.#redis instanceof Cluster) this.#redis.refreshSlotsCache();
+      throw e;
+    }
+    if (n !== 1) return false; // nothing written: nothing to confirm
+    await this.#vouch(op, rec.id, node, node.stream);
+    return true;
+  }
+
+  /**
+   * Waits for a `WAIT` sent on `node` after a command whose reply came on
+   * socket `on`, and rejects unless enough replicas answered it.
+   */
+  async #vouch(
+    op: string,
+    id: string,
+    node: Redis,
+    on: unknown,
+  ): Promise<void> {
+    const { replicas, waitMs } = this.#confirm;
+    let batcher = this.#batchers.get(node);
+    if (batcher === undefined) {
+      batcher = new WaitBatcher(node, replicas, waitMs);
+      this.#batchers.set(node, batcher);
+    }
+    let acked: number;
+    try {
+      acked = await batcher.confirm(on);
+    } catch (e) {
+      throw new StoreUnconfirmedError(
+        `Redis ${op} of session ${id} on ${this.#where} is not confirmed: WAIT failed (${
+          (e as Error).message
+        })`,
+        { cause: e },
+      );
+    }
+    if (acked < replicas) {
+      throw new StoreUnconfirmedError(
+        `Redis ${op} of session ${id} on ${this.#where} is not confirmed: ${acked} of ${replicas} replica(s) answered within ${waitMs} ms`,
+      );
+    }
+  }
+
+  /**
+   * The client connection that holds `key`: the one connection, or on a
+   * cluster the node serving its slot, with the scripts defined on it.
+   *
+   * @throws {Error} when the cluster has no node for the slot yet
+   */
+  #nodeOf(key: string): Redis {
+    const r = this.#redis;
+    if (!(r instanceof Cluster)) return r;
+    const addr = r.slots[hashSlot(key)]?.[0];
+    const pool = (r as unknown as {
+      connectionPool?: { getInstanceByKey(k: string): Redis | undefined };
+    }).connectionPool;
+    const node = addr === undefined ? undefined : pool?.getInstanceByKey(addr);
+    if (node === undefined) {
+      r.refreshSlotsCache();
+      throw new Error(`no node serves the slot of ${key} yet`);
+    }
+    if (!this.#scripted.has(node)) {
+      node.defineCommand("seqCreate", { numberOfKeys: 2, lua: CREATE });
+      node.defineCommand("seqReplace", { numberOfKeys: 2, lua: REPLACE });
+      this.#scripted.add(node);
+    }
+    return node;
+  }
+
+  /**
+   * Reads, once, what the promise of docs/durability.md needs from the
+   * topology: on each primary (every shard's, on a cluster) the replicas
+   * connected and `min-replicas-to-write`. Resolves one line naming what
+   * cannot keep it (no confirmation asked on an HA spec; fewer replicas
+   * connected than `?replicas=`; `min-replicas-to-write` above the replicas
+   * connected, so every write is refused), or `undefined`. A plain
+   * `redis://` spec without `?replicas=` promises nothing across a failover
+   * and is not checked. Never rejects (a primary that does not answer, or
+   * refuses `CONFIG`, is skipped).
+   */
+  async durabilityWarning(): Promise<string | undefined> {
+    const { replicas } = this.#confirm;
+    const ha = this.#spec.mode !== "standalone";
+    if (!ha && replicas === 0) return undefined;
+    const problems: string[] = [];
+    if (replicas === 0) {
+      problems.push(
+        "?replicas=0: writes are not confirmed, so a failover can lose sessions already welcomed",
+      );
+    }
+    const r = this.#redis;
+    const primaries = r instanceof Cluster ? r.nodes("master") : [r];
+    for (const node of primaries) {
+      const name = r instanceof Cluster
+        ? `${node.options.host}:${node.options.port}`
+        : "the primary";
+      let connected: number;
+      try {
+        const info = await node.info("replication");
+        connected = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? NaN);
+      } catch {
+        continue;
+      }
+      let minToWrite = 0;
+      try {
+        const cfg = await node.config("GET", "min-replicas-to-write") as
+          | string[]
+          | undefined;
+        minToWrite = Number(cfg?.[1] ?? 0);
+      } catch {
+        // CONFIG renamed or refused (a managed Redis): not known.
+      }
+      if (replicas > 0 && connected < replicas) {
+        problems.push(
+          `${name} has ${connected} replica(s) connected, fewer than ?replicas=${replicas}: every new session is refused (store_unavailable) until enough connect`,
+        );
+      }
+      if (minToWrite > connected) {
+        problems.push(
+          `${name} has min-replicas-to-write ${minToWrite} but ${connected} replica(s) connected: it refuses every write`,
+        );
+      }
+    }
+    if (problems.length === 0) return undefined;
+    return `Redis ${this.#where} cannot keep the promise of docs/durability.md: ${
+      problems.join("; ")
+    }`;
   }
 
   /** Renews the lease from Redis's clock (`TIME`); the hint is not needed. */

@@ -14,6 +14,11 @@
  * signs the servers' certificates is `?ca=/path/ca.pem` or, if absent, the
  * file named by `SEQSTREAM_REDIS_CA`; without either, the system's roots.
  *
+ * Every form takes `?replicas=N&waitMs=MS`: a write that a client is
+ * promised is confirmed by `WAIT N MS` (see `redis_options.ts`). Sentinel and
+ * Cluster default to `replicas=1` within 500 ms (or half the command
+ * timeout); one Redis to `replicas=0` (no `WAIT`).
+ *
  * Credentials: from the URL (`user:pass@`, percent-encoded), or else from
  * `SEQSTREAM_REDIS_USERNAME` / `SEQSTREAM_REDIS_PASSWORD`. Sentinels that
  * require a password of their own take `SEQSTREAM_REDIS_SENTINEL_PASSWORD`.
@@ -22,6 +27,12 @@
  *
  * @module
  */
+
+import {
+  CONFIRM_PARAMS,
+  type ConfirmOptions,
+  parseConfirm,
+} from "./redis_options.ts";
 
 /** The environment variables the Redis specs read, by purpose. */
 export const REDIS_ENV = {
@@ -64,6 +75,11 @@ export interface RedisSpec {
   readonly tls: boolean;
   /** Path of the PEM file of the CA to trust (TLS only). */
   readonly caFile?: string;
+  /**
+   * Confirmation of the writes a client is promised (`?replicas=&waitMs=`;
+   * see `redis_options.ts` and docs/durability.md).
+   */
+  readonly confirm: ConfirmOptions;
 }
 
 /** Reads an environment variable; `undefined` when unset or not permitted. */
@@ -148,7 +164,11 @@ export function parseRedisSpec(
     throw bad("one host only (use redis+sentinel:// or redis+cluster://)");
   }
   const params = new URLSearchParams(query?.slice(1) ?? "");
-  const allowed = new Set(["ca", ...scheme.mode === "sentinel" ? ["db"] : []]);
+  const allowed = new Set([
+    "ca",
+    ...CONFIRM_PARAMS,
+    ...scheme.mode === "sentinel" ? ["db"] : [],
+  ]);
   for (const k of params.keys()) {
     if (!allowed.has(k)) {
       throw bad(
@@ -177,7 +197,13 @@ export function parseRedisSpec(
   }
   const out: {
     -readonly [K in keyof RedisSpec]: RedisSpec[K];
-  } = { mode: scheme.mode, nodes, db, tls: scheme.tls };
+  } = {
+    mode: scheme.mode,
+    nodes,
+    db,
+    tls: scheme.tls,
+    confirm: parseConfirm(params, scheme.mode !== "standalone", bad),
+  };
   if (masterName !== undefined) out.masterName = masterName;
   let user: string | undefined;
   let pass: string | undefined;

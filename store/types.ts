@@ -133,6 +133,13 @@ export interface SessionStore extends AsyncDisposable {
   drainFences(owner: string): Promise<Fence[]>;
   /** Releases connections and timers. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional, for stores that replicate: reads the topology's settings once
+   * and resolves a one-line warning when they cannot keep the promise of
+   * docs/durability.md (a welcomed session survives a failover), or
+   * `undefined` when they can (or the store cannot tell). Never rejects.
+   */
+  durabilityWarning?(): Promise<string | undefined>;
 }
 
 /**
@@ -146,5 +153,20 @@ export class StoreUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "StoreUnavailableError";
+  }
+}
+
+/**
+ * A write the store applied but its replicas did not confirm in time (Redis
+ * `WAIT` saw fewer replicas than required). A failover could still lose it,
+ * so nothing may be promised on it: it is a {@link StoreUnavailableError}
+ * (retriable; the client gets `store_unavailable`), told apart only for the
+ * `seqstream_store_unconfirmed_total` metric.
+ */
+export class StoreUnconfirmedError extends StoreUnavailableError {
+  /** @param message what was not confirmed, sentence case */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreUnconfirmedError";
   }
 }

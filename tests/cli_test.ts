@@ -392,6 +392,7 @@ Deno.test({
         frames.at(-1)!.endsWith("done"),
       JSON.stringify(frames.at(-1)),
     );
+    // deno-lint-ignore no-control-regex
     assertEquals(out.match(/\x1b\[KPASS {2}/g)?.length, 2, JSON.stringify(out));
     assert_(/\n2\/2 PASS in /.test(out), JSON.stringify(out));
   },

@@ -198,6 +198,16 @@ Deno.test({
       assert_(Number(tiles[name]) > 0, `${name} shown: ${tiles[name]}`);
     }
 
+    // The charts draw /history, which the server samples once a second and
+    // the page polls once a second: the figures above may be newer than the
+    // page's latest point. The final values are in the first point the
+    // server sampled after the settle; wait for the page to hold it.
+    const settledAt = Date.now();
+    await browser.until(
+      `window.dashboard.charts().sessions.x.at(-1) * 1000 > ${settledAt}`,
+      "a point of /history sampled after the sessions settled",
+    );
+
     // Charts: a canvas each, data drawn, y from 0, legends with the latest value.
     const charts = await browser.eval<Charts>("window.dashboard.charts()");
     const canvases = await browser.eval<number>(

@@ -275,7 +275,10 @@ export function derivePoint(
 
 /** Options for {@link HistorySampler}. */
 export interface HistorySamplerOptions {
-  /** Times the points (wall time, ms) and arms the sampling timer. */
+  /**
+   * Paces the sampling on its monotonic reading (its timers), over which the
+   * rates are taken too, and stamps the points with its wall reading.
+   */
   clock: Clock;
   /** The server's metrics, read once a step. */
   metrics(): MetricsSnapshot;
@@ -299,8 +302,10 @@ export class HistorySampler implements Disposable {
   readonly ring: HistoryRing;
   readonly #clock: Clock;
   readonly #metrics: () => MetricsSnapshot;
-  #prev: { at: number; r: Readings } | undefined;
+  /** The previous reading and its monotonic time. */
+  #prev: { mono: number; r: Readings } | undefined;
   #timer: TimerId | undefined;
+  /** Monotonic time the next sample is due. */
   #due: number;
   #stopped = false;
 
@@ -308,39 +313,40 @@ export class HistorySampler implements Disposable {
     this.#clock = opts.clock;
     this.#metrics = opts.metrics;
     this.ring = new HistoryRing(opts.capacity);
-    this.#due = this.#clock.now();
+    this.#due = this.#clock.monotonic();
     this.#tick();
   }
 
   /**
-   * Takes one point now (the timer calls this). Times never go backward: a
-   * wall clock stepped back stamps points 1 ms after the previous one until
-   * it catches up, so `?since=` never skips a point.
+   * Takes one point now (the timer calls this). Points are stamped with
+   * wall time, which never goes backward here: a wall clock stepped back
+   * stamps points 1 ms after the previous one until it catches up, so
+   * `?since=` never skips a point. Rates are taken over the monotonic time
+   * since the previous point, so a wall-clock step does not distort them.
    */
   sample(): void {
     const last = this.ring.last;
-    const at = last === undefined
-      ? this.#clock.now()
-      : Math.max(this.#clock.now(), last + 1);
+    const wall = this.#clock.now();
+    const at = last === undefined ? wall : Math.max(wall, last + 1);
+    const mono = this.#clock.monotonic();
     const m = this.#metrics();
     const r = readingsOf(m);
     const p = this.#prev;
     this.ring.push(
       at,
-      derivePoint(p?.r, r, m, p === undefined ? 0 : (at - p.at) / 1000),
+      derivePoint(p?.r, r, m, p === undefined ? 0 : (mono - p.mono) / 1000),
     );
-    this.#prev = { at, r };
+    this.#prev = { mono, r };
   }
 
   #tick(): void {
     this.sample();
-    // Steps stay on a fixed grid; after a stall, or a wall clock stepped
-    // back, the next one is a full step away (never more).
-    const now = this.#clock.now();
+    // Steps stay on a fixed grid of monotonic time (a wall-clock step moves
+    // nothing); after a stall, the next one is a full step away, with no
+    // burst of catch-up samples.
+    const now = this.#clock.monotonic();
     this.#due += HISTORY_STEP_MS;
-    if (this.#due <= now || this.#due > now + HISTORY_STEP_MS) {
-      this.#due = now + HISTORY_STEP_MS;
-    }
+    if (this.#due <= now) this.#due = now + HISTORY_STEP_MS;
     if (!this.#stopped) {
       this.#timer = this.#clock.setTimeout(
         () => this.#tick(),

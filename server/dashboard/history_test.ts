@@ -1,3 +1,4 @@
+import type { Clock, TimerId } from "../../common/clock.ts";
 import { FakeClock } from "../../common/fake_clock.ts";
 import { assert_, assertEquals } from "../../tests/_assert.ts";
 import {
@@ -86,23 +87,77 @@ Deno.test("HistorySampler keeps 15 minutes and no more, in memory fixed at start
   assertEquals(sampler.ring.recent("sessions", 3), [998, 999, 1000]);
 });
 
+/**
+ * A {@link FakeClock} whose event loop can be blocked: {@link stall} moves
+ * both readings on by `ms` while the timers that fall due wait, then runs
+ * them late, in due order, the way a runtime does after a long synchronous
+ * task. (`FakeClock.advance` fires every timer on time; `FakeClock.set`
+ * steps the wall reading alone and fires nothing.)
+ */
+class StallingClock implements Clock {
+  readonly fake: FakeClock;
+  #held: { id: TimerId; fn: () => void }[] | undefined;
+
+  constructor(wall: number, monotonic: number) {
+    this.fake = new FakeClock(wall, monotonic);
+  }
+  now(): number {
+    return this.fake.now();
+  }
+  monotonic(): number {
+    return this.fake.monotonic();
+  }
+  setTimeout(fn: () => void, ms: number): TimerId {
+    const id: TimerId = this.fake.setTimeout(
+      () => this.#held ? this.#held.push({ id, fn }) : fn(),
+      ms,
+    );
+    return id;
+  }
+  clearTimeout(id: TimerId | undefined): void {
+    this.fake.clearTimeout(id);
+    this.#held = this.#held?.filter((t) => t.id !== id);
+  }
+  advance(ms: number): Promise<void> {
+    return this.fake.advance(ms);
+  }
+  /** The event loop is blocked for `ms`; what fell due runs after it. */
+  async stall(ms: number): Promise<void> {
+    this.#held = [];
+    await this.fake.advance(ms);
+    const late = this.#held;
+    this.#held = undefined;
+    for (const t of late) t.fn();
+    await this.fake.advance(0);
+  }
+}
+
 Deno.test("HistorySampler stays on its grid after a stall and stops when disposed", async () => {
-  const clock = new FakeClock(0);
+  // Wall and monotonic readings from different origins: pacing on one and
+  // stamping with the other must not mix them up.
+  const clock = new StallingClock(1_000_000, 500);
   const m = snapshot();
   const sampler = new HistorySampler({ clock, metrics: () => m });
   m.counters.numbersSent = 3000;
-  clock.set(3000); // the event loop was blocked for 3 s
-  await clock.advance(0);
-  await clock.advance(0);
+  await clock.stall(3000); // the event loop was blocked for 3 s
   const h = sampler.ring.toJson();
-  assertEquals(h.t, [0, 3000]);
+  assertEquals(h.t, [1_000_000, 1_003_000], "one late point, no burst");
   assertEquals(h.series.numbers_per_s, [null, 1000], "rate over the real gap");
-  await clock.advance(1000);
-  assertEquals(sampler.ring.last, 4000);
+  await clock.advance(999);
+  assertEquals(sampler.ring.size, 2, "a full step after the late point");
+  await clock.advance(1);
+  assertEquals(sampler.ring.last, 1_004_000);
+  // A shorter stall delays one point; the next is back on the grid.
+  await clock.stall(1250);
+  assertEquals(sampler.ring.last, 1_005_250);
+  await clock.advance(749);
+  assertEquals(sampler.ring.size, 4, "not a full step after the late point");
+  await clock.advance(1);
+  assertEquals(sampler.ring.last, 1_006_000);
   sampler[Symbol.dispose]();
-  assertEquals(clock.pending, 0);
+  assertEquals(clock.fake.pending, 0);
   await clock.advance(5000);
-  assertEquals(sampler.ring.size, 3);
+  assertEquals(sampler.ring.size, 5);
 });
 
 Deno.test("HistoryRing: toJson(since) returns only newer points, oldest first", () => {
@@ -139,4 +194,13 @@ Deno.test("HistorySampler: a wall clock stepped back does not send time backward
   assertEquals(sampler.ring.toJson().t, [100_000, 101_000, 101_001, 101_002]);
   assertEquals(sampler.ring.toJson(101_000).t, [101_001, 101_002]);
   assertEquals(clock.pending, 1, "still sampling");
+  // The timer counts monotonic time: the next point is a step after the
+  // last one, its rate over that second, not over the 1 ms of stamps.
+  m.counters.numbersSent += 500;
+  await clock.advance(1000);
+  const h = sampler.ring.toJson(101_002);
+  assertEquals(h.t, [101_003]);
+  assertEquals(h.series.numbers_per_s, [500]);
+  await clock.advance(1000);
+  assertEquals(sampler.ring.last, 101_004, "and the next a step later");
 });

@@ -1,0 +1,182 @@
+/**
+ * Expired stays expired across a failover: the expiry tombstone is written
+ * unconfirmed (docs/durability.md), so a failover may lose it. What
+ * survives is the confirmed detach, whose deadline is in store time, and a
+ * later RESUME is judged by it: refused as expired, on any server, however
+ * late. Deterministic: one {@link FakeClock}, a memory store that plays the
+ * failover (it acknowledges the tombstone and never applies it, as a primary
+ * that dies before its replica has it).
+ *
+ * @module
+ */
+
+import { FakeClock } from "../common/fake_clock.ts";
+import { silentLogger } from "../common/logger.ts";
+import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
+import { newCounters } from "../server/metrics.ts";
+import { SessionManager } from "../server/sessions.ts";
+import { MemoryStore } from "../store/memory.ts";
+import type {
+  Fence,
+  Lease,
+  LeaseRead,
+  SessionRecord,
+  SessionStore,
+} from "../store/types.ts";
+import { assert_, assertEquals } from "./_assert.ts";
+
+const TTL = 1000;
+const LEASE = 300;
+const tok = (b: number) => new Uint8Array(16).fill(b);
+
+/**
+ * A memory store whose writes of one status are acknowledged and dropped
+ * while {@link lose} is set: what a client of a primary sees when the
+ * primary acknowledged a write and died before any replica had it.
+ */
+class LossyStore implements SessionStore {
+  readonly kind = "lossy";
+  /** Writes of a record with this status are acknowledged and not applied. */
+  lose: SessionRecord["status"] | undefined;
+  /** How many were dropped. */
+  lost = 0;
+  constructor(readonly inner: MemoryStore) {}
+  get(id: string): Promise<SessionRecord | null> {
+    return this.inner.get(id);
+  }
+  create(rec: SessionRecord): Promise<boolean> {
+    if (rec.status === this.lose) return this.#drop();
+    return this.inner.create(rec);
+  }
+  replace(expected: number, rec: SessionRecord): Promise<boolean> {
+    if (rec.status === this.lose) return this.#drop();
+    return this.inner.replace(expected, rec);
+  }
+  #drop(): Promise<boolean> {
+    this.lost++;
+    return Promise.resolve(true);
+  }
+  renewLease(owner: string, ms: number, hint: number): Promise<Lease> {
+    return this.inner.renewLease(owner, ms, hint);
+  }
+  leaseOf(owner: string): Promise<LeaseRead> {
+    return this.inner.leaseOf(owner);
+  }
+  collect(graceMs: number, limit: number): Promise<number> {
+    return this.inner.collect(graceMs, limit);
+  }
+  fence(owner: string, f: Fence): Promise<void> {
+    return this.inner.fence(owner, f);
+  }
+  drainFences(owner: string): Promise<Fence[]> {
+    return this.inner.drainFences(owner);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+async function manager(store: SessionStore, clock: FakeClock, id: string) {
+  const counters = newCounters();
+  const m = new SessionManager(store, {
+    serverId: id,
+    ttlMs: TTL,
+    leaseMs: LEASE,
+    tombstoneMs: 60_000,
+    counters,
+    log: silentLogger,
+    onFenced: () => {},
+    clock,
+  });
+  await m.start();
+  return Object.assign(m, {
+    counters,
+    [Symbol.asyncDispose]: () => m.close(),
+  });
+}
+
+async function codeOf(p: Promise<unknown>): Promise<number | "ok"> {
+  try {
+    await p;
+    return "ok";
+  } catch (e) {
+    assert_(e instanceof ProtocolError, `not a ProtocolError: ${e}`);
+    return e.code;
+  }
+}
+
+for (const crashed of [false, true]) {
+  Deno.test(
+    `SessionManager: an expiry tombstone lost in a failover leaves the session expired, ` +
+      `judged by the surviving detach's deadline in store time (the server that expired it ${
+        crashed ? "crashed since" : "still runs"
+      })`,
+    async () => {
+      const clock = new FakeClock();
+      const store = new LossyStore(
+        new MemoryStore({ clock, sweepIntervalMs: 3_600_000 }),
+      );
+      await using _store = store;
+      await using a = await manager(store, clock, "a");
+      await using b = await manager(store, clock, "b");
+      const s = crypto.randomUUID();
+      await a.detach(await a.open(s, 10, tok(1)));
+      const detached = await store.get(s);
+      assertEquals([detached?.owner, detached?.status], ["", "live"]);
+      const deadline = detached!.expiresAt;
+      store.lose = "expired";
+      await clock.advance(TTL);
+      // a expired it, and the store acknowledged a tombstone it does not have.
+      assertEquals([a.counters.sessionsExpired, store.lost, a.sessions], [
+        1,
+        1,
+        0,
+      ]);
+      const survived = await store.get(s);
+      assertEquals(
+        [survived?.status, survived?.owner, survived?.expiresAt],
+        ["live", "", deadline],
+      );
+      if (crashed) await a.close();
+      for (const late of [0, 1, TTL * 5]) {
+        await clock.advance(late);
+        assertEquals(
+          await codeOf(b.resume(s, tok(1), 0)),
+          ErrorCode.SESSION_EXPIRED,
+          `b, ${late} ms later`,
+        );
+        if (!crashed) {
+          assertEquals(
+            await codeOf(a.resume(s, tok(1), 0)),
+            ErrorCode.SESSION_EXPIRED,
+            `a, ${late} ms later`,
+          );
+        }
+      }
+      // Not resumable, and never re-attached: the record is still the detach.
+      assertEquals((await store.get(s))?.owner, "");
+      assertEquals(b.counters.resumes + a.counters.resumes, 0);
+    },
+  );
+}
+
+Deno.test("SessionManager: a session resumed just before its deadline is not refused because the failover lost nothing else", async () => {
+  // The control: the same setup resumes fine one ms before the deadline, so
+  // the refusal above comes from the deadline, not from the lossy store.
+  const clock = new FakeClock();
+  const store = new LossyStore(
+    new MemoryStore({ clock, sweepIntervalMs: 3_600_000 }),
+  );
+  await using _store = store;
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = crypto.randomUUID();
+  await a.detach(await a.open(s, 10, tok(1)));
+  store.lose = "expired";
+  await clock.advance(TTL - 1);
+  assertEquals(await codeOf(b.resume(s, tok(1), 0)), "ok");
+  assertEquals(store.lost, 0);
+});
