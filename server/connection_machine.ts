@@ -37,7 +37,7 @@
  *    SEND actions become NUMBER (and FINAL) frames, its CLOSE an ERROR.
  * 4. ACK(count) asks the session layer to record the completion: recorded,
  *    it says DONE; refused because another connection took the session
- *    over meanwhile, it closes.
+ *    over meanwhile, it says ERROR `taken_over` (never a bare close).
  * 5. Closing: one last frame (ERROR, GOAWAY or DONE) is written; the
  *    transport closes when the writer is idle, or after
  *    {@link CLOSE_GRACE_MS} if the client does not read.
@@ -461,8 +461,21 @@ export class ConnectionMachine {
     // Fenced or shut down meanwhile: that close already told the client.
     if (this.#phase !== STREAMING || att === undefined) return ConnAction.NONE;
     if (!done) {
-      // Fenced meanwhile: the other attachment answers the client.
-      return this.#end();
+      // Taken over by another connection, whose fence has not reached this
+      // one (the session layer let go of it in the completion): say so, as
+      // the fence would have.
+      this.#push(ConnAction.COUNT, "sessionsTakenOver", 0);
+      this.#log("info", "session taken over", {
+        id: att.id,
+        remote: this.remote,
+      });
+      return this.fail(
+        new ProtocolError(
+          ErrorCode.TAKEN_OVER,
+          `Session "${att.id}" was resumed by another connection`,
+        ),
+        monotonicMs,
+      );
     }
     this.#log("info", "session completed", { id: att.id, count: att.count });
     this.#close(encodeMessage({ type: "done" }), monotonicMs);

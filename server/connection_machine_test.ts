@@ -403,6 +403,18 @@ Deno.test("ConnectionMachine completes on ACK(count): asks the session layer, wi
   assertEquals(c.run(c.m.closed(false)), ["detached"]);
 });
 
+Deno.test("ConnectionMachine answers a completion lost to a takeover with ERROR taken_over, never a bare close", () => {
+  const c = finished();
+  c.run(c.m.frame(...ackFrame(2), 12));
+  assertEquals(c.run(c.m.completed(false, 20)), [
+    "count sessionsTakenOver",
+    "log session taken over",
+    "write error taken_over",
+  ]);
+  assertEquals(c.m.phase, ConnPhase.CLOSING);
+  assertEquals(c.m.wakeAt, 20 + CLOSE_GRACE_MS);
+});
+
 Deno.test("ConnectionMachine says nothing more when fenced while the completion is recorded", () => {
   const c = finished();
   c.run(c.m.frame(...ackFrame(2), 12));

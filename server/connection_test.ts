@@ -222,3 +222,24 @@ Deno.test("Connection treats a reset link as a gone peer: the session detaches, 
   assertEquals(c.events, ["attached", "detached", "closed"]);
   assertEquals(c.clock.pending, 0);
 });
+
+Deno.test("Connection answers ACK(count) of a session taken over while its completion was recorded with ERROR taken_over, not a bare EOF", async () => {
+  const att = attachment(2);
+  const s = oneSession(att);
+  // Another server resumed the session: the completion's compare-and-set
+  // fails, and the session layer lets the attachment go.
+  const c = serveOne({ ...s.port, complete: () => Promise.resolve(false) });
+  await c.peer.send(hello(att.id, att.count, att.token));
+  await c.clock.advance(3 * SETTINGS.intervalMs);
+  assertEquals(c.peer.of("final").length, 1);
+  await c.peer.send(ack(att.count));
+  await c.served;
+  const m = c.peer.messages.at(-1);
+  assert_(m?.type === "error", JSON.stringify(m));
+  assertEquals(m.code, ErrorCode.TAKEN_OVER);
+  assert_(m.message.includes(att.id), m.message);
+  assertEquals(c.peer.end, "eof");
+  assertEquals(c.host.counters.sessionsTakenOver, 1);
+  assertEquals(c.events, ["attached", "detached", "closed"]);
+  assertEquals(c.clock.pending, 0);
+});
