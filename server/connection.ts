@@ -283,7 +283,7 @@ export class Connection implements Task {
           host.refused(m.refusal);
           break;
         case ConnAction.WELCOMED:
-          host.welcomed?.(m.welcomed, m.numbers);
+          host.welcomed?.(m.welcomed, m.ms);
           break;
         case ConnAction.END:
           this.#conn.close();

@@ -123,7 +123,7 @@ export const ConnAction = {
   REFUSED: 10,
   /**
    * A WELCOME answered a {@link ConnectionMachine.welcomed} handshake
-   * {@link ConnectionMachine.numbers} ms (monotonic) after it arrived.
+   * {@link ConnectionMachine.ms} (monotonic) after it arrived.
    */
   WELCOMED: 11,
   /** Log {@link ConnectionMachine.line}. */
@@ -174,7 +174,7 @@ const FINAL_FRAME_SIZE = 3 + 20;
 const TLS_HANDSHAKE_RECORD = 0x16;
 
 /** Actions an event may queue, at most (the largest batch is 5). */
-const QUEUE = 8;
+const QUEUE = 6;
 
 const { HANDSHAKE, OPENING, STREAMING, CLOSING, ENDED } = ConnPhase;
 
@@ -230,8 +230,12 @@ export class ConnectionMachine {
   readonly #frame = new Uint8Array(NUMBER_FRAME_SIZE);
   /** Batches (burst mode, FINAL), allocated when first needed. */
   #batch: Uint8Array | undefined;
-  /** Queued actions: code, data, number, ... (one array per connection). */
-  readonly #queue: unknown[] = new Array(3 * QUEUE).fill(0);
+  /**
+   * Queued actions, two slots each (one small array per connection): the
+   * code plus 16 times a small number (a WRITE's number count, WELCOMED's
+   * kind), then the data.
+   */
+  readonly #queue: unknown[] = new Array(2 * QUEUE).fill(0);
   #head = 0;
   #tail = 0;
   #data: unknown = undefined;
@@ -288,7 +292,7 @@ export class ConnectionMachine {
     return this.#data as Uint8Array;
   }
 
-  /** {@link ConnAction.WRITE}: NUMBER and FINAL frames among the bytes; {@link ConnAction.WELCOMED}: ms. */
+  /** {@link ConnAction.WRITE}: NUMBER and FINAL frames among the bytes. */
   get numbers(): number {
     return this.#num;
   }
@@ -315,7 +319,12 @@ export class ConnectionMachine {
 
   /** {@link ConnAction.WELCOMED}: what the handshake was. */
   get welcomed(): "hello" | "resume" {
-    return this.#data as "hello" | "resume";
+    return this.#num === 0 ? "hello" : "resume";
+  }
+
+  /** {@link ConnAction.WELCOMED}: how long after the handshake (monotonic ms). */
+  get ms(): number {
+    return this.#data as number;
   }
 
   /** {@link ConnAction.LOG}: the line. */
@@ -331,12 +340,13 @@ export class ConnectionMachine {
       this.#data = undefined;
       return ConnAction.NONE;
     }
-    const q = this.#queue, i = (h % QUEUE) * 3;
+    const q = this.#queue, i = (h % QUEUE) * 2;
+    const code = q[i] as number;
     this.#head = h + 1;
     this.#data = q[i + 1];
-    this.#num = q[i + 2] as number;
+    this.#num = code >>> 4;
     q[i + 1] = 0;
-    return q[i] as ConnAction;
+    return (code & 15) as ConnAction;
   }
 
   // --- events ---------------------------------------------------------------
@@ -414,7 +424,11 @@ export class ConnectionMachine {
       }),
       0,
     );
-    this.#push(ConnAction.WELCOMED, msg.type, monotonicMs - this.#handshakeAt);
+    this.#push(
+      ConnAction.WELCOMED,
+      monotonicMs - this.#handshakeAt,
+      msg.type === "hello" ? 0 : 1,
+    );
     const stream = this.#stream = new Stream(s, att.count);
     stream.start(offset, monotonicMs);
     this.#phase = STREAMING;
@@ -792,10 +806,9 @@ export class ConnectionMachine {
     if (t - this.#head >= QUEUE) {
       throw new RangeError(`More than ${QUEUE} connection actions queued`);
     }
-    const q = this.#queue, i = (t % QUEUE) * 3;
-    q[i] = code;
+    const q = this.#queue, i = (t % QUEUE) * 2;
+    q[i] = code | (num << 4);
     q[i + 1] = data;
-    q[i + 2] = num;
     this.#tail = t + 1;
   }
 }

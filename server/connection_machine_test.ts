@@ -103,7 +103,7 @@ function machine(settings = SETTINGS, acceptedAt = 0) {
           out.push(`refused ${m.refusal}`);
           break;
         case ConnAction.WELCOMED:
-          out.push(`welcomed ${m.welcomed} ${m.numbers}ms`);
+          out.push(`welcomed ${m.welcomed} ${m.ms}ms`);
           break;
         case ConnAction.LOG:
           lines.push(m.line);
