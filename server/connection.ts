@@ -317,8 +317,16 @@ export class Connection implements Task {
     } catch (err) {
       return this.#apply(this.#m.handshakeFailed(err, clock.monotonic()));
     }
+    // Asked in the same turn as the registration (the ATTACHED action): a
+    // takeover notice is either drained before (not held: refused) or finds
+    // this connection registered (closed with taken_over).
     return this.#apply(
-      this.#m.attached(att, clock.monotonic(), clock.now()),
+      this.#m.attached(
+        att,
+        sessions.holds(att),
+        clock.monotonic(),
+        clock.now(),
+      ),
     );
   }
 

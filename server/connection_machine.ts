@@ -32,7 +32,9 @@
  *    {@link ConnAction.RESUME}); no deadline runs meanwhile. Its answer
  *    attaches (WELCOME, then the stream starts) or refuses (ERROR); any
  *    answer that is not a protocol error is a `store_unavailable`. An
- *    attachment that arrives once the connection is closing is detached.
+ *    attachment that arrives once the connection is closing is detached;
+ *    one the session layer no longer holds when it arrives (taken over
+ *    meanwhile) is refused with `taken_over`.
  * 3. Streaming: ACKs and scheduler wakes go through the {@link Stream}; its
  *    SEND actions become NUMBER (and FINAL) frames, its CLOSE an ERROR.
  * 4. ACK(count) asks the session layer to record the completion: recorded,
@@ -385,14 +387,35 @@ export class ConnectionMachine {
     return this.#message(msg, monotonicMs);
   }
 
-  /** The session layer attached `att` for the handshake asked with OPEN or RESUME. */
-  attached(att: Attachment, monotonicMs: number, wallMs: number): ConnAction {
+  /**
+   * The session layer attached `att` for the handshake asked with OPEN or
+   * RESUME. `stillHeld`: whether the session layer still holds it at this
+   * moment, when the host registers this connection as the one a takeover
+   * closes. A takeover notice drained since the attach found no connection
+   * to close, so an attachment no longer held is refused with `taken_over`
+   * instead of streaming a session that is not this server's any more.
+   */
+  attached(
+    att: Attachment,
+    stillHeld: boolean,
+    monotonicMs: number,
+    wallMs: number,
+  ): ConnAction {
     const msg = this.#request;
     this.#request = undefined;
     if (this.#phase !== OPENING || msg === undefined) {
       // The transport died (or the server said GOAWAY) during the store round trip.
       this.#push(ConnAction.DETACH, att, 0);
       return this.next();
+    }
+    if (!stillHeld) {
+      return this.fail(
+        new ProtocolError(
+          ErrorCode.TAKEN_OVER,
+          `Session "${att.id}" was resumed by another connection while this one attached`,
+        ),
+        monotonicMs,
+      );
     }
     this.#att = att;
     this.#attachedAt = wallMs;

@@ -135,7 +135,7 @@ const resume = (nextOffset: number): Message =>
 function streaming(count: number, t = 0) {
   const c = machine(SETTINGS, t);
   assertEquals(c.send(hello(count), t), [`open ${ID}`]);
-  c.run(c.m.attached(attachment(count), t, 1_700_000_000_000));
+  c.run(c.m.attached(attachment(count), true, t, 1_700_000_000_000));
   c.run(c.m.writerIdle(t));
   return c;
 }
@@ -297,7 +297,7 @@ for (const t of unexpected) {
 Deno.test("ConnectionMachine attaches: WELCOME, the first number at once, then one per interval on the scheduler", () => {
   const c = machine();
   c.send(hello(50), 3);
-  const out = c.run(c.m.attached(attachment(50), 8, 1_700_000_000_000));
+  const out = c.run(c.m.attached(attachment(50), true, 8, 1_700_000_000_000));
   assertEquals(out, [
     "attached",
     "log session started",
@@ -439,7 +439,7 @@ Deno.test("ConnectionMachine says GOAWAY once and closes; an attachment that arr
   assertEquals(c.run(c.m.goAway("bye", 2)), ["write goaway"]);
   assertEquals(c.run(c.m.goAway("bye", 3)), []);
   assertEquals(c.run(c.m.writerIdle(3)), ["end"]);
-  assertEquals(c.run(c.m.attached(attachment(5), 9, 0)), ["detach 1"]);
+  assertEquals(c.run(c.m.attached(attachment(5), true, 9, 0)), ["detach 1"]);
   assertEquals(c.m.session, undefined);
   assertEquals(c.run(c.m.closed(true)), []);
 });
@@ -471,4 +471,17 @@ Deno.test("ConnectionMachine detaches a session still held when the connection c
   const gone = streaming(50);
   gone.run(gone.m.readEnded());
   assertEquals(gone.run(gone.m.closed(false)), ["detached"]);
+});
+
+Deno.test("ConnectionMachine refuses with taken_over an attachment the session layer no longer holds when it arrives, and never registers it", () => {
+  const c = machine();
+  c.send(resume(3), 1);
+  assertEquals(c.run(c.m.attached(attachment(50, 2), false, 9, 0)), [
+    "refused taken_over",
+    "log refused",
+    "write error taken_over",
+  ]);
+  assertEquals(c.m.session, undefined);
+  assertEquals(c.run(c.m.writerIdle(10)), ["end"]);
+  assertEquals(c.run(c.m.closed(false)), []);
 });

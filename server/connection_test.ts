@@ -243,3 +243,27 @@ Deno.test("Connection answers ACK(count) of a session taken over while its compl
   assertEquals(c.events, ["attached", "detached", "closed"]);
   assertEquals(c.clock.pending, 0);
 });
+
+Deno.test("Connection refuses with taken_over an attachment a takeover notice dropped before the connection registered, instead of streaming it", async () => {
+  const att = attachment(1000);
+  const calls: string[] = [];
+  // The session layer attached it, then a takeover notice (a newer resume
+  // elsewhere) was drained before this connection registered: it finds no
+  // connection to close, and the session layer holds nothing any more.
+  const c = serveOne({
+    ...noSessions,
+    resume: () => Promise.resolve(att),
+    holds: () => false,
+    detach: () => (calls.push("detach"), Promise.resolve()),
+  });
+  await c.peer.send(resume(att.id, att.token, 0));
+  await c.served;
+  assertEquals(c.peer.messages.map((m) => m.type), ["error"]);
+  const m = c.peer.messages[0];
+  assert_(m?.type === "error");
+  assertEquals(m.code, ErrorCode.TAKEN_OVER);
+  assertEquals(c.refused, ["taken_over"]);
+  assertEquals(c.events, ["closed"]); // never registered as attached
+  assertEquals(calls, []);
+  assertEquals(c.clock.pending, 0);
+});
