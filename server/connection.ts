@@ -119,9 +119,14 @@ export class Connection implements Task {
       conn.remoteAddr,
       host.clock.monotonic(),
     );
+    const burst = host.settings.intervalMs === 0;
     this.#writer = new Writer(conn, {
       onError: () => this.#apply(m.writerError()),
-      onIdle: () => this.#apply(m.writerIdle(host.clock.monotonic())),
+      // Only a burst stream sends from here, so only it needs the time.
+      onIdle: () => {
+        const a = m.writerIdle(burst ? host.clock.monotonic() : 0);
+        if (a !== ConnAction.NONE) this.#apply(a);
+      },
     });
   }
 
@@ -191,9 +196,12 @@ export class Connection implements Task {
         // error built per completed session).
         const open = m.phase < CLOSING;
         let now = clock.monotonic();
-        this.#apply(m.received(chunk, now));
-        wait = open && m.phase >= CLOSING;
-        if (wait) break reading;
+        const tls = m.received(chunk, now);
+        if (tls !== ConnAction.NONE) {
+          this.#apply(tls);
+          wait = open;
+          break reading;
+        }
         for (const f of decoder.push(chunk)) {
           const pending = this.#apply(m.frame(f.type, f.value, now));
           if (pending !== undefined) {

@@ -18,10 +18,12 @@
  * connection (and a batch buffer for bursts and FINAL).
  *
  * Arming the scheduler is a level, not a queued action: after every event
- * {@link ConnectionMachine.wakeAt} is when the machine next has something to
- * do (`Infinity`: nothing). A timer event before it does nothing, so the
- * shell may leave a timer that is due earlier than `wakeAt` armed, and must
- * re-arm only when `wakeAt` moved earlier.
+ * {@link ConnectionMachine.wakeAt} is no later than when the machine next
+ * has something to do (`Infinity`: nothing). A timer event before that
+ * does nothing but move `wakeAt`, so the shell may leave a timer armed that
+ * is due earlier, and must re-arm only when `wakeAt` moved earlier. (An ACK
+ * or an idle writer that sends nothing only moves deadlines later, so they
+ * leave `wakeAt` as it was: nothing to compute per ACK.)
  *
  * The rules:
  * 1. A HELLO or RESUME must arrive within `handshakeTimeoutMs` of the
@@ -210,8 +212,8 @@ export class ConnectionMachine {
   /** The peer, for logs. */
   readonly remoteAddr: RemoteAddr;
   /**
-   * When the machine next has something to do (monotonic ms), `Infinity`
-   * for never. A timer event earlier than this does nothing.
+   * No later than when the machine next has something to do (monotonic
+   * ms); `Infinity` for never. A timer event earlier than that does nothing.
    */
   wakeAt: number;
   #phase: ConnPhase = HANDSHAKE;
@@ -242,6 +244,13 @@ export class ConnectionMachine {
   #tail = 0;
   #data: unknown = undefined;
   #num = 0;
+  /**
+   * The first action of an event, kept out of the queue: the steady state
+   * (a NUMBER, an ACK) is one action, returned without touching the queue.
+   */
+  #first: ConnAction = ConnAction.NONE;
+  #firstData: unknown = undefined;
+  #firstNum = 0;
 
   /**
    * @param settings the server's connection settings
@@ -406,7 +415,7 @@ export class ConnectionMachine {
     if (this.#phase !== OPENING || msg === undefined) {
       // The transport died (or the server said GOAWAY) during the store round trip.
       this.#push(ConnAction.DETACH, att, 0);
-      return this.next();
+      return this.#out();
     }
     if (!stillHeld) {
       return this.fail(
@@ -456,7 +465,7 @@ export class ConnectionMachine {
     stream.start(offset, monotonicMs);
     this.#phase = STREAMING;
     this.#streamed(stream.tick(monotonicMs), monotonicMs);
-    return this.next();
+    return this.#out();
   }
 
   /**
@@ -516,7 +525,7 @@ export class ConnectionMachine {
     }
     this.#log("info", "session completed", { id: att.id, count: att.count });
     this.#close(encodeMessage({ type: "done" }), monotonicMs);
-    return this.next();
+    return this.#out();
   }
 
   /** The session layer failed to record the completion. */
@@ -555,7 +564,7 @@ export class ConnectionMachine {
         const stream = this.#stream;
         if (stream === undefined) return ConnAction.NONE;
         this.#streamed(stream.tick(monotonicMs), monotonicMs);
-        return this.next();
+        return this.#out();
       }
       case CLOSING:
         if (monotonicMs < this.#closeBy) return ConnAction.NONE;
@@ -565,15 +574,22 @@ export class ConnectionMachine {
     }
   }
 
-  /** The writer handed every queued frame to the transport. */
+  /**
+   * The writer handed every queued frame to the transport. Only a burst
+   * stream (`intervalMs` 0) sends from here and reads `monotonicMs`; a
+   * paced one sends from the scheduler only, so its shell may pass 0
+   * rather than read the clock once per number.
+   */
   writerIdle(monotonicMs: number): ConnAction {
     if (this.#phase === CLOSING) return this.#end();
     const stream = this.#stream;
     if (this.#phase !== STREAMING || stream === undefined) {
       return ConnAction.NONE;
     }
-    this.#streamed(stream.writerIdle(monotonicMs), monotonicMs);
-    return this.next();
+    const a = stream.writerIdle(monotonicMs);
+    if (a === StreamAction.NONE) return ConnAction.NONE;
+    this.#streamed(a, monotonicMs);
+    return this.#out();
   }
 
   /** A write failed: the link is dead. */
@@ -601,7 +617,7 @@ export class ConnectionMachine {
       encodeMessage({ type: "error", code: err.code, message: err.message }),
       monotonicMs,
     );
-    return this.next();
+    return this.#out();
   }
 
   /** The server is going away: GOAWAY, then close. The session stays resumable. */
@@ -611,7 +627,7 @@ export class ConnectionMachine {
       encodeMessage({ type: "goaway", retryAfterMs: 0, message }),
       monotonicMs,
     );
-    return this.next();
+    return this.#out();
   }
 
   /**
@@ -638,7 +654,7 @@ export class ConnectionMachine {
       this.wakeAt = Infinity;
       this.#push(ConnAction.END, undefined, 0);
     }
-    return this.next();
+    return this.#out();
   }
 
   /**
@@ -659,7 +675,7 @@ export class ConnectionMachine {
       });
       this.#push(ConnAction.DETACH, att, 0);
     }
-    return this.next();
+    return this.#out();
   }
 
   /** A DETACH failed. */
@@ -668,7 +684,7 @@ export class ConnectionMachine {
       id: this.#att?.id ?? this.#requestedId,
       error: String(err),
     });
-    return this.next();
+    return this.#out();
   }
 
   // --- internals ------------------------------------------------------------
@@ -687,7 +703,7 @@ export class ConnectionMachine {
             msg,
             0,
           );
-          return this.next();
+          return this.#out();
         }
         break;
       case STREAMING:
@@ -721,10 +737,10 @@ export class ConnectionMachine {
       this.#completing = true;
       this.wakeAt = Infinity;
       this.#push(ConnAction.COMPLETE, this.#att, 0);
-    } else {
+    } else if (a !== StreamAction.NONE) {
       this.#streamed(a, monotonicMs);
     }
-    return this.next();
+    return this.#out();
   }
 
   /** Carries out a stream action (COMPLETE is handled by the ACK path), then re-reads the wake. */
@@ -817,14 +833,31 @@ export class ConnectionMachine {
     this.#phase = ENDED;
     this.wakeAt = Infinity;
     this.#push(ConnAction.END, undefined, 0);
-    return this.next();
+    return this.#out();
   }
 
   #log(level: LogLine["level"], msg: string, fields: LogLine["fields"]): void {
     this.#push(ConnAction.LOG, { level, msg, fields }, 0);
   }
 
+  /** Ends an event: its first action (the rest follow from {@link next}). */
+  #out(): ConnAction {
+    const code = this.#first;
+    if (code === ConnAction.NONE) return this.next();
+    this.#first = ConnAction.NONE;
+    this.#data = this.#firstData;
+    this.#firstData = undefined;
+    this.#num = this.#firstNum;
+    return code;
+  }
+
   #push(code: ConnAction, data: unknown, num: number): void {
+    if (this.#first === ConnAction.NONE && this.#head === this.#tail) {
+      this.#first = code;
+      this.#firstData = data;
+      this.#firstNum = num;
+      return;
+    }
     const t = this.#tail;
     if (t - this.#head >= QUEUE) {
       throw new RangeError(`More than ${QUEUE} connection actions queued`);
