@@ -260,6 +260,9 @@ export class Connection implements Task {
           host.counters.numbersSent += m.numbers;
           void this.#writer.write(m.bytes);
           break;
+        case ConnAction.ACKED:
+          host.counters.acksReceived++;
+          break;
         case ConnAction.COUNT:
           host.counters[m.counter]++;
           break;

@@ -132,6 +132,11 @@ export const ConnAction = {
   WELCOMED: 11,
   /** Log {@link ConnectionMachine.line}. */
   LOG: 12,
+  /**
+   * An ACK frame arrived while streaming (the `acksReceived` counter): the
+   * steady state's COUNT, with no counter name to look up.
+   */
+  ACKED: 13,
 } as const;
 
 /** A code from {@link ConnAction}. */
@@ -731,7 +736,7 @@ export class ConnectionMachine {
     if (this.#phase !== STREAMING || stream === undefined) {
       return this.#message({ type: "ack", nextOffset: n }, monotonicMs);
     }
-    this.#push(ConnAction.COUNT, "acksReceived", 0);
+    this.#push(ConnAction.ACKED, undefined, 0);
     const a = stream.ack(n, monotonicMs);
     if (a === StreamAction.COMPLETE) {
       this.#completing = true;

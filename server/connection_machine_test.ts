@@ -96,6 +96,9 @@ function machine(settings = SETTINGS, acceptedAt = 0) {
         case ConnAction.END:
           out.push("end");
           break;
+        case ConnAction.ACKED:
+          out.push("count acksReceived");
+          break;
         case ConnAction.COUNT:
           out.push(`count ${m.counter}`);
           break;
