@@ -1,6 +1,7 @@
 /**
  * The state machine of one client connection on the server (PROTOCOL.md
- * "Connection"): handshake, opening, streaming, closing. Events in (a
+ * §4 "What is allowed when", §7 and §8): handshake, opening, streaming,
+ * closing. Events in (a
  * decoded frame, the session layer's answer, the scheduler due, the writer
  * idle or failed, the read side ended, a takeover or a GOAWAY), actions out
  * (write these bytes, ask the session layer, tell the host, count, log,
@@ -9,9 +10,10 @@
  * `wallMs`). The shell that runs it over a transport is `connection.ts`.
  *
  * The scheduler calls it once per number for every live session, so the
- * steady state allocates nothing: an event returns the first
- * {@link ConnAction} code of a short queue kept in one array per connection,
- * {@link ConnectionMachine.next} the following ones until
+ * steady state allocates nothing: an event returns its first
+ * {@link ConnAction} code (kept in fields: a NUMBER or an ACK is one action
+ * and never touches the queue), {@link ConnectionMachine.next} the following
+ * ones (from a short queue, one small array per connection) until
  * {@link ConnAction.NONE}, and an action's data is read from the machine
  * ({@link ConnectionMachine.bytes}, {@link ConnectionMachine.counter}, ...)
  * until the next call. NUMBER frames are encoded into one buffer per
