@@ -222,3 +222,48 @@ Deno.test("Connection treats a reset link as a gone peer: the session detaches, 
   assertEquals(c.events, ["attached", "detached", "closed"]);
   assertEquals(c.clock.pending, 0);
 });
+
+Deno.test("Connection answers ACK(count) of a session taken over while its completion was recorded with ERROR taken_over, not a bare EOF", async () => {
+  const att = attachment(2);
+  const s = oneSession(att);
+  // Another server resumed the session: the completion's compare-and-set
+  // fails, and the session layer lets the attachment go.
+  const c = serveOne({ ...s.port, complete: () => Promise.resolve(false) });
+  await c.peer.send(hello(att.id, att.count, att.token));
+  await c.clock.advance(3 * SETTINGS.intervalMs);
+  assertEquals(c.peer.of("final").length, 1);
+  await c.peer.send(ack(att.count));
+  await c.served;
+  const m = c.peer.messages.at(-1);
+  assert_(m?.type === "error", JSON.stringify(m));
+  assertEquals(m.code, ErrorCode.TAKEN_OVER);
+  assert_(m.message.includes(att.id), m.message);
+  assertEquals(c.peer.end, "eof");
+  assertEquals(c.host.counters.sessionsTakenOver, 1);
+  assertEquals(c.events, ["attached", "detached", "closed"]);
+  assertEquals(c.clock.pending, 0);
+});
+
+Deno.test("Connection refuses with taken_over an attachment a takeover notice dropped before the connection registered, instead of streaming it", async () => {
+  const att = attachment(1000);
+  const calls: string[] = [];
+  // The session layer attached it, then a takeover notice (a newer resume
+  // elsewhere) was drained before this connection registered: it finds no
+  // connection to close, and the session layer holds nothing any more.
+  const c = serveOne({
+    ...noSessions,
+    resume: () => Promise.resolve(att),
+    holds: () => false,
+    detach: () => (calls.push("detach"), Promise.resolve()),
+  });
+  await c.peer.send(resume(att.id, att.token, 0));
+  await c.served;
+  assertEquals(c.peer.messages.map((m) => m.type), ["error"]);
+  const m = c.peer.messages[0];
+  assert_(m?.type === "error");
+  assertEquals(m.code, ErrorCode.TAKEN_OVER);
+  assertEquals(c.refused, ["taken_over"]);
+  assertEquals(c.events, ["closed"]); // never registered as attached
+  assertEquals(calls, []);
+  assertEquals(c.clock.pending, 0);
+});
