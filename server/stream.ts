@@ -146,12 +146,16 @@ export class Stream {
   tick(now: number): StreamAction {
     if (this.#state !== LIVE) return StreamAction.NONE;
     const s = this.settings;
-    if (now - this.#lastHeard >= s.clientTimeoutMs) {
+    // Deadlines are compared as nextWake() computes them: `now - t >= d`
+    // can stay false at `now === t + d` by a rounding step, and a timer due
+    // then would find nothing to do and be re-armed for the same instant
+    // (found by the simulator, seed 46: a livelock at one instant).
+    if (now >= this.#lastHeard + s.clientTimeoutMs) {
       return this.#close(ErrorCode.CLIENT_TIMEOUT, now);
     }
     if (
       this.sent > this.acked &&
-      now - Math.max(this.#lastProgress, this.#lagSince) >= s.stallMs
+      now >= Math.max(this.#lastProgress, this.#lagSince) + s.stallMs
     ) {
       return this.#close(ErrorCode.SLOW_CONSUMER, now);
     }

@@ -260,3 +260,24 @@ Deno.test("Stream rejects a window or count below 1", () => {
   assertThrows(() => new Stream({ ...BASE, window: 0 }, 5), RangeError);
   assertThrows(() => new Stream(BASE, 0), RangeError);
 });
+
+Deno.test("Stream: a tick at exactly nextWake() acts, even where now - t rounds below the limit (simulator seed 46)", () => {
+  // (1000.1411 + 2000) - 1000.1411 rounds to 1999.9999999999998 in
+  // floats: a tick at the deadline nextWake() named did nothing, and the
+  // scheduler re-armed it for the same instant, forever.
+  const start = 1000.1411;
+  for (const over of [{ count: 100 }, { count: 100, intervalMs: 0 }]) {
+    const s = stream(
+      { ...over, clientTimeoutMs: 2000, stallMs: 60_000 },
+      0,
+      start,
+    );
+    // Everything sent that can be, then silence from the client.
+    while (s.nextWake() < start + 2000) s.tick(s.nextWake());
+    const wake = s.nextWake();
+    assertEquals(wake, start + 2000);
+    assert_(wake - start < 2000, "the rounding this test is about");
+    assertEquals(s.tick(wake), A.CLOSE);
+    assertEquals(s.code, ErrorCode.CLIENT_TIMEOUT);
+  }
+});

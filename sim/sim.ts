@@ -203,7 +203,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     if (
       before !== null && after?.status === "expired" && before.owner !== "" &&
       (store.primary.peekLease(before.owner)?.renewedAt ?? 0) +
-          settings.ttlMs <= storeNow
+            settings.ttlMs <= storeNow
     ) ownerLapsed.add(id);
     // A record a fault rolled back or brought back has an old deadline; its
     // holder writing it back is the recovery, not a late resume (the wire
@@ -690,7 +690,8 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     // may expire early (PROTOCOL.md "TTL").
     const away = a.longestAbsence >= settings.ttlMs - 1000 ||
       ownerLapsed.has(a.id) ||
-      checker.unattachedFor(a.id) >= settings.ttlMs - settings.leaseMs / 3 - 100;
+      checker.unattachedFor(a.id) >=
+        settings.ttlMs - settings.leaseMs / 3 - 100;
     // Never welcomed within the connect give-up: the client's own rule.
     const allowed = (code === "unreachable" && !a.welcomed) ||
       (code === "session_expired" && (away || damaged)) ||
@@ -732,7 +733,10 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       // A lost tail brought back a record attached to a server that no
       // longer holds it: nothing reconciles it yet (PROTOCOL.md, known gap).
       orphaned++;
-      trace.add(r.id, `orphaned by data loss: attached to ${r.owner} at quiescence`);
+      trace.add(
+        r.id,
+        `orphaned by data loss: attached to ${r.owner} at quiescence`,
+      );
     } else if (r.retainUntil === 0) {
       checker.fail(
         "zero-state",

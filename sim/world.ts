@@ -15,6 +15,9 @@
 import { setImmediate } from "node:timers";
 import type { Clock, TimerId } from "../common/clock.ts";
 
+/** More events than this at one instant is a livelock. */
+const MAX_EVENTS_PER_INSTANT = 100_000;
+
 /** Where the simulated wall clocks start (2027-01-15, ms since the epoch). */
 export const SIM_EPOCH = 1_800_000_000_000;
 
@@ -24,6 +27,8 @@ interface Ev {
   fn: () => void;
   node: Node | undefined;
   cancelled: boolean;
+  /** What a timer runs (for a livelock's report). */
+  what?: () => void;
 }
 
 /** A simulated process: alive or dead (killed), running or frozen (SIGSTOP). */
@@ -49,6 +54,8 @@ export class World {
   readonly #heap: Ev[] = [];
   /** Events run so far. */
   events = 0;
+  /** A run that needs more events than this is stopped as a runaway. */
+  maxEvents = 5_000_000;
   /** Thrown by an event or an unhandled rejection: the run is broken. */
   readonly crashes: string[] = [];
 
@@ -105,7 +112,19 @@ export class World {
       if (t > until) break;
       this.#time = t;
       // Every event of this instant, then every callback they set off.
+      let here = 0;
       while (this.#heap.length > 0 && this.#heap[0]!.t === t) {
+        if (++here > MAX_EVENTS_PER_INSTANT) {
+          // Something re-arms itself without letting time move: a livelock.
+          const who = this.#heap[0]!.node?.name ?? "the world";
+          this.crashes.push(
+            `livelock: more than ${MAX_EVENTS_PER_INSTANT} events at ${t} ms (the next one ${who}'s: ${
+              (this.#heap[0]!.what ?? this.#heap[0]!.fn).toString().slice(0, 300)
+            })`,
+          );
+          this.#heap.length = 0;
+          return this.#time;
+        }
         const ev = this.#pop();
         if (ev.cancelled) continue;
         const node = ev.node;
@@ -128,6 +147,13 @@ export class World {
         }
       }
       await drain();
+      if (this.events > this.maxEvents) {
+        this.crashes.push(
+          `runaway: more than ${this.maxEvents} events by ${t} ms`,
+        );
+        this.#heap.length = 0;
+        return this.#time;
+      }
       if (stop?.()) return this.#time;
     }
     if (until !== Infinity && this.#time < until) this.#time = until;
@@ -204,6 +230,7 @@ export class SimClock implements Clock {
       this.#ids.delete(id);
       fn();
     }, this.node);
+    ev.what = fn;
     this.#ids.set(id, ev);
     return id;
   }
