@@ -11,6 +11,7 @@
  */
 
 import { connect } from "../client/client.ts";
+import { stallFor } from "../common/defaults.ts";
 import type { ClientResult, ClientState } from "../client/types.ts";
 import type { Logger } from "../common/logger.ts";
 import { MessageType } from "../protocol/messages.ts";
@@ -186,6 +187,10 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     slackMs: 1000 + 2 * storeFaults.timeoutMs,
   });
   store.onDamage = (id, what) => trace.add(id, `fault ${what}`);
+  checker.lostFence = (id) =>
+    store.log.damaged.has(id)
+      ? settings.clientTimeoutMs + stallFor(settings.clientTimeoutMs)
+      : 0;
   const ownerLapsed = new Set<string>();
   store.tap = (before, after, storeNow, by) => {
     const id = (after ?? before)!.id;
