@@ -127,7 +127,10 @@ export class Checker {
     if (!c.open) return;
     c.open = false;
     const w = this.#watch(c.session);
-    if (--w.open === 0) w.lastEnd = this.now();
+    // The latest close of any of its connections: a welcome with no other
+    // open judges its gap from there.
+    w.open--;
+    w.lastEnd = this.now();
     if (c.attached && --w.attached === 0) w.lastAttachedEnd = this.now();
   }
 

@@ -188,7 +188,9 @@ async function main(): Promise<number> {
     `sim: ${runs} seeds, ${failed} failed; ${sessions} sessions, ${events} events in ${
       wallS.toFixed(1)
     } s (${(sessions / cpuS).toFixed(0)} session lifecycles per CPU-second)` +
-      (orphaned > 0 ? `; ${orphaned} records orphaned by data loss (known gap)` : ""),
+      (orphaned > 0
+        ? `; ${orphaned} records orphaned by data loss (known gap)`
+        : ""),
   );
   return failed > 0 ? 1 : 0;
 }

@@ -53,6 +53,34 @@ export const REGRESSIONS: readonly Regression[] = [
     found:
       "zero-state: a handshake write the store applied but answered with a timeout left the record attached forever (fixed in server/sessions.ts #claim)",
   },
+  {
+    seed: 8,
+    clients: 60,
+    servers: 3,
+    found:
+      "ttl: the first fix's undoing detach compared the epoch alone and detached another server's live session of the same epoch (fixed in server/write_back.ts flush)",
+  },
+  {
+    seed: 22,
+    clients: 60,
+    servers: 3,
+    found:
+      "ttl: a resync after a data loss wrote the undoing detach of an unanswered hello over another server's record (fixed in server/write_back.ts #resync)",
+  },
+  {
+    seed: 30,
+    clients: 60,
+    servers: 3,
+    found:
+      "refusals: a complete client took a late taken_over as final and ended ERROR instead of PASS (fixed in client/retry.ts)",
+  },
+  {
+    seed: 46,
+    clients: 60,
+    servers: 3,
+    found:
+      "crash: a livelock, a stream deadline that tick() missed by one float rounding step (fixed in server/stream.ts)",
+  },
 ];
 
 /** The configuration a regression case runs. */

@@ -134,6 +134,8 @@ interface ClientActor {
   refusedDials: number;
   /** Whether a WELCOME ever arrived. */
   welcomed: boolean;
+  /** When its run ended (sim ms). */
+  endedAt: number;
 }
 
 const SEED_BASE = 0x5eed;
@@ -476,6 +478,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     });
     void handle.result.then((r) => {
       actor.result = r;
+      actor.endedAt = world.time;
       trace.add(
         actor.id,
         `client result ${r.result}${
@@ -505,6 +508,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       lateWelcomes: 0,
       refusedDials: 0,
       welcomed: false,
+      endedAt: 0,
     };
     actors.push(actor);
     world.at(arng.range(0, config.faultMs * 0.6), () => startClient(actor));
@@ -697,8 +701,14 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       ownerLapsed.has(a.id) ||
       checker.unattachedFor(a.id) >=
         settings.ttlMs - settings.leaseMs / 3 - 100;
+    // The client's own give-up (no progress for a TTL) while faults kept it
+    // from the server: the server may still hold the session (it noticed the
+    // drop later), but the client cannot know. Once faults stop, never.
+    const gaveUp = code === "session_expired" &&
+      r.error?.message.startsWith("No stream progress") === true &&
+      a.endedAt <= config.faultMs + settings.ttlMs;
     // Never welcomed within the connect give-up: the client's own rule.
-    const allowed = (code === "unreachable" && !a.welcomed) ||
+    const allowed = gaveUp || (code === "unreachable" && !a.welcomed) ||
       (code === "session_expired" && (away || damaged)) ||
       (code === "unknown_session" && (damaged || away)) ||
       damaged;

@@ -119,7 +119,10 @@ export class World {
           const who = this.#heap[0]!.node?.name ?? "the world";
           this.crashes.push(
             `livelock: more than ${MAX_EVENTS_PER_INSTANT} events at ${t} ms (the next one ${who}'s: ${
-              (this.#heap[0]!.what ?? this.#heap[0]!.fn).toString().slice(0, 300)
+              (this.#heap[0]!.what ?? this.#heap[0]!.fn).toString().slice(
+                0,
+                300,
+              )
             })`,
           );
           this.#heap.length = 0;
