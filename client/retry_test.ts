@@ -82,6 +82,13 @@ Deno.test("classify: the table of outcomes", () => {
       abandoned,
       "retry",
     ],
+    ["session_in_use", wire(ErrorCode.SESSION_IN_USE), none, "final"],
+    [
+      "session_in_use after an abandoned handshake (simulator seed 17, 300 clients)",
+      wire(ErrorCode.SESSION_IN_USE),
+      abandoned,
+      "retry",
+    ],
     [
       "taken_over with FINAL (a completion answered late; simulator seed 30)",
       wire(ErrorCode.TAKEN_OVER),

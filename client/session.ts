@@ -611,7 +611,9 @@ export class ClientSession {
       };
     }
     if (
-      err instanceof ClientError && err.wireCode === ErrorCode.TAKEN_OVER
+      err instanceof ClientError &&
+      (err.wireCode === ErrorCode.TAKEN_OVER ||
+        err.wireCode === ErrorCode.SESSION_IN_USE)
     ) this.#abandonedHandshake = false; // once per abandoned attempt
     if (!this.#welcomedOnce) {
       if (now - this.#startedAt >= this.#connectGiveUpMs) {
