@@ -388,7 +388,11 @@ export class ClientSession {
     // A HELLO or RESUME went out and no WELCOME came back, whether this
     // client gave up on it or the link was cut: the server may still act
     // on it later and take the session from the next connection.
-    if (!this.#welcomed && this.#handshaking) this.#abandonedHandshake = true;
+    // (A refusal answered it: that attempt is over, not abandoned.)
+    if (
+      !this.#welcomed && this.#handshaking &&
+      (silent || !(err instanceof ClientError && err.wireCode !== undefined))
+    ) this.#abandonedHandshake = true;
     this.#handshaking = false;
     this.#welcomed = false;
     const last = aborted
