@@ -14,7 +14,7 @@ import {
 
 /** The fixed seed set of `deno task sim` and of `sim/sim_test.ts`. */
 export const CI_SEEDS: readonly number[] = Array.from(
-  { length: 40 },
+  { length: 200 },
   (_, i) => i + 1,
 );
 
