@@ -388,10 +388,13 @@ export class ClientSession {
     // A HELLO or RESUME went out and no WELCOME came back, whether this
     // client gave up on it or the link was cut: the server may still act
     // on it later and take the session from the next connection.
-    // (A refusal answered it: that attempt is over, not abandoned.)
+    // (A refusal answered it: that attempt is over, not abandoned, unless
+    // it was store_unavailable, whose write the store may still have
+    // applied.)
+    const wire = err instanceof ClientError ? err.wireCode : undefined;
     if (
       !this.#welcomed && this.#handshaking &&
-      (silent || !(err instanceof ClientError && err.wireCode !== undefined))
+      (silent || wire === undefined || wire === ErrorCode.STORE_UNAVAILABLE)
     ) this.#abandonedHandshake = true;
     this.#handshaking = false;
     this.#welcomed = false;

@@ -539,7 +539,7 @@ export class SessionManager {
   #known(rec: SessionRecord): Known | undefined {
     return knownAbout(
       rec,
-      this.#writeBack.get(rec.id),
+      this.#writeBack.owed(rec.id, rec),
       this.#detached.get(rec.id),
     );
   }

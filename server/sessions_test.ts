@@ -10,7 +10,11 @@ import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { FlakyStore } from "../store/_flaky.ts";
 import { KvStore } from "../store/kv.ts";
 import { MemoryStore } from "../store/memory.ts";
-import { type SessionStore, StoreUnavailableError } from "../store/types.ts";
+import {
+  type SessionRecord,
+  type SessionStore,
+  StoreUnavailableError,
+} from "../store/types.ts";
 import { assert_, assertEquals } from "../tests/_assert.ts";
 import { newCounters } from "./metrics.ts";
 import { SessionManager } from "./sessions.ts";
@@ -406,6 +410,40 @@ Deno.test("SessionManager: a resync after a data loss does not write the undoing
   await a.complete(held);
   await clock.advance(LEASE);
   assertEquals((await store.get(s))?.owner, "b");
+});
+
+Deno.test("SessionManager: an unanswered resume that was never applied does not drop the detach the store missed before it (review of the seed-7 fix)", async () => {
+  class NoReplace extends FlakyStore {
+    failReplace = false;
+    override replace(e: number, r: SessionRecord): Promise<boolean> {
+      if (this.failReplace) {
+        return Promise.reject(new StoreUnavailableError("lost before"));
+      }
+      return super.replace(e, r);
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new NoReplace({ clock });
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = id();
+  const att = await a.open(s, 10, tok(1));
+  store.down = true;
+  await a.detach(att); // pending: the store missed it
+  store.down = false;
+  store.failReplace = true; // the resume's attach never reaches the store
+  assertEquals(
+    await codeOf(a.resume(s, tok(1), 0)),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.failReplace = false;
+  store.down = true;
+  await clock.advance(TTL + 50); // past the deadline, the store still down
+  store.down = false;
+  await clock.advance(LEASE); // flushes: the detach is written after all
+  assertEquals([(await store.get(s))?.owner, a.unsynced], ["", 0]);
+  await clock.advance(TTL * 2); // within the tombstone period
+  assertEquals(await codeOf(b.resume(s, tok(1), 0)), ErrorCode.SESSION_EXPIRED);
 });
 
 Deno.test("SessionManager keeps a session attached when its completion cannot be recorded", async () => {

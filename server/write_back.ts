@@ -28,6 +28,12 @@ export interface Pending {
    * was not applied, not a loss or a takeover.
    */
   readonly uncertain?: SessionRecord;
+  /**
+   * For an uncertain write: the pending write it stands in front of (a
+   * detach the store missed), which is this server's again if the
+   * handshake write turns out never to have been applied.
+   */
+  readonly previous?: Pending;
 }
 
 /** What the write-back needs from the session manager. */
@@ -99,14 +105,34 @@ export class WriteBack {
   ): void {
     const cur = this.#pending.get(id);
     if (cur === undefined || cur.expected <= expected) {
+      if (uncertain === undefined) {
+        this.#pending.set(id, { expected, rec });
+        return;
+      }
+      // Keep what it may replace: never lose a write the store missed for
+      // one it may never have seen (review of the seed-7 fix).
+      const previous = cur?.uncertain !== undefined ? cur.previous : cur;
       this.#pending.set(
         id,
-        uncertain ? { expected, rec, uncertain } : {
-          expected,
-          rec,
-        },
+        previous === undefined
+          ? { expected, rec, uncertain }
+          : { expected, rec, uncertain, previous },
       );
     }
+  }
+
+  /** The write this server still owes for `id`, given the record `rec` found (see {@link Pending.uncertain}). */
+  owed(id: string, rec: SessionRecord): Pending | undefined {
+    const p = this.#pending.get(id);
+    if (p?.uncertain === undefined) return p;
+    return sameState(rec, p.uncertain) ? p : p.previous;
+  }
+
+  /** An uncertain write was not applied: what it stood in front of is pending again. */
+  #notApplied(id: string, p: Pending): void {
+    if (this.#pending.get(id) !== p) return;
+    if (p.previous !== undefined) this.#pending.set(id, p.previous);
+    else this.#pending.delete(id);
   }
 
   /** Forgets the pending write for `id`. */
@@ -157,8 +183,9 @@ export class WriteBack {
         if (p.uncertain !== undefined) {
           const cur = await this.#host.op("get", (s) => s.get(id));
           if (cur === null || !sameState(cur, p.uncertain)) {
-            // Never applied (or someone else's write now): nothing to undo.
-            if (this.#pending.get(id) === p) this.#pending.delete(id);
+            // Never applied (or someone else's write now): nothing to undo;
+            // a write it stood in front of goes out at the next flush.
+            this.#notApplied(id, p);
             continue;
           }
         }
@@ -183,7 +210,7 @@ export class WriteBack {
       if (this.#pending.get(id) !== p) continue;
       if (p.uncertain !== undefined && outcome !== "written") {
         // Moved on between the read and the write: not ours to judge.
-        this.#pending.delete(id);
+        this.#notApplied(id, p);
         continue;
       }
       if (outcome === "missing") {
@@ -225,11 +252,12 @@ export class WriteBack {
       // A session that changes here while its write-back is in flight is written again.
       for (let round = 0; round < 3; round++) {
         if (h.closed()) return;
-        const pending = this.#pending.get(id);
+        const found = this.#pending.get(id);
         // The undoing of an unanswered handshake write is the flush's to
         // make, and only over that very record: a resync would write it
-        // over whatever holds the epoch now (simulator seed 22).
-        if (pending?.uncertain !== undefined) break;
+        // over whatever holds the epoch now (simulator seed 22). What this
+        // server holds of the id is still written back.
+        const pending = found?.uncertain !== undefined ? undefined : found;
         const want = pending?.rec ?? h.held(id);
         if (want === undefined) break; // gone meanwhile
         const mine = pending?.expected ?? want.epoch;
