@@ -44,6 +44,8 @@ export interface ConnWatch {
   attached: boolean;
   /** Whether the client asked to RESUME on it (not HELLO). */
   resume: boolean;
+  /** Already reported as a second streamer. */
+  flagged?: boolean;
 }
 
 /** The bounds the checks use (ms). */
@@ -53,6 +55,8 @@ export interface CheckBounds {
   fenceMs: number;
   /** Clock skew and store latency allowed on time judgements. */
   slackMs: number;
+  /** Store latency and the servers' store-clock estimate allowed on deadlines judged in store time. */
+  storeSlackMs: number;
 }
 
 interface SessionWatch {
@@ -75,6 +79,8 @@ interface SessionWatch {
 export class Checker {
   readonly violations: Violation[] = [];
   readonly #sessions = new Map<string, SessionWatch>();
+  /** Attaches written past the record's deadline, until the next WELCOME says whether a RESUME (late) or a HELLO (a new session) made them. */
+  readonly #lateAttach = new Map<string, number>();
   #conns = 0;
 
   /**
@@ -150,20 +156,25 @@ export class Checker {
   numberSent(c: ConnWatch): void {
     const w = this.#watch(c.session);
     const cur = w.streamer;
-    if (cur === c) return;
-    const t = this.now();
-    const bound = this.bounds.fenceMs + (this.lostFence?.(c.session) ?? 0);
-    if (c.supersededAt !== undefined && t > c.supersededAt + bound) {
-      this.fail(
-        "one-streamer",
-        c.session,
-        `connection ${c.id} sent a number ${
-          t - c.supersededAt
-        } ms after a newer connection of its session started streaming (bound ${bound} ms)`,
-      );
+    if (c.supersededAt !== undefined) {
+      // Superseded: every number it still sends is judged, whether or not
+      // the newer connection sent one since.
+      const t = this.now();
+      const bound = this.bounds.fenceMs + (this.lostFence?.(c.session) ?? 0);
+      if (t > c.supersededAt + bound && !c.flagged) {
+        c.flagged = true;
+        this.fail(
+          "one-streamer",
+          c.session,
+          `connection ${c.id} sent a number ${
+            t - c.supersededAt
+          } ms after a newer connection of its session started streaming (bound ${bound} ms)`,
+        );
+      }
     }
+    if (cur === c) return;
     if (cur !== undefined && cur.supersededAt === undefined && cur.id < c.id) {
-      cur.supersededAt = t;
+      cur.supersededAt = this.now();
     }
     w.streamer = c;
   }
@@ -176,6 +187,15 @@ export class Checker {
       if (w.attached++ === 0 && w.lastAttachedEnd !== undefined) {
         w.longestGap = Math.max(w.longestGap, this.now() - w.lastAttachedEnd);
       }
+    }
+    const late = this.#lateAttach.get(c.session);
+    this.#lateAttach.delete(c.session);
+    if (c.resume && late !== undefined) {
+      this.fail(
+        "ttl",
+        c.session,
+        `resumed over a record ${late} ms (store time) past its resume deadline`,
+      );
     }
     const others = w.open - (c.open ? 1 : 0);
     const { ttlMs, slackMs } = this.bounds;
@@ -206,15 +226,23 @@ export class Checker {
     before: SessionRecord | null,
     after: SessionRecord | null,
     storeNow: number,
+    ownerDeadline?: number,
   ): void {
     if (before === null || after === null) return;
-    if (before.status !== "live" || before.owner !== "") return;
-    const late = storeNow - before.expiresAt;
-    if (late <= this.bounds.slackMs) return;
-    // An attach over an expired record is a HELLO starting the id anew
-    // (PROTOCOL.md §7) as often as a resume: resumes are judged on the wire
-    // (`welcomed`). A completion is never a new session.
-    if (after.owner !== "") return;
+    if (before.status !== "live") return;
+    // Detached: its own deadline; attached to a server whose lease lapsed:
+    // TTL after that server's last renewal (PROTOCOL.md §7 TTL).
+    const deadline = before.owner === "" ? before.expiresAt : ownerDeadline;
+    if (deadline === undefined) return;
+    const late = storeNow - deadline;
+    if (late <= this.bounds.storeSlackMs) return;
+    // An attach over an expired record may be a HELLO starting the id anew
+    // (PROTOCOL.md §7): the WELCOME that follows tells (`welcomed`). A
+    // completion is never a new session.
+    if (after.owner !== "") {
+      this.#lateAttach.set(before.id, late);
+      return;
+    }
     if (after.status === "completed") {
       this.fail(
         "ttl",

@@ -280,11 +280,8 @@ export class SimNet {
     const to = from.peer;
     this.bytes += bytes.length;
     if (p.void) {
-      // Nobody is there: the bytes leave and are never seen.
-      this.world.after(p.shape.latencyMs, () => {
-        p.queued -= bytes.length;
-        this.room(p);
-      });
+      // Nobody is there: nothing is acknowledged, so the bytes stay in the
+      // send buffer, which fills, and writes then block (a black hole).
       return;
     }
     const now = this.world.time;

@@ -187,6 +187,9 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     // timeout each way.
     fenceMs: settings.leaseMs / 3 + 4 * storeFaults.timeoutMs + 100,
     slackMs: 1000 + 2 * storeFaults.timeoutMs,
+    // A judge reads the store's time a round trip late at most, and its
+    // write lands one way later: 3 of the slowest one-way latencies (300 ms).
+    storeSlackMs: 900,
   });
   store.onDamage = (id, what) => trace.add(id, `fault ${what}`);
   checker.lostFence = (id) =>
@@ -215,7 +218,20 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     // A record a fault rolled back or brought back has an old deadline; its
     // holder writing it back is the recovery, not a late resume (the wire
     // check still judges the session).
-    if (!store.log.damaged.has(id)) checker.storeWrite(before, after, storeNow);
+    if (!store.log.damaged.has(id)) {
+      // Only another server's write is judged by the owner's lease: the
+      // owner's own connection was streaming, not detached.
+      const writer = by.replace(/^server(\d+)\.(\d+)$/, "s$1-$2");
+      // (Not after a failover: it may have lost renewals the judge saw.)
+      const lease = before !== null && before.owner !== "" &&
+          before.owner !== writer && store.log.failovers === 0
+        ? store.primary.peekLease(before.owner)
+        : null;
+      const ownerDeadline = lease !== null && lease.until <= storeNow
+        ? lease.renewedAt + settings.ttlMs
+        : undefined;
+      checker.storeWrite(before, after, storeNow, ownerDeadline);
+    }
   };
 
   // Servers.
@@ -661,6 +677,17 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     () => actors.every((a) => a.result !== undefined),
   );
   for (const a of actors) {
+    const own = a.count * Math.max(settings.intervalMs, 1) +
+      2 * settings.ttlMs + 30_000;
+    if (a.result !== undefined && a.endedAt > quiet + own) {
+      checker.fail(
+        "liveness",
+        a.id,
+        `client ${a.index} ended ${
+          a.endedAt - quiet
+        } ms after the faults stopped, past its bound of ${own} ms`,
+      );
+    }
     if (a.result === undefined) {
       checker.fail(
         "liveness",
@@ -693,7 +720,9 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     const code = r.error?.code ?? "?";
     // A record a fault destroyed or changed may turn into any refusal
     // (never into wrong numbers: the `numbers` check still runs).
-    const damaged = store.log.damaged.has(a.id);
+    const damaged = store.log.damaged.has(a.id) &&
+      a.endedAt <=
+        config.faultMs + settings.leaseMs + 2 * settings.ttlMs + 10_000;
     // Expired is honest once the session had no welcomed connection for its
     // TTL, less the third of a lease by which a crashed owner's sessions
     // may expire early (PROTOCOL.md "TTL").
@@ -707,8 +736,11 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     const gaveUp = code === "session_expired" &&
       r.error?.message.startsWith("No stream progress") === true &&
       a.endedAt <= config.faultMs + settings.ttlMs;
-    // Never welcomed within the connect give-up: the client's own rule.
-    const allowed = gaveUp || (code === "unreachable" && !a.welcomed) ||
+    // Never welcomed within the connect give-up (the client's own rule),
+    // while faults could explain it.
+    const unreachable = code === "unreachable" && !a.welcomed &&
+      a.endedAt <= config.faultMs + 15_000;
+    const allowed = gaveUp || unreachable ||
       (code === "session_expired" && (away || damaged)) ||
       (code === "unknown_session" && (damaged || away)) ||
       damaged;
