@@ -180,8 +180,12 @@ export class WriteBack {
       if (this.#host.closed()) return false;
       let outcome: "written" | "lost" | "missing";
       try {
+        if (this.#pending.get(id) !== p) continue; // replaced meanwhile
         if (p.uncertain !== undefined) {
           const cur = await this.#host.op("get", (s) => s.get(id));
+          // A new attachment here while the store answered (#forget): the
+          // record read may be its own, the same as the one to undo.
+          if (this.#pending.get(id) !== p) continue;
           if (cur === null || !sameState(cur, p.uncertain)) {
             // Never applied (or someone else's write now): nothing to undo;
             // a write it stood in front of goes out at the next flush.
