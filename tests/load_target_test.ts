@@ -40,6 +40,10 @@ Deno.test("load --target --metrics: server CPU and RSS from the target's /metric
     "--metrics",
     `127.0.0.1:${m.port}`,
     ...small,
+    // Long enough for two samples of /metrics a second apart: a run that
+    // fits between two had a CPU delta of 0 (seen once in CI).
+    "--count",
+    "150",
   ]));
   const r = await run({ ...cfg, timeline: true }, new AbortController().signal);
   assertEquals([r.verdict, r.serverFigures], ["PASS", "metrics"]);
