@@ -214,9 +214,12 @@ export class Checker {
   }
 
   /** The server wrote a DONE for `session`. */
-  done(session: string): void {
+  done(session: string, damaged = false): void {
     const w = this.#watch(session);
-    if (++w.dones > 1) {
+    // A fault that destroyed the completion (a lost tail, a rollback, a
+    // delete) leaves nothing that says it happened: the store cannot refuse
+    // the second one (PROTOCOL.md §11).
+    if (++w.dones > 1 && !damaged) {
       this.fail("exactly-once", session, `DONE number ${w.dones}`);
     }
   }

@@ -413,7 +413,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
             checker.welcomed(watch);
           } else if (type === MessageType.DONE) {
             trace.add(actor.id, `conn ${watch.id} DONE`);
-            checker.done(actor.id);
+            checker.done(actor.id, store.log.damaged.has(actor.id));
           } else if (type === MessageType.ERROR) {
             trace.add(actor.id, `conn ${watch.id} ERROR ${bytes[3]}`);
           } else if (type === MessageType.GOAWAY) {

@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertNotEquals } from "../tests/_assert.ts";
 import { failureLine } from "./explore.ts";
-import { CI_SEEDS, regressionConfig, REGRESSIONS } from "./seeds.ts";
+import {
+  CI_SEEDS,
+  OPEN_FINDINGS,
+  regressionConfig,
+  REGRESSIONS,
+} from "./seeds.ts";
 import { defaultConfig, simulate } from "./sim.ts";
 
 Deno.test("simulate: one seed gives the same trace twice, another seed another", async () => {
@@ -36,4 +41,20 @@ Deno.test("simulate: every seed that ever found a bug passes now", async () => {
       `${r.found}\n${res.violations.length ? failureLine(res) : ""}`,
     );
   }
+});
+
+Deno.test({
+  name:
+    `simulate: ${OPEN_FINDINGS.length} seeds from a longer search, not triaged yet (ignored: they fail today; issue 17 goes on with them)`,
+  ignore: true,
+  async fn() {
+    for (const r of OPEN_FINDINGS) {
+      const res = await simulate(regressionConfig(r));
+      assertEquals(
+        res.violations.length,
+        0,
+        `${r.found}\n${res.violations.length ? failureLine(res) : ""}`,
+      );
+    }
+  },
 });
