@@ -90,6 +90,16 @@ export class LeaseKeeper {
     return this.#written > 0;
   }
 
+  /**
+   * Whether the lease last written still runs, in store time as seen from
+   * here: other servers count this one alive. False before the first
+   * renewal, and once the heartbeat stopped renewing (store outage, writes
+   * pending) for a whole lease.
+   */
+  get live(): boolean {
+    return this.#written > this.now();
+  }
+
   /** The last lease deadline written (store time), 0 before the first. */
   get until(): number {
     return this.#written;

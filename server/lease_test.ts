@@ -92,6 +92,24 @@ Deno.test("LeaseKeeper.now follows the store's clock, not the local one", async 
   await k.close();
 });
 
+Deno.test("LeaseKeeper.live: the lease last written still runs in store time", async () => {
+  const clock = new FakeClock(0);
+  await using store = new FlakyStore({ clock });
+  const { k, state } = keeper(store, clock);
+  assertEquals(k.live, false, "before the first renewal");
+  await k.start();
+  assertEquals(k.live, true);
+  state.failing = new Set(["lease_renew"]);
+  await clock.advance(299);
+  assertEquals(k.live, true, "within the lease of the last renewal");
+  await clock.advance(1);
+  assertEquals(k.live, false, "lapsed");
+  state.failing = new Set();
+  await clock.advance(100);
+  assertEquals(k.live, true, "renewed again");
+  await k.close();
+});
+
 Deno.test("LeaseKeeper drains fences while writes are pending or the renewal fails, not when the store does not answer", async () => {
   const clock = new FakeClock(0);
   await using store = new FlakyStore({ clock });

@@ -420,12 +420,18 @@ export class SessionManager {
     return ownerDeadline(this.#o, lease, storeNow, lost);
   }
 
-  /** Sessions may only be attached once other servers can see this one's lease. */
+  /**
+   * Sessions may only be attached while other servers see this one's lease
+   * running. Once it lapsed (its renewals failed, or were held back by
+   * pending writes), they judge what is attached here by its last renewal:
+   * a session attached after that would be expired before it even
+   * detached (found by the simulator, seed 591850050).
+   */
   async #ensureLease(): Promise<void> {
     if (this.#closed) throw refusalError(refusals.shuttingDown());
-    if (this.#lease.registered) return;
+    if (this.#lease.live) return;
     await this.#lease.beat();
-    if (!this.#lease.registered) {
+    if (!this.#lease.live) {
       throw refusalError(refusals.noLease(this.#store.kind));
     }
   }

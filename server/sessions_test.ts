@@ -293,6 +293,44 @@ Deno.test("SessionManager does not renew its lease while writes are pending", as
   assertEquals(a.unsynced, 0);
 });
 
+/** A memory store whose lease renewals by the owners in `failRenew` fail (the rest answers). */
+class RenewFailing extends MemoryStore {
+  failRenew = new Set<string>();
+  override renewLease(owner: string, leaseMs: number, hint: number) {
+    return this.failRenew.has(owner)
+      ? Promise.reject(new StoreUnavailableError("renewal timed out"))
+      : super.renewLease(owner, leaseMs, hint);
+  }
+}
+
+Deno.test("SessionManager attaches nothing once its lease lapsed: the others would judge it expired at once (simulator seed 591850050)", async () => {
+  const clock = new FakeClock();
+  await using store = new RenewFailing({ clock, sweepIntervalMs: 3_600_000 });
+  await using a = await manager(store, clock, "a", { ttlMs: 600 });
+  await using b = await manager(store, clock, "b", { ttlMs: 600 });
+  const held = id();
+  const onA = await a.open(held, 10, tok(1));
+  // a's renewals fail for longer than a lease; the store answers the rest.
+  store.failRenew.add("a");
+  await clock.advance(LEASE + 10);
+  const s = id();
+  assertEquals(
+    [
+      await codeOf(a.open(s, 10, tok(2))),
+      await codeOf(a.resume(held, tok(1), 0)),
+    ],
+    [ErrorCode.STORE_UNAVAILABLE, ErrorCode.STORE_UNAVAILABLE],
+  );
+  assertEquals(await store.get(s), null, "attached on a lapsed lease");
+  assertEquals(a.holds(onA), true, "a streaming session goes on");
+  // The others judge a's sessions by its last renewal, TTL after it.
+  assertEquals(await codeOf(b.resume(held, tok(1), 0)), "ok");
+  // Once the lease is renewed, a attaches again.
+  store.failRenew.clear();
+  await clock.advance(LEASE / 3);
+  assertEquals(await codeOf(a.open(s, 10, tok(2))), "ok");
+});
+
 Deno.test("SessionManager reconciles a tombstone that timed out but was applied", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });
