@@ -23,9 +23,12 @@
  *    `collectGraceMs` ago.
  *
  * Store time: every lease read and renewal returns the store's time, and the
- * keeper keeps `offset = store time − local time` (at the middle of the
- * round trip), so {@link LeaseKeeper.now} is the store's clock as seen from
- * here, whatever this host's clock says.
+ * keeper keeps `offset = store time − local monotonic time` (at the middle
+ * of the round trip), so {@link LeaseKeeper.now} is the store's clock as
+ * seen from here, whatever this host's wall clock says or does: a wall
+ * clock stepped between two reads (NTP) does not move it (found by the
+ * simulator, seed 591850739: a step of 1.9 s expired a session that
+ * early). Before the first read it is this host's wall clock.
  *
  * @module
  */
@@ -66,7 +69,8 @@ export interface LeaseOptions {
 export class LeaseKeeper {
   readonly #host: LeaseHost;
   readonly #o: Required<LeaseOptions>;
-  #offset = 0;
+  /** Store time − local monotonic time; `undefined` before the first read. */
+  #offset: number | undefined;
   /** The lease deadline last confirmed written (store time); 0 before the first. */
   #written = 0;
   #recoveringUntil = 0;
@@ -82,7 +86,10 @@ export class LeaseKeeper {
 
   /** The store's time now, as estimated here (ms since the epoch). */
   now(): number {
-    return this.#o.clock.now() + this.#offset;
+    const clock = this.#o.clock;
+    return this.#offset === undefined
+      ? clock.now()
+      : clock.monotonic() + this.#offset;
   }
 
   /** Whether a lease has been written, so other servers can see this one. */
@@ -134,7 +141,7 @@ export class LeaseKeeper {
    * estimate.
    */
   async leaseOf(owner: string, op: string): Promise<LeaseRead> {
-    const t0 = this.#o.clock.now();
+    const t0 = this.#o.clock.monotonic();
     const read = await this.#host.op(op, (s) => s.leaseOf(owner));
     if (read.now !== null) this.#sync(read.now, t0);
     return read;
@@ -186,8 +193,9 @@ export class LeaseKeeper {
     }, every);
   }
 
+  /** `sentAt`: the local monotonic time the read was sent. */
   #sync(storeNow: number, sentAt: number): void {
-    const local = (sentAt + this.#o.clock.now()) / 2;
+    const local = (sentAt + this.#o.clock.monotonic()) / 2;
     this.#offset = storeNow - local;
   }
 
@@ -227,7 +235,7 @@ export class LeaseKeeper {
       this.dataLost("this server's lease");
     }
     if (!(await this.#host.flush())) return false; // let the lease lapse
-    const t0 = this.#o.clock.now();
+    const t0 = this.#o.clock.monotonic();
     const renewed = await this.#host.op(
       "lease_renew",
       (s) => s.renewLease(self, this.#o.leaseMs, this.now()),

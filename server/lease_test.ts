@@ -92,6 +92,24 @@ Deno.test("LeaseKeeper.now follows the store's clock, not the local one", async 
   await k.close();
 });
 
+Deno.test("LeaseKeeper.now ignores a step of the local wall clock between two store reads (simulator seed 591850739)", async () => {
+  const local = new FakeClock(1_000_000);
+  const storeClock = new FakeClock(5_000_000);
+  await using store = new FlakyStore({ clock: storeClock });
+  const { k, state } = keeper(store, local);
+  await k.start();
+  // No read for a while (the store is down), and meanwhile NTP steps this
+  // host's wall clock: the store's time as seen from here must not jump.
+  state.failing = new Set(["lease_check"]);
+  for (const step of [1_900, -2_500]) {
+    local.set(local.now() + step);
+    await local.advance(100);
+    await storeClock.advance(100);
+    assertEquals(k.now(), storeClock.now(), `after a step of ${step} ms`);
+  }
+  await k.close();
+});
+
 Deno.test("LeaseKeeper.live: the lease last written still runs in store time", async () => {
   const clock = new FakeClock(0);
   await using store = new FlakyStore({ clock });

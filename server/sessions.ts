@@ -615,10 +615,10 @@ export class SessionManager {
     nextOffset: number,
   ): Promise<Attachment> {
     const clock = this.#o.clock;
-    const started = clock.now();
+    const started = clock.monotonic();
     for (
       let wait = 10;
-      !this.#closed && clock.now() + wait - started <= CONFLICT_WAIT_MS;
+      !this.#closed && clock.monotonic() + wait - started <= CONFLICT_WAIT_MS;
       wait *= 2
     ) {
       await new Promise((r) => clock.setTimeout(() => r(undefined), wait));
