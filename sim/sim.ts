@@ -18,12 +18,17 @@ import { MessageType } from "../protocol/messages.ts";
 import { deriveSeed, valueAt } from "../protocol/prng.ts";
 import { uuidToBytes } from "../protocol/uuid.ts";
 import { createServerCore, type ServerCore } from "../server/core.ts";
-import { Checker, type ConnWatch, type Violation } from "./checker.ts";
+import {
+  Checker,
+  type ConnWatch,
+  refusalAllowed,
+  type Violation,
+} from "./checker.ts";
 import { FAST_LINK, type LinkShape, SimNet, type SimSocket } from "./net.ts";
 import { Rng } from "./rng.ts";
 import { SimStore } from "./store.ts";
 import { Trace } from "./trace.ts";
-import { Node, SimClock, World } from "./world.ts";
+import { Node, SIM_EPOCH, SimClock, World } from "./world.ts";
 
 /** Fault classes, each on by default. */
 export const FAULTS = [
@@ -196,7 +201,14 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     store.log.damaged.has(id)
       ? settings.clientTimeoutMs + stallFor(settings.clientTimeoutMs)
       : 0;
+  store.onLease = (owner, lease, storeNow) =>
+    checker.leaseHeld(owner, lease, storeNow);
   const ownerLapsed = new Set<string>();
+  /** The latest attach of each session: its epoch, owner and store time. */
+  const attachOf = new Map<
+    string,
+    { epoch: number; owner: string; at: number }
+  >();
   store.tap = (before, after, storeNow, by) => {
     const id = (after ?? before)!.id;
     trace.add(
@@ -205,15 +217,42 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
         before?.epoch ?? 0
       } -> ${after?.status ?? "deleted"}/${after?.owner || "-"}@${
         after?.epoch ?? 0
+      }${
+        after && after.expiresAt > 0
+          ? ` until ${(after.expiresAt - SIM_EPOCH).toFixed(0)}`
+          : ""
       } by ${by}`,
     );
+    if (after !== null && after.status === "live" && after.owner !== "") {
+      if (attachOf.get(id)?.epoch !== after.epoch) {
+        attachOf.set(id, {
+          epoch: after.epoch,
+          owner: after.owner,
+          at: storeNow,
+        });
+      }
+    }
     // Expired by another server because its owner's lease lapsed (a server
     // cut off from the store for a TTL is presumed dead, PROTOCOL.md "TTL"),
-    // whatever its connection was doing meanwhile.
+    // whatever its connection was doing meanwhile. The judge reads the
+    // record and the lease before it writes: the tombstone may land on the
+    // owner's detach of the same epoch (the owner is then the server that
+    // attached that epoch), and the owner may have renewed in between.
+    const attach = before === null ? undefined : attachOf.get(id);
+    const owner = before === null
+      ? undefined
+      : before.owner !== ""
+      ? before.owner
+      : attach?.epoch === before.epoch
+      ? attach.owner
+      : undefined;
     if (
-      before !== null && after?.status === "expired" && before.owner !== "" &&
-      (store.primary.peekLease(before.owner)?.renewedAt ?? 0) +
-            settings.ttlMs <= storeNow
+      after?.status === "expired" && owner !== undefined &&
+      checker.presumedDead(
+        owner,
+        attach?.epoch === before?.epoch ? attach?.at : undefined,
+        storeNow,
+      )
     ) ownerLapsed.add(id);
     // A record a fault rolled back or brought back has an old deadline; its
     // holder writing it back is the recovery, not a late resume (the wire
@@ -718,33 +757,18 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       return;
     }
     const code = r.error?.code ?? "?";
-    // A record a fault destroyed or changed may turn into any refusal
-    // (never into wrong numbers: the `numbers` check still runs).
-    const damaged = store.log.damaged.has(a.id) &&
-      a.endedAt <=
-        config.faultMs + settings.leaseMs + 2 * settings.ttlMs + 10_000;
-    // Expired is honest once the session had no welcomed connection for its
-    // TTL, less the third of a lease by which a crashed owner's sessions
-    // may expire early (PROTOCOL.md "TTL").
-    const away = a.longestAbsence >= settings.ttlMs - 1000 ||
-      ownerLapsed.has(a.id) ||
-      checker.unattachedFor(a.id) >=
-        settings.ttlMs - settings.leaseMs / 3 - 100;
-    // The client's own give-up (no progress for a TTL) while faults kept it
-    // from the server: the server may still hold the session (it noticed the
-    // drop later), but the client cannot know. Once faults stop, never.
-    const gaveUp = code === "session_expired" &&
-      r.error?.message.startsWith("No stream progress") === true &&
-      a.endedAt <= config.faultMs + settings.ttlMs;
-    // Never welcomed within the connect give-up (the client's own rule),
-    // while faults could explain it.
-    const unreachable = code === "unreachable" && !a.welcomed &&
-      a.endedAt <= config.faultMs + 15_000;
-    const allowed = gaveUp || unreachable ||
-      (code === "session_expired" && (away || damaged)) ||
-      (code === "unknown_session" && (damaged || away)) ||
-      damaged;
-    if (!allowed) {
+    const facts = {
+      code,
+      message: r.error?.message ?? "",
+      endedAt: a.endedAt,
+      count: a.count,
+      welcomed: a.welcomed,
+      damaged: store.log.damaged.has(a.id),
+      ownerLapsed: ownerLapsed.has(a.id),
+      longestAbsence: a.longestAbsence,
+      unattachedFor: checker.unattachedFor(a.id),
+    };
+    if (!refusalAllowed(facts, { ...settings, faultMs: config.faultMs })) {
       checker.fail(
         "refusals",
         a.id,
