@@ -450,6 +450,42 @@ Deno.test("SessionManager: a resync after a data loss does not write the undoing
   assertEquals((await store.get(s))?.owner, "b");
 });
 
+Deno.test("SessionManager: an unanswered re-sent hello that was never applied does not drop the undoing of the first, which was (simulator seed 591850393)", async () => {
+  class NoReplace extends FlakyStore {
+    failReplace = false;
+    override replace(e: number, r: SessionRecord): Promise<boolean> {
+      if (this.failReplace) {
+        return Promise.reject(new StoreUnavailableError("lost before"));
+      }
+      return super.replace(e, r);
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new NoReplace({ clock });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  // The hello's create is applied, its answer lost.
+  store.applyThenFail = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.applyThenFail = false;
+  // The client sends it again: a finds its own record and re-attaches it
+  // (epoch 2), a write lost before the store applied it.
+  store.failReplace = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.failReplace = false;
+  assertEquals((await store.get(s))?.owner, "a");
+  // The flushes find the second never applied, then undo the first.
+  await clock.advance(LEASE);
+  const rec = await store.get(s);
+  assertEquals([rec?.owner, rec?.epoch, a.unsynced], ["", 1, 0]);
+});
+
 Deno.test("SessionManager: an unanswered resume that was never applied does not drop the detach the store missed before it (review of the seed-7 fix)", async () => {
   class NoReplace extends FlakyStore {
     failReplace = false;

@@ -30,7 +30,8 @@ export interface Pending {
   readonly uncertain?: SessionRecord;
   /**
    * For an uncertain write: the pending write it stands in front of (a
-   * detach the store missed), which is this server's again if the
+   * detach the store missed, or the undoing of an earlier handshake write
+   * that was not answered either), which is this server's again if the
    * handshake write turns out never to have been applied.
    */
   readonly previous?: Pending;
@@ -110,8 +111,15 @@ export class WriteBack {
         return;
       }
       // Keep what it may replace: never lose a write the store missed for
-      // one it may never have seen (review of the seed-7 fix).
-      const previous = cur?.uncertain !== undefined ? cur.previous : cur;
+      // one it may never have seen (review of the seed-7 fix), nor the
+      // undoing of an earlier unanswered handshake write that was applied
+      // (simulator seed 591850393: a re-sent hello's attach, never
+      // applied, dropped the undoing of the first, which was, and left the
+      // record attached here forever). The same write again replaces itself.
+      const previous =
+        cur?.uncertain !== undefined && sameState(cur.uncertain, uncertain)
+          ? cur.previous
+          : cur;
       this.#pending.set(
         id,
         previous === undefined
@@ -123,9 +131,11 @@ export class WriteBack {
 
   /** The write this server still owes for `id`, given the record `rec` found (see {@link Pending.uncertain}). */
   owed(id: string, rec: SessionRecord): Pending | undefined {
-    const p = this.#pending.get(id);
-    if (p?.uncertain === undefined) return p;
-    return sameState(rec, p.uncertain) ? p : p.previous;
+    let p = this.#pending.get(id);
+    while (p?.uncertain !== undefined && !sameState(rec, p.uncertain)) {
+      p = p.previous;
+    }
+    return p;
   }
 
   /** An uncertain write was not applied: what it stood in front of is pending again. */
