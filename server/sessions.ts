@@ -229,6 +229,8 @@ export class SessionManager {
   readonly #writeBack: WriteBack;
   readonly #lease: LeaseKeeper;
   readonly #ops = new Map<string, number>();
+  /** Handshakes (opens, resumes) in flight here, by session id. */
+  readonly #handshakes = new Map<string, number>();
   /** Every store call and lifecycle call in flight, for {@link close}. */
   readonly #inflight = new Set<Promise<unknown>>();
   #closed = false;
@@ -261,6 +263,7 @@ export class SessionManager {
       missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
       held: (id) => this.#held(id),
       heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
+      handshaking: (id) => this.#handshakes.has(id),
     });
     this.#lease = new LeaseKeeper({
       op,
@@ -487,7 +490,21 @@ export class SessionManager {
    * `STORE_UNAVAILABLE`, `SHUTTING_DOWN`; never anything else
    */
   open(id: string, count: number, token: Uint8Array): Promise<Attachment> {
-    return this.#call(() => this.#open(id, count, token));
+    return this.#call(() =>
+      this.#handshake(id, () => this.#open(id, count, token))
+    );
+  }
+
+  /** Runs a handshake for `id`, counted in {@link #handshakes} while it runs. */
+  async #handshake<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.#handshakes.set(id, (this.#handshakes.get(id) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const n = this.#handshakes.get(id)! - 1;
+      if (n === 0) this.#handshakes.delete(id);
+      else this.#handshakes.set(id, n);
+    }
   }
 
   async #open(
@@ -569,7 +586,9 @@ export class SessionManager {
     token: Uint8Array,
     nextOffset: number,
   ): Promise<Attachment> {
-    return this.#call(() => this.#resume(id, token, nextOffset));
+    return this.#call(() =>
+      this.#handshake(id, () => this.#resume(id, token, nextOffset))
+    );
   }
 
   async #resume(

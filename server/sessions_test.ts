@@ -430,6 +430,79 @@ Deno.test("SessionManager: the undoing detach of a hello that was never applied 
   assert_(b.holds(att));
 });
 
+Deno.test("SessionManager: the undoing detach of an unanswered hello leaves alone the same hello again on this server, applied but not yet answered (simulator seeds 591850281, 591850438)", async () => {
+  class SlowAnswer extends FlakyStore {
+    answerHold: Promise<void> | undefined;
+    override async create(r: SessionRecord): Promise<boolean> {
+      const ok = await super.create(r);
+      if (this.answerHold) await this.answerHold;
+      return ok;
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new SlowAnswer({ clock });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  store.down = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.down = false;
+  assertEquals(a.unsynced, 1);
+  // The client's retry reaches a again: the same record (epoch 1, here) is
+  // created, and its answer is slow; meanwhile a's heartbeat flushes.
+  let release!: () => void;
+  store.answerHold = new Promise((r) => release = r);
+  const opening = a.open(s, 10, tok(1));
+  await clock.advance(LEASE / 3);
+  assertEquals(
+    (await store.inner.get(s))?.owner,
+    "a",
+    "detached while welcomed",
+  );
+  store.answerHold = undefined;
+  release();
+  const att = await opening;
+  await clock.advance(LEASE / 3);
+  assertEquals([(await store.get(s))?.owner, a.holds(att), a.unsynced], [
+    "a",
+    true,
+    0,
+  ]);
+});
+
+Deno.test("SessionManager: the undoing detach of a hello whose timeout came after the same hello again was welcomed here leaves that session alone (simulator seed 591850281)", async () => {
+  class SlowFail extends FlakyStore {
+    failHold: Promise<void> | undefined;
+    override async create(r: SessionRecord): Promise<boolean> {
+      const hold = this.failHold;
+      if (hold === undefined) return super.create(r);
+      await hold; // lost before it was applied; the timeout comes late
+      throw new StoreUnavailableError("create timed out");
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new SlowFail({ clock });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  let timeout!: () => void;
+  store.failHold = new Promise((r) => timeout = r);
+  const first = a.open(s, 10, tok(1));
+  await clock.advance(0); // its create is on its way
+  store.failHold = undefined;
+  // The client gave up on the first and sent the same hello again.
+  const att = await a.open(s, 10, tok(1));
+  timeout();
+  assertEquals(await codeOf(first), ErrorCode.STORE_UNAVAILABLE);
+  await clock.advance(LEASE / 3);
+  assertEquals([(await store.get(s))?.owner, a.holds(att), a.unsynced], [
+    "a",
+    true,
+    0,
+  ]);
+});
+
 Deno.test("SessionManager: a resync after a data loss does not write the undoing detach of an unanswered hello over another server's record (simulator seed 22)", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });
