@@ -493,6 +493,8 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       count: actor.count,
       token: actor.token,
       ...(from ? { resumeFrom: from } : {}),
+      // The same id and token as the run that crashed.
+      restart: actor.incarnation > 1,
       clock,
       dial: dialer(actor),
       backoff: (attempt) =>
