@@ -116,6 +116,17 @@ export class Checker {
   }
 
   /**
+   * Whether the store holds no lease for `owner` because a failover took
+   * it (not because `collect` forgot a dead owner, which first deletes the
+   * owner's records).
+   */
+  leaseLost(owner: string): boolean {
+    const h = this.#leases.get(owner) ?? [];
+    return h.length > 1 && h.at(-1)!.lease === null &&
+      h.slice(0, -1).some((e) => e.lease !== null);
+  }
+
+  /**
    * Whether a server that expired a session of `owner` because of its
    * lease, at store time `at`, may have been honest (PROTOCOL.md §7 TTL: a
    * server cut off from the store for a TTL is presumed dead): at some

@@ -154,3 +154,14 @@ Deno.test("Checker.presumedDead: the owner's lease lapsed for a TTL at some poin
   c.leaseHeld("c", null, 1000);
   assertEquals(c.presumedDead("c", 500, 1000), true);
 });
+
+Deno.test("Checker.leaseLost: a lease a failover took, not one never written", () => {
+  const { c } = checker();
+  assertEquals(c.leaseLost("a"), false, "never renewed");
+  c.leaseHeld("a", { renewedAt: 0, until: 3000 }, 0);
+  assertEquals(c.leaseLost("a"), false, "held");
+  c.leaseHeld("a", null, 100); // a failover before the renewal replicated
+  assertEquals(c.leaseLost("a"), true);
+  c.leaseHeld("a", { renewedAt: 200, until: 3200 }, 200);
+  assertEquals(c.leaseLost("a"), false, "written again");
+});

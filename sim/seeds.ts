@@ -151,6 +151,13 @@ export const REGRESSIONS: readonly Regression[] = [
     found:
       "refusals: a crashed client's late HELLO took the session from its restarted run, which ended ERROR taken_over (fixed in client/session.ts: a restarted run retries the first taken_over once)",
   },
+  {
+    seed: 591851569,
+    clients: 60,
+    servers: 3,
+    found:
+      "zero-state (checker): a failover lost a new server's lease, which crashed before it wrote it again, leaving a record attached to it that no collect finds: a known gap of data loss, now counted as orphaned (sim/sim.ts, Checker.leaseLost; PROTOCOL.md §11)",
+  },
 ];
 
 /** The configuration a regression case runs. */
@@ -171,11 +178,4 @@ export function regressionConfig(r: Regression): SimConfig {
  * ignored test naming why, and the next search starts here
  * (`deno task sim --seed N`).
  */
-export const OPEN_FINDINGS: readonly Regression[] = [
-  {
-    seed: 591851569,
-    clients: 60,
-    servers: 3,
-    found: "zero-state: a record still attached at quiescence",
-  },
-];
+export const OPEN_FINDINGS: readonly Regression[] = [];

@@ -810,6 +810,18 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
         r.id,
         `orphaned by data loss: attached to ${r.owner} at quiescence`,
       );
+    } else if (
+      r.retainUntil === 0 && checker.leaseLost(r.owner) &&
+      !slots.some((s) => s.up && s.core?.id === r.owner)
+    ) {
+      // A failover lost the lease of the server it is attached to, which
+      // died before it could write it again: no lease ends, so no collect
+      // finds it (PROTOCOL.md, known gap).
+      orphaned++;
+      trace.add(
+        r.id,
+        `orphaned by data loss: attached to ${r.owner}, whose lease a failover lost before it died`,
+      );
     } else if (r.retainUntil === 0) {
       checker.fail(
         "zero-state",
