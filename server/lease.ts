@@ -155,9 +155,13 @@ export class LeaseKeeper {
    */
   async storeLostData(): Promise<boolean> {
     if (this.now() < this.#recoveringUntil) return true;
-    if (this.#written === 0) return false;
+    // What the store must hold at least, as of this read: a renewal that
+    // completes while the read is on its way raises #written past what the
+    // read can see, and is no loss (review of issue 17).
+    const written = this.#written;
+    if (written === 0) return false;
     const { lease } = await this.leaseOf(this.#o.serverId, "lease_get");
-    if (lease !== null && lease.until >= this.#written) return false;
+    if (lease !== null && lease.until >= written) return false;
     this.#recoveringUntil = this.now() + this.#o.leaseMs;
     void this.beat();
     return true;

@@ -128,6 +128,33 @@ Deno.test("LeaseKeeper.live: the lease last written still runs in store time", a
   await k.close();
 });
 
+Deno.test("LeaseKeeper.storeLostData: a renewal that completes while the read of the lease is on its way is no loss", async () => {
+  class SlowRead extends FlakyStore {
+    holdNext: Promise<void> | undefined;
+    override async leaseOf(owner: string) {
+      const read = await super.leaseOf(owner);
+      const hold = this.holdNext;
+      this.holdNext = undefined;
+      if (hold) await hold;
+      return read;
+    }
+  }
+  const clock = new FakeClock(0);
+  await using store = new SlowRead({ clock });
+  const { k, state } = keeper(store, clock);
+  await k.start();
+  let release!: () => void;
+  store.holdNext = new Promise((r) => release = r);
+  const judged = k.storeLostData(); // reads the lease as renewed at 0
+  await clock.advance(100); // the heartbeat renews meanwhile
+  release();
+  assertEquals([await judged, state.lost], [false, 0]);
+  // A lease that really went back is still a loss.
+  store.wipe();
+  assertEquals(await k.storeLostData(), true);
+  await k.close();
+});
+
 Deno.test("LeaseKeeper drains fences while writes are pending or the renewal fails, not when the store does not answer", async () => {
   const clock = new FakeClock(0);
   await using store = new FlakyStore({ clock });
