@@ -229,6 +229,11 @@ export class SessionManager {
   readonly #writeBack: WriteBack;
   readonly #lease: LeaseKeeper;
   readonly #ops = new Map<string, number>();
+  /**
+   * Takeover notices whose write failed, by owner and session id: the
+   * heartbeat writes them, or the old owner's connection would stream on.
+   */
+  readonly #unsentFences = new Map<string, { owner: string; fence: Fence }>();
   /** Handshakes (opens, resumes) in flight here, by session id. */
   readonly #handshakes = new Map<string, number>();
   /** Every store call and lifecycle call in flight, for {@link close}. */
@@ -285,19 +290,59 @@ export class SessionManager {
   }
 
   /**
-   * The heartbeat's step before it renews the lease: resolves whether every
-   * write the store missed is now in. After a data loss the resync writes
+   * The heartbeat's step before it renews the lease: writes the takeover
+   * notices that failed, then resolves whether every write the store missed
+   * is now in. After a data loss the resync writes
    * them (and every held session) back; one that an outage interrupted is
    * started again here, and the lease is not renewed while writes wait for
    * it, so a lapsed lease keeps meaning "this server may have writes pending".
    */
-  #settle(): Promise<boolean> {
+  async #settle(): Promise<boolean> {
+    await this.#retryFences();
     const wb = this.#writeBack;
     if (wb.resyncing) {
       wb.startResync(); // a no-op while one runs
       return Promise.resolve(wb.size === 0);
     }
-    return wb.size === 0 ? Promise.resolve(true) : this.#track(wb.flush());
+    return wb.size === 0 ? true : await this.#track(wb.flush());
+  }
+
+  /**
+   * Writes a takeover notice to `owner`; one that fails is kept and
+   * written by the heartbeat ({@link #retryFences}), so the old owner's
+   * connection stops within a few beats of the store coming back, not when
+   * its client times out (review of issue 17).
+   */
+  async #notify(owner: string, fence: Fence): Promise<void> {
+    try {
+      await this.#op("fence", (s) => s.fence(owner, fence));
+    } catch (err) {
+      this.#o.log.warn("could not notify the previous owner; retrying", {
+        id: fence.id,
+        owner,
+        error: String(err),
+      });
+      const key = `${owner}\n${fence.id}`;
+      const cur = this.#unsentFences.get(key);
+      if (cur === undefined || cur.fence.epoch < fence.epoch) {
+        this.#unsentFences.set(key, { owner, fence });
+      }
+    }
+  }
+
+  /** Writes the takeover notices that failed; stops at the first store failure. */
+  async #retryFences(): Promise<void> {
+    for (const [key, { owner, fence }] of [...this.#unsentFences]) {
+      if (this.#closed) return;
+      try {
+        await this.#op("fence", (s) => s.fence(owner, fence));
+      } catch {
+        return;
+      }
+      if (this.#unsentFences.get(key)?.fence === fence) {
+        this.#unsentFences.delete(key);
+      }
+    }
   }
 
   /** Sessions this server holds: attached here or detached here and not yet expired. */
@@ -697,15 +742,7 @@ export class SessionManager {
       this.#o.onFenced(id, next.epoch);
     }
     if (v.notify !== undefined) {
-      const { owner, fence } = v.notify;
-      await this.#op("fence", (s) => s.fence(owner, fence)).catch(
-        (err) =>
-          this.#o.log.warn("could not notify the previous owner", {
-            id,
-            owner,
-            error: String(err),
-          }),
-      );
+      await this.#notify(v.notify.owner, v.notify.fence);
       // Taken over again while the notice was on its way: a fence drained in
       // the meantime found no connection to close, so refuse this one here.
       // (Nothing is awaited between this check and the connection's

@@ -11,6 +11,7 @@ import { FlakyStore } from "../store/_flaky.ts";
 import { KvStore } from "../store/kv.ts";
 import { MemoryStore } from "../store/memory.ts";
 import {
+  type Fence,
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
@@ -187,6 +188,35 @@ Deno.test("SessionManager: a resume taking back a session that was taken over el
   await clock.advance(LEASE / 3);
   assertEquals([b.holds(onB), b.fenced], [false, [s]]);
   assertEquals(a.holds(onA), true, "a's own stale notice closed the winner");
+});
+
+Deno.test("SessionManager: a takeover notice whose write failed is written by the next heartbeats, and the old owner lets go", async () => {
+  class NoFence extends FlakyStore {
+    failFence = false;
+    override fence(owner: string, f: Fence): Promise<void> {
+      return this.failFence
+        ? Promise.reject(new StoreUnavailableError("fence lost"))
+        : super.fence(owner, f);
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new NoFence({ clock });
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = id();
+  const onA = await a.open(s, 10, tok(1));
+  store.failFence = true;
+  const onB = await b.resume(s, tok(1), 3); // a half-open connection on a
+  await clock.advance(LEASE);
+  assertEquals([a.holds(onA), a.fenced], [true, []], "told while failing");
+  store.failFence = false;
+  await clock.advance(LEASE);
+  assertEquals([a.holds(onA), a.fenced, b.holds(onB)], [false, [s], true]);
+  assertEquals(
+    b.storeOps.get("fence"),
+    1 + 3 + 1,
+    "one try, three failed retries, one written",
+  );
 });
 
 Deno.test("SessionManager: a resume on the same server takes over its own attachment at once", async () => {
