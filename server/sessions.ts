@@ -595,8 +595,17 @@ export class SessionManager {
       ok = await this.#claim(claim);
     }
     if (!ok) throw refusalError(refusals.createdConcurrently(id));
+    const local = this.#attached.get(id);
     this.#forget(id);
     this.#attached.set(id, claim.rec);
+    if (local !== undefined) {
+      // The id is used anew while a connection here still held its old
+      // session (expired elsewhere while this server was cut off, or lost
+      // by the store): close that one, whatever its epoch, or it streams
+      // on (review of issue 17).
+      this.#o.counters.sessionsTakenOver++;
+      this.#o.onFenced(id, Math.max(claim.rec.epoch, local.epoch + 1));
+    }
     this.#o.counters.sessionsStarted++;
     const att = { id, seed, count, token, epoch: claim.rec.epoch };
     await this.#unlessClosing(att);

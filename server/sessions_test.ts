@@ -219,6 +219,35 @@ Deno.test("SessionManager: a takeover notice whose write failed is written by th
   );
 });
 
+for (const how of ["expired elsewhere", "lost by the store"] as const) {
+  Deno.test(`SessionManager: a hello that uses anew the id of a session still attached here (${how}) closes that attachment`, async () => {
+    const clock = new FakeClock();
+    await using store = new FlakyStore({ clock });
+    await using a = await manager(store, clock, "a");
+    const s = id();
+    await a.open(s, 10, tok(1));
+    // Epoch 2: a lost record's create (epoch 1) is older than what it closes.
+    const old = await a.resume(s, tok(1), 0);
+    a.fenced.length = 0;
+    const rec = (await store.get(s))!;
+    if (how === "lost by the store") await store.lose(s);
+    else {
+      // Another server judged a's lease lapsed for a TTL and expired it.
+      await store.replace(rec.epoch, {
+        ...rec,
+        seed: "",
+        epoch: rec.epoch + 1,
+        owner: "",
+        status: "expired",
+        expiresAt: clock.now(),
+        retainUntil: clock.now() + TOMB,
+      });
+    }
+    const fresh = await a.open(s, 20, tok(9)); // another client's hello
+    assertEquals([a.fenced, a.holds(old), a.holds(fresh)], [[s], false, true]);
+  });
+}
+
 Deno.test("SessionManager: a resume on the same server takes over its own attachment at once", async () => {
   const clock = new FakeClock();
   await using store = memory(clock);
