@@ -505,6 +505,11 @@ export class SessionManager {
    * here with nothing behind it (found by the simulator, seed 7).
    */
   async #claim(claim: Claim): Promise<boolean> {
+    // Checked again here, right before the write: a handshake that waited
+    // (a slow store, a conflict) may have outlived the lease it started on.
+    if (!this.#lease.live) {
+      throw refusalError(refusals.noLease(this.#store.kind));
+    }
     try {
       return await (claim.op === "create"
         ? this.#op("create", (s) => s.create(claim.rec))

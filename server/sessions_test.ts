@@ -390,6 +390,32 @@ Deno.test("SessionManager attaches nothing once its lease lapsed: the others wou
   assertEquals(await codeOf(a.open(s, 10, tok(2))), "ok");
 });
 
+Deno.test("SessionManager: a handshake that outlived the lease it started on does not write its attach (simulator seed 416395431)", async () => {
+  class SlowGet extends RenewFailing {
+    getHold: Promise<void> | undefined;
+    override async get(id: string) {
+      const rec = await super.get(id);
+      const hold = this.getHold;
+      this.getHold = undefined;
+      if (hold) await hold;
+      return rec;
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new SlowGet({ clock, sweepIntervalMs: 3_600_000 });
+  await using a = await manager(store, clock, "a", { ttlMs: 600 });
+  const s = id();
+  await a.detach(await a.open(s, 10, tok(1)));
+  let release!: () => void;
+  store.getHold = new Promise((r) => release = r);
+  const resuming = a.resume(s, tok(1), 0); // the lease runs: it reads
+  store.failRenew.add("a");
+  await clock.advance(LEASE); // the read takes a lease; no renewal meanwhile
+  release();
+  assertEquals(await codeOf(resuming), ErrorCode.STORE_UNAVAILABLE);
+  assertEquals((await store.get(s))?.owner, "", "attached on a lapsed lease");
+});
+
 Deno.test("SessionManager reconciles a tombstone that timed out but was applied", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });

@@ -158,6 +158,13 @@ export const REGRESSIONS: readonly Regression[] = [
     found:
       "zero-state (checker): a failover lost a new server's lease, which crashed before it wrote it again, leaving a record attached to it that no collect finds: a known gap of data loss, now counted as orphaned (sim/sim.ts, Checker.leaseLost; PROTOCOL.md §11)",
   },
+  {
+    seed: 416395431,
+    clients: 60,
+    servers: 3,
+    found:
+      "refusals: a handshake checked its lease 140 ms before it ended and its attach landed 236 ms after (a failover then lost the renewal before), so the session was judged expired at once (fixed in server/lease.ts live: a third of a lease to run, and server/sessions.ts #claim: checked again before the write)",
+  },
 ];
 
 /** The configuration a regression case runs. */
