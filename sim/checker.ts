@@ -350,6 +350,12 @@ export interface RefusalFacts {
   readonly longestAbsence: number;
   /** The longest time the session had no welcomed connection ({@link Checker.unattachedFor}) (ms). */
   readonly unattachedFor: number;
+  /**
+   * Until when (simulated ms) a connection of the client over a slow link
+   * made while faults ran was open (`Infinity`: still open; 0: none): a
+   * fault whose effect outlasts the faults' end.
+   */
+  readonly slowLinkUntil: number;
 }
 
 /** The settings a refusal is judged by (ms). */
@@ -380,10 +386,12 @@ export function refusalAllowed(f: RefusalFacts, b: RefusalBounds): boolean {
     f.unattachedFor >= b.ttlMs - b.leaseMs / 3 - 100;
   // The client's own give-up (no progress for a TTL) while faults kept it
   // from the server: the server may still hold the session (it noticed the
-  // drop later), but the client cannot know. Once faults stop, never.
+  // drop later), but the client cannot know. Once faults stop, never; a slow
+  // link made while they ran lasts as long as its connection (simulator
+  // seeds 416395916, 416396034: an ACK(count) seconds late on the uplink).
   const gaveUp = f.code === "session_expired" &&
     f.message.startsWith("No stream progress") &&
-    f.endedAt <= b.faultMs + b.ttlMs;
+    f.endedAt <= Math.max(b.faultMs, f.slowLinkUntil) + b.ttlMs;
   // Never welcomed within the connect give-up (the client's own rule),
   // while faults could explain it.
   const unreachable = f.code === "unreachable" && !f.welcomed &&

@@ -93,6 +93,7 @@ const refusal = {
   ownerLapsed: false,
   longestAbsence: 0,
   unattachedFor: 0,
+  slowLinkUntil: 0,
 };
 
 Deno.test("refusalAllowed: a damaged session may end in a refusal once its own stream is over, not later (simulator seeds 591850131, 591850134)", () => {
@@ -164,4 +165,24 @@ Deno.test("Checker.leaseLost: a lease a failover took, not one never written", (
   assertEquals(c.leaseLost("a"), true);
   c.leaseHeld("a", { renewedAt: 200, until: 3200 }, 200);
   assertEquals(c.leaseLost("a"), false, "written again");
+});
+
+Deno.test("refusalAllowed: the client's own give-up within a TTL of the faults' end, or of the end of a slow link made while they ran (simulator seeds 416395916, 416396034)", () => {
+  const gaveUp = (endedAt: number, slowLinkUntil: number) =>
+    refusalAllowed({
+      ...refusal,
+      message: "No stream progress for 3962ms, longer than the session TTL",
+      endedAt,
+      slowLinkUntil,
+    }, bounds);
+  assertEquals(
+    [
+      gaveUp(23_000, 0),
+      gaveUp(23_001, 0),
+      gaveUp(26_036, 26_570),
+      gaveUp(26_036, Infinity),
+      gaveUp(29_571, 26_570),
+    ],
+    [true, false, true, true, false],
+  );
 });

@@ -165,6 +165,13 @@ export const REGRESSIONS: readonly Regression[] = [
     found:
       "refusals: a handshake checked its lease 140 ms before it ended and its attach landed 236 ms after (a failover then lost the renewal before), so the session was judged expired at once (fixed in server/lease.ts live: a third of a lease to run, and server/sessions.ts #claim: checked again before the write)",
   },
+  ...[416395916, 416396034].map((seed) => ({
+    seed,
+    clients: 60,
+    servers: 3,
+    found:
+      "refusals (simulator): links made after the faults' end were still slow, and a client's own give-up over a slow link made while faults ran was judged as if the faults had ended with them (fixed in sim/sim.ts linkShape, sim/checker.ts refusalAllowed slowLinkUntil)",
+  })),
 ];
 
 /** The configuration a regression case runs. */

@@ -137,6 +137,10 @@ interface ClientActor {
   lateWelcomes: number;
   /** Dials refused because no server was up (the load balancer had none). */
   refusedDials: number;
+  /** Connections open over a slow link (made while faults ran). */
+  slowLinks: number;
+  /** When the last of them closed (sim ms). */
+  slowLinkEnd: number;
   /** Whether a WELCOME ever arrived. */
   welcomed: boolean;
   /** When its run ended (sim ms). */
@@ -365,6 +369,9 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
   // Links.
   const nrng = rng.fork("links");
   const linkShape = (): [LinkShape, LinkShape] => {
+    // Faults stop at faultMs: links made after it are fast (a slow one
+    // made before lasts as long as its connection: `slowLinkUntil`).
+    if (world.time >= config.faultMs) return [FAST_LINK, FAST_LINK];
     if (!on("slow") || !nrng.chance(0.15)) return [FAST_LINK, FAST_LINK];
     const kind = nrng.int(0, 3);
     switch (kind) {
@@ -417,6 +424,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     }
     const slot = actor.rng.pick(live);
     const [up, down] = linkShape();
+    const slow = up !== FAST_LINK || down !== FAST_LINK;
     const pair = net.connect(actor.node, slot.node, up, down);
     const entry = { ...pair, actor };
     actor.sockets.add(pair.client);
@@ -459,7 +467,9 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
             trace.add(actor.id, `conn ${watch.id} GOAWAY`);
           }
         };
+        if (slow) actor.slowLinks++;
         srv.onClose = () => {
+          if (slow && --actor.slowLinks === 0) actor.slowLinkEnd = world.time;
           trace.add(actor.id, `conn ${watch.id} closed by server side`);
           checker.closed(watch);
           slot.sockets.delete(srv);
@@ -564,6 +574,8 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       longestAbsence: 0,
       lateWelcomes: 0,
       refusedDials: 0,
+      slowLinks: 0,
+      slowLinkEnd: 0,
       welcomed: false,
       endedAt: 0,
     };
@@ -769,6 +781,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       ownerLapsed: ownerLapsed.has(a.id),
       longestAbsence: a.longestAbsence,
       unattachedFor: checker.unattachedFor(a.id),
+      slowLinkUntil: a.slowLinks > 0 ? Infinity : a.slowLinkEnd,
     };
     if (!refusalAllowed(facts, { ...settings, faultMs: config.faultMs })) {
       checker.fail(
