@@ -10,7 +10,9 @@
  * 3. `ttl`: no session is resumed or completed after its TTL ran out: in
  *    store time by the records, and by the wire (a WELCOME more than TTL
  *    after the session's last connection closed, with none open).
- * 4. `exactly-once`: one DONE per session at most.
+ * 4. `exactly-once`: one DONE per session at most; `ack-durable` (in
+ *    `sim.ts`, from the client's writes): ACK(count) only once the final
+ *    state is saved.
  * 5. `liveness`: once faults stop, every client ends within the stated
  *    bound, and does not reconnect without end.
  * 6. `zero-state`: at quiescence no connection, held session, per-session

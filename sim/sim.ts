@@ -447,9 +447,11 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
           `conn ${watch.id} to server ${slot.index} (${slot.core.id})`,
         );
         const srv = pair.server;
+        let first = true;
         pair.client.onWrite = (bytes) => {
-          if (bytes[0] === MessageType.RESUME) watch.resume = true;
-          pair.client.onWrite = undefined;
+          if (first && bytes[0] === MessageType.RESUME) watch.resume = true;
+          first = false;
+          ackDurable(actor, bytes);
         };
         srv.onWrite = (bytes) => {
           const type = bytes[0];
@@ -483,6 +485,26 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     });
   };
 
+  // ACK(count) only once the final state is saved durably (PROTOCOL.md §4
+  // ACK): the frames of each write the client makes.
+  const ackDurable = (actor: ClientActor, bytes: Uint8Array) => {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i + 3 <= bytes.length;) {
+      const len = v.getUint16(i + 1);
+      if (
+        bytes[i] === MessageType.ACK && len === 4 && i + 7 <= bytes.length &&
+        v.getUint32(i + 3) === actor.count &&
+        actor.saved?.nextOffset !== actor.count
+      ) {
+        checker.fail(
+          "ack-durable",
+          actor.id,
+          `ACK(${actor.count}) sent before the final state was saved durably`,
+        );
+      }
+      i += 3 + len;
+    }
+  };
   const expected = (id: string) => deriveSeed(SEED_BASE, uuidToBytes(id));
   const startClient = (actor: ClientActor) => {
     actor.incarnation++;
@@ -496,6 +518,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       `client starts${from ? ` from offset ${from.nextOffset}` : ""}`,
     );
     const brng = actor.rng.fork(`backoff${actor.incarnation}`);
+    let saving = Promise.resolve();
     const handle = connect({
       hostname: "sim",
       port: 8080,
@@ -532,15 +555,21 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
           if (world.time > config.faultMs) actor.lateWelcomes++;
         }
       },
+      // One write at a time, in order, as the state file does
+      // (client/state_file.ts): a quick save must not finish after a
+      // slower later one and put an older state back.
       onCheckpoint: (s, { durable }) => {
         const copy = { ...s };
         const ms = durable ? actor.saveMs : 1;
-        return new Promise<void>((resolve) =>
-          clock.setTimeout(() => {
-            actor.saved = copy;
-            resolve();
-          }, ms)
+        saving = saving.then(() =>
+          new Promise<void>((resolve) =>
+            clock.setTimeout(() => {
+              actor.saved = copy;
+              resolve();
+            }, ms)
+          )
         );
+        return saving;
       },
     });
     void handle.result.then((r) => {
