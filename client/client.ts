@@ -110,6 +110,7 @@ async function run(
     resumeFrom: from,
     wallMs: clock.now(),
     token: opts.token,
+    restart: opts.restart,
     // With nowhere to save them, only the checkpoints the protocol needs (the final one gates ACK(count)).
     checkpointEvery: opts.onCheckpoint ? opts.checkpointEvery : Infinity,
     checkpointMs: opts.checkpointMs,

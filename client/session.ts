@@ -135,6 +135,11 @@ export interface SessionOptions {
   count: number;
   /** The 16-byte resume token chosen for a new session. Ignored with `resumeFrom`. */
   token?: Uint8Array;
+  /**
+   * An earlier run of this session may have left a handshake on its way
+   * (it crashed); implied by `resumeFrom`. See `ClientOptions.restart`.
+   */
+  restart?: boolean | undefined;
   /** Continue a saved session. */
   resumeFrom?: ClientState | undefined;
   /** The wall clock when the run starts (ms since the epoch): the connect give-up counts from here. */
@@ -230,6 +235,11 @@ export class ClientSession {
       ? hexToBytes(from.token)
       : opts.token ?? crypto.getRandomValues(new Uint8Array(16));
     this.#welcomedOnce = from !== undefined;
+    // A crashed earlier run's HELLO or RESUME may still reach a server and
+    // take the session from this run's connection (simulator seed
+    // 591850075): resume once to take it back, as after our own abandoned
+    // attempt.
+    this.#abandonedHandshake = from !== undefined || opts.restart === true;
     this.#next = from?.nextOffset ?? 0;
     this.#intervalMs = from?.intervalMs ?? SERVER_DEFAULTS.intervalMs;
     this.#ttlMs = from?.ttlMs ?? SERVER_DEFAULTS.ttlMs;

@@ -339,6 +339,55 @@ Deno.test("ClientSession: a HELLO cut before its WELCOME, welcomed on the next c
   );
 });
 
+Deno.test("ClientSession: a restarted run, welcomed, then taken over (the crashed run's late HELLO or RESUME won): retried once (simulator seed 591850075)", () => {
+  const taken = ClientError.fromWire(ErrorCode.TAKEN_OVER, "taken");
+  const restarted = (from: Partial<ClientState>, restart?: boolean) => {
+    const s = new ClientSession({
+      id: ID,
+      count: 10,
+      token: TOKEN,
+      resumeFrom: Object.keys(from).length
+        ? {
+          id: ID,
+          count: 10,
+          token: "07".repeat(16),
+          nextOffset: 0,
+          sum: 0,
+          crc: 0,
+          ttlMs: 5000,
+          intervalMs: 100,
+          lastContact: T0,
+          ...from,
+        }
+        : undefined,
+      restart,
+      wallMs: T0,
+      backoff: () => 0,
+    });
+    s.handle(OPEN, T0);
+    s.handle(msg(welcome()), T0 + 5);
+    return s;
+  };
+  for (
+    const [what, s] of [
+      ["restart", restarted({}, true)],
+      ["from a saved state", restarted({ nextOffset: 0 })],
+    ] as const
+  ) {
+    assertEquals(verdict(s.handle(closed(taken), T0 + 20)), "retry", what);
+    assertEquals(
+      verdict(s.handle(closed(taken), T0 + 30)),
+      "end ERROR taken_over",
+      `${what}: only once`,
+    );
+  }
+  assertEquals(
+    verdict(restarted({}).handle(closed(taken), T0 + 20)),
+    "end ERROR taken_over",
+    "a first run",
+  );
+});
+
 Deno.test("ClientSession: GOAWAY closes the link and its retryAfterMs bounds the delay from below, the TTL from above", () => {
   /** Welcomed, GOAWAY at T0 + 100; the backoff is `backoffMs` for every attempt. */
   const goneAway = (backoffMs: number) => {

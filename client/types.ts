@@ -62,6 +62,14 @@ export interface ClientOptions {
    * `crypto.getRandomValues` (the simulator passes seeded ones).
    */
   token?: Uint8Array;
+  /**
+   * This run restarts a session an earlier run of the same client started
+   * (the same `id` and `token`, after a crash), which may have left a
+   * handshake on its way: the first `taken_over` or `session_in_use` is
+   * then retried once, as after an attempt this run abandoned. Implied by
+   * `resumeFrom`.
+   */
+  restart?: boolean;
   /** Cancels the run; the result is then an `ERROR` with code `aborted`. */
   signal?: AbortSignal;
   /** Reconnect delay per attempt. Default: exponential, full jitter, 100ms..5s. */

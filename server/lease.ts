@@ -23,9 +23,12 @@
  *    `collectGraceMs` ago.
  *
  * Store time: every lease read and renewal returns the store's time, and the
- * keeper keeps `offset = store time − local time` (at the middle of the
- * round trip), so {@link LeaseKeeper.now} is the store's clock as seen from
- * here, whatever this host's clock says.
+ * keeper keeps `offset = store time − local monotonic time` (at the middle
+ * of the round trip), so {@link LeaseKeeper.now} is the store's clock as
+ * seen from here, whatever this host's wall clock says or does: a wall
+ * clock stepped between two reads (NTP) does not move it (found by the
+ * simulator, seed 591850739: a step of 1.9 s expired a session that
+ * early). Before the first read it is this host's wall clock.
  *
  * @module
  */
@@ -66,7 +69,8 @@ export interface LeaseOptions {
 export class LeaseKeeper {
   readonly #host: LeaseHost;
   readonly #o: Required<LeaseOptions>;
-  #offset = 0;
+  /** Store time − local monotonic time; `undefined` before the first read. */
+  #offset: number | undefined;
   /** The lease deadline last confirmed written (store time); 0 before the first. */
   #written = 0;
   #recoveringUntil = 0;
@@ -82,12 +86,29 @@ export class LeaseKeeper {
 
   /** The store's time now, as estimated here (ms since the epoch). */
   now(): number {
-    return this.#o.clock.now() + this.#offset;
+    const clock = this.#o.clock;
+    return this.#offset === undefined
+      ? clock.now()
+      : clock.monotonic() + this.#offset;
   }
 
   /** Whether a lease has been written, so other servers can see this one. */
   get registered(): boolean {
     return this.#written > 0;
+  }
+
+  /**
+   * Whether the lease last written runs for at least another third of a
+   * lease, in store time as seen from here: long enough for a handshake's
+   * write to land while other servers still count this one alive. A
+   * healthy heartbeat renews every third of a lease, so this is false only
+   * before the first renewal and once renewals have failed (store outage,
+   * writes pending) for a third of a lease or more (simulator seed
+   * 416395431: a handshake checked 140 ms before its lease ended, and its
+   * attach landed 236 ms after).
+   */
+  get live(): boolean {
+    return this.#written - this.now() >= this.#o.leaseMs / 3;
   }
 
   /** The last lease deadline written (store time), 0 before the first. */
@@ -124,7 +145,7 @@ export class LeaseKeeper {
    * estimate.
    */
   async leaseOf(owner: string, op: string): Promise<LeaseRead> {
-    const t0 = this.#o.clock.now();
+    const t0 = this.#o.clock.monotonic();
     const read = await this.#host.op(op, (s) => s.leaseOf(owner));
     if (read.now !== null) this.#sync(read.now, t0);
     return read;
@@ -138,9 +159,13 @@ export class LeaseKeeper {
    */
   async storeLostData(): Promise<boolean> {
     if (this.now() < this.#recoveringUntil) return true;
-    if (this.#written === 0) return false;
+    // What the store must hold at least, as of this read: a renewal that
+    // completes while the read is on its way raises #written past what the
+    // read can see, and is no loss (review of issue 17).
+    const written = this.#written;
+    if (written === 0) return false;
     const { lease } = await this.leaseOf(this.#o.serverId, "lease_get");
-    if (lease !== null && lease.until >= this.#written) return false;
+    if (lease !== null && lease.until >= written) return false;
     this.#recoveringUntil = this.now() + this.#o.leaseMs;
     void this.beat();
     return true;
@@ -176,8 +201,9 @@ export class LeaseKeeper {
     }, every);
   }
 
+  /** `sentAt`: the local monotonic time the read was sent. */
   #sync(storeNow: number, sentAt: number): void {
-    const local = (sentAt + this.#o.clock.now()) / 2;
+    const local = (sentAt + this.#o.clock.monotonic()) / 2;
     this.#offset = storeNow - local;
   }
 
@@ -217,7 +243,7 @@ export class LeaseKeeper {
       this.dataLost("this server's lease");
     }
     if (!(await this.#host.flush())) return false; // let the lease lapse
-    const t0 = this.#o.clock.now();
+    const t0 = this.#o.clock.monotonic();
     const renewed = await this.#host.op(
       "lease_renew",
       (s) => s.renewLease(self, this.#o.leaseMs, this.now()),

@@ -92,6 +92,73 @@ Deno.test("LeaseKeeper.now follows the store's clock, not the local one", async 
   await k.close();
 });
 
+Deno.test("LeaseKeeper.now ignores a step of the local wall clock between two store reads (simulator seed 591850739)", async () => {
+  const local = new FakeClock(1_000_000);
+  const storeClock = new FakeClock(5_000_000);
+  await using store = new FlakyStore({ clock: storeClock });
+  const { k, state } = keeper(store, local);
+  await k.start();
+  // No read for a while (the store is down), and meanwhile NTP steps this
+  // host's wall clock: the store's time as seen from here must not jump.
+  state.failing = new Set(["lease_check"]);
+  for (const step of [1_900, -2_500]) {
+    local.set(local.now() + step);
+    await local.advance(100);
+    await storeClock.advance(100);
+    assertEquals(k.now(), storeClock.now(), `after a step of ${step} ms`);
+  }
+  await k.close();
+});
+
+Deno.test("LeaseKeeper.live: the lease last written runs for another third of a lease, in store time", async () => {
+  const clock = new FakeClock(0);
+  await using store = new FlakyStore({ clock });
+  const { k, state } = keeper(store, clock);
+  assertEquals(k.live, false, "before the first renewal");
+  await k.start();
+  assertEquals(k.live, true);
+  state.failing = new Set(["lease_renew"]);
+  await clock.advance(200);
+  assertEquals(k.live, true, "a third of the lease still to run");
+  await clock.advance(1);
+  assertEquals(
+    k.live,
+    false,
+    "less than a third to run: a write may land after it",
+  );
+  state.failing = new Set();
+  await clock.advance(100);
+  assertEquals(k.live, true, "renewed again");
+  await k.close();
+});
+
+Deno.test("LeaseKeeper.storeLostData: a renewal that completes while the read of the lease is on its way is no loss", async () => {
+  class SlowRead extends FlakyStore {
+    holdNext: Promise<void> | undefined;
+    override async leaseOf(owner: string) {
+      const read = await super.leaseOf(owner);
+      const hold = this.holdNext;
+      this.holdNext = undefined;
+      if (hold) await hold;
+      return read;
+    }
+  }
+  const clock = new FakeClock(0);
+  await using store = new SlowRead({ clock });
+  const { k, state } = keeper(store, clock);
+  await k.start();
+  let release!: () => void;
+  store.holdNext = new Promise((r) => release = r);
+  const judged = k.storeLostData(); // reads the lease as renewed at 0
+  await clock.advance(100); // the heartbeat renews meanwhile
+  release();
+  assertEquals([await judged, state.lost], [false, 0]);
+  // A lease that really went back is still a loss.
+  store.wipe();
+  assertEquals(await k.storeLostData(), true);
+  await k.close();
+});
+
 Deno.test("LeaseKeeper drains fences while writes are pending or the renewal fails, not when the store does not answer", async () => {
   const clock = new FakeClock(0);
   await using store = new FlakyStore({ clock });

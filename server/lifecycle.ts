@@ -161,11 +161,11 @@ export const refusals = {
       `Cannot resume session "${id}" yet: the session store (${storeKind}) lost data ` +
       `and the servers are writing their sessions back; retry shortly`,
   }),
-  /** This server's lease is not in the store: nothing may attach. */
+  /** This server's lease is not running in the store: nothing may attach. */
   noLease: (storeKind: string): Refusal => ({
     code: ErrorCode.STORE_UNAVAILABLE,
     message:
-      `Session store (${storeKind}) is unavailable: cannot register this server's lease`,
+      `Session store (${storeKind}) is unavailable: cannot renew this server's lease`,
   }),
   /** A takeover notice for this attachment went by before it registered. */
   takenOverWhileAttaching: (id: string): Refusal => ({

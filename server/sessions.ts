@@ -229,6 +229,13 @@ export class SessionManager {
   readonly #writeBack: WriteBack;
   readonly #lease: LeaseKeeper;
   readonly #ops = new Map<string, number>();
+  /**
+   * Takeover notices whose write failed, by owner and session id: the
+   * heartbeat writes them, or the old owner's connection would stream on.
+   */
+  readonly #unsentFences = new Map<string, { owner: string; fence: Fence }>();
+  /** Handshakes (opens, resumes) in flight here, by session id. */
+  readonly #handshakes = new Map<string, number>();
   /** Every store call and lifecycle call in flight, for {@link close}. */
   readonly #inflight = new Set<Promise<unknown>>();
   #closed = false;
@@ -261,6 +268,7 @@ export class SessionManager {
       missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
       held: (id) => this.#held(id),
       heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
+      handshaking: (id) => this.#handshakes.has(id),
     });
     this.#lease = new LeaseKeeper({
       op,
@@ -282,19 +290,59 @@ export class SessionManager {
   }
 
   /**
-   * The heartbeat's step before it renews the lease: resolves whether every
-   * write the store missed is now in. After a data loss the resync writes
+   * The heartbeat's step before it renews the lease: writes the takeover
+   * notices that failed, then resolves whether every write the store missed
+   * is now in. After a data loss the resync writes
    * them (and every held session) back; one that an outage interrupted is
    * started again here, and the lease is not renewed while writes wait for
    * it, so a lapsed lease keeps meaning "this server may have writes pending".
    */
-  #settle(): Promise<boolean> {
+  async #settle(): Promise<boolean> {
+    await this.#retryFences();
     const wb = this.#writeBack;
     if (wb.resyncing) {
       wb.startResync(); // a no-op while one runs
       return Promise.resolve(wb.size === 0);
     }
-    return wb.size === 0 ? Promise.resolve(true) : this.#track(wb.flush());
+    return wb.size === 0 ? true : await this.#track(wb.flush());
+  }
+
+  /**
+   * Writes a takeover notice to `owner`; one that fails is kept and
+   * written by the heartbeat ({@link #retryFences}), so the old owner's
+   * connection stops within a few beats of the store coming back, not when
+   * its client times out (review of issue 17).
+   */
+  async #notify(owner: string, fence: Fence): Promise<void> {
+    try {
+      await this.#op("fence", (s) => s.fence(owner, fence));
+    } catch (err) {
+      this.#o.log.warn("could not notify the previous owner; retrying", {
+        id: fence.id,
+        owner,
+        error: String(err),
+      });
+      const key = `${owner}\n${fence.id}`;
+      const cur = this.#unsentFences.get(key);
+      if (cur === undefined || cur.fence.epoch < fence.epoch) {
+        this.#unsentFences.set(key, { owner, fence });
+      }
+    }
+  }
+
+  /** Writes the takeover notices that failed; stops at the first store failure. */
+  async #retryFences(): Promise<void> {
+    for (const [key, { owner, fence }] of [...this.#unsentFences]) {
+      if (this.#closed) return;
+      try {
+        await this.#op("fence", (s) => s.fence(owner, fence));
+      } catch {
+        return;
+      }
+      if (this.#unsentFences.get(key)?.fence === fence) {
+        this.#unsentFences.delete(key);
+      }
+    }
   }
 
   /** Sessions this server holds: attached here or detached here and not yet expired. */
@@ -420,12 +468,18 @@ export class SessionManager {
     return ownerDeadline(this.#o, lease, storeNow, lost);
   }
 
-  /** Sessions may only be attached once other servers can see this one's lease. */
+  /**
+   * Sessions may only be attached while other servers see this one's lease
+   * running. Once it lapsed (its renewals failed, or were held back by
+   * pending writes), they judge what is attached here by its last renewal:
+   * a session attached after that would be expired before it even
+   * detached (found by the simulator, seed 591850050).
+   */
   async #ensureLease(): Promise<void> {
     if (this.#closed) throw refusalError(refusals.shuttingDown());
-    if (this.#lease.registered) return;
+    if (this.#lease.live) return;
     await this.#lease.beat();
-    if (!this.#lease.registered) {
+    if (!this.#lease.live) {
       throw refusalError(refusals.noLease(this.#store.kind));
     }
   }
@@ -451,6 +505,11 @@ export class SessionManager {
    * here with nothing behind it (found by the simulator, seed 7).
    */
   async #claim(claim: Claim): Promise<boolean> {
+    // Checked again here, right before the write: a handshake that waited
+    // (a slow store, a conflict) may have outlived the lease it started on.
+    if (!this.#lease.live) {
+      throw refusalError(refusals.noLease(this.#store.kind));
+    }
     try {
       return await (claim.op === "create"
         ? this.#op("create", (s) => s.create(claim.rec))
@@ -481,7 +540,21 @@ export class SessionManager {
    * `STORE_UNAVAILABLE`, `SHUTTING_DOWN`; never anything else
    */
   open(id: string, count: number, token: Uint8Array): Promise<Attachment> {
-    return this.#call(() => this.#open(id, count, token));
+    return this.#call(() =>
+      this.#handshake(id, () => this.#open(id, count, token))
+    );
+  }
+
+  /** Runs a handshake for `id`, counted in {@link #handshakes} while it runs. */
+  async #handshake<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.#handshakes.set(id, (this.#handshakes.get(id) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const n = this.#handshakes.get(id)! - 1;
+      if (n === 0) this.#handshakes.delete(id);
+      else this.#handshakes.set(id, n);
+    }
   }
 
   async #open(
@@ -527,8 +600,17 @@ export class SessionManager {
       ok = await this.#claim(claim);
     }
     if (!ok) throw refusalError(refusals.createdConcurrently(id));
+    const local = this.#attached.get(id);
     this.#forget(id);
     this.#attached.set(id, claim.rec);
+    if (local !== undefined) {
+      // The id is used anew while a connection here still held its old
+      // session (expired elsewhere while this server was cut off, or lost
+      // by the store): close that one, whatever its epoch, or it streams
+      // on (review of issue 17).
+      this.#o.counters.sessionsTakenOver++;
+      this.#o.onFenced(id, Math.max(claim.rec.epoch, local.epoch + 1));
+    }
     this.#o.counters.sessionsStarted++;
     const att = { id, seed, count, token, epoch: claim.rec.epoch };
     await this.#unlessClosing(att);
@@ -563,7 +645,9 @@ export class SessionManager {
     token: Uint8Array,
     nextOffset: number,
   ): Promise<Attachment> {
-    return this.#call(() => this.#resume(id, token, nextOffset));
+    return this.#call(() =>
+      this.#handshake(id, () => this.#resume(id, token, nextOffset))
+    );
   }
 
   async #resume(
@@ -609,10 +693,10 @@ export class SessionManager {
     nextOffset: number,
   ): Promise<Attachment> {
     const clock = this.#o.clock;
-    const started = clock.now();
+    const started = clock.monotonic();
     for (
       let wait = 10;
-      !this.#closed && clock.now() + wait - started <= CONFLICT_WAIT_MS;
+      !this.#closed && clock.monotonic() + wait - started <= CONFLICT_WAIT_MS;
       wait *= 2
     ) {
       await new Promise((r) => clock.setTimeout(() => r(undefined), wait));
@@ -672,15 +756,7 @@ export class SessionManager {
       this.#o.onFenced(id, next.epoch);
     }
     if (v.notify !== undefined) {
-      const { owner, fence } = v.notify;
-      await this.#op("fence", (s) => s.fence(owner, fence)).catch(
-        (err) =>
-          this.#o.log.warn("could not notify the previous owner", {
-            id,
-            owner,
-            error: String(err),
-          }),
-      );
+      await this.#notify(v.notify.owner, v.notify.fence);
       // Taken over again while the notice was on its way: a fence drained in
       // the meantime found no connection to close, so refuse this one here.
       // (Nothing is awaited between this check and the connection's

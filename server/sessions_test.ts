@@ -11,6 +11,7 @@ import { FlakyStore } from "../store/_flaky.ts";
 import { KvStore } from "../store/kv.ts";
 import { MemoryStore } from "../store/memory.ts";
 import {
+  type Fence,
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
@@ -189,6 +190,64 @@ Deno.test("SessionManager: a resume taking back a session that was taken over el
   assertEquals(a.holds(onA), true, "a's own stale notice closed the winner");
 });
 
+Deno.test("SessionManager: a takeover notice whose write failed is written by the next heartbeats, and the old owner lets go", async () => {
+  class NoFence extends FlakyStore {
+    failFence = false;
+    override fence(owner: string, f: Fence): Promise<void> {
+      return this.failFence
+        ? Promise.reject(new StoreUnavailableError("fence lost"))
+        : super.fence(owner, f);
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new NoFence({ clock });
+  await using a = await manager(store, clock, "a");
+  await using b = await manager(store, clock, "b");
+  const s = id();
+  const onA = await a.open(s, 10, tok(1));
+  store.failFence = true;
+  const onB = await b.resume(s, tok(1), 3); // a half-open connection on a
+  await clock.advance(LEASE);
+  assertEquals([a.holds(onA), a.fenced], [true, []], "told while failing");
+  store.failFence = false;
+  await clock.advance(LEASE);
+  assertEquals([a.holds(onA), a.fenced, b.holds(onB)], [false, [s], true]);
+  assertEquals(
+    b.storeOps.get("fence"),
+    1 + 3 + 1,
+    "one try, three failed retries, one written",
+  );
+});
+
+for (const how of ["expired elsewhere", "lost by the store"] as const) {
+  Deno.test(`SessionManager: a hello that uses anew the id of a session still attached here (${how}) closes that attachment`, async () => {
+    const clock = new FakeClock();
+    await using store = new FlakyStore({ clock });
+    await using a = await manager(store, clock, "a");
+    const s = id();
+    await a.open(s, 10, tok(1));
+    // Epoch 2: a lost record's create (epoch 1) is older than what it closes.
+    const old = await a.resume(s, tok(1), 0);
+    a.fenced.length = 0;
+    const rec = (await store.get(s))!;
+    if (how === "lost by the store") await store.lose(s);
+    else {
+      // Another server judged a's lease lapsed for a TTL and expired it.
+      await store.replace(rec.epoch, {
+        ...rec,
+        seed: "",
+        epoch: rec.epoch + 1,
+        owner: "",
+        status: "expired",
+        expiresAt: clock.now(),
+        retainUntil: clock.now() + TOMB,
+      });
+    }
+    const fresh = await a.open(s, 20, tok(9)); // another client's hello
+    assertEquals([a.fenced, a.holds(old), a.holds(fresh)], [[s], false, true]);
+  });
+}
+
 Deno.test("SessionManager: a resume on the same server takes over its own attachment at once", async () => {
   const clock = new FakeClock();
   await using store = memory(clock);
@@ -293,6 +352,70 @@ Deno.test("SessionManager does not renew its lease while writes are pending", as
   assertEquals(a.unsynced, 0);
 });
 
+/** A memory store whose lease renewals by the owners in `failRenew` fail (the rest answers). */
+class RenewFailing extends MemoryStore {
+  failRenew = new Set<string>();
+  override renewLease(owner: string, leaseMs: number, hint: number) {
+    return this.failRenew.has(owner)
+      ? Promise.reject(new StoreUnavailableError("renewal timed out"))
+      : super.renewLease(owner, leaseMs, hint);
+  }
+}
+
+Deno.test("SessionManager attaches nothing once its lease lapsed: the others would judge it expired at once (simulator seed 591850050)", async () => {
+  const clock = new FakeClock();
+  await using store = new RenewFailing({ clock, sweepIntervalMs: 3_600_000 });
+  await using a = await manager(store, clock, "a", { ttlMs: 600 });
+  await using b = await manager(store, clock, "b", { ttlMs: 600 });
+  const held = id();
+  const onA = await a.open(held, 10, tok(1));
+  // a's renewals fail for longer than a lease; the store answers the rest.
+  store.failRenew.add("a");
+  await clock.advance(LEASE + 10);
+  const s = id();
+  assertEquals(
+    [
+      await codeOf(a.open(s, 10, tok(2))),
+      await codeOf(a.resume(held, tok(1), 0)),
+    ],
+    [ErrorCode.STORE_UNAVAILABLE, ErrorCode.STORE_UNAVAILABLE],
+  );
+  assertEquals(await store.get(s), null, "attached on a lapsed lease");
+  assertEquals(a.holds(onA), true, "a streaming session goes on");
+  // The others judge a's sessions by its last renewal, TTL after it.
+  assertEquals(await codeOf(b.resume(held, tok(1), 0)), "ok");
+  // Once the lease is renewed, a attaches again.
+  store.failRenew.clear();
+  await clock.advance(LEASE / 3);
+  assertEquals(await codeOf(a.open(s, 10, tok(2))), "ok");
+});
+
+Deno.test("SessionManager: a handshake that outlived the lease it started on does not write its attach (simulator seed 416395431)", async () => {
+  class SlowGet extends RenewFailing {
+    getHold: Promise<void> | undefined;
+    override async get(id: string) {
+      const rec = await super.get(id);
+      const hold = this.getHold;
+      this.getHold = undefined;
+      if (hold) await hold;
+      return rec;
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new SlowGet({ clock, sweepIntervalMs: 3_600_000 });
+  await using a = await manager(store, clock, "a", { ttlMs: 600 });
+  const s = id();
+  await a.detach(await a.open(s, 10, tok(1)));
+  let release!: () => void;
+  store.getHold = new Promise((r) => release = r);
+  const resuming = a.resume(s, tok(1), 0); // the lease runs: it reads
+  store.failRenew.add("a");
+  await clock.advance(LEASE); // the read takes a lease; no renewal meanwhile
+  release();
+  assertEquals(await codeOf(resuming), ErrorCode.STORE_UNAVAILABLE);
+  assertEquals((await store.get(s))?.owner, "", "attached on a lapsed lease");
+});
+
 Deno.test("SessionManager reconciles a tombstone that timed out but was applied", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });
@@ -392,6 +515,79 @@ Deno.test("SessionManager: the undoing detach of a hello that was never applied 
   assert_(b.holds(att));
 });
 
+Deno.test("SessionManager: the undoing detach of an unanswered hello leaves alone the same hello again on this server, applied but not yet answered (simulator seeds 591850281, 591850438)", async () => {
+  class SlowAnswer extends FlakyStore {
+    answerHold: Promise<void> | undefined;
+    override async create(r: SessionRecord): Promise<boolean> {
+      const ok = await super.create(r);
+      if (this.answerHold) await this.answerHold;
+      return ok;
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new SlowAnswer({ clock });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  store.down = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.down = false;
+  assertEquals(a.unsynced, 1);
+  // The client's retry reaches a again: the same record (epoch 1, here) is
+  // created, and its answer is slow; meanwhile a's heartbeat flushes.
+  let release!: () => void;
+  store.answerHold = new Promise((r) => release = r);
+  const opening = a.open(s, 10, tok(1));
+  await clock.advance(LEASE / 3);
+  assertEquals(
+    (await store.inner.get(s))?.owner,
+    "a",
+    "detached while welcomed",
+  );
+  store.answerHold = undefined;
+  release();
+  const att = await opening;
+  await clock.advance(LEASE / 3);
+  assertEquals([(await store.get(s))?.owner, a.holds(att), a.unsynced], [
+    "a",
+    true,
+    0,
+  ]);
+});
+
+Deno.test("SessionManager: the undoing detach of a hello whose timeout came after the same hello again was welcomed here leaves that session alone (simulator seed 591850281)", async () => {
+  class SlowFail extends FlakyStore {
+    failHold: Promise<void> | undefined;
+    override async create(r: SessionRecord): Promise<boolean> {
+      const hold = this.failHold;
+      if (hold === undefined) return super.create(r);
+      await hold; // lost before it was applied; the timeout comes late
+      throw new StoreUnavailableError("create timed out");
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new SlowFail({ clock });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  let timeout!: () => void;
+  store.failHold = new Promise((r) => timeout = r);
+  const first = a.open(s, 10, tok(1));
+  await clock.advance(0); // its create is on its way
+  store.failHold = undefined;
+  // The client gave up on the first and sent the same hello again.
+  const att = await a.open(s, 10, tok(1));
+  timeout();
+  assertEquals(await codeOf(first), ErrorCode.STORE_UNAVAILABLE);
+  await clock.advance(LEASE / 3);
+  assertEquals([(await store.get(s))?.owner, a.holds(att), a.unsynced], [
+    "a",
+    true,
+    0,
+  ]);
+});
+
 Deno.test("SessionManager: a resync after a data loss does not write the undoing detach of an unanswered hello over another server's record (simulator seed 22)", async () => {
   const clock = new FakeClock();
   await using store = new FlakyStore({ clock });
@@ -410,6 +606,42 @@ Deno.test("SessionManager: a resync after a data loss does not write the undoing
   await a.complete(held);
   await clock.advance(LEASE);
   assertEquals((await store.get(s))?.owner, "b");
+});
+
+Deno.test("SessionManager: an unanswered re-sent hello that was never applied does not drop the undoing of the first, which was (simulator seed 591850393)", async () => {
+  class NoReplace extends FlakyStore {
+    failReplace = false;
+    override replace(e: number, r: SessionRecord): Promise<boolean> {
+      if (this.failReplace) {
+        return Promise.reject(new StoreUnavailableError("lost before"));
+      }
+      return super.replace(e, r);
+    }
+  }
+  const clock = new FakeClock();
+  await using store = new NoReplace({ clock });
+  await using a = await manager(store, clock, "a");
+  const s = id();
+  // The hello's create is applied, its answer lost.
+  store.applyThenFail = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.applyThenFail = false;
+  // The client sends it again: a finds its own record and re-attaches it
+  // (epoch 2), a write lost before the store applied it.
+  store.failReplace = true;
+  assertEquals(
+    await codeOf(a.open(s, 10, tok(1))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  store.failReplace = false;
+  assertEquals((await store.get(s))?.owner, "a");
+  // The flushes find the second never applied, then undo the first.
+  await clock.advance(LEASE);
+  const rec = await store.get(s);
+  assertEquals([rec?.owner, rec?.epoch, a.unsynced], ["", 1, 0]);
 });
 
 Deno.test("SessionManager: an unanswered resume that was never applied does not drop the detach the store missed before it (review of the seed-7 fix)", async () => {

@@ -30,7 +30,8 @@ export interface Pending {
   readonly uncertain?: SessionRecord;
   /**
    * For an uncertain write: the pending write it stands in front of (a
-   * detach the store missed), which is this server's again if the
+   * detach the store missed, or the undoing of an earlier handshake write
+   * that was not answered either), which is this server's again if the
    * handshake write turns out never to have been applied.
    */
   readonly previous?: Pending;
@@ -56,6 +57,11 @@ export interface WriteBackHost {
   held(id: string): SessionRecord | undefined;
   /** The ids this server holds, attached or detached. */
   heldIds(): Iterable<string>;
+  /**
+   * Whether a handshake for `id` is in flight here: its write may be what
+   * the store holds now, identical to an unanswered one's.
+   */
+  handshaking(id: string): boolean;
   /** Whether the manager is closing (stop between writes). */
   closed(): boolean;
 }
@@ -110,8 +116,15 @@ export class WriteBack {
         return;
       }
       // Keep what it may replace: never lose a write the store missed for
-      // one it may never have seen (review of the seed-7 fix).
-      const previous = cur?.uncertain !== undefined ? cur.previous : cur;
+      // one it may never have seen (review of the seed-7 fix), nor the
+      // undoing of an earlier unanswered handshake write that was applied
+      // (simulator seed 591850393: a re-sent hello's attach, never
+      // applied, dropped the undoing of the first, which was, and left the
+      // record attached here forever). The same write again replaces itself.
+      const previous =
+        cur?.uncertain !== undefined && sameState(cur.uncertain, uncertain)
+          ? cur.previous
+          : cur;
       this.#pending.set(
         id,
         previous === undefined
@@ -123,9 +136,22 @@ export class WriteBack {
 
   /** The write this server still owes for `id`, given the record `rec` found (see {@link Pending.uncertain}). */
   owed(id: string, rec: SessionRecord): Pending | undefined {
-    const p = this.#pending.get(id);
-    if (p?.uncertain === undefined) return p;
-    return sameState(rec, p.uncertain) ? p : p.previous;
+    let p = this.#pending.get(id);
+    while (p?.uncertain !== undefined && !sameState(rec, p.uncertain)) {
+      p = p.previous;
+    }
+    return p;
+  }
+
+  /**
+   * Whether this server holds `id` attached as `rec` says: an attachment
+   * here made the same write since (the same hello again, answered before
+   * the first one's timeout: simulator seed 591850281). The record is then
+   * its own, not one to undo.
+   */
+  #mine(id: string, rec: SessionRecord): boolean {
+    const held = this.#host.held(id);
+    return held !== undefined && sameState(held, rec);
   }
 
   /** An uncertain write was not applied: what it stood in front of is pending again. */
@@ -182,10 +208,28 @@ export class WriteBack {
       try {
         if (this.#pending.get(id) !== p) continue; // replaced meanwhile
         if (p.uncertain !== undefined) {
+          // A handshake for the id in flight here may write the very
+          // record to undo (the same hello again): its own outcome settles
+          // the entry (an attachment forgets it), so leave it to the next
+          // flush rather than undo a session that is being welcomed.
+          if (this.#host.handshaking(id)) continue;
+          if (this.#mine(id, p.uncertain)) {
+            this.#notApplied(id, p);
+            continue;
+          }
           const cur = await this.#host.op("get", (s) => s.get(id));
-          // A new attachment here while the store answered (#forget): the
-          // record read may be its own, the same as the one to undo.
-          if (this.#pending.get(id) !== p) continue;
+          // A new attachment here while the store answered (#forget), or
+          // one still on its way (its write applied, its answer not yet
+          // in: simulator seeds 591850281, 591850438): the record read may
+          // be its own, the same as the one to undo. Once the record is
+          // read as that one, no new handshake can write it again.
+          if (this.#pending.get(id) !== p || this.#host.handshaking(id)) {
+            continue;
+          }
+          if (this.#mine(id, p.uncertain)) {
+            this.#notApplied(id, p);
+            continue;
+          }
           if (cur === null || !sameState(cur, p.uncertain)) {
             // Never applied (or someone else's write now): nothing to undo;
             // a write it stood in front of goes out at the next flush.

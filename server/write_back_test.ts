@@ -30,6 +30,7 @@ function writeBack(store: FlakyStore) {
     missing: (id) => missing.push(id),
     held: () => undefined,
     heldIds: () => [],
+    handshaking: () => false,
     closed: () => false,
   });
   return { wb, written, lost, missing };

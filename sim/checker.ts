@@ -10,7 +10,9 @@
  * 3. `ttl`: no session is resumed or completed after its TTL ran out: in
  *    store time by the records, and by the wire (a WELCOME more than TTL
  *    after the session's last connection closed, with none open).
- * 4. `exactly-once`: one DONE per session at most.
+ * 4. `exactly-once`: one DONE per session at most; `ack-durable` (in
+ *    `sim.ts`, from the client's writes): ACK(count) only once the final
+ *    state is saved.
  * 5. `liveness`: once faults stop, every client ends within the stated
  *    bound, and does not reconnect without end.
  * 6. `zero-state`: at quiescence no connection, held session, per-session
@@ -22,6 +24,12 @@
  */
 
 import type { SessionRecord } from "../store/types.ts";
+
+/** A lease as the store holds it (store time). */
+export interface LeaseValue {
+  readonly renewedAt: number;
+  readonly until: number;
+}
 
 /** A broken invariant. */
 export interface Violation {
@@ -90,8 +98,77 @@ export class Checker {
    */
   lostFence: ((session: string) => number) | undefined;
 
+  /** Each server's lease as the store held it, from a store time on, in order. */
+  readonly #leases = new Map<
+    string,
+    { at: number; lease: LeaseValue | null }[]
+  >();
+
   /** @param now simulated time; @param bounds the bounds checked */
   constructor(readonly now: () => number, readonly bounds: CheckBounds) {}
+
+  /**
+   * The store holds `lease` for `owner` from `at` (store time) on: a
+   * renewal applied, or a failover that brought back an older one.
+   */
+  leaseHeld(owner: string, lease: LeaseValue | null, at: number): void {
+    let h = this.#leases.get(owner);
+    if (h === undefined) this.#leases.set(owner, h = []);
+    h.push({ at, lease });
+  }
+
+  /**
+   * Whether the store holds no lease for `owner` because a failover took
+   * it (not because `collect` forgot a dead owner, which first deletes the
+   * owner's records).
+   */
+  leaseLost(owner: string): boolean {
+    const h = this.#leases.get(owner) ?? [];
+    return h.length > 1 && h.at(-1)!.lease === null &&
+      h.slice(0, -1).some((e) => e.lease !== null);
+  }
+
+  /**
+   * Whether a server that expired a session of `owner` because of its
+   * lease, at store time `at`, may have been honest (PROTOCOL.md §7 TTL: a
+   * server cut off from the store for a TTL is presumed dead): at some
+   * store time between the attach and `at`, the lease the store held had
+   * been renewed a TTL or more before (the judge reads the lease before it
+   * writes; the owner may renew in between). And the session was attached
+   * while the owner had a lease running (any renewal applied before the
+   * attach still ran): one attached on a lapsed lease was never covered.
+   *
+   * @param attachedAt when (store time) the owner attached the epoch expired, if known
+   */
+  presumedDead(
+    owner: string,
+    attachedAt: number | undefined,
+    at: number,
+  ): boolean {
+    const h = this.#leases.get(owner);
+    if (h === undefined) return true; // it never had one in the store
+    const ttl = this.bounds.ttlMs;
+    const from = attachedAt ?? -Infinity;
+    if (attachedAt !== undefined) {
+      let best = -Infinity;
+      for (const e of h) {
+        if (e.at > attachedAt) break;
+        best = Math.max(best, e.lease?.until ?? -Infinity);
+      }
+      if (best <= attachedAt) return false;
+    }
+    for (let i = 0; i < h.length; i++) {
+      const { at: start, lease } = h[i]!;
+      const end = Math.min(h[i + 1]?.at ?? Infinity, at);
+      const t = Math.max(
+        start,
+        from,
+        lease === null ? -Infinity : lease.renewedAt + ttl,
+      );
+      if (t <= end) return true;
+    }
+    return false;
+  }
 
   /** Records a violation. */
   fail(invariant: string, session: string | undefined, detail: string): void {
@@ -254,4 +331,73 @@ export class Checker {
       );
     }
   }
+}
+
+/** How a client's run ended in ERROR, and what the run knows about its session. */
+export interface RefusalFacts {
+  /** The client's error code (`session_expired`, `unreachable`, …). */
+  readonly code: string;
+  readonly message: string;
+  /** When the run ended (simulated ms). */
+  readonly endedAt: number;
+  /** The session's count. */
+  readonly count: number;
+  /** Whether a WELCOME ever arrived. */
+  readonly welcomed: boolean;
+  /** Whether a fault destroyed or changed its record (a lost tail, a rollback, a delete). */
+  readonly damaged: boolean;
+  /** Whether a server expired it because its owner's lease lapsed for a TTL ({@link presumedDead}). */
+  readonly ownerLapsed: boolean;
+  /** The longest time the client was down (crashed or frozen) (ms). */
+  readonly longestAbsence: number;
+  /** The longest time the session had no welcomed connection ({@link Checker.unattachedFor}) (ms). */
+  readonly unattachedFor: number;
+  /**
+   * Until when (simulated ms) a connection of the client over a slow link
+   * made while faults ran was open (`Infinity`: still open; 0: none): a
+   * fault whose effect outlasts the faults' end.
+   */
+  readonly slowLinkUntil: number;
+}
+
+/** The settings a refusal is judged by (ms). */
+export interface RefusalBounds {
+  /** When the faults stopped (simulated ms). */
+  readonly faultMs: number;
+  readonly ttlMs: number;
+  readonly leaseMs: number;
+  readonly intervalMs: number;
+}
+
+/**
+ * Whether a run that ended in ERROR ended as PROTOCOL.md §11 `refusals`
+ * allows. `unreachable` if never welcomed, within 15 s of the faults' end;
+ * `session_expired` from the client's own give-up within a TTL of it;
+ * `session_expired` or `unknown_session` once the session was away for a
+ * TTL (less the third of a lease by which a crashed owner's sessions may
+ * expire early) or its owner was presumed dead; and any refusal for a
+ * session a fault damaged, ending within a lease + 2 × TTL + 10 s of the
+ * faults' end or of its own stream's (count × interval after them: a
+ * rolled-back session streams on until its completion finds the loss).
+ */
+export function refusalAllowed(f: RefusalFacts, b: RefusalBounds): boolean {
+  const stream = f.count * Math.max(b.intervalMs, 1);
+  const damaged = f.damaged &&
+    f.endedAt <= b.faultMs + stream + b.leaseMs + 2 * b.ttlMs + 10_000;
+  const away = f.longestAbsence >= b.ttlMs - 1000 || f.ownerLapsed ||
+    f.unattachedFor >= b.ttlMs - b.leaseMs / 3 - 100;
+  // The client's own give-up (no progress for a TTL) while faults kept it
+  // from the server: the server may still hold the session (it noticed the
+  // drop later), but the client cannot know. Once faults stop, never; a slow
+  // link made while they ran lasts as long as its connection (simulator
+  // seeds 416395916, 416396034: an ACK(count) seconds late on the uplink).
+  const gaveUp = f.code === "session_expired" &&
+    f.message.startsWith("No stream progress") &&
+    f.endedAt <= Math.max(b.faultMs, f.slowLinkUntil) + b.ttlMs;
+  // Never welcomed within the connect give-up (the client's own rule),
+  // while faults could explain it.
+  const unreachable = f.code === "unreachable" && !f.welcomed &&
+    f.endedAt <= b.faultMs + 15_000;
+  return gaveUp || unreachable || damaged ||
+    ((f.code === "session_expired" || f.code === "unknown_session") && away);
 }

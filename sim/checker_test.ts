@@ -1,5 +1,5 @@
 import { assertEquals } from "../tests/_assert.ts";
-import { Checker } from "./checker.ts";
+import { Checker, refusalAllowed } from "./checker.ts";
 
 function checker() {
   let t = 0;
@@ -80,4 +80,109 @@ Deno.test("Checker exactly-once: a second DONE fails", () => {
   assertEquals(names(c), []);
   c.done("s");
   assertEquals(names(c), ["exactly-once"]);
+});
+
+const bounds = { faultMs: 20_000, ttlMs: 3000, leaseMs: 3000, intervalMs: 250 };
+const refusal = {
+  code: "session_expired",
+  message: 'Cannot resume session "s": it expired 17s ago',
+  endedAt: 0,
+  count: 117,
+  welcomed: true,
+  damaged: false,
+  ownerLapsed: false,
+  longestAbsence: 0,
+  unattachedFor: 0,
+  slowLinkUntil: 0,
+};
+
+Deno.test("refusalAllowed: a damaged session may end in a refusal once its own stream is over, not later (simulator seeds 591850131, 591850134)", () => {
+  // Faults end at 20 s; 117 numbers at 250 ms: its stream may run to 49.25 s.
+  const limit = 20_000 + 117 * 250 + 3000 + 2 * 3000 + 10_000;
+  const at = (endedAt: number, damaged: boolean) =>
+    refusalAllowed({ ...refusal, endedAt, damaged }, bounds);
+  assertEquals(
+    [at(39_157, true), at(limit, true), at(limit + 1, true), at(39_157, false)],
+    [true, true, false, false],
+  );
+});
+
+Deno.test("refusalAllowed: session_expired needs the session away for a TTL (less a third of a lease), or its owner presumed dead", () => {
+  const at = (f: Partial<typeof refusal>) =>
+    refusalAllowed({ ...refusal, endedAt: 60_000, ...f }, bounds);
+  assertEquals(
+    [
+      at({}),
+      at({ unattachedFor: 1899 }),
+      at({ unattachedFor: 1900 }),
+      at({ longestAbsence: 2000 }),
+      at({ ownerLapsed: true }),
+      at({ code: "taken_over", ownerLapsed: true }),
+    ],
+    [false, false, true, true, true, false],
+  );
+});
+
+Deno.test("Checker.presumedDead: the owner's lease lapsed for a TTL at some point between the attach and the tombstone, and the attach was made on a running lease (simulator seeds 591851269, 591850050)", () => {
+  const { c } = checker(); // TTL 5000
+  const renew = (at: number) =>
+    c.leaseHeld("a", { renewedAt: at, until: at + 3000 }, at);
+  for (const at of [0, 1000, 2000, 9000]) renew(at);
+  // Lapsed for a TTL from 7000 (renewed at 2000) until it renewed at 9000:
+  // a judge that read the lease then and wrote after 9000 was honest.
+  assertEquals(
+    [
+      c.presumedDead("a", 1500, 6999),
+      c.presumedDead("a", 1500, 7000),
+      c.presumedDead("a", 1500, 9500),
+      c.presumedDead("a", undefined, 9500),
+    ],
+    [false, true, true, true],
+  );
+  // Attached at 6000, on a lease that ended at 5000: never covered by it.
+  assertEquals(c.presumedDead("a", 6000, 9500), false);
+  // A failover brought back an older lease (renewed at 0) at 9100.
+  c.leaseHeld("a", { renewedAt: 0, until: 3000 }, 9100);
+  assertEquals(
+    c.presumedDead("a", 8000, 9100),
+    false,
+    "attached on a lapsed lease",
+  );
+  assertEquals(c.presumedDead("a", 9050, 9200), true);
+  // An owner the store holds no lease for (never renewed, or collected).
+  assertEquals(c.presumedDead("b", 100, 200), true);
+  c.leaseHeld("c", { renewedAt: 0, until: 3000 }, 0);
+  c.leaseHeld("c", null, 1000);
+  assertEquals(c.presumedDead("c", 500, 1000), true);
+});
+
+Deno.test("Checker.leaseLost: a lease a failover took, not one never written", () => {
+  const { c } = checker();
+  assertEquals(c.leaseLost("a"), false, "never renewed");
+  c.leaseHeld("a", { renewedAt: 0, until: 3000 }, 0);
+  assertEquals(c.leaseLost("a"), false, "held");
+  c.leaseHeld("a", null, 100); // a failover before the renewal replicated
+  assertEquals(c.leaseLost("a"), true);
+  c.leaseHeld("a", { renewedAt: 200, until: 3200 }, 200);
+  assertEquals(c.leaseLost("a"), false, "written again");
+});
+
+Deno.test("refusalAllowed: the client's own give-up within a TTL of the faults' end, or of the end of a slow link made while they ran (simulator seeds 416395916, 416396034)", () => {
+  const gaveUp = (endedAt: number, slowLinkUntil: number) =>
+    refusalAllowed({
+      ...refusal,
+      message: "No stream progress for 3962ms, longer than the session TTL",
+      endedAt,
+      slowLinkUntil,
+    }, bounds);
+  assertEquals(
+    [
+      gaveUp(23_000, 0),
+      gaveUp(23_001, 0),
+      gaveUp(26_036, 26_570),
+      gaveUp(26_036, Infinity),
+      gaveUp(29_571, 26_570),
+    ],
+    [true, false, true, true, false],
+  );
 });

@@ -85,6 +85,12 @@ export class SimStore {
   outageUntil = -1;
   /** Told of record writes applied to the primary. */
   tap: WriteTap | undefined;
+  /** Told of the lease the primary holds for a server after a renewal or a failover. */
+  onLease:
+    | ((owner: string, lease: Lease | null, storeNow: number) => void)
+    | undefined;
+  /** Every server that renewed a lease. */
+  readonly #owners = new Set<string>();
   /** Told of each record a fault damaged. */
   onDamage: ((id: string, what: string) => void) | undefined;
   #generation = 0;
@@ -188,6 +194,11 @@ export class SimStore {
         this.tap?.(before, after, this.clock.now(), by);
       }
     }
+    if (op === "renewLease") {
+      const owner = args[0] as string;
+      this.#owners.add(owner);
+      this.onLease?.(owner, p.peekLease(owner), this.clock.now());
+    }
     if (MUTATING.has(op)) {
       const gen = this.#generation;
       this.world.after(this.faults.replicaLagMs, () => {
@@ -233,6 +244,9 @@ export class SimStore {
     void this.primary.close();
     this.primary = this.replica;
     this.replica = this.primary.copyInto(this.#fresh());
+    for (const o of this.#owners) {
+      this.onLease?.(o, this.primary.peekLease(o), this.clock.now());
+    }
   }
 
   /** Rolls the record of `id` back to its previous version, if any. */

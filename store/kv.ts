@@ -281,6 +281,21 @@ export class KvStore implements SessionStore {
       ) dead = e.key;
       if (dead === undefined) return 0;
       const owner = String(dead[3]);
+      // Every deletion below is checked against the owner's lease as read
+      // here: an owner that renews meanwhile (it was cut off, not dead)
+      // keeps its lease and what is left of its records. Without it, a
+      // renewal between finding the owner and deleting its lease lost the
+      // live lease and left its new index entry behind, which had the
+      // owner's records collected a grace period later (review of issue
+      // 17; Redis's FORGET re-checks too).
+      const lease = await this.#kv.get<Lease>(this.#leaseKey(owner));
+      if (lease.value !== null && lease.value.until + graceMs > now) {
+        // Renewed since: only the index entry found is stale.
+        if (Number(dead[2]) !== lease.value.until) {
+          await this.#kv.atomic().check(lease).delete(dead).commit();
+        }
+        return 0;
+      }
       let deleted = 0;
       let seen = 0;
       for await (
@@ -291,14 +306,22 @@ export class KvStore implements SessionStore {
         seen++;
         const id = String(e.key[3]);
         const rec = await this.#kv.get<SessionRecord>(this.#recordKey(id));
-        const op = this.#kv.atomic().check(rec).check(e).delete(e.key);
+        const op = this.#kv.atomic().check(lease).check(rec).check(e)
+          .delete(e.key);
         if (rec.value?.owner === owner) op.delete(rec.key);
-        if ((await op.commit()).ok && rec.value?.owner === owner) deleted++;
+        if ((await op.commit()).ok) {
+          if (rec.value?.owner === owner) deleted++;
+        } else if (
+          (await this.#kv.get(lease.key)).versionstamp !== lease.versionstamp
+        ) return deleted; // renewed meanwhile: alive after all
       }
       if (seen < limit) {
-        const lease = await this.#kv.get<Lease>(this.#leaseKey(owner));
-        await this.#kv.atomic().check(lease).delete(lease.key).delete(dead)
-          .commit();
+        const op = this.#kv.atomic().check(lease).delete(lease.key)
+          .delete(dead);
+        if (lease.value !== null) {
+          op.delete(this.#byUntilKey(lease.value.until, owner));
+        }
+        if (!(await op.commit()).ok) return deleted;
         for await (
           const f of this.#kv.list({ prefix: [this.#prefix, "fence", owner] })
         ) await this.#kv.delete(f.key);

@@ -9,6 +9,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
+import { FakeClock } from "../common/fake_clock.ts";
 import { assert_, assertEquals, assertRejects } from "../tests/_assert.ts";
 import { storeContractTests } from "./_contract.ts";
 import { isKvLockError, KvStore } from "./kv.ts";
@@ -366,3 +367,70 @@ if (import.meta.main) {
   const [path, w, shared] = Deno.args;
   await worker(path!, Number(w), shared!);
 }
+
+Deno.test("KvStore.collect on a file leaves alone a server that renews its lease while it is judged dead", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "seqstream-kv-" });
+  const path = `${dir}/store.kv`;
+  const clock = new FakeClock(1_700_000_000_000);
+  const raw = await Deno.openKv(path);
+  // The collector's database: once, right after it lists the lease
+  // deadlines (so right after it found the dead owner), the owner renews.
+  let meanwhile: (() => Promise<unknown>) | undefined;
+  const kv = new Proxy(raw, {
+    get(target, prop) {
+      if (prop === "list") {
+        return (sel: Deno.KvListSelector, o?: Deno.KvListOptions) =>
+          (async function* () {
+            yield* target.list(sel, o);
+            const f = meanwhile;
+            meanwhile = undefined;
+            await f?.();
+          })();
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const collector = new KvStore(kv, path, { clock });
+  const server = await KvStore.open(path, { clock });
+  try {
+    const rec: SessionRecord = {
+      id: crypto.randomUUID(),
+      seed: "0123456789abcdef",
+      count: 10,
+      token: "00".repeat(16),
+      epoch: 1,
+      owner: "a",
+      status: "live",
+      expiresAt: 0,
+      retainUntil: 0,
+    };
+    await server.renewLease("a", 300, clock.now());
+    await collector.renewLease("b", 60_000, clock.now()); // both see the store's clock
+    assertEquals(await server.create(rec), true);
+    // Cut off from the store for longer than its lease and the grace.
+    await clock.advance(300 + 1000 + 1);
+    meanwhile = () => server.renewLease("a", 300, clock.now());
+    assertEquals(await collector.collect(1000, 100), 0);
+    assert_(
+      (await server.leaseOf("a")).lease !== null,
+      "renewed lease deleted",
+    );
+    assertEquals(
+      await server.get(rec.id),
+      rec,
+      "a live server's record deleted",
+    );
+    // Nothing stale is left to collect it later either.
+    await clock.advance(200);
+    await server.renewLease("a", 300, clock.now());
+    await clock.advance(200);
+    await collector.renewLease("b", 60_000, clock.now());
+    assertEquals(await collector.collect(0, 100), 0);
+    assertEquals(await server.get(rec.id), rec, "collected after all");
+  } finally {
+    await collector.close();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
