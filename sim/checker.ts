@@ -4,7 +4,10 @@
  * bounds):
  *
  * 1. `numbers`: every number a client accepts is the sequence's value at
- *    that offset, and no run ends in FAIL.
+ *    that offset, the offset is the next one its run lacks and below the
+ *    session's count, and no run ends in FAIL. A value a byzantine server
+ *    changed (`sim/byzantine.ts`) cannot be told from a true one: accepting
+ *    it is allowed, and that run must then end in FAIL, never PASS.
  * 2. `one-streamer`: once a newer connection of a session sends numbers, an
  *    older one sends none later than the fencing bound.
  * 3. `ttl`: no session is resumed or completed after its TTL ran out: in
@@ -18,7 +21,9 @@
  * 6. `zero-state`: at quiescence no connection, held session, per-session
  *    timer or attached record remains, and no record outlives its retention.
  * 7. `refusals`: a run ends in ERROR only with a code the situation allows;
- *    a damaged record may turn into a refusal, never into wrong numbers.
+ *    a damaged record may turn into a refusal, never into wrong numbers; a
+ *    frame a byzantine server sent out of order or beyond count, into a
+ *    `protocol_violation`.
  *
  * @module
  */
@@ -83,10 +88,23 @@ interface SessionWatch {
   longestGap: number;
 }
 
+/** What a session's client accepted, and what a byzantine server told it. */
+interface Acceptance {
+  /** The offset its run lacks first. */
+  next: number;
+  /** Offsets whose NUMBER a byzantine server sent with a changed value. */
+  readonly changed: Set<number>;
+  /** Offsets where the client accepted a changed value (held in its state). */
+  readonly tainted: Set<number>;
+  /** A byzantine server sent it a frame out of order or beyond count. */
+  misordered: boolean;
+}
+
 /** Collects violations from the taps. */
 export class Checker {
   readonly violations: Violation[] = [];
   readonly #sessions = new Map<string, SessionWatch>();
+  readonly #accepts = new Map<string, Acceptance>();
   /** Attaches written past the record's deadline, until the next WELCOME says whether a RESUME (late) or a HELLO (a new session) made them. */
   readonly #lateAttach = new Map<string, number>();
   #conns = 0;
@@ -190,6 +208,92 @@ export class Checker {
       this.#sessions.set(id, w);
     }
     return w;
+  }
+
+  #acceptance(session: string): Acceptance {
+    let a = this.#accepts.get(session);
+    if (a === undefined) {
+      a = {
+        next: 0,
+        changed: new Set(),
+        tainted: new Set(),
+        misordered: false,
+      };
+      this.#accepts.set(session, a);
+    }
+    return a;
+  }
+
+  /**
+   * A byzantine server sent `session`'s client a corrupted frame
+   * (`sim/byzantine.ts`): a changed value at `offset` (`value`), or a
+   * NUMBER at `offset` that is out of order or beyond count (any other
+   * kind), which the client must refuse.
+   */
+  corrupted(session: string, kind: string, offset: number): void {
+    const a = this.#acceptance(session);
+    if (kind === "value") a.changed.add(offset);
+    else a.misordered = true;
+  }
+
+  /** A run of `session`'s client starts (or restarts from its saved state) lacking `from` first. */
+  runStarts(session: string, from: number): void {
+    const a = this.#acceptance(session);
+    a.next = from;
+    // What it accepts again is judged again.
+    for (const t of a.tainted) if (t >= from) a.tainted.delete(t);
+  }
+
+  /**
+   * `session`'s client accepted `value` at `offset`; `want` is the
+   * sequence's value there, `count` the session's.
+   */
+  accepted(
+    session: string,
+    offset: number,
+    value: number,
+    want: number,
+    count: number,
+  ): void {
+    const a = this.#acceptance(session);
+    if (offset >= count) {
+      this.fail(
+        "numbers",
+        session,
+        `accepted a number at offset ${offset}, beyond the session's count ${count}`,
+      );
+    } else if (offset !== a.next) {
+      this.fail(
+        "numbers",
+        session,
+        `accepted offset ${offset} where offset ${a.next} was due`,
+      );
+    }
+    if (value !== want) {
+      if (a.changed.has(offset)) a.tainted.add(offset);
+      else {
+        this.fail(
+          "numbers",
+          session,
+          `offset ${offset}: got ${value}, want ${want}`,
+        );
+      }
+    }
+    a.next = offset + 1;
+  }
+
+  /**
+   * The first offset at which `session`'s client holds a value a byzantine
+   * server changed, if any: its run cannot PASS.
+   */
+  taintedAt(session: string): number | undefined {
+    const t = this.#accepts.get(session)?.tainted;
+    return t === undefined || t.size === 0 ? undefined : Math.min(...t);
+  }
+
+  /** Whether a byzantine server sent `session`'s client a frame out of order or beyond count. */
+  misordered(session: string): boolean {
+    return this.#accepts.get(session)?.misordered ?? false;
   }
 
   /** A connection of `session` reached a server. */
@@ -358,6 +462,8 @@ export interface RefusalFacts {
    * fault whose effect outlasts the faults' end.
    */
   readonly slowLinkUntil: number;
+  /** Whether a byzantine server sent it a frame out of order or beyond count ({@link Checker.misordered}). */
+  readonly misordered: boolean;
 }
 
 /** The settings a refusal is judged by (ms). */
@@ -378,7 +484,9 @@ export interface RefusalBounds {
  * expire early) or its owner was presumed dead; and any refusal for a
  * session a fault damaged, ending within a lease + 2 × TTL + 10 s of the
  * faults' end or of its own stream's (count × interval after them: a
- * rolled-back session streams on until its completion finds the loss).
+ * rolled-back session streams on until its completion finds the loss);
+ * `protocol_violation` once a byzantine server sent its client a frame out
+ * of order or beyond count (PROTOCOL.md §4: the client gives up).
  */
 export function refusalAllowed(f: RefusalFacts, b: RefusalBounds): boolean {
   const stream = f.count * Math.max(b.intervalMs, 1);
@@ -398,6 +506,7 @@ export function refusalAllowed(f: RefusalFacts, b: RefusalBounds): boolean {
   // while faults could explain it.
   const unreachable = f.code === "unreachable" && !f.welcomed &&
     f.endedAt <= b.faultMs + 15_000;
-  return gaveUp || unreachable || damaged ||
+  const refusedLie = f.code === "protocol_violation" && f.misordered;
+  return gaveUp || unreachable || damaged || refusedLie ||
     ((f.code === "session_expired" || f.code === "unknown_session") && away);
 }

@@ -94,6 +94,7 @@ const refusal = {
   longestAbsence: 0,
   unattachedFor: 0,
   slowLinkUntil: 0,
+  misordered: false,
 };
 
 Deno.test("refusalAllowed: a damaged session may end in a refusal once its own stream is over, not later (simulator seeds 591850131, 591850134)", () => {
@@ -185,4 +186,53 @@ Deno.test("refusalAllowed: the client's own give-up within a TTL of the faults' 
     ],
     [true, false, true, true, false],
   );
+});
+
+Deno.test("Checker numbers: a number accepted beyond count or out of order fails; a restarted run is judged from its saved offset", () => {
+  const { c } = checker();
+  c.runStarts("s", 0);
+  for (let o = 0; o < 3; o++) c.accepted("s", o, 7, 7, 3);
+  assertEquals(names(c), []);
+  c.accepted("s", 3, 7, 7, 3); // a NUMBER at offset count after FINAL
+  assertEquals(
+    c.violations.at(-1)?.detail,
+    "accepted a number at offset 3, beyond the session's count 3",
+  );
+  c.runStarts("t", 5); // restarted from a state saved at 5
+  c.accepted("t", 5, 7, 7, 10);
+  c.accepted("t", 7, 7, 7, 10); // offset 6 skipped
+  c.accepted("t", 8, 7, 7, 10);
+  c.accepted("t", 8, 7, 7, 10); // repeated
+  assertEquals(names(c), ["numbers", "numbers", "numbers"]);
+  assertEquals(c.violations.slice(1).map((v) => v.detail), [
+    "accepted offset 7 where offset 6 was due",
+    "accepted offset 8 where offset 9 was due",
+  ]);
+});
+
+Deno.test("Checker numbers: a value a byzantine server changed may be accepted and taints the run; any other wrong value fails", () => {
+  const { c } = checker();
+  c.runStarts("s", 0);
+  c.corrupted("s", "value", 1);
+  c.accepted("s", 0, 7, 7, 5);
+  c.accepted("s", 1, 8, 7, 5); // the changed one: the client cannot tell
+  assertEquals([names(c), c.taintedAt("s"), c.misordered("s")], [[], 1, false]);
+  c.accepted("s", 2, 8, 7, 5);
+  assertEquals(names(c), ["numbers"], "a wrong value the fault did not make");
+  c.runStarts("s", 2); // restarted from a state that holds offset 1
+  assertEquals(c.taintedAt("s"), 1);
+  c.runStarts("s", 0); // from one saved before it: offset 1 comes again
+  assertEquals(c.taintedAt("s"), undefined);
+  c.corrupted("s", "after-final", 5);
+  assertEquals(c.misordered("s"), true);
+});
+
+Deno.test("refusalAllowed: protocol_violation only once a byzantine server sent the client a frame out of order or beyond count", () => {
+  const at = (misordered: boolean, code = "protocol_violation") =>
+    refusalAllowed({ ...refusal, code, endedAt: 60_000, misordered }, bounds);
+  assertEquals([at(true), at(false), at(true, "bad_token")], [
+    true,
+    false,
+    false,
+  ]);
 });

@@ -21,6 +21,7 @@ function failed(): SimResult {
     trace,
     injected: new Map([["cut", 3]]),
     orphaned: 0,
+    caught: { refused: 0, failed: 0 },
   };
 }
 

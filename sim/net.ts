@@ -84,6 +84,12 @@ export class SimSocket {
   peer!: SimSocket;
   /** Told of every write this end makes (the checker's wire tap). */
   onWrite: ((bytes: Uint8Array) => void) | undefined;
+  /**
+   * Rewrites what this end's program writes before it goes on the wire (a
+   * byzantine peer, `sim/byzantine.ts`); the program is told its bytes were
+   * all written.
+   */
+  corrupt: ((bytes: Uint8Array) => Uint8Array) | undefined;
   /** Told once when this end is closed by its program or its process dies. */
   onClose: (() => void) | undefined;
 
@@ -143,8 +149,9 @@ export class SimSocket {
     }
     const copy = bytes.slice();
     this.onWrite?.(copy);
+    const wire = this.corrupt?.(copy) ?? copy;
     return new Promise((resolve, reject) =>
-      this.#send(copy, () => resolve(copy.length), reject)
+      this.#send(wire, () => resolve(copy.length), reject)
     );
   }
 

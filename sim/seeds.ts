@@ -24,7 +24,11 @@ export interface Regression {
   readonly clients: number;
   readonly servers: number;
   readonly faultMs?: number;
-  /** Fault classes on; all when absent. */
+  /**
+   * Fault classes on. When absent: every class but `byzantine`, the set
+   * these seeds were found with (it draws from its own stream, so with it
+   * off they replay as they were found); name the classes for a new case.
+   */
   readonly faults?: readonly FaultName[];
   /** What it found, and the commit that fixed it. */
   readonly found: string;
@@ -182,7 +186,7 @@ export function regressionConfig(r: Regression): SimConfig {
     clients: r.clients,
     servers: r.servers,
     faultMs: r.faultMs ?? d.faultMs,
-    faults: new Set(r.faults ?? FAULTS),
+    faults: new Set(r.faults ?? FAULTS.filter((f) => f !== "byzantine")),
   };
 }
 

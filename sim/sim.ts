@@ -18,6 +18,7 @@ import { MessageType } from "../protocol/messages.ts";
 import { deriveSeed, valueAt } from "../protocol/prng.ts";
 import { uuidToBytes } from "../protocol/uuid.ts";
 import { createServerCore, type ServerCore } from "../server/core.ts";
+import { CORRUPTIONS, FrameCorruptor } from "./byzantine.ts";
 import {
   Checker,
   type ConnWatch,
@@ -45,10 +46,24 @@ export const FAULTS = [
   "client-crash", // kill -9 of a client, then a restart from its saved state
   "slow-save", // a durable --state save slower than the idle limit
   "skew", // server clocks that disagree, and jump
+  "byzantine", // a server that sends a NUMBER twice, out of order, after FINAL or changed
 ] as const;
 
 /** A fault class. */
 export type FaultName = typeof FAULTS[number];
+
+/**
+ * The classes the fault process draws from, one per tick: the list before
+ * `byzantine`, which is drawn per connection from its own stream, so that
+ * adding it moved no other fault of any seed (with it off, a seed replays
+ * as it did before it existed).
+ */
+const TICK_FAULTS: readonly FaultName[] = FAULTS.filter((f) =>
+  f !== "byzantine"
+);
+
+/** The share of connections, made while faults run, that a byzantine server corrupts. */
+export const BYZANTINE_SHARE = 0.03;
 
 /** What one run simulates. */
 export interface SimConfig {
@@ -79,6 +94,12 @@ export interface SimResult {
   readonly injected: ReadonlyMap<string, number>;
   /** Records a data-loss fault left attached to a server that does not hold them. */
   readonly orphaned: number;
+  /**
+   * Clients that a byzantine server lied to and that caught it: refused a
+   * frame out of order or beyond count (ERROR `protocol_violation`), or
+   * ended in FAIL holding a changed value.
+   */
+  readonly caught: { readonly refused: number; readonly failed: number };
 }
 
 /** Defaults: a short run for CI. */
@@ -182,6 +203,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     replicaLagMs: 0,
   };
   const storeRng = rng.fork("store"), netRng = rng.fork("net");
+  const byzRng = rng.fork("byzantine");
   const store = new SimStore(
     world,
     storeNode,
@@ -208,6 +230,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
   store.onLease = (owner, lease, storeNow) =>
     checker.leaseHeld(owner, lease, storeNow);
   const ownerLapsed = new Set<string>();
+  const caught = { refused: 0, failed: 0 };
   /** The latest attach of each session: its epoch, owner and store time. */
   const attachOf = new Map<
     string,
@@ -477,6 +500,29 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
           slot.sockets.delete(srv);
           open.delete(entry);
         };
+        if (
+          on("byzantine") && world.time < config.faultMs &&
+          byzRng.chance(BYZANTINE_SHARE)
+        ) {
+          const seed = expected(actor.id);
+          const plan = {
+            kind: byzRng.pick(CORRUPTIONS),
+            nth: byzRng.int(0, Math.max(0, actor.count - 2)),
+          };
+          const c = new FrameCorruptor(
+            plan,
+            (offset) => valueAt(seed, offset),
+            (kind, offset) => {
+              inject(`byzantine:${kind}`, `at offset ${offset}`, actor.id);
+              checker.corrupted(actor.id, kind, offset);
+            },
+          );
+          srv.corrupt = (bytes) => c.pass(bytes);
+          trace.add(
+            actor.id,
+            `conn ${watch.id} byzantine: ${plan.kind} (NUMBER ${plan.nth})`,
+          );
+        }
         slot.sockets.add(srv);
         open.add(entry);
         slot.core.accept(srv);
@@ -513,6 +559,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     const clock = new SimClock(world, actor.node);
     const seed = expected(actor.id);
     const from = actor.saved;
+    checker.runStarts(actor.id, from?.nextOffset ?? 0);
     trace.add(
       actor.id,
       `client starts${from ? ` from offset ${from.nextOffset}` : ""}`,
@@ -535,16 +582,14 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
           brng.float() * Math.min(5000, 100 * 2 ** Math.min(attempt, 30)),
         ),
       checkpointEvery: actor.rng.pick([1, 10, 100]),
-      onNumber: (offset, value) => {
-        const want = valueAt(seed, offset);
-        if (value !== want) {
-          checker.fail(
-            "numbers",
-            actor.id,
-            `offset ${offset}: got ${value}, want ${want}`,
-          );
-        }
-      },
+      onNumber: (offset, value) =>
+        checker.accepted(
+          actor.id,
+          offset,
+          value,
+          valueAt(seed, offset),
+          actor.count,
+        ),
       onEvent: (e) => {
         trace.add(
           actor.id,
@@ -640,7 +685,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
   const faultTick = () => {
     if (world.time >= config.faultMs) return;
     world.after(frng.range(0, 2 * config.faultEveryMs), faultTick);
-    const kind = frng.pick(FAULTS);
+    const kind = frng.pick(TICK_FAULTS);
     if (!on(kind)) return;
     switch (kind) {
       case "cut": {
@@ -735,7 +780,8 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       }
       case "slow":
       case "slow-save":
-        return; // shapes links and saves as they are made
+      case "byzantine":
+        return; // shapes links, saves and connections as they are made
     }
   };
   world.after(frng.range(0, config.faultEveryMs), faultTick);
@@ -790,8 +836,24 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
 
   function judgeResult(a: ClientActor): void {
     const r = a.result;
-    if (r === undefined || r.result === "PASS") return;
+    if (r === undefined) return;
+    const tainted = checker.taintedAt(a.id);
+    if (r.result === "PASS") {
+      if (tainted !== undefined) {
+        checker.fail(
+          "numbers",
+          a.id,
+          `PASS with a value a byzantine server changed, accepted at offset ${tainted}`,
+        );
+      }
+      return;
+    }
     if (r.result === "FAIL") {
+      // The checksums caught a value the client could not tell was wrong.
+      if (tainted !== undefined) {
+        caught.failed++;
+        return;
+      }
       checker.fail(
         "numbers",
         a.id,
@@ -811,7 +873,9 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
       longestAbsence: a.longestAbsence,
       unattachedFor: checker.unattachedFor(a.id),
       slowLinkUntil: a.slowLinks > 0 ? Infinity : a.slowLinkEnd,
+      misordered: checker.misordered(a.id),
     };
+    if (code === "protocol_violation" && facts.misordered) caught.refused++;
     if (!refusalAllowed(facts, { ...settings, faultMs: config.faultMs })) {
       checker.fail(
         "refusals",
@@ -898,5 +962,6 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     trace,
     injected,
     orphaned,
+    caught,
   };
 }

@@ -6,6 +6,7 @@ import {
   regressionConfig,
   REGRESSIONS,
 } from "./seeds.ts";
+import { CORRUPTIONS } from "./byzantine.ts";
 import { defaultConfig, simulate } from "./sim.ts";
 
 Deno.test("simulate: one seed gives the same trace twice, another seed another", async () => {
@@ -30,6 +31,32 @@ Deno.test("simulate: the CI seed set keeps every invariant under every fault cla
   assertEquals(failures, [], failures.join("\n"));
   // The faults must not be so gentle that nothing happens, nor so harsh that nothing passes.
   assert(passed > sessions * 0.5, `${passed} of ${sessions} passed`);
+});
+
+Deno.test("simulate byzantine: every kind of lie reaches clients, which refuse it or end in FAIL, never PASS (seeds 1..20)", async () => {
+  const injected = new Map<string, number>();
+  let refused = 0, failed = 0;
+  const failures: string[] = [];
+  for (let seed = 1; seed <= 20; seed++) {
+    const r = await simulate(defaultConfig(seed));
+    for (const [k, n] of r.injected) {
+      if (k.startsWith("byzantine:")) {
+        injected.set(k, (injected.get(k) ?? 0) + n);
+      }
+    }
+    refused += r.caught.refused;
+    failed += r.caught.failed;
+    if (r.violations.length > 0) failures.push(failureLine(r));
+  }
+  assertEquals(failures, [], failures.join("\n"));
+  assertEquals(
+    CORRUPTIONS.map((k) => (injected.get(`byzantine:${k}`) ?? 0) > 0),
+    CORRUPTIONS.map(() => true),
+    `injected: ${JSON.stringify([...injected])}`,
+  );
+  // Refused as protocol violations (out of order, after FINAL), and changed
+  // values caught by the checksums: the checker saw them end that way.
+  assert(refused > 0 && failed > 0, `refused ${refused}, failed ${failed}`);
 });
 
 Deno.test("simulate: every seed that ever found a bug passes now", async () => {
