@@ -53,9 +53,9 @@ out(
     `${count} numbers each at ${intervalMs} ms (~${streaming} streaming), TTL ${ttlMs} ms`,
 );
 out(
-  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed |",
+  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed | unreplicated at the kill |",
 );
-out("|---|---|---|---|---|---|---|---|---|---|---|---|");
+out("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
   for (const mode of f.modes!.split(",")) {
     const spec: ScenarioSpec = {
@@ -85,7 +85,11 @@ for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
           } | ` +
           `${ms(r.welcomeP50Ms)} / ${ms(r.welcomeP99Ms)} | ${
             r.cpuPerSessionMs.toFixed(1)
-          } ms | ${r.unconfirmed} |`,
+          } ms | ${r.unconfirmed} | ${
+            c === 1 || c === 3
+              ? `${r.unreplicatedBytes} B of ${r.victimKeys} keys`
+              : "-"
+          } |`,
       );
       Deno.stderr.writeSync(
         new TextEncoder().encode(

@@ -78,6 +78,13 @@ export interface ScenarioResult {
   cpuPerSessionMs: number;
   /** `seqstream_store_unconfirmed_total`, summed over the servers still up. */
   unconfirmed: number;
+  /**
+   * Cases 1 and 3: bytes of the victim's replication stream that no replica
+   * had acknowledged when it was killed (the writes the kill lost), and the
+   * keys it held then. 0 in cases 0 and 2.
+   */
+  unreplicatedBytes: number;
+  victimKeys: number;
   /** What happened when, for the report (ms after the first session started). */
   events: string[];
 }
@@ -131,6 +138,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const startAt = Date.now() + 300;
   const faultAt = startAt + spec.faultAtMs;
   const at = () => `${Date.now() - startAt} ms`;
+  let unreplicatedBytes = 0, victimKeys = 0;
   const fault = spec.case === 0 ? Promise.resolve() : (async () => {
     if (spec.case === 2) {
       await sleep(faultAt - Date.now());
@@ -162,13 +170,19 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     );
     try {
       await sleep(faultAt - Date.now());
+      // What the kill takes with it: the primary's stream past the last
+      // offset a replica acknowledged, and the keys it holds.
+      [unreplicatedBytes, victimKeys] = await Promise.all([
+        unreplicated(victim),
+        redisCommand(victim.port, ["DBSIZE"]).then(Number),
+      ]);
       await victim.stop();
       if (spec.case === 1) await a.crash();
       note(
         events,
         `${at()}: kill -9 of the primary${
           spec.case === 1 ? " and server A" : ""
-        }`,
+        } (${victimKeys} keys, ${unreplicatedBytes} bytes unreplicated)`,
       );
       if (cluster) {
         await (topo as Cluster).settled(20_000, slot);
@@ -238,6 +252,8 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     welcomeP99Ms: welcome.percentile(99),
     cpuPerSessionMs: started > 0 ? ((cpu1 - cpu0) * 1000) / started : 0,
     unconfirmed,
+    unreplicatedBytes,
+    victimKeys,
     events,
   };
 }
@@ -261,6 +277,21 @@ async function cpuOf(servers: ServerProc[]): Promise<number> {
 async function primaryOf(g: Sentinel): Promise<RedisServer> {
   const port = await g.primaryPort();
   return g.nodes.find((n) => n.port === port)!;
+}
+
+/**
+ * Bytes of `primary`'s replication stream that none of its replicas has
+ * acknowledged: `master_repl_offset` less the highest replica `offset=`.
+ */
+async function unreplicated(primary: RedisServer): Promise<number> {
+  const info = await redisInfo(primary.port, "replication");
+  const head = Number(info.get("master_repl_offset") ?? 0);
+  let acked = 0;
+  for (const [k, v] of info) {
+    const m = /^slave\d+$/.test(k) ? /offset=(\d+)/.exec(v) : null;
+    if (m) acked = Math.max(acked, Number(m[1]));
+  }
+  return head - acked;
 }
 
 /** The first slot `node` serves, by its own view. */
