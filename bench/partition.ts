@@ -9,7 +9,14 @@
  *
  *   deno task bench:partition [--cases 0,1,2,3] [--modes off,on]
  *     [--rate SESSIONS_PER_S] [--streaming N] [--seconds S] [--interval MS]
- *     [--ttl MS]
+ *     [--ttl MS] [--drivers N] [--cut MIN-MAX]
+ *
+ * `--drivers N` runs the clients in N load-generator processes, each with
+ * its own fault proxy (0, the default: in the scenario process, one proxy);
+ * a session costs its driver three file descriptors (client, and the
+ * proxy's two), and a process may have 20,000 here. `--cut MIN-MAX` is how
+ * long the proxies let a connection live (ms, default 1000-3000): every cut
+ * is a resume, so at scale it sets the handshake rate.
  *
  * Each session streams `streaming / rate` seconds, a number every
  * `--interval` ms (the servers' `--interval`). `--rate 1000 --streaming
@@ -34,8 +41,15 @@ const { values: f } = parseArgs({
     interval: { type: "string", default: "50" },
     ttl: { type: "string", default: "10000" },
     seed: { type: "string", default: "1" },
+    drivers: { type: "string", default: "0" },
+    cut: { type: "string", default: "1000-3000" },
   },
 });
+const [cutMin, cutMax] = f.cut!.split("-").map(Number) as [number, number];
+if (!(cutMin > 0 && cutMax >= cutMin)) {
+  throw new Error(`--cut ${f.cut}: expected MIN-MAX in ms, 0 < MIN <= MAX`);
+}
+const drivers = Number(f.drivers);
 
 const rate = Number(f.rate), streaming = Number(f.streaming);
 const seconds = Number(f.seconds), ttlMs = Number(f.ttl);
@@ -50,12 +64,15 @@ const out = (s: string) =>
 
 out(
   `partition bench: ${clients} sessions at ${rate}/s over ${seconds} s, ` +
-    `${count} numbers each at ${intervalMs} ms (~${streaming} streaming), TTL ${ttlMs} ms`,
+    `${count} numbers each at ${intervalMs} ms (~${streaming} streaming), TTL ${ttlMs} ms, ` +
+    `${
+      drivers || "1 in-process"
+    } driver(s), connections cut after ${cutMin}-${cutMax} ms`,
 );
 out(
-  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed | unreplicated at the kill |",
+  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed | unreplicated at the kill | host CPU busy | driver loop lag p99 |",
 );
-out("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
   for (const mode of f.modes!.split(",")) {
     const spec: ScenarioSpec = {
@@ -70,6 +87,8 @@ for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
       lagMs: 300,
       partitionMs: 5000,
       seed: Number(f.seed) + c,
+      drivers,
+      cutMs: { minMs: cutMin, maxMs: cutMax },
     };
     try {
       const r = await runInNetns(
@@ -89,7 +108,7 @@ for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
             c === 1 || c === 3
               ? `${r.unreplicatedBytes} B of ${r.victimKeys} keys`
               : "-"
-          } |`,
+          } | ${Math.round(r.hostBusy * 100)}% | ${ms(r.driverLoopP99Ms)} |`,
       );
       Deno.stderr.writeSync(
         new TextEncoder().encode(

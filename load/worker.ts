@@ -46,6 +46,12 @@ export interface WorkerSpec {
   faultLifetime: { minMs: number; maxMs: number };
   /** Probability that a cut is a RST rather than a FIN. */
   faultReset: number;
+  /**
+   * One fault proxy in front of every target (each connection to the next
+   * target, round-robin, so a resume may land on another server), instead
+   * of one proxy per target.
+   */
+  proxyAll?: boolean;
   /** Client reconnect backoff; the client's default when absent. */
   backoff?: { baseMs: number; capMs: number };
   /** Client idle and handshake limits (ms); the client's defaults when absent. */
@@ -211,10 +217,13 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
 
   const proxies: FaultProxy[] = [];
   if (spec.faultFraction > 0) {
-    for (const t of spec.targets) {
+    const fronts = spec.proxyAll
+      ? [spec.targets]
+      : spec.targets.map((t) => [t]);
+    for (const upstreams of fronts) {
       proxies.push(
         await startProxy({
-          upstreams: [t],
+          upstreams,
           lifetime: spec.faultLifetime,
           resetProbability: spec.faultReset,
           seed: spec.seed + spec.worker,
@@ -227,7 +236,9 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     const t = index % spec.targets.length;
     const count = spec.countMin +
       Math.floor(random() * (spec.countMax - spec.countMin + 1));
-    const proxy = random() < spec.faultFraction ? proxies[t] : undefined;
+    const proxy = random() < spec.faultFraction
+      ? proxies[spec.proxyAll ? 0 : t]
+      : undefined;
     if (proxy) faulty++;
     const target = proxy
       ? { hostname: proxy.hostname, port: proxy.port }
