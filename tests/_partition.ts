@@ -95,8 +95,8 @@ export interface ScenarioResult {
   unconfirmed: number;
   /**
    * Cases 1 and 3: bytes of the victim's replication stream that no replica
-   * had acknowledged when it was killed (the writes the kill lost), and the
-   * keys it held then. 0 in cases 0 and 2.
+   * had received when it was killed (the writes the kill lost), and the keys
+   * it held then. 0 in cases 0 and 2.
    */
   unreplicatedBytes: number;
   victimKeys: number;
@@ -398,17 +398,21 @@ async function primaryOf(g: Sentinel): Promise<RedisServer> {
 
 /**
  * Bytes of `primary`'s replication stream that none of its replicas has
- * acknowledged: `master_repl_offset` less the highest replica `offset=`.
+ * received: its `master_repl_offset` less the highest `slave_repl_offset`
+ * of its replicas (asked directly: the primary's own view lags by up to a
+ * second of acknowledgements).
  */
 async function unreplicated(primary: RedisServer): Promise<number> {
   const info = await redisInfo(primary.port, "replication");
   const head = Number(info.get("master_repl_offset") ?? 0);
-  let acked = 0;
+  let got = 0;
   for (const [k, v] of info) {
-    const m = /^slave\d+$/.test(k) ? /offset=(\d+)/.exec(v) : null;
-    if (m) acked = Math.max(acked, Number(m[1]));
+    const port = /^slave\d+$/.test(k) ? /port=(\d+)/.exec(v)?.[1] : undefined;
+    if (port === undefined) continue;
+    const r = await redisInfo(Number(port), "replication");
+    got = Math.max(got, Number(r.get("slave_repl_offset") ?? 0));
   }
-  return head - acked;
+  return head - got;
 }
 
 /** The first slot `node` serves, by its own view. */
