@@ -9,14 +9,17 @@
  *
  *   deno task bench:partition [--cases 0,1,2,3] [--modes off,on]
  *     [--rate SESSIONS_PER_S] [--streaming N] [--seconds S] [--interval MS]
- *     [--ttl MS] [--drivers N] [--cut MIN-MAX]
+ *     [--ttl MS] [--drivers N] [--cut MIN-MAX] [--wave MS]
  *
  * `--drivers N` runs the clients in N load-generator processes, each with
  * its own fault proxy (0, the default: in the scenario process, one proxy);
  * a session costs its driver three file descriptors (client, and the
  * proxy's two), and a process may have 20,000 here. `--cut MIN-MAX` is how
  * long the proxies let a connection live (ms, default 1000-3000): every cut
- * is a resume, so at scale it sets the handshake rate.
+ * is a resume, so at scale it sets the handshake rate. `--wave MS`: only
+ * sessions cut within MS of the fault count in fault → resumed (with cuts
+ * longer than a few seconds, later first cuts are the proxies', not the
+ * fault's); all by default.
  *
  * Each session streams `streaming / rate` seconds, a number every
  * `--interval` ms (the servers' `--interval`). `--rate 1000 --streaming
@@ -43,6 +46,7 @@ const { values: f } = parseArgs({
     seed: { type: "string", default: "1" },
     drivers: { type: "string", default: "0" },
     cut: { type: "string", default: "1000-3000" },
+    wave: { type: "string" },
   },
 });
 const [cutMin, cutMax] = f.cut!.split("-").map(Number) as [number, number];
@@ -67,7 +71,10 @@ out(
     `${count} numbers each at ${intervalMs} ms (~${streaming} streaming), TTL ${ttlMs} ms, ` +
     `${
       drivers || "1 in-process"
-    } driver(s), connections cut after ${cutMin}-${cutMax} ms`,
+    } driver(s), connections cut after ${cutMin}-${cutMax} ms` +
+    (f.wave === undefined
+      ? ""
+      : `, fault → resumed over the sessions cut within ${f.wave} ms of it`),
 );
 out(
   "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed | unreplicated at the kill | host CPU busy | driver loop lag p99 |",
@@ -89,6 +96,7 @@ for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
       seed: Number(f.seed) + c,
       drivers,
       cutMs: { minMs: cutMin, maxMs: cutMax },
+      ...f.wave === undefined ? {} : { killWaveMs: Number(f.wave) },
     };
     try {
       const r = await runInNetns(

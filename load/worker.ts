@@ -62,6 +62,12 @@ export interface WorkerSpec {
   client?: "lean" | "real";
   /** A server is killed at this epoch time: resumes after it are timed from it. */
   killAt?: number;
+  /**
+   * Only a cut within this long after `killAt` is the kill's (counted in
+   * `lostAfterKill`, timed in `resumeAfterKill`); later cuts (a fault
+   * proxy's, say) are not (ms). Every first cut after the kill when absent.
+   */
+  killWaveMs?: number;
   /** The servers' session TTL (ms): a resume later than this after a cut counts in {@link Ledger.late}. */
   ttlMs?: number;
 }
@@ -210,6 +216,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   const killAtPerf = spec.killAt === undefined
     ? Infinity
     : performance.now() + (spec.killAt - Date.now());
+  const waveMs = spec.killWaveMs ?? Infinity;
   let lostAfterKill = 0;
   const cutReasons: Record<string, number> = {};
   const resumeAfterKill = new Histogram();
@@ -284,7 +291,13 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       if (connected) cutAt ??= now;
       if (connected) c.connected--;
       connected = false;
-      if (now >= killAtPerf && !lostInWave && !waveDone) {
+      if (
+        now >= killAtPerf && !lostInWave && !waveDone &&
+        now - killAtPerf > waveMs
+      ) {
+        // A first cut after the wave: this session was not cut by the kill.
+        waveDone = true;
+      } else if (now >= killAtPerf && !lostInWave && !waveDone) {
         lostInWave = true;
         lostAfterKill++;
         const reason = (why instanceof Error ? why.message : String(why))

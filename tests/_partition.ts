@@ -75,6 +75,13 @@ export interface ScenarioSpec {
   drivers?: number;
   /** How long the proxy lets a client connection live before it cuts it (ms); 1–3 s by default. */
   cutMs?: { minMs: number; maxMs: number };
+  /**
+   * Only sessions cut within this long after the fault count in fault →
+   * resumed (ms); all of them by default, which suits cuts every 1–3 s (each
+   * live session is cut within 3 s) but not longer ones, whose later cuts
+   * are the proxy's, not the fault's.
+   */
+  killWaveMs?: number;
 }
 
 /** What one run measured. */
@@ -247,6 +254,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     seed: spec.seed,
     client: "real",
     ...spec.case === 0 ? {} : { killAt: faultAt },
+    ...spec.killWaveMs === undefined ? {} : { killWaveMs: spec.killWaveMs },
     ttlMs: spec.ttlMs,
   };
   const hostAtStart = sleep(startAt - Date.now()).then(hostCpu);
