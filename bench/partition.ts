@@ -77,9 +77,9 @@ out(
       : `, fault → resumed over the sessions cut within ${f.wave} ms of it`),
 );
 out(
-  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed | unreplicated at the kill | host CPU busy | driver loop lag p99 |",
+  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed | unreplicated at the kill | host CPU busy | driver loop lag p99 | driver CPU per session |",
 );
-out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
   for (const mode of f.modes!.split(",")) {
     const spec: ScenarioSpec = {
@@ -116,7 +116,9 @@ for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
             c === 1 || c === 3
               ? `${r.unreplicatedBytes} B of ${r.victimKeys} keys`
               : "-"
-          } | ${Math.round(r.hostBusy * 100)}% | ${ms(r.driverLoopP99Ms)} |`,
+          } | ${Math.round(r.hostBusy * 100)}% | ${ms(r.driverLoopP99Ms)} | ${
+            r.driverCpuPerSessionMs.toFixed(1)
+          } ms |`,
       );
       Deno.stderr.writeSync(
         new TextEncoder().encode(

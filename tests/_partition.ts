@@ -113,6 +113,8 @@ export interface ScenarioResult {
   driverLoopP99Ms: number;
   /** Share of the host's CPU time busy from the first session to the clients' end (0–1, all cores). */
   hostBusy: number;
+  /** CPU of the load-generator processes (clients and their proxies) per session welcomed (ms); 0 in-process. */
+  driverCpuPerSessionMs: number;
 }
 
 /** Keeps `line` for the result, and shows it on stderr as it happens. */
@@ -258,8 +260,9 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     ttlMs: spec.ttlMs,
   };
   const hostAtStart = sleep(startAt - Date.now()).then(hostCpu);
+  const driverCpu = { s: 0 };
   const worker = drivers > 0
-    ? await runDrivers(load, drivers, cutMs)
+    ? await runDrivers(load, drivers, cutMs, driverCpu)
     : await runWorker(load);
   const [host1, host2] = [await hostAtStart, await hostCpu()];
   note(events, `${at()}: the clients are done`);
@@ -292,6 +295,7 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     victimKeys,
     events,
     driverLoopP99Ms: Histogram.from(worker.loop).percentile(99),
+    driverCpuPerSessionMs: started > 0 ? driverCpu.s * 1000 / started : 0,
     hostBusy: (host2.busy - host1.busy) /
       Math.max(1, host2.total - host1.total),
   };
@@ -309,7 +313,8 @@ async function hostCpu(): Promise<{ busy: number; total: number }> {
 /**
  * Runs `spec`'s clients in `n` `load/worker.ts` processes, each with its
  * slice of them and one fault proxy of its own in front of all the targets
- * (cutting each connection after `cutMs`), and merges their results.
+ * (cutting each connection after `cutMs`), and merges their results. Their
+ * CPU seconds (sampled every second until each exits) are added to `cpu.s`.
  *
  * @throws {Error} when a driver fails or reports no result
  */
@@ -317,6 +322,7 @@ async function runDrivers(
   spec: WorkerSpec,
   n: number,
   cutMs: { minMs: number; maxMs: number },
+  cpu: { s: number },
 ): Promise<WorkerResult> {
   const results = await Promise.all(
     Array.from({ length: n }, async (_, w) => {
@@ -333,7 +339,7 @@ async function runDrivers(
         faultLifetime: cutMs,
         proxyAll: true,
       };
-      const out = await new Deno.Command(Deno.execPath(), {
+      const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
           "-A",
@@ -343,7 +349,13 @@ async function runDrivers(
         stdin: "null",
         stdout: "piped",
         stderr: "inherit",
-      }).output();
+      }).spawn();
+      let last = 0;
+      const sampler = setInterval(async () => {
+        last = (await readProc(child.pid))?.cpuS ?? last;
+      }, 1000);
+      const out = await child.output().finally(() => clearInterval(sampler));
+      cpu.s += last;
       const line = new TextDecoder().decode(out.stdout).split("\n").find((
         l,
       ) => l.includes('"type":"result"'));
