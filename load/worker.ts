@@ -63,9 +63,11 @@ export interface WorkerSpec {
   /** A server is killed at this epoch time: resumes after it are timed from it. */
   killAt?: number;
   /**
-   * Only a cut within this long after `killAt` is the kill's (counted in
-   * `lostAfterKill`, timed in `resumeAfterKill`); later cuts (a fault
-   * proxy's, say) are not (ms). Every first cut after the kill when absent.
+   * When set, only a welcomed connection lost within this long after
+   * `killAt` is the kill's (counted in `lostAfterKill`, timed to its resume
+   * in `resumeAfterKill`); later cuts (a fault proxy's, say) and failed
+   * attempts of sessions not yet welcomed are not (ms). Absent: every
+   * session's first loss after the kill counts, as before.
    */
   killWaveMs?: number;
   /** The servers' session TTL (ms): a resume later than this after a cut counts in {@link Ledger.late}. */
@@ -287,11 +289,17 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       }
     };
     const onLost = (now: number, why?: unknown) => {
+      const wasUp = connected;
       if (connected && welcomed && lostAt < 0 && now >= 0) lostAt = now;
       if (connected) cutAt ??= now;
       if (connected) c.connected--;
       connected = false;
+      const bounded = waveMs !== Infinity;
       if (
+        now >= killAtPerf && !lostInWave && !waveDone && bounded && !wasUp
+      ) {
+        // Not welcomed when it failed: nothing of it was cut.
+      } else if (
         now >= killAtPerf && !lostInWave && !waveDone &&
         now - killAtPerf > waveMs
       ) {
