@@ -22,11 +22,18 @@
  * fault's); all by default.
  *
  * Each session streams `streaming / rate` seconds, a number every
- * `--interval` ms (the servers' `--interval`). `--rate 1000 --streaming
- * 10000 --seconds 20 --interval 50` is the issue's load (1,000 sessions
- * created per second with 10,000 streaming); the defaults (50/s, 500
- * streaming) are what one shared 2-core host carries with the clients, the
- * proxy, two servers and the Redis topology on it.
+ * `--interval` ms (the servers' `--interval`). The issue's load, 1,000
+ * sessions created per second with 10,000 streaming:
+ *
+ *   deno task bench:partition --cases 0,1 --rate 1000 --streaming 10000 \
+ *     --seconds 20 --interval 1000 --cut 5000-15000 --wave 2000 --drivers 4
+ *
+ * (the fault at 10 s, once 10,000 stream). It runs, but a 2-core host
+ * cannot carry it: a session costs the servers, the clients and their
+ * proxies 6–9 ms of CPU in all, so two cores serve about 250 sessions a
+ * second with nothing else running (BENCHMARKS.md has the ladder). The
+ * defaults (50/s, 500 streaming, cuts every 1–3 s) are what the shared
+ * host carries comfortably.
  *
  * @module
  */
