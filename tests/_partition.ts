@@ -202,8 +202,8 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     );
     try {
       await sleep(faultAt - Date.now());
-      // What the kill takes with it: the primary's stream past the last
-      // offset a replica acknowledged, and the keys it holds.
+      // What the kill takes with it: the primary's stream past what any
+      // replica received, and the keys it holds.
       [unreplicatedBytes, victimKeys] = await Promise.all([
         unreplicated(victim),
         redisCommand(victim.port, ["DBSIZE"]).then(Number),
