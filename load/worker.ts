@@ -294,17 +294,13 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       if (connected) cutAt ??= now;
       if (connected) c.connected--;
       connected = false;
-      const bounded = waveMs !== Infinity;
-      if (
-        now >= killAtPerf && !lostInWave && !waveDone && bounded && !wasUp
-      ) {
-        // Not welcomed when it failed: nothing of it was cut.
-      } else if (
-        now >= killAtPerf && !lostInWave && !waveDone &&
-        now - killAtPerf > waveMs
-      ) {
-        // A first cut after the wave: this session was not cut by the kill.
-        waveDone = true;
+      const inWave = waveMs === Infinity ||
+        (wasUp && now - killAtPerf <= waveMs);
+      if (now >= killAtPerf && !lostInWave && !waveDone && !inWave) {
+        // With a bounded wave: a welcomed connection cut after it (this
+        // session was not cut by the kill), or an attempt never welcomed
+        // (nothing was cut; its first cut is still to come).
+        if (wasUp) waveDone = true;
       } else if (now >= killAtPerf && !lostInWave && !waveDone) {
         lostInWave = true;
         lostAfterKill++;
