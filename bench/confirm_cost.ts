@@ -8,7 +8,11 @@
  * process: the difference between the modes is the server's), and the
  * primary's CPU per session.
  *
- *   deno task bench:confirm [--sessions N] [--rounds R]
+ *   deno task bench:confirm [--sessions N] [--rounds R] [--complete]
+ *
+ * `--complete`: each session is run to its end instead of cut (one number,
+ * then ACK(1) → DONE, whose completion tombstone is confirmed too), and
+ * the ACK → DONE latency is printed as well.
  *
  * @module
  */
@@ -18,15 +22,17 @@ import { parseArgs } from "node:util";
 import { silentLogger } from "../common/logger.ts";
 import { startServer } from "../server/server.ts";
 import { RedisStore } from "../store/redis.ts";
-import { hello, rawConnect } from "../tests/_raw.ts";
+import { ack, hello, rawConnect } from "../tests/_raw.ts";
 import { redisInfo, startSentinelGroup } from "../tests/_redis.ts";
 
 const { values: f } = parseArgs({
   options: {
     sessions: { type: "string", default: "500" },
     rounds: { type: "string", default: "3" },
+    complete: { type: "boolean", default: false },
   },
 });
+const complete = f.complete!;
 const n = Number(f.sessions), rounds = Number(f.rounds);
 
 await using g = await startSentinelGroup();
@@ -38,6 +44,7 @@ const primaryCpu = async () => {
 
 type Mode = "off" | "on";
 const lat: Record<Mode, number[]> = { off: [], on: [] };
+const done: Record<Mode, number[]> = { off: [], on: [] };
 const cpu: Record<Mode, number> = { off: 0, on: 0 };
 const redisCpu: Record<Mode, number> = { off: 0, on: 0 };
 
@@ -53,11 +60,19 @@ for (let round = 0; round < rounds; round++) {
     });
     const c0 = cpuUsage(), r0 = await primaryCpu();
     for (let i = 0; i < n; i++) {
-      const p = await rawConnect(server.addr.port);
+      const p = await rawConnect(server.addr.port, { autoAck: false });
       const t = performance.now();
-      await p.send(hello(crypto.randomUUID(), 1000, new Uint8Array(16)));
+      const count = complete ? 1 : 1000;
+      await p.send(hello(crypto.randomUUID(), count, new Uint8Array(16)));
       await p.until("welcome");
       lat[mode].push(performance.now() - t);
+      if (complete) {
+        await p.until("final");
+        const t2 = performance.now();
+        await p.send(ack(count));
+        await p.until("done");
+        done[mode].push(performance.now() - t2);
+      }
       p.close();
     }
     const c1 = cpuUsage(c0);
@@ -72,17 +87,29 @@ const pct = (a: number[], p: number) => {
 };
 const out = (s: string) =>
   Deno.stdout.writeSync(new TextEncoder().encode(s + "\n"));
-out(`${n} sessions × ${rounds} rounds per mode, one at a time`);
 out(
-  "| confirm | HELLO → WELCOME p50 | p99 | server+client CPU per session | primary CPU per session |",
+  `${n} sessions × ${rounds} rounds per mode, one at a time, ${
+    complete ? "each completed" : "each cut after its WELCOME"
+  }`,
 );
-out("|---|---|---|---|---|");
+out(
+  `| confirm | HELLO → WELCOME p50 | p99 |${
+    complete ? " ACK → DONE p50 | p99 |" : ""
+  } server+client CPU per session | primary CPU per session |`,
+);
+out(`|---|---|---|${complete ? "---|---|" : ""}---|---|`);
 for (const mode of ["off", "on"] as Mode[]) {
   const total = n * rounds;
   out(
     `| ${mode} | ${pct(lat[mode], 50).toFixed(2)} ms | ${
       pct(lat[mode], 99).toFixed(2)
-    } ms | ${(cpu[mode] / total).toFixed(3)} ms | ${
+    } ms |${
+      complete
+        ? ` ${pct(done[mode], 50).toFixed(2)} ms | ${
+          pct(done[mode], 99).toFixed(2)
+        } ms |`
+        : ""
+    } ${(cpu[mode] / total).toFixed(3)} ms | ${
       (redisCpu[mode] * 1000 / total).toFixed(3)
     } ms |`,
   );

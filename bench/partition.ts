@@ -9,14 +9,31 @@
  *
  *   deno task bench:partition [--cases 0,1,2,3] [--modes off,on]
  *     [--rate SESSIONS_PER_S] [--streaming N] [--seconds S] [--interval MS]
- *     [--ttl MS]
+ *     [--ttl MS] [--drivers N] [--cut MIN-MAX] [--wave MS]
+ *
+ * `--drivers N` runs the clients in N load-generator processes, each with
+ * its own fault proxy (0, the default: in the scenario process, one proxy);
+ * a session costs its driver three file descriptors (client, and the
+ * proxy's two), and a process may have 20,000 here. `--cut MIN-MAX` is how
+ * long the proxies let a connection live (ms, default 1000-3000): every cut
+ * is a resume, so at scale it sets the handshake rate. `--wave MS`: only
+ * sessions cut within MS of the fault count in fault → resumed (with cuts
+ * longer than a few seconds, later first cuts are the proxies', not the
+ * fault's); all by default.
  *
  * Each session streams `streaming / rate` seconds, a number every
- * `--interval` ms (the servers' `--interval`). `--rate 1000 --streaming
- * 10000 --seconds 20 --interval 50` is the issue's load (1,000 sessions
- * created per second with 10,000 streaming); the defaults (50/s, 500
- * streaming) are what one shared 2-core host carries with the clients, the
- * proxy, two servers and the Redis topology on it.
+ * `--interval` ms (the servers' `--interval`). The issue's load, 1,000
+ * sessions created per second with 10,000 streaming:
+ *
+ *   deno task bench:partition --cases 0,1 --rate 1000 --streaming 10000 \
+ *     --seconds 20 --interval 1000 --cut 5000-15000 --wave 2000 --drivers 4
+ *
+ * (the fault at 10 s, once 10,000 stream). It runs, but a 2-core host
+ * cannot carry it: a session costs the servers, the clients and their
+ * proxies 6–9 ms of CPU in all, so two cores serve about 250 sessions a
+ * second with nothing else running (BENCHMARKS.md has the ladder). The
+ * defaults (50/s, 500 streaming, cuts every 1–3 s) are what the shared
+ * host carries comfortably.
  *
  * @module
  */
@@ -34,8 +51,16 @@ const { values: f } = parseArgs({
     interval: { type: "string", default: "50" },
     ttl: { type: "string", default: "10000" },
     seed: { type: "string", default: "1" },
+    drivers: { type: "string", default: "0" },
+    cut: { type: "string", default: "1000-3000" },
+    wave: { type: "string" },
   },
 });
+const [cutMin, cutMax] = f.cut!.split("-").map(Number) as [number, number];
+if (!(cutMin > 0 && cutMax >= cutMin)) {
+  throw new Error(`--cut ${f.cut}: expected MIN-MAX in ms, 0 < MIN <= MAX`);
+}
+const drivers = Number(f.drivers);
 
 const rate = Number(f.rate), streaming = Number(f.streaming);
 const seconds = Number(f.seconds), ttlMs = Number(f.ttl);
@@ -50,12 +75,18 @@ const out = (s: string) =>
 
 out(
   `partition bench: ${clients} sessions at ${rate}/s over ${seconds} s, ` +
-    `${count} numbers each at ${intervalMs} ms (~${streaming} streaming), TTL ${ttlMs} ms`,
+    `${count} numbers each at ${intervalMs} ms (~${streaming} streaming), TTL ${ttlMs} ms, ` +
+    `${
+      drivers || "1 in-process"
+    } driver(s), connections cut after ${cutMin}-${cutMax} ms` +
+    (f.wave === undefined
+      ? ""
+      : `, fault → resumed over the sessions cut within ${f.wave} ms of it`),
 );
 out(
-  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed |",
+  "| case | confirm | welcomed | lost | expired | late | wrong | unwelcomed | fault → resumed p99 / max | welcome p50 / p99 | server CPU per session | unconfirmed | unreplicated at the kill | host CPU busy | driver loop lag p99 | driver CPU per session |",
 );
-out("|---|---|---|---|---|---|---|---|---|---|---|---|");
+out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
   for (const mode of f.modes!.split(",")) {
     const spec: ScenarioSpec = {
@@ -70,6 +101,9 @@ for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
       lagMs: 300,
       partitionMs: 5000,
       seed: Number(f.seed) + c,
+      drivers,
+      cutMs: { minMs: cutMin, maxMs: cutMax },
+      ...f.wave === undefined ? {} : { killWaveMs: Number(f.wave) },
     };
     try {
       const r = await runInNetns(
@@ -85,7 +119,13 @@ for (const c of f.cases!.split(",").map(Number) as ScenarioSpec["case"][]) {
           } | ` +
           `${ms(r.welcomeP50Ms)} / ${ms(r.welcomeP99Ms)} | ${
             r.cpuPerSessionMs.toFixed(1)
-          } ms | ${r.unconfirmed} |`,
+          } ms | ${r.unconfirmed} | ${
+            c === 1 || c === 3
+              ? `${r.unreplicatedBytes} B of ${r.victimKeys} keys`
+              : "-"
+          } | ${Math.round(r.hostBusy * 100)}% | ${ms(r.driverLoopP99Ms)} | ${
+            r.driverCpuPerSessionMs.toFixed(1)
+          } ms |`,
       );
       Deno.stderr.writeSync(
         new TextEncoder().encode(

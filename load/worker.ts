@@ -46,6 +46,12 @@ export interface WorkerSpec {
   faultLifetime: { minMs: number; maxMs: number };
   /** Probability that a cut is a RST rather than a FIN. */
   faultReset: number;
+  /**
+   * One fault proxy in front of every target (each connection to the next
+   * target, round-robin, so a resume may land on another server), instead
+   * of one proxy per target.
+   */
+  proxyAll?: boolean;
   /** Client reconnect backoff; the client's default when absent. */
   backoff?: { baseMs: number; capMs: number };
   /** Client idle and handshake limits (ms); the client's defaults when absent. */
@@ -56,6 +62,14 @@ export interface WorkerSpec {
   client?: "lean" | "real";
   /** A server is killed at this epoch time: resumes after it are timed from it. */
   killAt?: number;
+  /**
+   * When set, only a welcomed connection lost within this long after
+   * `killAt` is the kill's (counted in `lostAfterKill`, timed to its resume
+   * in `resumeAfterKill`); later cuts (a fault proxy's, say) and failed
+   * attempts of sessions not yet welcomed are not (ms). Absent: every
+   * session's first loss after the kill counts, as before.
+   */
+  killWaveMs?: number;
   /** The servers' session TTL (ms): a resume later than this after a cut counts in {@link Ledger.late}. */
   ttlMs?: number;
 }
@@ -204,6 +218,7 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
   const killAtPerf = spec.killAt === undefined
     ? Infinity
     : performance.now() + (spec.killAt - Date.now());
+  const waveMs = spec.killWaveMs ?? Infinity;
   let lostAfterKill = 0;
   const cutReasons: Record<string, number> = {};
   const resumeAfterKill = new Histogram();
@@ -211,10 +226,13 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
 
   const proxies: FaultProxy[] = [];
   if (spec.faultFraction > 0) {
-    for (const t of spec.targets) {
+    const fronts = spec.proxyAll
+      ? [spec.targets]
+      : spec.targets.map((t) => [t]);
+    for (const upstreams of fronts) {
       proxies.push(
         await startProxy({
-          upstreams: [t],
+          upstreams,
           lifetime: spec.faultLifetime,
           resetProbability: spec.faultReset,
           seed: spec.seed + spec.worker,
@@ -227,7 +245,9 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
     const t = index % spec.targets.length;
     const count = spec.countMin +
       Math.floor(random() * (spec.countMax - spec.countMin + 1));
-    const proxy = random() < spec.faultFraction ? proxies[t] : undefined;
+    const proxy = random() < spec.faultFraction
+      ? proxies[spec.proxyAll ? 0 : t]
+      : undefined;
     if (proxy) faulty++;
     const target = proxy
       ? { hostname: proxy.hostname, port: proxy.port }
@@ -269,11 +289,19 @@ export async function runWorker(spec: WorkerSpec): Promise<WorkerResult> {
       }
     };
     const onLost = (now: number, why?: unknown) => {
+      const wasUp = connected;
       if (connected && welcomed && lostAt < 0 && now >= 0) lostAt = now;
       if (connected) cutAt ??= now;
       if (connected) c.connected--;
       connected = false;
-      if (now >= killAtPerf && !lostInWave && !waveDone) {
+      const inWave = waveMs === Infinity ||
+        (wasUp && now - killAtPerf <= waveMs);
+      if (now >= killAtPerf && !lostInWave && !waveDone && !inWave) {
+        // With a bounded wave: a welcomed connection cut after it (this
+        // session was not cut by the kill), or an attempt never welcomed
+        // (nothing was cut; its first cut is still to come).
+        if (wasUp) waveDone = true;
+      } else if (now >= killAtPerf && !lostInWave && !waveDone) {
         lostInWave = true;
         lostAfterKill++;
         const reason = (why instanceof Error ? why.message : String(why))

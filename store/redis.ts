@@ -21,15 +21,16 @@
  *
  * **Confirmed writes.** Replication is asynchronous: a promoted replica may
  * miss the last writes. So every write of a *live* record (a new session, an
- * attach or takeover, a detach with its deadline, a write-back) is followed
+ * attach or takeover, a detach with its deadline, a write-back) and of a
+ * completion tombstone (its DONE is a promise too: once only) is followed
  * by `WAIT replicas waitMs` on the same connection (on a cluster, the
  * primary of the key's shard; one `WAIT` at a time per connection confirms
  * every write before it, see `redis_confirm.ts`), and resolves only once
  * that many replicas have it; fewer in time rejects with {@link StoreUnconfirmedError}
  * (retriable), so the server never sends a WELCOME that a failover can take
  * back. Reads of records are vouched for the same way (a deposed primary,
- * with no replicas left, may not answer "no such session"). Tombstones,
- * leases and takeover notices are not confirmed: losing
+ * with no replicas left, may not answer "no such session"). Expiry
+ * tombstones, leases and takeover notices are not confirmed: losing
  * one is judged again from what survives (docs/durability.md says why). The
  * `?replicas=N&waitMs=MS` spec parameters set it; Sentinel and Cluster
  * default to 1 replica within 500 ms (or half the command timeout, if
@@ -489,7 +490,8 @@ export class RedisStore implements SessionStore {
 
   /**
    * Stores `rec` if no record for `rec.id` exists (one Lua script); a live
-   * record is confirmed (see the module documentation).
+   * record or a completion tombstone is confirmed (see the module
+   * documentation).
    *
    * @throws {StoreUnconfirmedError} when it was written but too few replicas
    * confirmed it in time
@@ -518,7 +520,8 @@ export class RedisStore implements SessionStore {
 
   /**
    * Replaces the record if its epoch is `expectedEpoch` (one Lua script); a
-   * live record is confirmed (see the module documentation).
+   * live record or a completion tombstone is confirmed (see the module
+   * documentation).
    *
    * @throws {StoreUnconfirmedError} when it was written but too few replicas
    * confirmed it in time
@@ -545,9 +548,16 @@ export class RedisStore implements SessionStore {
     });
   }
 
-  /** Whether a write of `rec` is confirmed: a live record, with replicas asked for. */
+  /**
+   * Whether a write of `rec` is confirmed, with replicas asked for: a live
+   * record (its WELCOME is the promise), or a completion tombstone (its DONE
+   * is: lost in a failover, it would leave the attached record behind, and
+   * the session could be completed a second time, or resumed past its TTL).
+   * An expiry tombstone is not: the confirmed detach's deadline refuses
+   * without it.
+   */
   #confirms(rec: SessionRecord): boolean {
-    return this.#confirm.replicas > 0 && rec.status === "live";
+    return this.#confirm.replicas > 0 && rec.status !== "expired";
   }
 
   /**

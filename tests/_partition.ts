@@ -29,7 +29,12 @@
 import { startProxy } from "../proxy/fault_proxy.ts";
 import { readProc } from "../load/_proc.ts";
 import { Histogram } from "../load/histogram.ts";
-import { runWorker, type WorkerResult } from "../load/worker.ts";
+import { aggregate } from "../load/aggregate.ts";
+import {
+  runWorker,
+  type WorkerResult,
+  type WorkerSpec,
+} from "../load/worker.ts";
 import { scrapePort, type ServerProc, spawnServer } from "./_cluster.ts";
 import {
   redisCommand,
@@ -60,6 +65,23 @@ export interface ScenarioSpec {
   /** Case 2: how long the partition lasts (ms). */
   partitionMs: number;
   seed: number;
+  /**
+   * Load-generator processes (`load/worker.ts`), each with its own slice of
+   * the clients and a fault proxy of its own in front of both servers; 0 or
+   * absent: the clients and one proxy run in the scenario process (the
+   * short form). Several spread the clients' sockets (three file
+   * descriptors a session with its proxy) and CPU over processes.
+   */
+  drivers?: number;
+  /** How long the proxy lets a client connection live before it cuts it (ms); 1–3 s by default. */
+  cutMs?: { minMs: number; maxMs: number };
+  /**
+   * Only sessions cut within this long after the fault count in fault →
+   * resumed (ms); all of them by default, which suits cuts every 1–3 s (each
+   * live session is cut within 3 s) but not longer ones, whose later cuts
+   * are the proxy's, not the fault's.
+   */
+  killWaveMs?: number;
 }
 
 /** What one run measured. */
@@ -78,8 +100,21 @@ export interface ScenarioResult {
   cpuPerSessionMs: number;
   /** `seqstream_store_unconfirmed_total`, summed over the servers still up. */
   unconfirmed: number;
+  /**
+   * Cases 1 and 3: bytes of the victim's replication stream that no replica
+   * had received when it was killed (the writes the kill lost), and the keys
+   * it held then. 0 in cases 0 and 2.
+   */
+  unreplicatedBytes: number;
+  victimKeys: number;
   /** What happened when, for the report (ms after the first session started). */
   events: string[];
+  /** The load generators' event-loop delay, p99 (ms): large means the figures are the host's, not the system's. */
+  driverLoopP99Ms: number;
+  /** Share of the host's CPU time busy from the first session to the clients' end (0–1, all cores). */
+  hostBusy: number;
+  /** CPU of the load-generator processes (clients and their proxies) per session welcomed (ms); 0 in-process. */
+  driverCpuPerSessionMs: number;
 }
 
 /** Keeps `line` for the result, and shows it on stderr as it happens. */
@@ -118,19 +153,24 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   ];
   await using _a = a;
   await using _b = b;
-  await using proxy = await startProxy({
-    upstreams: [
-      { hostname: "127.0.0.1", port: a.port },
-      { hostname: "127.0.0.1", port: b.port },
-    ],
-    lifetime: { minMs: 1000, maxMs: 3000 },
+  const servers = [
+    { hostname: "127.0.0.1", port: a.port },
+    { hostname: "127.0.0.1", port: b.port },
+  ];
+  const cutMs = spec.cutMs ?? { minMs: 1000, maxMs: 3000 };
+  const drivers = spec.drivers ?? 0;
+  await using proxy = drivers > 0 ? undefined : await startProxy({
+    upstreams: servers,
+    lifetime: cutMs,
     seed: spec.seed,
   });
   note(events, `setup took ${Date.now() - t0} ms`);
   const cpu0 = await cpuOf([a, b]);
-  const startAt = Date.now() + 300;
+  // Driver processes need a moment to start.
+  const startAt = Date.now() + (drivers > 0 ? 3000 : 300);
   const faultAt = startAt + spec.faultAtMs;
   const at = () => `${Date.now() - startAt} ms`;
+  let unreplicatedBytes = 0, victimKeys = 0;
   const fault = spec.case === 0 ? Promise.resolve() : (async () => {
     if (spec.case === 2) {
       await sleep(faultAt - Date.now());
@@ -162,13 +202,19 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     );
     try {
       await sleep(faultAt - Date.now());
+      // What the kill takes with it: the primary's stream past what any
+      // replica received, and the keys it holds.
+      [unreplicatedBytes, victimKeys] = await Promise.all([
+        unreplicated(victim),
+        redisCommand(victim.port, ["DBSIZE"]).then(Number),
+      ]);
       await victim.stop();
       if (spec.case === 1) await a.crash();
       note(
         events,
         `${at()}: kill -9 of the primary${
           spec.case === 1 ? " and server A" : ""
-        }`,
+        } (${victimKeys} keys, ${unreplicatedBytes} bytes unreplicated)`,
       );
       if (cluster) {
         await (topo as Cluster).settled(20_000, slot);
@@ -191,11 +237,11 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     }
   })();
   note(events, `start at ${new Date(startAt).toISOString()}`);
-  const worker = await runWorker({
+  const load: WorkerSpec = {
     worker: 0,
     clients: spec.clients,
     firstIndex: 0,
-    targets: [{ hostname: "127.0.0.1", port: proxy.port }],
+    targets: proxy ? [{ hostname: "127.0.0.1", port: proxy.port }] : servers,
     countMin: spec.count,
     countMax: spec.count,
     intervalMs: spec.intervalMs,
@@ -210,8 +256,15 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     seed: spec.seed,
     client: "real",
     ...spec.case === 0 ? {} : { killAt: faultAt },
+    ...spec.killWaveMs === undefined ? {} : { killWaveMs: spec.killWaveMs },
     ttlMs: spec.ttlMs,
-  });
+  };
+  const hostAtStart = sleep(startAt - Date.now()).then(hostCpu);
+  const driverCpu = { s: 0 };
+  const worker = drivers > 0
+    ? await runDrivers(load, drivers, cutMs, driverCpu)
+    : await runWorker(load);
+  const [host1, host2] = [await hostAtStart, await hostCpu()];
   note(events, `${at()}: the clients are done`);
   await fault;
   const up = spec.case === 1 ? [b] : [a, b];
@@ -238,7 +291,107 @@ export async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     welcomeP99Ms: welcome.percentile(99),
     cpuPerSessionMs: started > 0 ? ((cpu1 - cpu0) * 1000) / started : 0,
     unconfirmed,
+    unreplicatedBytes,
+    victimKeys,
     events,
+    driverLoopP99Ms: Histogram.from(worker.loop).percentile(99),
+    driverCpuPerSessionMs: started > 0 ? driverCpu.s * 1000 / started : 0,
+    hostBusy: (host2.busy - host1.busy) /
+      Math.max(1, host2.total - host1.total),
+  };
+}
+
+/** The host's CPU time so far, busy and total (jiffies, all cores, from /proc/stat). */
+async function hostCpu(): Promise<{ busy: number; total: number }> {
+  const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((x, y) => x + y, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0); // idle, iowait
+  return { busy: total - idle, total };
+}
+
+/**
+ * Runs `spec`'s clients in `n` `load/worker.ts` processes, each with its
+ * slice of them and one fault proxy of its own in front of all the targets
+ * (cutting each connection after `cutMs`), and merges their results. Their
+ * CPU seconds (sampled every second until each exits) are added to `cpu.s`.
+ *
+ * @throws {Error} when a driver fails or reports no result
+ */
+async function runDrivers(
+  spec: WorkerSpec,
+  n: number,
+  cutMs: { minMs: number; maxMs: number },
+  cpu: { s: number },
+): Promise<WorkerResult> {
+  const results = await Promise.all(
+    Array.from({ length: n }, async (_, w) => {
+      const share = Math.floor(spec.clients / n) +
+        (w < spec.clients % n ? 1 : 0);
+      const first = w * Math.floor(spec.clients / n) +
+        Math.min(w, spec.clients % n);
+      const one: WorkerSpec = {
+        ...spec,
+        worker: w,
+        clients: share,
+        firstIndex: first,
+        faultFraction: 1,
+        faultLifetime: cutMs,
+        proxyAll: true,
+      };
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../load/worker.ts", import.meta.url).pathname,
+          JSON.stringify(one),
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      let last = 0;
+      const sampler = setInterval(async () => {
+        last = (await readProc(child.pid))?.cpuS ?? last;
+      }, 1000);
+      const out = await child.output().finally(() => clearInterval(sampler));
+      cpu.s += last;
+      const line = new TextDecoder().decode(out.stdout).split("\n").find((
+        l,
+      ) => l.includes('"type":"result"'));
+      if (!out.success || line === undefined) {
+        throw new Error(
+          `load driver ${w} failed (exit ${out.code}${
+            out.signal ? `, ${out.signal}` : ""
+          })`,
+        );
+      }
+      return JSON.parse(line) as WorkerResult;
+    }),
+  );
+  const t = aggregate(results, spec.clients);
+  return {
+    ...results[0]!,
+    clients: spec.clients,
+    errors: t.errors,
+    errorSamples: t.errorSamples.slice(0, 20),
+    mismatches: t.mismatches,
+    reconnects: t.reconnects,
+    faulty: t.faulty,
+    cuts: t.cuts,
+    ledger: t.ledger,
+    passed: t.passed,
+    numbers: t.numbers,
+    lag: t.lag.toJSON(),
+    lagSteady: t.lagSteady.toJSON(),
+    welcome: t.welcome.toJSON(),
+    firstNumber: t.firstNumber.toJSON(),
+    resume: t.resume.toJSON(),
+    loop: t.loop.toJSON(),
+    lostAfterKill: t.lostAfterKill,
+    cutReasons: t.cutReasons,
+    resumeAfterKill: t.resumeAfterKill.toJSON(),
+    waveBins: t.waveBins,
   };
 }
 
@@ -261,6 +414,25 @@ async function cpuOf(servers: ServerProc[]): Promise<number> {
 async function primaryOf(g: Sentinel): Promise<RedisServer> {
   const port = await g.primaryPort();
   return g.nodes.find((n) => n.port === port)!;
+}
+
+/**
+ * Bytes of `primary`'s replication stream that none of its replicas has
+ * received: its `master_repl_offset` less the highest `slave_repl_offset`
+ * of its replicas (asked directly: the primary's own view lags by up to a
+ * second of acknowledgements).
+ */
+async function unreplicated(primary: RedisServer): Promise<number> {
+  const info = await redisInfo(primary.port, "replication");
+  const head = Number(info.get("master_repl_offset") ?? 0);
+  let got = 0;
+  for (const [k, v] of info) {
+    const port = /^slave\d+$/.test(k) ? /port=(\d+)/.exec(v)?.[1] : undefined;
+    if (port === undefined) continue;
+    const r = await redisInfo(Number(port), "replication");
+    got = Math.max(got, Number(r.get("slave_repl_offset") ?? 0));
+  }
+  return head - got;
 }
 
 /** The first slot `node` serves, by its own view. */

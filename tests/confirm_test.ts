@@ -3,8 +3,9 @@
  * record is confirmed with `WAIT` on the connection that wrote it (on a
  * cluster, the key's shard primary) before its WELCOME; a confirmation that
  * falls short refuses the HELLO with `store_unavailable`, counted in
- * `seqstream_store_unconfirmed_total`; one plain Redis sends no `WAIT` at
- * all; and the startup check warns, once, when the topology cannot confirm.
+ * `seqstream_store_unconfirmed_total`; a completion the replicas do not
+ * confirm gets no DONE; one plain Redis sends no `WAIT` at all; and the
+ * startup check warns, once, when the topology cannot confirm.
  *
  * @module
  */
@@ -17,7 +18,7 @@ import { StoreUnconfirmedError } from "../store/types.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import { FAST_REDIS } from "./_cluster.ts";
 import { scrape, testLog, testServer } from "./_fixtures.ts";
-import { hello, rawConnect, runSession } from "./_raw.ts";
+import { ack, hello, rawConnect, resume, runSession } from "./_raw.ts";
 import {
   redisIgnoreReason,
   redisInfo,
@@ -101,7 +102,7 @@ Deno.test({
 
 Deno.test({
   name: named(
-    "Sentinel: a new session is confirmed by one WAIT and nothing else is (tombstone, lease); " +
+    "Sentinel: a new session is confirmed by one WAIT, its completion by another, and nothing else is (lease); " +
       "a confirmation that falls short refuses the HELLO with store_unavailable, counts it, " +
       "and the startup check warns once; the client's retried HELLO is welcomed where replicas suffice",
   ),
@@ -121,8 +122,8 @@ Deno.test({
     assertEquals(okLog.warned, [], "the default topology was warned about");
     const before = await waits(primary);
     assertEquals(await runSession(a.addr.port, { count: 30 }), 30);
-    // One create, confirmed; its completion tombstone and the heartbeats are not.
-    assertEquals(await waits(primary) - before, 1);
+    // The create and the completion tombstone, confirmed; the heartbeats not.
+    assertEquals(await waits(primary) - before, 2);
 
     const shortLog = warnings();
     await using b = await testServer({
@@ -168,7 +169,57 @@ Deno.test({
 
 Deno.test({
   name: named(
-    "Cluster: each new session's WAIT runs on the primary of its record's shard",
+    "Sentinel: a completion the replicas do not confirm in time gets store_unavailable, not DONE; " +
+      "the client's re-ack is then told the session completed",
+  ),
+  ignore: ignore !== undefined,
+  sanitizeOps: false, // ioredis's sentinel connector leaves a retry timer behind close()
+  sanitizeResources: false,
+  fn: async () => {
+    await using g = await startSentinelGroup();
+    const primary = await g.primaryPort();
+    const replicas = g.nodes.filter((n) => n.port !== primary);
+    await using server = await testServer({
+      store: await RedisStore.connect(`${g.spec}?waitMs=200`, FAST_REDIS),
+      ownStore: true,
+    });
+    const id = crypto.randomUUID(), count = 5;
+    {
+      await using p = await rawConnect(server.addr.port, { autoAck: false });
+      await p.send(hello(id, count, tok(3)));
+      await p.until("final");
+      // The replicas stop answering (SIGSTOP) just before the ACK(count).
+      for (const r of replicas) r.pause();
+      try {
+        await p.send(ack(count));
+        const m = await p.next();
+        assert_(
+          m?.type === "error" && m.code === ErrorCode.STORE_UNAVAILABLE,
+          `the completion was answered ${JSON.stringify(m)}`,
+        );
+      } finally {
+        for (const r of replicas) r.resume();
+      }
+    }
+    assertEquals(server.metrics().counters.storeUnconfirmed, 1);
+    assertEquals(server.metrics().counters.sessionsCompleted, 0);
+    // The tombstone is on the primary (a failover could have lost it, and
+    // then the re-ack would be welcomed and completed, once): the client
+    // resumes at the end and is told the session completed, which it takes
+    // as success (PROTOCOL.md, Tombstones).
+    await using p = await rawConnect(server.addr.port);
+    await p.send(resume(id, tok(3), count));
+    const m = await p.next();
+    assert_(
+      m?.type === "error" && m.code === ErrorCode.SESSION_COMPLETED,
+      `the re-ack was answered ${JSON.stringify(m)}`,
+    );
+  },
+});
+
+Deno.test({
+  name: named(
+    "Cluster: each session's WAITs (its create, its completion) run on the primary of its record's shard",
   ),
   ignore: ignore !== undefined,
   sanitizeOps: false, // ioredis's cluster client may leave a slot-refresh timer behind close()
@@ -189,15 +240,16 @@ Deno.test({
     assert_(expected.size > 1, "the sessions did not span two shards");
     const before = new Map<number, number>();
     for (const port of expected.keys()) before.set(port, await waits(port));
-    // One at a time, so that each create has a WAIT of its own (writes made
-    // while one is out share the next: see store/redis_confirm.ts).
+    // One at a time, so that each create and each completion has a WAIT of
+    // its own (writes made while one is out share the next: see
+    // store/redis_confirm.ts).
     for (const id of sessions) {
       await runSession(server.addr.port, { id, count: 5 });
     }
     for (const [port, n] of expected) {
       assertEquals(
         await waits(port) - before.get(port)!,
-        n,
+        2 * n,
         `WAITs on the primary at ${port}`,
       );
     }

@@ -4,8 +4,8 @@
  * survives is the confirmed detach, whose deadline is in store time, and a
  * later RESUME is judged by it: refused as expired, on any server, however
  * late. Deterministic: one {@link FakeClock}, a memory store that plays the
- * failover (it acknowledges the tombstone and never applies it, as a primary
- * that dies before its replica has it).
+ * failover (`_lossy_store.ts`: it acknowledges the tombstone and never
+ * applies it, as a primary that dies before its replica has it).
  *
  * @module
  */
@@ -16,68 +16,13 @@ import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { newCounters } from "../server/metrics.ts";
 import { SessionManager } from "../server/sessions.ts";
 import { MemoryStore } from "../store/memory.ts";
-import type {
-  Fence,
-  Lease,
-  LeaseRead,
-  SessionRecord,
-  SessionStore,
-} from "../store/types.ts";
+import type { SessionStore } from "../store/types.ts";
 import { assert_, assertEquals } from "./_assert.ts";
+import { LossyStore } from "./_lossy_store.ts";
 
 const TTL = 1000;
 const LEASE = 300;
 const tok = (b: number) => new Uint8Array(16).fill(b);
-
-/**
- * A memory store whose writes of one status are acknowledged and dropped
- * while {@link lose} is set: what a client of a primary sees when the
- * primary acknowledged a write and died before any replica had it.
- */
-class LossyStore implements SessionStore {
-  readonly kind = "lossy";
-  /** Writes of a record with this status are acknowledged and not applied. */
-  lose: SessionRecord["status"] | undefined;
-  /** How many were dropped. */
-  lost = 0;
-  constructor(readonly inner: MemoryStore) {}
-  get(id: string): Promise<SessionRecord | null> {
-    return this.inner.get(id);
-  }
-  create(rec: SessionRecord): Promise<boolean> {
-    if (rec.status === this.lose) return this.#drop();
-    return this.inner.create(rec);
-  }
-  replace(expected: number, rec: SessionRecord): Promise<boolean> {
-    if (rec.status === this.lose) return this.#drop();
-    return this.inner.replace(expected, rec);
-  }
-  #drop(): Promise<boolean> {
-    this.lost++;
-    return Promise.resolve(true);
-  }
-  renewLease(owner: string, ms: number, hint: number): Promise<Lease> {
-    return this.inner.renewLease(owner, ms, hint);
-  }
-  leaseOf(owner: string): Promise<LeaseRead> {
-    return this.inner.leaseOf(owner);
-  }
-  collect(graceMs: number, limit: number): Promise<number> {
-    return this.inner.collect(graceMs, limit);
-  }
-  fence(owner: string, f: Fence): Promise<void> {
-    return this.inner.fence(owner, f);
-  }
-  drainFences(owner: string): Promise<Fence[]> {
-    return this.inner.drainFences(owner);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-}
 
 async function manager(store: SessionStore, clock: FakeClock, id: string) {
   const counters = newCounters();
