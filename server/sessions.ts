@@ -85,15 +85,12 @@
 
 import { type Clock, systemClock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
-import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { deriveSeed, randomSeed, type Seed } from "../protocol/prng.ts";
 import { uuidToBytes } from "../protocol/uuid.ts";
 import {
   type Fence,
   type SessionRecord,
   type SessionStore,
-  StoreUnavailableError,
-  StoreUnconfirmedError,
 } from "../store/types.ts";
 import { ExpiryQueue } from "./expiry.ts";
 import {
@@ -117,6 +114,8 @@ import {
 import { LeaseKeeper } from "./lease.ts";
 import type { Counters } from "./metrics.ts";
 import { WriteBack } from "./write_back.ts";
+import { StoreCalls } from "./store_calls.ts";
+import { TakeoverNotices } from "./notices.ts";
 import { SERVER_DEFAULTS } from "../common/defaults.ts";
 
 /** Settings for {@link SessionManager}. */
@@ -160,21 +159,7 @@ export interface DetachedView {
   readonly expiresInMs: number;
 }
 
-/**
- * The `op` labels of `seqstream_store_ops_total` that the server's heartbeat
- * spends, whatever its sessions do: `lease_check` and `lease_renew` (its own
- * lease), `fence_drain` (takeover notices), `collect` (one bounded batch of
- * a dead server's records) and `resync` (writing its sessions back after the
- * store lost data). Every other label is spent on behalf of a session and is
- * bounded per session.
- */
-export const SERVER_STORE_OPS: ReadonlySet<string> = new Set([
-  "lease_check",
-  "lease_renew",
-  "fence_drain",
-  "collect",
-  "resync",
-]);
+export { SERVER_STORE_OPS } from "./store_calls.ts";
 
 /** A session attached to a connection on this server. */
 export interface Attachment {
@@ -188,10 +173,6 @@ export interface Attachment {
 
 /** How long a resume that lost a race waits for the winner to let go (ms). */
 const CONFLICT_WAIT_MS = 1000;
-
-function unavailable(message: string, cause?: unknown): ProtocolError {
-  return new ProtocolError(ErrorCode.STORE_UNAVAILABLE, message, { cause });
-}
 
 /**
  * Runs the session lifecycle on a store, and keeps what this server holds:
@@ -228,16 +209,10 @@ export class SessionManager {
   readonly #detached: ExpiryQueue<SessionRecord>;
   readonly #writeBack: WriteBack;
   readonly #lease: LeaseKeeper;
-  readonly #ops = new Map<string, number>();
-  /**
-   * Takeover notices whose write failed, by owner and session id: the
-   * heartbeat writes them, or the old owner's connection would stream on.
-   */
-  readonly #unsentFences = new Map<string, { owner: string; fence: Fence }>();
+  readonly #calls: StoreCalls;
+  readonly #notices: TakeoverNotices;
   /** Handshakes (opens, resumes) in flight here, by session id. */
   readonly #handshakes = new Map<string, number>();
-  /** Every store call and lifecycle call in flight, for {@link close}. */
-  readonly #inflight = new Set<Promise<unknown>>();
   #closed = false;
 
   /** @param store the backend; @param opts lifecycle settings */
@@ -256,8 +231,19 @@ export class SessionManager {
       clock: opts.clock ?? systemClock,
       observer: opts.observer,
     };
+    this.#calls = new StoreCalls(store, {
+      counters: opts.counters,
+      clock: this.#o.clock,
+      log: opts.log,
+      observe: opts.observer?.storeOp,
+    });
     const op = <T>(name: string, fn: (s: SessionStore) => Promise<T>) =>
-      this.#op(name, fn);
+      this.#calls.op(name, fn);
+    this.#notices = new TakeoverNotices({
+      op,
+      closed: () => this.#closed,
+      log: opts.log,
+    });
     this.#writeBack = new WriteBack({
       op,
       closed: () => this.#closed,
@@ -285,7 +271,7 @@ export class SessionManager {
     this.#detached = new ExpiryQueue(
       this.#o.clock,
       () => this.#lease.now(),
-      (due) => void this.#track(this.#expireDue(due)),
+      (due) => void this.#calls.track(this.#expireDue(due)),
     );
   }
 
@@ -298,51 +284,13 @@ export class SessionManager {
    * it, so a lapsed lease keeps meaning "this server may have writes pending".
    */
   async #settle(): Promise<boolean> {
-    await this.#retryFences();
+    await this.#notices.retry();
     const wb = this.#writeBack;
     if (wb.resyncing) {
       wb.startResync(); // a no-op while one runs
       return Promise.resolve(wb.size === 0);
     }
-    return wb.size === 0 ? true : await this.#track(wb.flush());
-  }
-
-  /**
-   * Writes a takeover notice to `owner`; one that fails is kept and
-   * written by the heartbeat ({@link #retryFences}), so the old owner's
-   * connection stops within a few beats of the store coming back, not when
-   * its client times out (review of issue 17).
-   */
-  async #notify(owner: string, fence: Fence): Promise<void> {
-    try {
-      await this.#op("fence", (s) => s.fence(owner, fence));
-    } catch (err) {
-      this.#o.log.warn("could not notify the previous owner; retrying", {
-        id: fence.id,
-        owner,
-        error: String(err),
-      });
-      const key = `${owner}\n${fence.id}`;
-      const cur = this.#unsentFences.get(key);
-      if (cur === undefined || cur.fence.epoch < fence.epoch) {
-        this.#unsentFences.set(key, { owner, fence });
-      }
-    }
-  }
-
-  /** Writes the takeover notices that failed; stops at the first store failure. */
-  async #retryFences(): Promise<void> {
-    for (const [key, { owner, fence }] of [...this.#unsentFences]) {
-      if (this.#closed) return;
-      try {
-        await this.#op("fence", (s) => s.fence(owner, fence));
-      } catch {
-        return;
-      }
-      if (this.#unsentFences.get(key)?.fence === fence) {
-        this.#unsentFences.delete(key);
-      }
-    }
+    return wb.size === 0 ? true : await this.#calls.track(wb.flush());
   }
 
   /** Sessions this server holds: attached here or detached here and not yet expired. */
@@ -355,7 +303,7 @@ export class SessionManager {
    * included. {@link SERVER_STORE_OPS} names the per-server ones.
    */
   get storeOps(): ReadonlyMap<string, number> {
-    return this.#ops;
+    return this.#calls.counts;
   }
 
   /**
@@ -412,43 +360,8 @@ export class SessionManager {
     this.#closed = true;
     this.#detached.close();
     await this.#lease.close();
-    while (this.#inflight.size > 0) {
-      await Promise.allSettled([...this.#inflight]);
-    }
+    await this.#calls.drain();
     await this.#writeBack.running;
-  }
-
-  /** Keeps `p` in the in-flight set until it settles. */
-  #track<T>(p: Promise<T>): Promise<T> {
-    this.#inflight.add(p);
-    const done = () => this.#inflight.delete(p);
-    p.then(done, done);
-    return p;
-  }
-
-  #op<T>(name: string, fn: (s: SessionStore) => Promise<T>): Promise<T> {
-    this.#ops.set(name, (this.#ops.get(name) ?? 0) + 1);
-    const observe = this.#o.observer?.storeOp;
-    const t0 = observe === undefined ? 0 : this.#o.clock.monotonic();
-    return this.#track((async () => {
-      try {
-        return await fn(this.#store);
-      } catch (cause) {
-        this.#o.counters.storeErrors++;
-        if (cause instanceof StoreUnconfirmedError) {
-          this.#o.counters.storeUnconfirmed++;
-        }
-        const msg = cause instanceof StoreUnavailableError
-          ? cause.message
-          : String(cause);
-        throw unavailable(
-          `Session store (${this.#store.kind}) is unavailable: ${msg}`,
-          cause,
-        );
-      } finally {
-        observe?.(name, this.#o.clock.monotonic() - t0);
-      }
-    })());
   }
 
   /** The store's time, as this server sees it. */
@@ -484,19 +397,6 @@ export class SessionManager {
     }
   }
 
-  /** Runs a lifecycle call: tracked for close(), and only ever rejecting with ProtocolError. */
-  #call<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#track((async () => {
-      try {
-        return await fn();
-      } catch (e) {
-        if (e instanceof ProtocolError) throw e;
-        this.#o.log.error("session call failed", { error: String(e) });
-        throw unavailable(`Session store call failed: ${String(e)}`, e);
-      }
-    })());
-  }
-
   /**
    * A handshake's write: the record a hello creates or reuses, or a
    * resume's attach. Resolves whether it was applied. A store error may
@@ -512,8 +412,11 @@ export class SessionManager {
     }
     try {
       return await (claim.op === "create"
-        ? this.#op("create", (s) => s.create(claim.rec))
-        : this.#op("replace", (s) => s.replace(claim.expected, claim.rec)));
+        ? this.#calls.op("create", (s) => s.create(claim.rec))
+        : this.#calls.op(
+          "replace",
+          (s) => s.replace(claim.expected, claim.rec),
+        ));
     } catch (err) {
       // No answer, but the store may have applied it: the record may now be
       // attached here with no connection behind it, which nothing would
@@ -540,7 +443,7 @@ export class SessionManager {
    * `STORE_UNAVAILABLE`, `SHUTTING_DOWN`; never anything else
    */
   open(id: string, count: number, token: Uint8Array): Promise<Attachment> {
-    return this.#call(() =>
+    return this.#calls.call(() =>
       this.#handshake(id, () => this.#open(id, count, token))
     );
   }
@@ -573,7 +476,7 @@ export class SessionManager {
     let claim: Claim = { op: "create", rec: fresh };
     let ok = await this.#claim(claim);
     if (!ok) {
-      const existing = await this.#op("get", (s) => s.get(id));
+      const existing = await this.#calls.op("get", (s) => s.get(id));
       const facts = {
         fresh,
         token,
@@ -645,7 +548,7 @@ export class SessionManager {
     token: Uint8Array,
     nextOffset: number,
   ): Promise<Attachment> {
-    return this.#call(() =>
+    return this.#calls.call(() =>
       this.#handshake(id, () => this.#resume(id, token, nextOffset))
     );
   }
@@ -656,7 +559,7 @@ export class SessionManager {
     nextOffset: number,
   ): Promise<Attachment> {
     await this.#ensureLease();
-    const rec = await this.#op("get", (s) => s.get(id));
+    const rec = await this.#calls.op("get", (s) => s.get(id));
     if (rec === null) {
       const facts = {
         id,
@@ -700,7 +603,7 @@ export class SessionManager {
       wait *= 2
     ) {
       await new Promise((r) => clock.setTimeout(() => r(undefined), wait));
-      const rec = await this.#op("get", (s) => s.get(id));
+      const rec = await this.#calls.op("get", (s) => s.get(id));
       const step = afterConflict(rec);
       if (step.type === "give_up") break;
       if (step.type === "wait") continue; // still held
@@ -736,7 +639,7 @@ export class SessionManager {
       const t = v.tombstone;
       if (t !== undefined) {
         // Best effort: the deadline the servers judge by decides anyway.
-        await this.#op("replace", (s) => s.replace(t.expected, t.rec))
+        await this.#calls.op("replace", (s) => s.replace(t.expected, t.rec))
           .catch(() => {});
       }
       throw refusalError(v.refusal);
@@ -756,7 +659,7 @@ export class SessionManager {
       this.#o.onFenced(id, next.epoch);
     }
     if (v.notify !== undefined) {
-      await this.#notify(v.notify.owner, v.notify.fence);
+      await this.#notices.send(v.notify.owner, v.notify.fence);
       // Taken over again while the notice was on its way: a fence drained in
       // the meantime found no connection to close, so refuse this one here.
       // (Nothing is awaited between this check and the connection's
@@ -790,7 +693,7 @@ export class SessionManager {
    * deadline by what it knows.
    */
   detach(att: Attachment): Promise<void> {
-    return this.#track(this.#detach(att));
+    return this.#calls.track(this.#detach(att));
   }
 
   async #detach(att: Attachment): Promise<void> {
@@ -817,17 +720,20 @@ export class SessionManager {
    * (the client retries, and its resume at the end acks again)
    */
   complete(att: Attachment): Promise<boolean> {
-    return this.#track((async () => {
+    return this.#calls.track((async () => {
       const rec = this.#attached.get(att.id);
       if (rec === undefined || rec.epoch !== att.epoch) return false;
       const now = this.#now();
       const tomb = tombstone(this.#o, rec, "completed", now, now);
-      let ok = await this.#op("replace", (s) => s.replace(rec.epoch, tomb));
+      let ok = await this.#calls.op(
+        "replace",
+        (s) => s.replace(rec.epoch, tomb),
+      );
       let lostRecord = false;
-      if (!ok && (await this.#op("get", (s) => s.get(att.id))) === null) {
+      if (!ok && (await this.#calls.op("get", (s) => s.get(att.id))) === null) {
         // The store lost the record of a session still attached here: the
         // completion stands and its tombstone is written anew.
-        ok = await this.#op("create", (s) => s.create(tomb));
+        ok = await this.#calls.op("create", (s) => s.create(tomb));
         lostRecord = true;
       }
       if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
