@@ -92,7 +92,7 @@ import {
   type SessionRecord,
   type SessionStore,
 } from "../store/types.ts";
-import { ExpiryQueue } from "./expiry.ts";
+import { DetachedSessions, type DetachedView } from "./detached.ts";
 import {
   afterConflict,
   checkCount,
@@ -100,7 +100,6 @@ import {
   detachRecord,
   freshRecord,
   isFenced,
-  judgeExpiry,
   judgeHello,
   judgeMissing,
   judgeResume,
@@ -150,17 +149,6 @@ export interface SessionObserver {
   resumed?(gapMs: number): void;
 }
 
-/** A session detached here and awaiting resume, as `/sessions` shows it. */
-export interface DetachedView {
-  readonly id: string;
-  readonly count: number;
-  readonly epoch: number;
-  /** How long it stays resumable (ms). */
-  readonly expiresInMs: number;
-}
-
-export { SERVER_STORE_OPS } from "./store_calls.ts";
-
 /** A session attached to a connection on this server. */
 export interface Attachment {
   readonly id: string;
@@ -206,7 +194,7 @@ export class SessionManager {
   /** Attached here: the record as written at attach time. */
   readonly #attached = new Map<string, SessionRecord>();
   /** Detached here, by deadline: the record as written (or meant to be). */
-  readonly #detached: ExpiryQueue<SessionRecord>;
+  readonly #detached: DetachedSessions;
   readonly #writeBack: WriteBack;
   readonly #lease: LeaseKeeper;
   readonly #calls: StoreCalls;
@@ -268,11 +256,12 @@ export class SessionManager {
       clock: this.#o.clock,
       log: this.#o.log,
     });
-    this.#detached = new ExpiryQueue(
-      this.#o.clock,
-      () => this.#lease.now(),
-      (due) => void this.#calls.track(this.#expireDue(due)),
-    );
+    this.#detached = new DetachedSessions(this.#o, this.#o.clock, {
+      writeBack: this.#writeBack,
+      storeNow: () => this.#now(),
+      expired: (id) => this.#expired(id),
+      track: (p) => void this.#calls.track(p),
+    });
   }
 
   /**
@@ -310,22 +299,8 @@ export class SessionManager {
    * Sessions detached here and awaiting resume, in no particular order:
    * `limit` at most from the `skip`th on. O(skip + limit).
    */
-  *detachedViews(skip: number, limit: number): Iterable<DetachedView> {
-    const now = this.#now();
-    let i = 0, n = 0;
-    for (const id of this.#detached.ids()) {
-      if (n >= limit) return;
-      if (i++ < skip) continue;
-      n++;
-      const e = this.#detached.get(id);
-      if (e === undefined) continue;
-      yield {
-        id,
-        count: e.value.count,
-        epoch: e.value.epoch,
-        expiresInMs: Math.max(0, e.deadline - now),
-      };
-    }
+  detachedViews(skip: number, limit: number): Iterable<DetachedView> {
+    return this.#detached.views(skip, limit);
   }
 
   /** Sessions detached here and awaiting resume. */
@@ -700,15 +675,7 @@ export class SessionManager {
     const rec = this.#attached.get(att.id);
     if (rec === undefined || rec.epoch !== att.epoch) return;
     this.#attached.delete(att.id);
-    const next = detachRecord(this.#o, rec, this.#now());
-    this.#detached.add(att.id, next.expiresAt, next);
-    const ok = await this.#writeBack.write(rec.epoch, next);
-    if (ok === false && this.#detached.get(att.id)?.value === next) {
-      // Resumed elsewhere (its takeover notice, drained by the next
-      // heartbeat before it flushes, drops this write at no cost), or the
-      // store lost the record: the flush reads it back and tells which.
-      this.#writeBack.keep(att.id, rec.epoch, next);
-    }
+    await this.#detached.detach(rec);
   }
 
   /**
@@ -769,27 +736,6 @@ export class SessionManager {
     this.#writeBack.delete(id);
   }
 
-  async #expireDue(
-    due: { id: string; deadline: number; value: SessionRecord }[],
-  ): Promise<void> {
-    for (const d of due) {
-      const v = judgeExpiry(
-        this.#o,
-        d,
-        this.#writeBack.get(d.id),
-        this.#now(),
-      );
-      if (v.type === "keep") {
-        // The detach never reached the store: the heartbeat writes the tombstone instead.
-        this.#writeBack.keep(d.id, v.expected, v.rec);
-      } else if (v.type === "write") {
-        const ok = await this.#writeBack.write(v.expected, v.rec);
-        if (ok) this.#expired(d.id);
-        // False: resumed elsewhere, or already expired by a resume that came too late.
-      }
-    }
-  }
-
   #expired(id: string): void {
     this.#o.counters.sessionsExpired++;
     this.#o.log.info("session expired", { id });
@@ -803,10 +749,7 @@ export class SessionManager {
       this.#o.counters.sessionsTakenOver++;
       this.#o.onFenced(f.id, f.epoch);
     }
-    const d = this.#detached.get(f.id);
-    if (d !== undefined && isFenced(f, d.value.epoch)) {
-      this.#detached.delete(f.id);
-    }
+    this.#detached.fenced(f);
     this.#writeBack.fenced(f);
   }
 }
