@@ -92,12 +92,11 @@ import {
   type SessionRecord,
   type SessionStore,
 } from "../store/types.ts";
+import { Claims } from "./claims.ts";
 import { DetachedSessions, type DetachedView } from "./detached.ts";
 import {
-  afterConflict,
   checkCount,
   type Claim,
-  detachRecord,
   freshRecord,
   isFenced,
   judgeHello,
@@ -159,9 +158,6 @@ export interface Attachment {
   readonly epoch: number;
 }
 
-/** How long a resume that lost a race waits for the winner to let go (ms). */
-const CONFLICT_WAIT_MS = 1000;
-
 /**
  * Runs the session lifecycle on a store, and keeps what this server holds:
  * its attachments, the sessions it detached that are awaiting resume, and the
@@ -199,8 +195,7 @@ export class SessionManager {
   readonly #lease: LeaseKeeper;
   readonly #calls: StoreCalls;
   readonly #notices: TakeoverNotices;
-  /** Handshakes (opens, resumes) in flight here, by session id. */
-  readonly #handshakes = new Map<string, number>();
+  readonly #claims: Claims;
   #closed = false;
 
   /** @param store the backend; @param opts lifecycle settings */
@@ -242,7 +237,7 @@ export class SessionManager {
       missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
       held: (id) => this.#held(id),
       heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
-      handshaking: (id) => this.#handshakes.has(id),
+      handshaking: (id) => this.#claims.handshaking(id),
     });
     this.#lease = new LeaseKeeper({
       op,
@@ -255,6 +250,14 @@ export class SessionManager {
       collectGraceMs: ttlMs + this.#o.tombstoneMs,
       clock: this.#o.clock,
       log: this.#o.log,
+    });
+    this.#claims = new Claims(this.#o, this.#o.clock, {
+      op,
+      writeBack: this.#writeBack,
+      live: () => this.#lease.live,
+      storeKind: store.kind,
+      storeNow: () => this.#now(),
+      closed: () => this.#closed,
     });
     this.#detached = new DetachedSessions(this.#o, this.#o.clock, {
       writeBack: this.#writeBack,
@@ -373,43 +376,6 @@ export class SessionManager {
   }
 
   /**
-   * A handshake's write: the record a hello creates or reuses, or a
-   * resume's attach. Resolves whether it was applied. A store error may
-   * hide a write that was applied (a timeout after the fact): its undoing
-   * detach is kept in the write-back, so the record is never left attached
-   * here with nothing behind it (found by the simulator, seed 7).
-   */
-  async #claim(claim: Claim): Promise<boolean> {
-    // Checked again here, right before the write: a handshake that waited
-    // (a slow store, a conflict) may have outlived the lease it started on.
-    if (!this.#lease.live) {
-      throw refusalError(refusals.noLease(this.#store.kind));
-    }
-    try {
-      return await (claim.op === "create"
-        ? this.#calls.op("create", (s) => s.create(claim.rec))
-        : this.#calls.op(
-          "replace",
-          (s) => s.replace(claim.expected, claim.rec),
-        ));
-    } catch (err) {
-      // No answer, but the store may have applied it: the record may now be
-      // attached here with no connection behind it, which nothing would
-      // ever detach, expire or collect (this server's lease stays alive).
-      // Detach it as a dropped connection would, through the write-back,
-      // which tells "applied" from "never applied" when it reads it back.
-      const rec = claim.rec;
-      this.#writeBack.keep(
-        rec.id,
-        rec.epoch,
-        detachRecord(this.#o, rec, this.#now()),
-        rec,
-      );
-      throw err;
-    }
-  }
-
-  /**
    * Starts a new session for a hello. The token is the client's choice; a
    * repeated hello (same id, count and token) for a session that is still
    * live attaches it again, so a lost welcome costs nothing.
@@ -419,20 +385,8 @@ export class SessionManager {
    */
   open(id: string, count: number, token: Uint8Array): Promise<Attachment> {
     return this.#calls.call(() =>
-      this.#handshake(id, () => this.#open(id, count, token))
+      this.#claims.run(id, () => this.#open(id, count, token))
     );
-  }
-
-  /** Runs a handshake for `id`, counted in {@link #handshakes} while it runs. */
-  async #handshake<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    this.#handshakes.set(id, (this.#handshakes.get(id) ?? 0) + 1);
-    try {
-      return await fn();
-    } finally {
-      const n = this.#handshakes.get(id)! - 1;
-      if (n === 0) this.#handshakes.delete(id);
-      else this.#handshakes.set(id, n);
-    }
   }
 
   async #open(
@@ -449,7 +403,7 @@ export class SessionManager {
     const fresh = freshRecord(this.#o, { id, seed, count, token });
     // Create first: a new id (the usual case) costs one operation.
     let claim: Claim = { op: "create", rec: fresh };
-    let ok = await this.#claim(claim);
+    let ok = await this.#claims.write(claim);
     if (!ok) {
       const existing = await this.#calls.op("get", (s) => s.get(id));
       const facts = {
@@ -472,10 +426,13 @@ export class SessionManager {
       if (v.type === "reattach") {
         // The same hello again (its welcome was lost): attach the same session.
         return await this.#attach(v.rec, token, 0) ??
-          await this.#afterConflict(id, token, 0);
+          await this.#claims.afterConflict(
+            id,
+            (r) => this.#attach(r, token, 0),
+          );
       }
       claim = v.claim;
-      ok = await this.#claim(claim);
+      ok = await this.#claims.write(claim);
     }
     if (!ok) throw refusalError(refusals.createdConcurrently(id));
     const local = this.#attached.get(id);
@@ -524,7 +481,7 @@ export class SessionManager {
     nextOffset: number,
   ): Promise<Attachment> {
     return this.#calls.call(() =>
-      this.#handshake(id, () => this.#resume(id, token, nextOffset))
+      this.#claims.run(id, () => this.#resume(id, token, nextOffset))
     );
   }
 
@@ -552,40 +509,10 @@ export class SessionManager {
       throw refusalError(v.refusal);
     }
     return await this.#attach(rec, token, nextOffset) ??
-      await this.#afterConflict(id, token, nextOffset);
-  }
-
-  /**
-   * A resume lost its compare-and-set to another attachment. It does not
-   * fight the winner (which could be a live connection), but the winner is
-   * often the same client's previous attempt, cut off while its server was
-   * still working on it: that server detaches the session as soon as it
-   * finds the socket gone. So watch the record for a moment (reads 10, 20,
-   * 40… ms apart, about {@link CONFLICT_WAIT_MS} in all) and take the session
-   * if it is let go ({@link afterConflict}); otherwise refuse with
-   * `session_in_use`.
-   */
-  async #afterConflict(
-    id: string,
-    token: Uint8Array,
-    nextOffset: number,
-  ): Promise<Attachment> {
-    const clock = this.#o.clock;
-    const started = clock.monotonic();
-    for (
-      let wait = 10;
-      !this.#closed && clock.monotonic() + wait - started <= CONFLICT_WAIT_MS;
-      wait *= 2
-    ) {
-      await new Promise((r) => clock.setTimeout(() => r(undefined), wait));
-      const rec = await this.#calls.op("get", (s) => s.get(id));
-      const step = afterConflict(rec);
-      if (step.type === "give_up") break;
-      if (step.type === "wait") continue; // still held
-      const att = await this.#attach(step.rec, token, nextOffset);
-      if (att !== null) return att;
-    }
-    throw refusalError(refusals.resumedConcurrently(id));
+      await this.#claims.afterConflict(
+        id,
+        (r) => this.#attach(r, token, nextOffset),
+      );
   }
 
   /**
@@ -620,7 +547,7 @@ export class SessionManager {
       throw refusalError(v.refusal);
     }
     const next = v.claim.rec;
-    if (!(await this.#claim(v.claim))) return null;
+    if (!(await this.#claims.write(v.claim))) return null;
     if (v.resumedAfterMs !== undefined) {
       this.#o.observer?.resumed?.(v.resumedAfterMs);
     }
