@@ -94,17 +94,12 @@ import {
 } from "../store/types.ts";
 import { Claims } from "./claims.ts";
 import { DetachedSessions, type DetachedView } from "./detached.ts";
+import { Judge } from "./judge.ts";
 import {
   checkCount,
   type Claim,
   freshRecord,
   isFenced,
-  judgeHello,
-  judgeMissing,
-  judgeResume,
-  type Known,
-  knownAbout,
-  ownerDeadline,
   refusalError,
   refusals,
   tombstone,
@@ -196,6 +191,7 @@ export class SessionManager {
   readonly #calls: StoreCalls;
   readonly #notices: TakeoverNotices;
   readonly #claims: Claims;
+  readonly #judge: Judge;
   #closed = false;
 
   /** @param store the backend; @param opts lifecycle settings */
@@ -264,6 +260,14 @@ export class SessionManager {
       storeNow: () => this.#now(),
       expired: (id) => this.#expired(id),
       track: (p) => void this.#calls.track(p),
+    });
+    this.#judge = new Judge({
+      rules: this.#o,
+      storeKind: store.kind,
+      writeBack: this.#writeBack,
+      detached: this.#detached,
+      lease: this.#lease,
+      holdsHere: (id) => this.#holdsHere(id),
     });
   }
 
@@ -348,18 +352,6 @@ export class SessionManager {
   }
 
   /**
-   * The deadline `owner`'s lease implies for a session attached to it
-   * ({@link ownerDeadline}): one `lease_get`, and when it has no lease, a
-   * check whether the store lost data.
-   */
-  async #ownerDeadline(owner: string): Promise<number> {
-    const { lease, now } = await this.#lease.leaseOf(owner, "lease_get");
-    const storeNow = now ?? this.#now();
-    const lost = lease === null && await this.#lease.storeLostData();
-    return ownerDeadline(this.#o, lease, storeNow, lost);
-  }
-
-  /**
    * Sessions may only be attached while other servers see this one's lease
    * running. Once it lapsed (its renewals failed, or were held back by
    * pending writes), they judge what is attached here by its last renewal:
@@ -406,22 +398,7 @@ export class SessionManager {
     let ok = await this.#claims.write(claim);
     if (!ok) {
       const existing = await this.#calls.op("get", (s) => s.get(id));
-      const facts = {
-        fresh,
-        token,
-        existing,
-        known: existing === null ? undefined : this.#known(existing),
-        storeNow: this.#now(),
-      };
-      let v = judgeHello(this.#o, facts);
-      if (v.type === "need_lease") {
-        const ownerDeadline = await this.#ownerDeadline(v.owner);
-        v = judgeHello(this.#o, {
-          ...facts,
-          ownerDeadline,
-          storeNow: this.#now(),
-        });
-      }
+      const v = await this.#judge.hello(fresh, token, existing);
       if (v.type === "refuse") throw refusalError(v.refusal);
       if (v.type === "reattach") {
         // The same hello again (its welcome was lost): attach the same session.
@@ -450,15 +427,6 @@ export class SessionManager {
     const att = { id, seed, count, token, epoch: claim.rec.epoch };
     await this.#unlessClosing(att);
     return att;
-  }
-
-  /** What this server knows about `rec` beyond the store ({@link knownAbout}). */
-  #known(rec: SessionRecord): Known | undefined {
-    return knownAbout(
-      rec,
-      this.#writeBack.owed(rec.id, rec),
-      this.#detached.get(rec.id),
-    );
   }
 
   /** An attachment made while close() ran is detached again here and refused. */
@@ -493,16 +461,7 @@ export class SessionManager {
     await this.#ensureLease();
     const rec = await this.#calls.op("get", (s) => s.get(id));
     if (rec === null) {
-      const facts = {
-        id,
-        storeKind: this.#store.kind,
-        heldHere: this.#holdsHere(id),
-      };
-      let v = judgeMissing(facts);
-      if (v.type === "check_loss") {
-        const storeLostData = await this.#lease.storeLostData();
-        v = judgeMissing({ ...facts, storeLostData });
-      }
+      const v = await this.#judge.missing(id);
       if (v.dataLost) {
         this.#lease.dataLost(`the record of session ${id}, held here`);
       }
@@ -516,7 +475,7 @@ export class SessionManager {
   }
 
   /**
-   * Attaches `rec` here as {@link judgeResume} decides, if its epoch is
+   * Attaches `rec` here as the rules decide (`judgeResume`), if its epoch is
    * unchanged; resolves `null` when another attachment changed it first.
    */
   async #attach(
@@ -525,18 +484,7 @@ export class SessionManager {
     nextOffset: number,
   ): Promise<Attachment | null> {
     const id = rec.id;
-    const facts = {
-      rec,
-      token,
-      nextOffset,
-      known: this.#known(rec),
-      storeNow: this.#now(),
-    };
-    let v = judgeResume(this.#o, facts);
-    if (v.type === "need_lease") {
-      const ownerDeadline = await this.#ownerDeadline(v.owner);
-      v = judgeResume(this.#o, { ...facts, ownerDeadline });
-    }
+    const v = await this.#judge.resume(rec, token, nextOffset);
     if (v.type === "refuse") {
       const t = v.tombstone;
       if (t !== undefined) {
