@@ -673,6 +673,26 @@ export function judgeExpiry(
     : { type: "none" };
 }
 
+/**
+ * The epoch at which a connection here that still held a session is fenced
+ * when a handshake here attaches the session anew at `claimed`:
+ *
+ * - `resume`: taken over from a connection on this very server (or one that
+ *   had already lost the session elsewhere, its notice not drained yet): at
+ *   the new epoch.
+ * - `hello`: the id is used anew while a connection here still held its old
+ *   session (expired elsewhere while this server was cut off, or lost by
+ *   the store): above whatever that connection holds, or it streams on
+ *   (review of issue 17).
+ */
+export function localFenceEpoch(
+  by: "hello" | "resume",
+  claimed: number,
+  local: number,
+): number {
+  return by === "hello" ? Math.max(claimed, local + 1) : claimed;
+}
+
 /** Whether a takeover notice ends what this server holds at `epoch`. */
 export function isFenced(fence: Fence, epoch: number): boolean {
   return epoch < fence.epoch;

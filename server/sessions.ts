@@ -93,6 +93,7 @@ import {
   type SessionStore,
 } from "../store/types.ts";
 import { Claims } from "./claims.ts";
+import { recordCompletion } from "./completion.ts";
 import { DetachedSessions, type DetachedView } from "./detached.ts";
 import { Judge } from "./judge.ts";
 import {
@@ -100,9 +101,9 @@ import {
   type Claim,
   freshRecord,
   isFenced,
+  localFenceEpoch,
   refusalError,
   refusals,
-  tombstone,
 } from "./lifecycle.ts";
 import { LeaseKeeper } from "./lease.ts";
 import type { Counters } from "./metrics.ts";
@@ -412,17 +413,7 @@ export class SessionManager {
       ok = await this.#claims.write(claim);
     }
     if (!ok) throw refusalError(refusals.createdConcurrently(id));
-    const local = this.#attached.get(id);
-    this.#forget(id);
-    this.#attached.set(id, claim.rec);
-    if (local !== undefined) {
-      // The id is used anew while a connection here still held its old
-      // session (expired elsewhere while this server was cut off, or lost
-      // by the store): close that one, whatever its epoch, or it streams
-      // on (review of issue 17).
-      this.#o.counters.sessionsTakenOver++;
-      this.#o.onFenced(id, Math.max(claim.rec.epoch, local.epoch + 1));
-    }
+    this.#adopt(claim.rec, "hello");
     this.#o.counters.sessionsStarted++;
     const att = { id, seed, count, token, epoch: claim.rec.epoch };
     await this.#unlessClosing(att);
@@ -499,15 +490,7 @@ export class SessionManager {
     if (v.resumedAfterMs !== undefined) {
       this.#o.observer?.resumed?.(v.resumedAfterMs);
     }
-    const local = this.#attached.get(id);
-    this.#forget(id);
-    this.#attached.set(id, next);
-    if (local !== undefined) {
-      // Taken over from a connection on this very server (or one that had
-      // already lost the session elsewhere, its notice not drained yet).
-      this.#o.counters.sessionsTakenOver++;
-      this.#o.onFenced(id, next.epoch);
-    }
+    this.#adopt(next, "resume");
     if (v.notify !== undefined) {
       await this.#notices.send(v.notify.owner, v.notify.fence);
       // Taken over again while the notice was on its way: a fence drained in
@@ -565,19 +548,12 @@ export class SessionManager {
     return this.#calls.track((async () => {
       const rec = this.#attached.get(att.id);
       if (rec === undefined || rec.epoch !== att.epoch) return false;
-      const now = this.#now();
-      const tomb = tombstone(this.#o, rec, "completed", now, now);
-      let ok = await this.#calls.op(
-        "replace",
-        (s) => s.replace(rec.epoch, tomb),
+      const { ok, lostRecord } = await recordCompletion(
+        this.#o,
+        (name, fn) => this.#calls.op(name, fn),
+        rec,
+        this.#now(),
       );
-      let lostRecord = false;
-      if (!ok && (await this.#calls.op("get", (s) => s.get(att.id))) === null) {
-        // The store lost the record of a session still attached here: the
-        // completion stands and its tombstone is written anew.
-        ok = await this.#calls.op("create", (s) => s.create(tomb));
-        lostRecord = true;
-      }
       if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
       // Then every other session this server holds is written back.
       if (lostRecord) {
@@ -604,11 +580,19 @@ export class SessionManager {
     return this.#detached.get(id)?.value ?? this.#attached.get(id);
   }
 
-  /** Drops everything held locally about `id`. */
-  #forget(id: string): void {
-    this.#attached.delete(id);
-    this.#detached.delete(id);
-    this.#writeBack.delete(id);
+  /**
+   * Attaches `rec` here for a handshake `by`, dropping whatever this server
+   * held about the session; a connection here that still held it is closed
+   * ({@link localFenceEpoch}).
+   */
+  #adopt(rec: SessionRecord, by: "hello" | "resume"): void {
+    const local = this.#attached.get(rec.id);
+    this.#detached.delete(rec.id);
+    this.#writeBack.delete(rec.id);
+    this.#attached.set(rec.id, rec);
+    if (local === undefined) return;
+    this.#o.counters.sessionsTakenOver++;
+    this.#o.onFenced(rec.id, localFenceEpoch(by, rec.epoch, local.epoch));
   }
 
   #expired(id: string): void {
