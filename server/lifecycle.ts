@@ -2,8 +2,9 @@
  * The session lifecycle's rules, as pure functions over plain data: who may
  * open or resume a session, what record each step writes, and what a
  * refusal says. Nothing here touches the store, reads a clock or keeps a
- * map; `SessionManager` (`sessions.ts`) reads the records and what this
- * server knows, asks these functions, and carries out their verdicts.
+ * map; `Judge` (`judge.ts`) gathers what they ask for (the record, what
+ * this server knows, another server's lease), and `SessionManager`
+ * (`sessions.ts`) carries out their verdicts.
  *
  * Each judgement takes the record as read, what this server knows about it
  * ({@link knownAbout}) and the store's time (`storeNow`), and returns a

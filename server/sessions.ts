@@ -1,19 +1,28 @@
 /**
  * The session lifecycle, written once over any {@link SessionStore}: open,
  * resume (with fenced takeover), attach, detach, complete. The manager keeps
- * the awaits, the store calls and what this server holds; four parts do the
- * rest, each behind a narrow interface:
+ * the awaits, the maps of what this server holds, and the order of the
+ * steps; each part below is one idea behind a narrow interface:
  *
  * - `lifecycle.ts`: the rules, as pure functions over plain data (who may
  *   open or resume, what each step writes, every refusal and its message,
  *   races, store time, and why expired means expired);
+ * - `judge.ts` ({@link Judge}): gathers the facts those rules ask for (what
+ *   this server knows, another server's lease, a data loss);
+ * - `claims.ts` ({@link Claims}): a handshake's write, its undoing when the
+ *   store did not answer, and the wait after a conflict;
  * - `lease.ts` ({@link LeaseKeeper}): the heartbeat, this server's lease,
- *   takeover notices, garbage collection after dead servers, detection of
- *   data lost by the store, and the store's clock as seen from here;
+ *   draining takeover notices, garbage collection after dead servers,
+ *   detection of data lost by the store, and the store's clock seen from here;
+ * - `notices.ts` ({@link TakeoverNotices}): the takeover notices sent, and
+ *   retried by the heartbeat;
  * - `write_back.ts` ({@link WriteBack}): writes the store missed, their
  *   retries, and the resync after a data loss;
- * - `expiry.ts` ({@link ExpiryQueue}): the sessions detached here, in
- *   deadline order, with one timer.
+ * - `detached.ts` ({@link DetachedSessions}): the sessions detached here,
+ *   their detach writes and expiry tombstones, on one timer;
+ * - `completion.ts`: the completion's tombstone;
+ * - `store_calls.ts` ({@link StoreCalls}): every store call counted, timed,
+ *   its failure a refusal, and tracked for {@link SessionManager.close}.
  *
  * Store operations per session are O(1) in its length. The manager keeps the
  * record it wrote for every session it holds, so its own later writes are
@@ -41,39 +50,28 @@
  * attachment adds at most 6 `get`s and one more attach while it waits for
  * the winner to let go.
  *
- * Races are settled by the epoch (see `lifecycle.ts`): the previous owner
- * of a session taken over learns it from a fence, drained by its
- * heartbeat, and closes its connection with `taken_over`.
- *
- * Record lifetime (see `lifecycle.ts`): the store indexes an attached record
- * under its owner. A record still attached to a server whose lease ended
- * more than TTL + tombstone period ago (a crashed server) is deleted by the
- * heartbeats' `collect`, a bounded batch at a time.
- *
- * Time: every deadline is written and judged in the store's time
- * ({@link LeaseKeeper.now}), never this host's own. What this server knows
- * (a detach or tombstone it could not write yet) wins over the record. The
- * heartbeat flushes those writes before it renews the lease, so while any
- * is pending the lease lapses, and the others judge a record still attached
- * here by `renewedAt + ttl`, never later than the real deadline; for that
- * the manager uses `min(leaseMs, ttlMs)` as the lease.
+ * Races are settled by the epoch, and every deadline is written and judged
+ * in the store's time ({@link LeaseKeeper.now}), never this host's own (see
+ * `lifecycle.ts`). What this server knows (a detach or tombstone it could
+ * not write yet) wins over the record. The heartbeat flushes those writes
+ * before it renews the lease, so while any is pending the lease lapses, and
+ * the others judge a record still attached here by `renewedAt + ttl`, never
+ * later than the real deadline; for that the manager uses
+ * `min(leaseMs, ttlMs)` as the lease. A record still attached to a crashed
+ * server is deleted by the heartbeats' `collect` (see `lease.ts`).
  *
  * Store outages: a session that is streaming needs no store operation, so it
- * keeps going. A store that lost its data is detected two ways: this
- * server's own lease vanished or went back (a Redis restarted without
- * persistence, a failover that lost the last renewals), or a record of a
- * session this server holds is missing (a failover that lost a short tail
- * of writes, on any shard): its detach or completion finds no record, or
- * its client's resume reaches this server and finds none. The server then
- * writes back every session it holds, and for one lease answers resumes of
- * sessions it cannot find with the retriable `store_unavailable` rather
- * than the final `unknown_session`. (A resume that reaches another server
- * first still gets `unknown_session`: nothing there shows the loss.) A
- * record can also be gone for a reason that is not a loss: a server cut off
- * from the store for longer than lease + TTL + tombstone period has had its
- * attached records collected by the others. It takes that as a loss too,
- * and writes back what it still holds: its streams went on meanwhile, and
- * it still holds no detached session past its deadline.
+ * keeps going. A store that lost its data is detected by this server's own
+ * lease (`lease.ts`), or by a record missing of a session this server holds
+ * (its detach or completion finds none, or its client's resume reaches this
+ * server and finds none). The server then writes back every session it
+ * holds (`write_back.ts`), and for one lease answers resumes of sessions it
+ * cannot find with the retriable `store_unavailable` rather than the final
+ * `unknown_session` (a resume that reaches another server first still gets
+ * `unknown_session`: nothing there shows the loss). A server cut off for longer than lease + TTL +
+ * tombstone period, whose attached records were collected meanwhile, takes
+ * that as a loss too: its streams went on, and it holds no detached session
+ * past its deadline.
  *
  * Shutdown: {@link SessionManager.close} stops the timers and awaits every
  * store call in flight. An open or resume that completes after `close()`
@@ -84,18 +82,16 @@
  */
 
 import { type Clock, systemClock } from "../common/clock.ts";
+import { SERVER_DEFAULTS } from "../common/defaults.ts";
 import type { Logger } from "../common/logger.ts";
 import { deriveSeed, randomSeed, type Seed } from "../protocol/prng.ts";
 import { uuidToBytes } from "../protocol/uuid.ts";
-import {
-  type Fence,
-  type SessionRecord,
-  type SessionStore,
-} from "../store/types.ts";
+import type { Fence, SessionRecord, SessionStore } from "../store/types.ts";
 import { Claims } from "./claims.ts";
 import { recordCompletion } from "./completion.ts";
 import { DetachedSessions, type DetachedView } from "./detached.ts";
 import { Judge } from "./judge.ts";
+import { LeaseKeeper } from "./lease.ts";
 import {
   checkCount,
   type Claim,
@@ -105,12 +101,10 @@ import {
   refusalError,
   refusals,
 } from "./lifecycle.ts";
-import { LeaseKeeper } from "./lease.ts";
 import type { Counters } from "./metrics.ts";
-import { WriteBack } from "./write_back.ts";
-import { StoreCalls } from "./store_calls.ts";
 import { TakeoverNotices } from "./notices.ts";
-import { SERVER_DEFAULTS } from "../common/defaults.ts";
+import { StoreCalls } from "./store_calls.ts";
+import { WriteBack } from "./write_back.ts";
 
 /** Settings for {@link SessionManager}. */
 export interface SessionManagerOptions {
