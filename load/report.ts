@@ -22,7 +22,7 @@ import {
   thresholdLine,
   type ThresholdResult,
 } from "./thresholds.ts";
-import { SERVER_STORE_OPS } from "../server/sessions.ts";
+import { SERVER_STORE_OPS } from "../server/store_calls.ts";
 
 /** Percentiles of a histogram (ms), and its sample count. */
 export interface Percentiles {

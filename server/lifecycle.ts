@@ -2,8 +2,9 @@
  * The session lifecycle's rules, as pure functions over plain data: who may
  * open or resume a session, what record each step writes, and what a
  * refusal says. Nothing here touches the store, reads a clock or keeps a
- * map; `SessionManager` (`sessions.ts`) reads the records and what this
- * server knows, asks these functions, and carries out their verdicts.
+ * map; `Judge` (`judge.ts`) gathers what they ask for (the record, what
+ * this server knows, another server's lease), and `SessionManager`
+ * (`sessions.ts`) carries out their verdicts.
  *
  * Each judgement takes the record as read, what this server knows about it
  * ({@link knownAbout}) and the store's time (`storeNow`), and returns a
@@ -671,6 +672,26 @@ export function judgeExpiry(
   return pending.expected === expected
     ? { type: "keep", expected, rec }
     : { type: "none" };
+}
+
+/**
+ * The epoch at which a connection here that still held a session is fenced
+ * when a handshake here attaches the session anew at `claimed`:
+ *
+ * - `resume`: taken over from a connection on this very server (or one that
+ *   had already lost the session elsewhere, its notice not drained yet): at
+ *   the new epoch.
+ * - `hello`: the id is used anew while a connection here still held its old
+ *   session (expired elsewhere while this server was cut off, or lost by
+ *   the store): above whatever that connection holds, or it streams on
+ *   (review of issue 17).
+ */
+export function localFenceEpoch(
+  by: "hello" | "resume",
+  claimed: number,
+  local: number,
+): number {
+  return by === "hello" ? Math.max(claimed, local + 1) : claimed;
 }
 
 /** Whether a takeover notice ends what this server holds at `epoch`. */

@@ -19,6 +19,7 @@ import {
   judgeResume,
   type Known,
   knownAbout,
+  localFenceEpoch,
   ownerDeadline,
   recordDeadline,
   refusalError,
@@ -758,6 +759,20 @@ Deno.test("isFenced: a notice ends only what is held below its epoch", () => {
   assertEquals(isFenced({ id: ID, epoch: 5 }, 5), false);
   assertEquals(isFenced({ id: ID, epoch: 5 }, 6), false);
 });
+
+// [by, epoch claimed, epoch the local connection holds, fenced at]
+const localFenceRows: ["hello" | "resume", number, number, number][] = [
+  ["resume", 5, 4, 5], // the usual takeover here: the new epoch
+  ["resume", 5, 6, 5], // the new epoch, even below a stale local one
+  ["hello", 1, 4, 5], // a fresh record at epoch 1: above the local one
+  ["hello", 7, 4, 7], // an id reused over a newer record: the new epoch
+];
+for (const [by, claimed, local, want] of localFenceRows) {
+  Deno.test(`localFenceEpoch: a ${by} claiming epoch ${claimed} fences a local connection at ${local} at ${want}`, () => {
+    assertEquals(localFenceEpoch(by, claimed, local), want);
+    assert_(isFenced({ id: ID, epoch: want }, local) || by === "resume");
+  });
+}
 
 Deno.test("refusalError keeps the code, the message and the cause", () => {
   const v = judgeResume(rules, {

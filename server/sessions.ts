@@ -1,19 +1,28 @@
 /**
  * The session lifecycle, written once over any {@link SessionStore}: open,
  * resume (with fenced takeover), attach, detach, complete. The manager keeps
- * the awaits, the store calls and what this server holds; four parts do the
- * rest, each behind a narrow interface:
+ * the awaits, the maps of what this server holds, and the order of the
+ * steps; each part below is one idea behind a narrow interface:
  *
  * - `lifecycle.ts`: the rules, as pure functions over plain data (who may
  *   open or resume, what each step writes, every refusal and its message,
  *   races, store time, and why expired means expired);
+ * - `judge.ts` ({@link Judge}): gathers the facts those rules ask for (what
+ *   this server knows, another server's lease, a data loss);
+ * - `claims.ts` ({@link Claims}): a handshake's write, its undoing when the
+ *   store did not answer, and the wait after a conflict;
  * - `lease.ts` ({@link LeaseKeeper}): the heartbeat, this server's lease,
- *   takeover notices, garbage collection after dead servers, detection of
- *   data lost by the store, and the store's clock as seen from here;
+ *   draining takeover notices, garbage collection after dead servers,
+ *   detection of data lost by the store, and the store's clock seen from here;
+ * - `notices.ts` ({@link TakeoverNotices}): the takeover notices sent, and
+ *   retried by the heartbeat;
  * - `write_back.ts` ({@link WriteBack}): writes the store missed, their
  *   retries, and the resync after a data loss;
- * - `expiry.ts` ({@link ExpiryQueue}): the sessions detached here, in
- *   deadline order, with one timer.
+ * - `detached.ts` ({@link DetachedSessions}): the sessions detached here,
+ *   their detach writes and expiry tombstones, on one timer;
+ * - `completion.ts`: the completion's tombstone;
+ * - `store_calls.ts` ({@link StoreCalls}): every store call counted, timed,
+ *   its failure a refusal, and tracked for {@link SessionManager.close}.
  *
  * Store operations per session are O(1) in its length. The manager keeps the
  * record it wrote for every session it holds, so its own later writes are
@@ -41,39 +50,28 @@
  * attachment adds at most 6 `get`s and one more attach while it waits for
  * the winner to let go.
  *
- * Races are settled by the epoch (see `lifecycle.ts`): the previous owner
- * of a session taken over learns it from a fence, drained by its
- * heartbeat, and closes its connection with `taken_over`.
- *
- * Record lifetime (see `lifecycle.ts`): the store indexes an attached record
- * under its owner. A record still attached to a server whose lease ended
- * more than TTL + tombstone period ago (a crashed server) is deleted by the
- * heartbeats' `collect`, a bounded batch at a time.
- *
- * Time: every deadline is written and judged in the store's time
- * ({@link LeaseKeeper.now}), never this host's own. What this server knows
- * (a detach or tombstone it could not write yet) wins over the record. The
- * heartbeat flushes those writes before it renews the lease, so while any
- * is pending the lease lapses, and the others judge a record still attached
- * here by `renewedAt + ttl`, never later than the real deadline; for that
- * the manager uses `min(leaseMs, ttlMs)` as the lease.
+ * Races are settled by the epoch, and every deadline is written and judged
+ * in the store's time ({@link LeaseKeeper.now}), never this host's own (see
+ * `lifecycle.ts`). What this server knows (a detach or tombstone it could
+ * not write yet) wins over the record. The heartbeat flushes those writes
+ * before it renews the lease, so while any is pending the lease lapses, and
+ * the others judge a record still attached here by `renewedAt + ttl`, never
+ * later than the real deadline; for that the manager uses
+ * `min(leaseMs, ttlMs)` as the lease. A record still attached to a crashed
+ * server is deleted by the heartbeats' `collect` (see `lease.ts`).
  *
  * Store outages: a session that is streaming needs no store operation, so it
- * keeps going. A store that lost its data is detected two ways: this
- * server's own lease vanished or went back (a Redis restarted without
- * persistence, a failover that lost the last renewals), or a record of a
- * session this server holds is missing (a failover that lost a short tail
- * of writes, on any shard): its detach or completion finds no record, or
- * its client's resume reaches this server and finds none. The server then
- * writes back every session it holds, and for one lease answers resumes of
- * sessions it cannot find with the retriable `store_unavailable` rather
- * than the final `unknown_session`. (A resume that reaches another server
- * first still gets `unknown_session`: nothing there shows the loss.) A
- * record can also be gone for a reason that is not a loss: a server cut off
- * from the store for longer than lease + TTL + tombstone period has had its
- * attached records collected by the others. It takes that as a loss too,
- * and writes back what it still holds: its streams went on meanwhile, and
- * it still holds no detached session past its deadline.
+ * keeps going. A store that lost its data is detected by this server's own
+ * lease (`lease.ts`), or by a record missing of a session this server holds
+ * (its detach or completion finds none, or its client's resume reaches this
+ * server and finds none). The server then writes back every session it
+ * holds (`write_back.ts`), and for one lease answers resumes of sessions it
+ * cannot find with the retriable `store_unavailable` rather than the final
+ * `unknown_session` (a resume that reaches another server first still gets
+ * `unknown_session`: nothing there shows the loss). A server cut off for longer than lease + TTL +
+ * tombstone period, whose attached records were collected meanwhile, takes
+ * that as a loss too: its streams went on, and it holds no detached session
+ * past its deadline.
  *
  * Shutdown: {@link SessionManager.close} stops the timers and awaits every
  * store call in flight. An open or resume that completes after `close()`
@@ -84,40 +82,29 @@
  */
 
 import { type Clock, systemClock } from "../common/clock.ts";
+import { SERVER_DEFAULTS } from "../common/defaults.ts";
 import type { Logger } from "../common/logger.ts";
-import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
 import { deriveSeed, randomSeed, type Seed } from "../protocol/prng.ts";
 import { uuidToBytes } from "../protocol/uuid.ts";
+import type { Fence, SessionRecord, SessionStore } from "../store/types.ts";
+import { Claims } from "./claims.ts";
+import { recordCompletion } from "./completion.ts";
+import { DetachedSessions, type DetachedView } from "./detached.ts";
+import { Judge } from "./judge.ts";
+import { LeaseKeeper } from "./lease.ts";
 import {
-  type Fence,
-  type SessionRecord,
-  type SessionStore,
-  StoreUnavailableError,
-  StoreUnconfirmedError,
-} from "../store/types.ts";
-import { ExpiryQueue } from "./expiry.ts";
-import {
-  afterConflict,
   checkCount,
   type Claim,
-  detachRecord,
   freshRecord,
   isFenced,
-  judgeExpiry,
-  judgeHello,
-  judgeMissing,
-  judgeResume,
-  type Known,
-  knownAbout,
-  ownerDeadline,
+  localFenceEpoch,
   refusalError,
   refusals,
-  tombstone,
 } from "./lifecycle.ts";
-import { LeaseKeeper } from "./lease.ts";
 import type { Counters } from "./metrics.ts";
+import { TakeoverNotices } from "./notices.ts";
+import { StoreCalls } from "./store_calls.ts";
 import { WriteBack } from "./write_back.ts";
-import { SERVER_DEFAULTS } from "../common/defaults.ts";
 
 /** Settings for {@link SessionManager}. */
 export interface SessionManagerOptions {
@@ -151,31 +138,6 @@ export interface SessionObserver {
   resumed?(gapMs: number): void;
 }
 
-/** A session detached here and awaiting resume, as `/sessions` shows it. */
-export interface DetachedView {
-  readonly id: string;
-  readonly count: number;
-  readonly epoch: number;
-  /** How long it stays resumable (ms). */
-  readonly expiresInMs: number;
-}
-
-/**
- * The `op` labels of `seqstream_store_ops_total` that the server's heartbeat
- * spends, whatever its sessions do: `lease_check` and `lease_renew` (its own
- * lease), `fence_drain` (takeover notices), `collect` (one bounded batch of
- * a dead server's records) and `resync` (writing its sessions back after the
- * store lost data). Every other label is spent on behalf of a session and is
- * bounded per session.
- */
-export const SERVER_STORE_OPS: ReadonlySet<string> = new Set([
-  "lease_check",
-  "lease_renew",
-  "fence_drain",
-  "collect",
-  "resync",
-]);
-
 /** A session attached to a connection on this server. */
 export interface Attachment {
   readonly id: string;
@@ -184,13 +146,6 @@ export interface Attachment {
   readonly token: Uint8Array;
   /** The fencing epoch this attachment holds. */
   readonly epoch: number;
-}
-
-/** How long a resume that lost a race waits for the winner to let go (ms). */
-const CONFLICT_WAIT_MS = 1000;
-
-function unavailable(message: string, cause?: unknown): ProtocolError {
-  return new ProtocolError(ErrorCode.STORE_UNAVAILABLE, message, { cause });
 }
 
 /**
@@ -225,19 +180,13 @@ export class SessionManager {
   /** Attached here: the record as written at attach time. */
   readonly #attached = new Map<string, SessionRecord>();
   /** Detached here, by deadline: the record as written (or meant to be). */
-  readonly #detached: ExpiryQueue<SessionRecord>;
+  readonly #detached: DetachedSessions;
   readonly #writeBack: WriteBack;
   readonly #lease: LeaseKeeper;
-  readonly #ops = new Map<string, number>();
-  /**
-   * Takeover notices whose write failed, by owner and session id: the
-   * heartbeat writes them, or the old owner's connection would stream on.
-   */
-  readonly #unsentFences = new Map<string, { owner: string; fence: Fence }>();
-  /** Handshakes (opens, resumes) in flight here, by session id. */
-  readonly #handshakes = new Map<string, number>();
-  /** Every store call and lifecycle call in flight, for {@link close}. */
-  readonly #inflight = new Set<Promise<unknown>>();
+  readonly #calls: StoreCalls;
+  readonly #notices: TakeoverNotices;
+  readonly #claims: Claims;
+  readonly #judge: Judge;
   #closed = false;
 
   /** @param store the backend; @param opts lifecycle settings */
@@ -256,8 +205,19 @@ export class SessionManager {
       clock: opts.clock ?? systemClock,
       observer: opts.observer,
     };
+    this.#calls = new StoreCalls(store, {
+      counters: opts.counters,
+      clock: this.#o.clock,
+      log: opts.log,
+      observe: opts.observer?.storeOp,
+    });
     const op = <T>(name: string, fn: (s: SessionStore) => Promise<T>) =>
-      this.#op(name, fn);
+      this.#calls.op(name, fn);
+    this.#notices = new TakeoverNotices({
+      op,
+      closed: () => this.#closed,
+      log: opts.log,
+    });
     this.#writeBack = new WriteBack({
       op,
       closed: () => this.#closed,
@@ -268,7 +228,7 @@ export class SessionManager {
       missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
       held: (id) => this.#held(id),
       heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
-      handshaking: (id) => this.#handshakes.has(id),
+      handshaking: (id) => this.#claims.handshaking(id),
     });
     this.#lease = new LeaseKeeper({
       op,
@@ -282,11 +242,28 @@ export class SessionManager {
       clock: this.#o.clock,
       log: this.#o.log,
     });
-    this.#detached = new ExpiryQueue(
-      this.#o.clock,
-      () => this.#lease.now(),
-      (due) => void this.#track(this.#expireDue(due)),
-    );
+    this.#claims = new Claims(this.#o, this.#o.clock, {
+      op,
+      writeBack: this.#writeBack,
+      live: () => this.#lease.live,
+      storeKind: store.kind,
+      storeNow: () => this.#now(),
+      closed: () => this.#closed,
+    });
+    this.#detached = new DetachedSessions(this.#o, this.#o.clock, {
+      writeBack: this.#writeBack,
+      storeNow: () => this.#now(),
+      expired: (id) => this.#expired(id),
+      track: (p) => void this.#calls.track(p),
+    });
+    this.#judge = new Judge({
+      rules: this.#o,
+      storeKind: store.kind,
+      writeBack: this.#writeBack,
+      detached: this.#detached,
+      lease: this.#lease,
+      holdsHere: (id) => this.#holdsHere(id),
+    });
   }
 
   /**
@@ -298,51 +275,13 @@ export class SessionManager {
    * it, so a lapsed lease keeps meaning "this server may have writes pending".
    */
   async #settle(): Promise<boolean> {
-    await this.#retryFences();
+    await this.#notices.retry();
     const wb = this.#writeBack;
     if (wb.resyncing) {
       wb.startResync(); // a no-op while one runs
       return Promise.resolve(wb.size === 0);
     }
-    return wb.size === 0 ? true : await this.#track(wb.flush());
-  }
-
-  /**
-   * Writes a takeover notice to `owner`; one that fails is kept and
-   * written by the heartbeat ({@link #retryFences}), so the old owner's
-   * connection stops within a few beats of the store coming back, not when
-   * its client times out (review of issue 17).
-   */
-  async #notify(owner: string, fence: Fence): Promise<void> {
-    try {
-      await this.#op("fence", (s) => s.fence(owner, fence));
-    } catch (err) {
-      this.#o.log.warn("could not notify the previous owner; retrying", {
-        id: fence.id,
-        owner,
-        error: String(err),
-      });
-      const key = `${owner}\n${fence.id}`;
-      const cur = this.#unsentFences.get(key);
-      if (cur === undefined || cur.fence.epoch < fence.epoch) {
-        this.#unsentFences.set(key, { owner, fence });
-      }
-    }
-  }
-
-  /** Writes the takeover notices that failed; stops at the first store failure. */
-  async #retryFences(): Promise<void> {
-    for (const [key, { owner, fence }] of [...this.#unsentFences]) {
-      if (this.#closed) return;
-      try {
-        await this.#op("fence", (s) => s.fence(owner, fence));
-      } catch {
-        return;
-      }
-      if (this.#unsentFences.get(key)?.fence === fence) {
-        this.#unsentFences.delete(key);
-      }
-    }
+    return wb.size === 0 ? true : await this.#calls.track(wb.flush());
   }
 
   /** Sessions this server holds: attached here or detached here and not yet expired. */
@@ -355,29 +294,15 @@ export class SessionManager {
    * included. {@link SERVER_STORE_OPS} names the per-server ones.
    */
   get storeOps(): ReadonlyMap<string, number> {
-    return this.#ops;
+    return this.#calls.counts;
   }
 
   /**
    * Sessions detached here and awaiting resume, in no particular order:
    * `limit` at most from the `skip`th on. O(skip + limit).
    */
-  *detachedViews(skip: number, limit: number): Iterable<DetachedView> {
-    const now = this.#now();
-    let i = 0, n = 0;
-    for (const id of this.#detached.ids()) {
-      if (n >= limit) return;
-      if (i++ < skip) continue;
-      n++;
-      const e = this.#detached.get(id);
-      if (e === undefined) continue;
-      yield {
-        id,
-        count: e.value.count,
-        epoch: e.value.epoch,
-        expiresInMs: Math.max(0, e.deadline - now),
-      };
-    }
+  detachedViews(skip: number, limit: number): Iterable<DetachedView> {
+    return this.#detached.views(skip, limit);
   }
 
   /** Sessions detached here and awaiting resume. */
@@ -412,60 +337,13 @@ export class SessionManager {
     this.#closed = true;
     this.#detached.close();
     await this.#lease.close();
-    while (this.#inflight.size > 0) {
-      await Promise.allSettled([...this.#inflight]);
-    }
+    await this.#calls.drain();
     await this.#writeBack.running;
-  }
-
-  /** Keeps `p` in the in-flight set until it settles. */
-  #track<T>(p: Promise<T>): Promise<T> {
-    this.#inflight.add(p);
-    const done = () => this.#inflight.delete(p);
-    p.then(done, done);
-    return p;
-  }
-
-  #op<T>(name: string, fn: (s: SessionStore) => Promise<T>): Promise<T> {
-    this.#ops.set(name, (this.#ops.get(name) ?? 0) + 1);
-    const observe = this.#o.observer?.storeOp;
-    const t0 = observe === undefined ? 0 : this.#o.clock.monotonic();
-    return this.#track((async () => {
-      try {
-        return await fn(this.#store);
-      } catch (cause) {
-        this.#o.counters.storeErrors++;
-        if (cause instanceof StoreUnconfirmedError) {
-          this.#o.counters.storeUnconfirmed++;
-        }
-        const msg = cause instanceof StoreUnavailableError
-          ? cause.message
-          : String(cause);
-        throw unavailable(
-          `Session store (${this.#store.kind}) is unavailable: ${msg}`,
-          cause,
-        );
-      } finally {
-        observe?.(name, this.#o.clock.monotonic() - t0);
-      }
-    })());
   }
 
   /** The store's time, as this server sees it. */
   #now(): number {
     return this.#lease.now();
-  }
-
-  /**
-   * The deadline `owner`'s lease implies for a session attached to it
-   * ({@link ownerDeadline}): one `lease_get`, and when it has no lease, a
-   * check whether the store lost data.
-   */
-  async #ownerDeadline(owner: string): Promise<number> {
-    const { lease, now } = await this.#lease.leaseOf(owner, "lease_get");
-    const storeNow = now ?? this.#now();
-    const lost = lease === null && await this.#lease.storeLostData();
-    return ownerDeadline(this.#o, lease, storeNow, lost);
   }
 
   /**
@@ -484,53 +362,6 @@ export class SessionManager {
     }
   }
 
-  /** Runs a lifecycle call: tracked for close(), and only ever rejecting with ProtocolError. */
-  #call<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#track((async () => {
-      try {
-        return await fn();
-      } catch (e) {
-        if (e instanceof ProtocolError) throw e;
-        this.#o.log.error("session call failed", { error: String(e) });
-        throw unavailable(`Session store call failed: ${String(e)}`, e);
-      }
-    })());
-  }
-
-  /**
-   * A handshake's write: the record a hello creates or reuses, or a
-   * resume's attach. Resolves whether it was applied. A store error may
-   * hide a write that was applied (a timeout after the fact): its undoing
-   * detach is kept in the write-back, so the record is never left attached
-   * here with nothing behind it (found by the simulator, seed 7).
-   */
-  async #claim(claim: Claim): Promise<boolean> {
-    // Checked again here, right before the write: a handshake that waited
-    // (a slow store, a conflict) may have outlived the lease it started on.
-    if (!this.#lease.live) {
-      throw refusalError(refusals.noLease(this.#store.kind));
-    }
-    try {
-      return await (claim.op === "create"
-        ? this.#op("create", (s) => s.create(claim.rec))
-        : this.#op("replace", (s) => s.replace(claim.expected, claim.rec)));
-    } catch (err) {
-      // No answer, but the store may have applied it: the record may now be
-      // attached here with no connection behind it, which nothing would
-      // ever detach, expire or collect (this server's lease stays alive).
-      // Detach it as a dropped connection would, through the write-back,
-      // which tells "applied" from "never applied" when it reads it back.
-      const rec = claim.rec;
-      this.#writeBack.keep(
-        rec.id,
-        rec.epoch,
-        detachRecord(this.#o, rec, this.#now()),
-        rec,
-      );
-      throw err;
-    }
-  }
-
   /**
    * Starts a new session for a hello. The token is the client's choice; a
    * repeated hello (same id, count and token) for a session that is still
@@ -540,21 +371,9 @@ export class SessionManager {
    * `STORE_UNAVAILABLE`, `SHUTTING_DOWN`; never anything else
    */
   open(id: string, count: number, token: Uint8Array): Promise<Attachment> {
-    return this.#call(() =>
-      this.#handshake(id, () => this.#open(id, count, token))
+    return this.#calls.call(() =>
+      this.#claims.run(id, () => this.#open(id, count, token))
     );
-  }
-
-  /** Runs a handshake for `id`, counted in {@link #handshakes} while it runs. */
-  async #handshake<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    this.#handshakes.set(id, (this.#handshakes.get(id) ?? 0) + 1);
-    try {
-      return await fn();
-    } finally {
-      const n = this.#handshakes.get(id)! - 1;
-      if (n === 0) this.#handshakes.delete(id);
-      else this.#handshakes.set(id, n);
-    }
   }
 
   async #open(
@@ -571,59 +390,28 @@ export class SessionManager {
     const fresh = freshRecord(this.#o, { id, seed, count, token });
     // Create first: a new id (the usual case) costs one operation.
     let claim: Claim = { op: "create", rec: fresh };
-    let ok = await this.#claim(claim);
+    let ok = await this.#claims.write(claim);
     if (!ok) {
-      const existing = await this.#op("get", (s) => s.get(id));
-      const facts = {
-        fresh,
-        token,
-        existing,
-        known: existing === null ? undefined : this.#known(existing),
-        storeNow: this.#now(),
-      };
-      let v = judgeHello(this.#o, facts);
-      if (v.type === "need_lease") {
-        const ownerDeadline = await this.#ownerDeadline(v.owner);
-        v = judgeHello(this.#o, {
-          ...facts,
-          ownerDeadline,
-          storeNow: this.#now(),
-        });
-      }
+      const existing = await this.#calls.op("get", (s) => s.get(id));
+      const v = await this.#judge.hello(fresh, token, existing);
       if (v.type === "refuse") throw refusalError(v.refusal);
       if (v.type === "reattach") {
         // The same hello again (its welcome was lost): attach the same session.
         return await this.#attach(v.rec, token, 0) ??
-          await this.#afterConflict(id, token, 0);
+          await this.#claims.afterConflict(
+            id,
+            (r) => this.#attach(r, token, 0),
+          );
       }
       claim = v.claim;
-      ok = await this.#claim(claim);
+      ok = await this.#claims.write(claim);
     }
     if (!ok) throw refusalError(refusals.createdConcurrently(id));
-    const local = this.#attached.get(id);
-    this.#forget(id);
-    this.#attached.set(id, claim.rec);
-    if (local !== undefined) {
-      // The id is used anew while a connection here still held its old
-      // session (expired elsewhere while this server was cut off, or lost
-      // by the store): close that one, whatever its epoch, or it streams
-      // on (review of issue 17).
-      this.#o.counters.sessionsTakenOver++;
-      this.#o.onFenced(id, Math.max(claim.rec.epoch, local.epoch + 1));
-    }
+    this.#adopt(claim.rec, "hello");
     this.#o.counters.sessionsStarted++;
     const att = { id, seed, count, token, epoch: claim.rec.epoch };
     await this.#unlessClosing(att);
     return att;
-  }
-
-  /** What this server knows about `rec` beyond the store ({@link knownAbout}). */
-  #known(rec: SessionRecord): Known | undefined {
-    return knownAbout(
-      rec,
-      this.#writeBack.owed(rec.id, rec),
-      this.#detached.get(rec.id),
-    );
   }
 
   /** An attachment made while close() ran is detached again here and refused. */
@@ -645,8 +433,8 @@ export class SessionManager {
     token: Uint8Array,
     nextOffset: number,
   ): Promise<Attachment> {
-    return this.#call(() =>
-      this.#handshake(id, () => this.#resume(id, token, nextOffset))
+    return this.#calls.call(() =>
+      this.#claims.run(id, () => this.#resume(id, token, nextOffset))
     );
   }
 
@@ -656,62 +444,23 @@ export class SessionManager {
     nextOffset: number,
   ): Promise<Attachment> {
     await this.#ensureLease();
-    const rec = await this.#op("get", (s) => s.get(id));
+    const rec = await this.#calls.op("get", (s) => s.get(id));
     if (rec === null) {
-      const facts = {
-        id,
-        storeKind: this.#store.kind,
-        heldHere: this.#holdsHere(id),
-      };
-      let v = judgeMissing(facts);
-      if (v.type === "check_loss") {
-        const storeLostData = await this.#lease.storeLostData();
-        v = judgeMissing({ ...facts, storeLostData });
-      }
+      const v = await this.#judge.missing(id);
       if (v.dataLost) {
         this.#lease.dataLost(`the record of session ${id}, held here`);
       }
       throw refusalError(v.refusal);
     }
     return await this.#attach(rec, token, nextOffset) ??
-      await this.#afterConflict(id, token, nextOffset);
+      await this.#claims.afterConflict(
+        id,
+        (r) => this.#attach(r, token, nextOffset),
+      );
   }
 
   /**
-   * A resume lost its compare-and-set to another attachment. It does not
-   * fight the winner (which could be a live connection), but the winner is
-   * often the same client's previous attempt, cut off while its server was
-   * still working on it: that server detaches the session as soon as it
-   * finds the socket gone. So watch the record for a moment (reads 10, 20,
-   * 40… ms apart, about {@link CONFLICT_WAIT_MS} in all) and take the session
-   * if it is let go ({@link afterConflict}); otherwise refuse with
-   * `session_in_use`.
-   */
-  async #afterConflict(
-    id: string,
-    token: Uint8Array,
-    nextOffset: number,
-  ): Promise<Attachment> {
-    const clock = this.#o.clock;
-    const started = clock.monotonic();
-    for (
-      let wait = 10;
-      !this.#closed && clock.monotonic() + wait - started <= CONFLICT_WAIT_MS;
-      wait *= 2
-    ) {
-      await new Promise((r) => clock.setTimeout(() => r(undefined), wait));
-      const rec = await this.#op("get", (s) => s.get(id));
-      const step = afterConflict(rec);
-      if (step.type === "give_up") break;
-      if (step.type === "wait") continue; // still held
-      const att = await this.#attach(step.rec, token, nextOffset);
-      if (att !== null) return att;
-    }
-    throw refusalError(refusals.resumedConcurrently(id));
-  }
-
-  /**
-   * Attaches `rec` here as {@link judgeResume} decides, if its epoch is
+   * Attaches `rec` here as the rules decide (`judgeResume`), if its epoch is
    * unchanged; resolves `null` when another attachment changed it first.
    */
   async #attach(
@@ -720,43 +469,24 @@ export class SessionManager {
     nextOffset: number,
   ): Promise<Attachment | null> {
     const id = rec.id;
-    const facts = {
-      rec,
-      token,
-      nextOffset,
-      known: this.#known(rec),
-      storeNow: this.#now(),
-    };
-    let v = judgeResume(this.#o, facts);
-    if (v.type === "need_lease") {
-      const ownerDeadline = await this.#ownerDeadline(v.owner);
-      v = judgeResume(this.#o, { ...facts, ownerDeadline });
-    }
+    const v = await this.#judge.resume(rec, token, nextOffset);
     if (v.type === "refuse") {
       const t = v.tombstone;
       if (t !== undefined) {
         // Best effort: the deadline the servers judge by decides anyway.
-        await this.#op("replace", (s) => s.replace(t.expected, t.rec))
+        await this.#calls.op("replace", (s) => s.replace(t.expected, t.rec))
           .catch(() => {});
       }
       throw refusalError(v.refusal);
     }
     const next = v.claim.rec;
-    if (!(await this.#claim(v.claim))) return null;
+    if (!(await this.#claims.write(v.claim))) return null;
     if (v.resumedAfterMs !== undefined) {
       this.#o.observer?.resumed?.(v.resumedAfterMs);
     }
-    const local = this.#attached.get(id);
-    this.#forget(id);
-    this.#attached.set(id, next);
-    if (local !== undefined) {
-      // Taken over from a connection on this very server (or one that had
-      // already lost the session elsewhere, its notice not drained yet).
-      this.#o.counters.sessionsTakenOver++;
-      this.#o.onFenced(id, next.epoch);
-    }
+    this.#adopt(next, "resume");
     if (v.notify !== undefined) {
-      await this.#notify(v.notify.owner, v.notify.fence);
+      await this.#notices.send(v.notify.owner, v.notify.fence);
       // Taken over again while the notice was on its way: a fence drained in
       // the meantime found no connection to close, so refuse this one here.
       // (Nothing is awaited between this check and the connection's
@@ -790,22 +520,14 @@ export class SessionManager {
    * deadline by what it knows.
    */
   detach(att: Attachment): Promise<void> {
-    return this.#track(this.#detach(att));
+    return this.#calls.track(this.#detach(att));
   }
 
   async #detach(att: Attachment): Promise<void> {
     const rec = this.#attached.get(att.id);
     if (rec === undefined || rec.epoch !== att.epoch) return;
     this.#attached.delete(att.id);
-    const next = detachRecord(this.#o, rec, this.#now());
-    this.#detached.add(att.id, next.expiresAt, next);
-    const ok = await this.#writeBack.write(rec.epoch, next);
-    if (ok === false && this.#detached.get(att.id)?.value === next) {
-      // Resumed elsewhere (its takeover notice, drained by the next
-      // heartbeat before it flushes, drops this write at no cost), or the
-      // store lost the record: the flush reads it back and tells which.
-      this.#writeBack.keep(att.id, rec.epoch, next);
-    }
+    await this.#detached.detach(rec);
   }
 
   /**
@@ -817,19 +539,15 @@ export class SessionManager {
    * (the client retries, and its resume at the end acks again)
    */
   complete(att: Attachment): Promise<boolean> {
-    return this.#track((async () => {
+    return this.#calls.track((async () => {
       const rec = this.#attached.get(att.id);
       if (rec === undefined || rec.epoch !== att.epoch) return false;
-      const now = this.#now();
-      const tomb = tombstone(this.#o, rec, "completed", now, now);
-      let ok = await this.#op("replace", (s) => s.replace(rec.epoch, tomb));
-      let lostRecord = false;
-      if (!ok && (await this.#op("get", (s) => s.get(att.id))) === null) {
-        // The store lost the record of a session still attached here: the
-        // completion stands and its tombstone is written anew.
-        ok = await this.#op("create", (s) => s.create(tomb));
-        lostRecord = true;
-      }
+      const { ok, lostRecord } = await recordCompletion(
+        this.#o,
+        (name, fn) => this.#calls.op(name, fn),
+        rec,
+        this.#now(),
+      );
       if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
       // Then every other session this server holds is written back.
       if (lostRecord) {
@@ -856,32 +574,19 @@ export class SessionManager {
     return this.#detached.get(id)?.value ?? this.#attached.get(id);
   }
 
-  /** Drops everything held locally about `id`. */
-  #forget(id: string): void {
-    this.#attached.delete(id);
-    this.#detached.delete(id);
-    this.#writeBack.delete(id);
-  }
-
-  async #expireDue(
-    due: { id: string; deadline: number; value: SessionRecord }[],
-  ): Promise<void> {
-    for (const d of due) {
-      const v = judgeExpiry(
-        this.#o,
-        d,
-        this.#writeBack.get(d.id),
-        this.#now(),
-      );
-      if (v.type === "keep") {
-        // The detach never reached the store: the heartbeat writes the tombstone instead.
-        this.#writeBack.keep(d.id, v.expected, v.rec);
-      } else if (v.type === "write") {
-        const ok = await this.#writeBack.write(v.expected, v.rec);
-        if (ok) this.#expired(d.id);
-        // False: resumed elsewhere, or already expired by a resume that came too late.
-      }
-    }
+  /**
+   * Attaches `rec` here for a handshake `by`, dropping whatever this server
+   * held about the session; a connection here that still held it is closed
+   * ({@link localFenceEpoch}).
+   */
+  #adopt(rec: SessionRecord, by: "hello" | "resume"): void {
+    const local = this.#attached.get(rec.id);
+    this.#detached.delete(rec.id);
+    this.#writeBack.delete(rec.id);
+    this.#attached.set(rec.id, rec);
+    if (local === undefined) return;
+    this.#o.counters.sessionsTakenOver++;
+    this.#o.onFenced(rec.id, localFenceEpoch(by, rec.epoch, local.epoch));
   }
 
   #expired(id: string): void {
@@ -897,10 +602,7 @@ export class SessionManager {
       this.#o.counters.sessionsTakenOver++;
       this.#o.onFenced(f.id, f.epoch);
     }
-    const d = this.#detached.get(f.id);
-    if (d !== undefined && isFenced(f, d.value.epoch)) {
-      this.#detached.delete(f.id);
-    }
+    this.#detached.fenced(f);
     this.#writeBack.fenced(f);
   }
 }

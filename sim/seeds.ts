@@ -55,7 +55,7 @@ export const REGRESSIONS: readonly Regression[] = [
     clients: 60,
     servers: 3,
     found:
-      "zero-state: a handshake write the store applied but answered with a timeout left the record attached forever (fixed in server/sessions.ts #claim)",
+      "zero-state: a handshake write the store applied but answered with a timeout left the record attached forever (fixed in server/sessions.ts #claim, now Claims.write in server/claims.ts)",
   },
   {
     seed: 8,
@@ -167,7 +167,7 @@ export const REGRESSIONS: readonly Regression[] = [
     clients: 60,
     servers: 3,
     found:
-      "refusals: a handshake checked its lease 140 ms before it ended (by its own count; a failover had lost that renewal) and its attach landed 236 ms after, so once the server crashed the session was judged expired 1.4 s after its connection closed (fixed in server/lease.ts live: a third of a lease to run, and server/sessions.ts #claim: checked again before the write)",
+      "refusals: a handshake checked its lease 140 ms before it ended (by its own count; a failover had lost that renewal) and its attach landed 236 ms after, so once the server crashed the session was judged expired 1.4 s after its connection closed (fixed in server/lease.ts live: a third of a lease to run, and server/sessions.ts #claim, now Claims.write in server/claims.ts: checked again before the write)",
   },
   ...[416395916, 416396034].map((seed) => ({
     seed,

@@ -9,7 +9,7 @@
 
 import { runClient } from "../client/client.ts";
 import type { ServerHandle, ServerOptions } from "../server/server.ts";
-import { SERVER_STORE_OPS } from "../server/sessions.ts";
+import { SERVER_STORE_OPS } from "../server/store_calls.ts";
 import { KvStore } from "../store/kv.ts";
 import { MemoryStore } from "../store/memory.ts";
 import { RedisStore, type RedisStoreOptions } from "../store/redis.ts";

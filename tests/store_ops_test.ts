@@ -9,7 +9,7 @@
 
 import { runClient } from "../client/client.ts";
 import { startProxy } from "../proxy/fault_proxy.ts";
-import { SERVER_STORE_OPS } from "../server/sessions.ts";
+import { SERVER_STORE_OPS } from "../server/store_calls.ts";
 import { assert_, assertEquals } from "./_assert.ts";
 import {
   type Backend,

@@ -8,7 +8,7 @@
  */
 
 import type { SessionView } from "../connection.ts";
-import type { DetachedView } from "../sessions.ts";
+import type { DetachedView } from "../detached.ts";
 
 /** A session's state on the dashboard. */
 export type SessionState = "streaming" | "completing" | "awaiting resume";

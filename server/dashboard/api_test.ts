@@ -1,6 +1,6 @@
 import { assertEquals } from "../../tests/_assert.ts";
 import type { SessionView } from "../connection.ts";
-import type { DetachedView } from "../sessions.ts";
+import type { DetachedView } from "../detached.ts";
 import {
   pageParams,
   querySessions,
