@@ -69,7 +69,7 @@ func (h *timerHeap) Pop() any {
 }
 
 // loop opens `total` sessions, one every `every`, and runs them to their end
-// or to `deadline` (from `epoch`).
+// or to `deadline`; times are from `epoch`, which the caller sets before run.
 type loop struct {
 	cfg      *sessionConfig
 	addr     syscall.SockaddrInet4
@@ -79,6 +79,8 @@ type loop struct {
 	dialTO   time.Duration
 	deadline time.Duration
 
+	// stampFd keeps the host's receive timestamps on (see newLoop); -1 if none.
+	stampFd int
 	// poll is the tick between non-blocking epoll_waits (0: block instead).
 	poll time.Duration
 
@@ -93,7 +95,7 @@ type loop struct {
 	stamped, unstamped uint64
 }
 
-func newLoop(cfg *sessionConfig, addr string, total int, every, dialTO, deadline, poll time.Duration, epoch time.Time) (*loop, error) {
+func newLoop(cfg *sessionConfig, addr string, total int, every, dialTO, deadline, poll time.Duration) (*loop, error) {
 	ta, err := net.ResolveTCPAddr("tcp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("-addr %q: %w", addr, err)
@@ -102,11 +104,20 @@ func newLoop(cfg *sessionConfig, addr string, total int, every, dialTO, deadline
 	if ip4 == nil {
 		return nil, fmt.Errorf("-addr %q: an IPv4 address is needed", addr)
 	}
+	// The kernel turns receive timestamps on for the whole host lazily (a
+	// deferred static-key switch) when the first socket asks, and off when
+	// the last one closes: hold one socket that asks for the whole run, and
+	// give the switch a moment before the first session.
+	stampFd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		_ = syscall.SetsockoptInt(stampFd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+		time.Sleep(50 * time.Millisecond)
+	}
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	l := &loop{cfg: cfg, epoch: epoch, total: total, every: every, dialTO: dialTO, deadline: deadline, poll: poll, epfd: epfd}
+	l := &loop{stampFd: stampFd, cfg: cfg, total: total, every: every, dialTO: dialTO, deadline: deadline, poll: poll, epfd: epfd}
 	l.rx.init()
 	l.addr.Port = ta.Port
 	copy(l.addr.Addr[:], ip4)
@@ -120,6 +131,9 @@ func (l *loop) now() time.Duration { return time.Since(l.epoch) }
 // the number that would have made it unnecessary.
 func (l *loop) run() {
 	defer syscall.Close(l.epfd)
+	if l.stampFd >= 0 {
+		defer syscall.Close(l.stampFd)
+	}
 	for {
 		now := l.now()
 		for l.opened < l.total && time.Duration(l.opened)*l.every <= now {

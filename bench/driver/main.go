@@ -238,17 +238,18 @@ func (o options) take(st *stats) sample {
 
 func run(o options) (summary, error) {
 	st := newStats()
-	epoch := time.Now()
 	rampD := time.Duration(float64(o.sessions) / o.rate * float64(time.Second))
 	expectedEnd := rampD + time.Duration(o.count)*o.interval
 	if o.steady > 0 && rampD+o.settle+o.steady > expectedEnd {
 		expectedEnd = rampD + o.settle + o.steady
 	}
 	cfg := &sessionConfig{version: o.proto, count: uint32(o.count), st: st}
-	l, err := newLoop(cfg, o.addr, o.sessions, time.Duration(float64(time.Second)/o.rate), o.dialTO, expectedEnd+o.grace, o.poll, epoch)
+	l, err := newLoop(cfg, o.addr, o.sessions, time.Duration(float64(time.Second)/o.rate), o.dialTO, expectedEnd+o.grace, o.poll)
 	if err != nil {
 		return summary{}, err
 	}
+	epoch := time.Now()
+	l.epoch = epoch
 	idle := o.take(st)
 	o.logf("%d sessions of %d numbers, protocol %d, opening %.0f/s", o.sessions, o.count, o.proto, o.rate)
 	loopDone := make(chan struct{})
