@@ -23,6 +23,8 @@ import { hostBusyS } from "../load/_proc.ts";
 
 interface Figures {
   usPerNumber: number;
+  /** The Deno driver's own CPU per number (absent in revisions before it was reported). */
+  driverUsPerNumber?: number;
   usPerSessionOverhead: number;
   rssKiBPerSession: number;
   steadyCpuPct: number;
@@ -98,7 +100,9 @@ try {
       console.error(
         `round ${
           i + 1
-        } ${side}: ${f.usPerNumber} µs/number, ${f.usPerSessionOverhead} µs/session, ${f.rssKiBPerSession} KiB/session; host busy ${f.hostCores} of 2 cores`,
+        } ${side}: ${f.usPerNumber} µs/number, ${f.usPerSessionOverhead} µs/session, ${f.rssKiBPerSession} KiB/session; driver ${
+          f.driverUsPerNumber ?? "?"
+        } µs/number; host busy ${f.hostCores} of 2 cores`,
       );
     }
   }

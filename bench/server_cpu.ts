@@ -29,6 +29,7 @@ import {
   type Welcome,
 } from "../protocol/messages.ts";
 import { readProc } from "../load/_proc.ts";
+import { cpuUsage } from "node:process";
 
 const {
   sessions,
@@ -147,12 +148,14 @@ try {
   }
   await new Promise((r) => setTimeout(r, 2000));
   const a = (await readProc(server.pid))!,
+    da = cpuUsage(),
     n0 = numbers,
     k0 = acksSent,
     q0 = keepAlivesSent,
     t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const b = (await readProc(server.pid))!,
+    db = cpuUsage(da),
     n1 = numbers,
     k1 = acksSent,
     q1 = keepAlivesSent,
@@ -179,6 +182,8 @@ try {
     /** Of those, keep-alives (no ACK for `ackIntervalMs`). */
     keepAlivesPerNumber: +((q1 - q0) / (n1 - n0)).toFixed(3),
     projected19kAt1sPct: +((perNumber * 19_000) / 1e4).toFixed(1),
+    /** This driver's own CPU per number in the window (it runs on the server's cores). */
+    driverUsPerNumber: +((db.user + db.system) / (n1 - n0)).toFixed(1),
   };
   if (json) console.log(JSON.stringify(out));
   else {
@@ -186,7 +191,7 @@ try {
       `${sessions} sessions at ${intervalMs} ms: ${out.numbersPerSecond} numbers/s, ${out.acksPerNumber} ACKs per number (${out.keepAlivesPerNumber} keep-alives)`,
     );
     console.log(
-      `server CPU ${out.steadyCpuPct}% of a core → ${out.usPerNumber} µs per number (/proc, steady ${seconds} s)`,
+      `server CPU ${out.steadyCpuPct}% of a core → ${out.usPerNumber} µs per number (/proc, steady ${seconds} s); this driver ${out.driverUsPerNumber} µs per number`,
     );
     console.log(
       `per-session overhead (hello … done) ≈ ${out.usPerSessionOverhead} µs; RSS ${out.rssMiB} MiB, ${out.rssKiBPerSession} KiB per session`,

@@ -1,0 +1,3 @@
+module seqstream/bench/driver
+
+go 1.19
