@@ -25,7 +25,7 @@
  *
  * ```sh
  * deno task bench:lateness [--sessions 5000,10000] [--interval 1s] [--settle 10] [--seconds 20]
- *   [--ramp-per-s 1000] [--server-v8-flags=--max-semi-space-size=2] [--json]
+ *   [--ramp-per-s 1000] [--server-v8-flags=--max-semi-space-size=2] [--json] [--gc-log FILE]
  * ```
  *
  * Needs `-A` (it reads `/proc`).
@@ -58,6 +58,8 @@ const { values } = parseArgs({
     "ramp-per-s": { type: "string", default: "1000" },
     "server-v8-flags": { type: "string", default: "" },
     json: { type: "boolean", default: false },
+    /** Append the server's raw GC records (one JSON object a line) to this file. */
+    "gc-log": { type: "string" },
   },
 });
 const steps = values.sessions.split(",").map(Number);
@@ -107,6 +109,7 @@ interface Gc {
   survived: number;
 }
 const gcs: Gc[] = [];
+const gcLog: string[] | undefined = values["gc-log"] ? [] : undefined;
 const gcReading = (async () => {
   let rest = "";
   for await (
@@ -119,6 +122,7 @@ const gcReading = (async () => {
       if (i < 0) continue;
       try {
         const g = JSON.parse(l.slice(i + 4));
+        if (gcLog) gcLog.push(JSON.stringify({ at: performance.now(), ...g }));
         gcs.push({
           kind: g.gc === "s" || g.gc === "ms" ? "young" : "full",
           ms: Number(g.pause),
@@ -325,4 +329,9 @@ try {
   } catch { /* gone */ }
   await server.status;
   await gcReading.catch(() => {});
+  if (gcLog) {
+    await Deno.writeTextFile(values["gc-log"]!, gcLog.join("\n") + "\n", {
+      append: true,
+    });
+  }
 }

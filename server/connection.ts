@@ -6,7 +6,11 @@
  * counters, log lines and the host's bookkeeping. One {@link Scheduler}
  * entry per connection, armed at the machine's `wakeAt`, covers the
  * handshake timeout, the next paced number, the liveness deadlines and the
- * bounded close: no timer per connection. Time comes from the host's
+ * bounded close: no timer per connection. Reads are the machine's decision
+ * too ({@link ConnAction.READ}): a paced stream reads only when an ACK is
+ * due, so no read is left pending for seconds on every connection (its
+ * promise objects would outlive young-generation collections and be
+ * promoted). Time comes from the host's
  * {@link Clock}: its monotonic reading for deadlines and pacing, its wall
  * reading for `attachedAt`.
  *
