@@ -6,7 +6,11 @@
  * counters, log lines and the host's bookkeeping. One {@link Scheduler}
  * entry per connection, armed at the machine's `wakeAt`, covers the
  * handshake timeout, the next paced number, the liveness deadlines and the
- * bounded close: no timer per connection. Time comes from the host's
+ * bounded close: no timer per connection. Reads are the machine's decision
+ * too ({@link ConnAction.READ}): a paced stream reads only when an ACK is
+ * due, so no read is left pending for seconds on every connection (its
+ * promise objects would outlive young-generation collections and be
+ * promoted). Time comes from the host's
  * {@link Clock}: its monotonic reading for deadlines and pacing, its wall
  * reading for `attachedAt`.
  *
@@ -16,7 +20,11 @@
 import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
 import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import { FrameDecoder, MAX_FRAME_VALUE } from "../protocol/frame.ts";
+import {
+  type Frame,
+  FrameDecoder,
+  MAX_FRAME_VALUE,
+} from "../protocol/frame.ts";
 import {
   type Hello,
   isMessageType,
@@ -109,6 +117,17 @@ export class Connection implements Task {
   readonly #writer: Writer;
   /** Made only when someone waits for the close (most connections never do). */
   #ended: PromiseWithResolvers<void> | undefined;
+  /** Resolves {@link serve}'s promise. */
+  #done: PromiseWithResolvers<void> | undefined;
+  /** Small: the client sends 40-byte handshakes and 7-byte ACKs (a larger frame takes several reads; the decoder joins them). */
+  readonly #buf = new Uint8Array(READ_BUFFER_SIZE);
+  readonly #decoder = new FrameDecoder(MAX_FRAME_VALUE, isMessageType);
+  /** A read of the transport is in flight. */
+  #inFlight = false;
+  /** A read's frames are being fed (possibly waiting on the session layer). */
+  #feeding = false;
+  /** Finished (see `#settle`). */
+  #settled = false;
 
   /** @param conn the accepted transport; @param host the server's side */
   constructor(conn: Transport, host: ConnectionHost) {
@@ -177,53 +196,133 @@ export class Connection implements Task {
     return (this.#ended ??= Promise.withResolvers<void>()).promise;
   }
 
-  /** Serves the connection until it ends. Never throws. */
-  async serve(): Promise<void> {
-    const m = this.#m, { clock, sessions } = this.#host;
+  /**
+   * Serves the connection until it ends: resolves once the transport is
+   * closed and the session (if any) detached. Never rejects.
+   *
+   * Reading is event-driven, not a loop: the first read starts here, and
+   * each next one only when the machine asks ({@link ConnAction.READ}): at
+   * once before the session streams, and while streaming when an ACK is due
+   * (its rule 7), so that no read is left pending for seconds.
+   */
+  serve(): Promise<void> {
+    const done = this.#done = Promise.withResolvers<void>();
     this.#arm(); // the handshake deadline
-    const decoder = new FrameDecoder(MAX_FRAME_VALUE, isMessageType);
-    // Small: the client sends 40-byte handshakes and 7-byte ACKs (a
-    // larger frame takes several reads; the decoder joins them).
-    const buf = new Uint8Array(READ_BUFFER_SIZE);
-    let readError: unknown, wait = false;
+    this.#startRead(); // the machine counts this first read as in flight
+    return done.promise;
+  }
+
+  /** Starts one read (never two at once). */
+  #startRead(): void {
+    if (this.#inFlight) return;
+    this.#inFlight = true;
+    this.#conn.read(this.#buf).then(this.#onRead, this.#onReadError);
+  }
+
+  readonly #onRead = (n: number | null): void => {
+    this.#inFlight = false;
+    const m = this.#m;
+    if (m.phase === ENDED) return this.#settle();
+    if (n === null) {
+      this.#apply(m.readEnded());
+      return this.#settle();
+    }
+    const chunk = this.#buf.subarray(0, n);
+    // A close decided by what was read stops the reading: no read is left
+    // pending to fail when the transport closes (an error built per
+    // completed session).
+    const open = m.phase < CLOSING;
+    const now = this.#host.clock.monotonic();
+    this.#feeding = true;
+    const tls = m.received(chunk, now);
+    if (tls !== ConnAction.NONE) {
+      this.#apply(tls);
+      this.#feeding = false;
+      return this.#settle();
+    }
+    let frames: Iterator<Frame>;
     try {
-      reading: while (m.phase !== ENDED) {
-        const n = await this.#conn.read(buf);
-        if (n === null) break;
-        const chunk = buf.subarray(0, n);
-        // A close decided by what was read stops the reading: the loop
-        // waits for the close, so no read is left pending to fail (an
-        // error built per completed session).
-        const open = m.phase < CLOSING;
-        let now = clock.monotonic();
-        const tls = m.received(chunk, now);
-        if (tls !== ConnAction.NONE) {
-          this.#apply(tls);
-          wait = open;
-          break reading;
+      frames = this.#decoder.push(chunk);
+    } catch (err) {
+      return this.#fedFailed(err, now);
+    }
+    this.#feed(frames, now, open, n === this.#buf.length);
+  };
+
+  readonly #onReadError = (err: unknown): void => {
+    this.#inFlight = false;
+    this.#apply(this.#m.readEnded(err));
+    this.#settle();
+  };
+
+  /**
+   * Feeds the frames of one read to the machine; a store round trip
+   * (OPEN, RESUME, COMPLETE) suspends the feeding until it is answered.
+   * Then tells the machine the read was fed (it may ask for the next), or
+   * stops reading if what was read closed the connection.
+   */
+  #feed(
+    frames: Iterator<Frame>,
+    now: number,
+    open: boolean,
+    full: boolean,
+  ): void {
+    const m = this.#m;
+    try {
+      while (!(open && m.phase >= CLOSING)) {
+        const r = frames.next();
+        if (r.done) {
+          this.#feeding = false;
+          const more = full || this.#decoder.buffered > 0;
+          this.#apply(m.readDone(more, this.#host.clock.monotonic()));
+          return this.#settle();
         }
-        for (const f of decoder.push(chunk)) {
-          const pending = this.#apply(m.frame(f.type, f.value, now));
-          if (pending !== undefined) {
-            await pending; // a store round trip: no frame is fed meanwhile
-            now = clock.monotonic();
-          }
-          wait = open && m.phase >= CLOSING;
-          if (wait) break reading;
+        const pending = this.#apply(m.frame(r.value.type, r.value.value, now));
+        if (pending !== undefined) {
+          // A store round trip: no frame is fed meanwhile.
+          void pending.then(() =>
+            this.#feed(frames, this.#host.clock.monotonic(), open, full)
+          );
+          return;
         }
       }
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        this.#apply(m.fail(err, clock.monotonic())); // the decoder's
-        wait = true;
-      } else readError = err;
-    } finally {
-      if (wait) await this.ended;
-      this.#apply(m.readEnded(readError));
-      const att = m.session;
-      await this.#apply(m.closed(att !== undefined && sessions.holds(att)));
-      this.#host.closed(this);
+      return this.#fedFailed(err, now);
     }
+    this.#feeding = false;
+    this.#settle();
+  }
+
+  /** The decoder (a malformed frame) or the feeding failed. */
+  #fedFailed(err: unknown, now: number): void {
+    const m = this.#m;
+    this.#feeding = false;
+    if (err instanceof ProtocolError) this.#apply(m.fail(err, now));
+    else this.#apply(m.readEnded(err)); // logged as a failure
+    this.#settle();
+  }
+
+  /**
+   * Finishes once the machine has ended and neither a read nor a feeding
+   * is in flight: the host forgets the connection, a session still held
+   * detaches, then {@link serve} resolves.
+   */
+  #settle(): void {
+    if (
+      this.#settled || this.#inFlight || this.#feeding ||
+      this.#m.phase !== ENDED
+    ) return;
+    this.#settled = true;
+    const m = this.#m, host = this.#host, att = m.session;
+    const finish = () => {
+      host.closed(this);
+      this.#done?.resolve();
+    };
+    const p = this.#apply(
+      m.closed(att !== undefined && host.sessions.holds(att)),
+    );
+    if (p === undefined) finish();
+    else void p.then(finish);
   }
 
   /** Scheduler callback: the machine's wake (never earlier than armed for). */
@@ -299,6 +398,12 @@ export class Connection implements Task {
         case ConnAction.END:
           this.#conn.close();
           this.#ended?.resolve();
+          // A read in flight now fails and settles; otherwise settle here
+          // (after this batch: settling runs the machine again).
+          if (!this.#inFlight) queueMicrotask(() => this.#settle());
+          break;
+        case ConnAction.READ:
+          this.#startRead();
           break;
       }
     }

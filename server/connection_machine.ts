@@ -49,6 +49,32 @@
  *    {@link CLOSE_GRACE_MS} if the client does not read.
  * 6. Once the read side ended and the transport closed, a session still
  *    held is detached.
+ * 7. Reading: at most one read is in flight ({@link ConnAction.READ} starts
+ *    one, {@link ConnectionMachine.readDone} or
+ *    {@link ConnectionMachine.readEnded} ends it); the first one starts at
+ *    accept, without an action. Before and while opening, and for a burst
+ *    stream, the next read starts as soon as the last one was fed. A paced
+ *    stream reads only when an ACK is due: the client acknowledges every
+ *    {@link ackEvery} numbers, so a read starts in the turn that sends the
+ *    number that makes `sent − acked` reach it (the ACK is a round trip
+ *    away), and at once while it stays there; and a keep-alive is due
+ *    `ackIntervalMs` after the last ACK, so the next read starts no later
+ *    than {@link readGap} after the last one ended, and no later than
+ *    `readGap` before the stream's liveness deadline. Between two reads no
+ *    read is pending (on Deno a read pending for seconds leaves promise
+ *    objects that survive young-generation collections and are promoted:
+ *    heap growth with the ACK traffic). What it changes, and the bounds:
+ *    - a FIN or RST from the client is noticed at the next read, at most
+ *      `readGap` after the previous one ended (5 s at the defaults: half
+ *      the 10 s client timeout), or earlier by a failed write (an RST, or
+ *      the reset a closed client's kernel answers a NUMBER with);
+ *    - an ACK that arrives while no read is in flight (a client that
+ *      acknowledges off the quarter-window cadence) is noted up to
+ *      `readGap` late, never after a liveness deadline: a read is in flight
+ *      for the last `readGap` before each. Noted late, it moves the
+ *      deadlines later, never earlier: no client is closed that reading
+ *      always would have kept;
+ *    - a silent client's read stays pending until its deadline, as before.
  *
  * @module
  */
@@ -117,6 +143,13 @@ export const ConnAction = {
    * batch.
    */
   DETACH: 5,
+  /**
+   * Start one read of the transport; feed its bytes to
+   * {@link ConnectionMachine.received} and {@link ConnectionMachine.frame},
+   * then call {@link ConnectionMachine.readDone} (or
+   * {@link ConnectionMachine.readEnded} at EOF or a failed read).
+   */
+  READ: 14,
   /** Tell the host this connection attached {@link ConnectionMachine.attachment}. */
   ATTACHED: 6,
   /** Tell the host the connection that attached {@link ConnectionMachine.attachment} is closing. */
@@ -219,6 +252,20 @@ export class ConnectionMachine {
   /** The peer, for logs. */
   readonly remoteAddr: RemoteAddr;
   /**
+   * The client acknowledges at least every this many numbers
+   * (`⌈window / 4⌉`, PROTOCOL.md): a paced stream reads when `sent − acked`
+   * reaches it.
+   */
+  readonly ackEvery: number;
+
+  /**
+   * A paced stream's longest time with no read in flight (ms):
+   * `min(ackIntervalMs, clientTimeoutMs / 2)`. A FIN or RST is noticed
+   * within it (or by a failed write).
+   */
+  readonly readGap: number;
+
+  /**
    * No later than when the machine next has something to do (monotonic
    * ms); `Infinity` for never. A timer event earlier than that does nothing.
    */
@@ -236,6 +283,12 @@ export class ConnectionMachine {
   #attachedAt = 0;
   #completing = false;
   #closeBy = 0;
+  /** A read is in flight: the first one starts at accept. */
+  #reading = true;
+  /** When the next read is due (monotonic ms); `Infinity` while one is in flight or none is wanted. */
+  #readAt = Infinity;
+  /** When the last read ended (monotonic ms). */
+  #readEndedAt: number;
   #firstChunk = true;
   /** One NUMBER frame, reused for every paced number. */
   readonly #frame = new Uint8Array(NUMBER_FRAME_SIZE);
@@ -273,6 +326,20 @@ export class ConnectionMachine {
     this.settings = settings;
     this.remoteAddr = remoteAddr;
     this.wakeAt = monotonicMs + settings.handshakeTimeoutMs;
+    this.#readEndedAt = monotonicMs;
+    this.ackEvery = Math.max(1, Math.ceil(settings.window / 4));
+    this.readGap = Math.max(
+      1,
+      Math.min(
+        settings.ackIntervalMs,
+        Math.floor(settings.clientTimeoutMs / 2),
+      ),
+    );
+  }
+
+  /** Whether a read is in flight. */
+  get reading(): boolean {
+    return this.#reading;
   }
 
   // --- what the shell and the host read -----------------------------------
@@ -555,6 +622,22 @@ export class ConnectionMachine {
     return this.fail(err as ProtocolError, monotonicMs);
   }
 
+  /**
+   * A read's bytes were all fed ({@link received}, then every frame they
+   * completed through {@link frame}, each answered) at `monotonicMs`.
+   * `more`: part of a frame is held, or the read filled its buffer, so the
+   * next read is wanted now. Asks for the next {@link ConnAction.READ} now,
+   * or arms it (rule 7): then {@link wakeAt} is no later than it and
+   * {@link timer} asks for it.
+   */
+  readDone(more: boolean, monotonicMs: number): ConnAction {
+    this.#reading = false;
+    this.#readEndedAt = monotonicMs;
+    if (more && this.#phase <= STREAMING) this.#read();
+    else this.#planRead(monotonicMs);
+    return this.#out();
+  }
+
   /** The scheduler is due at `monotonicMs` (never before the time it was armed for). */
   timer(monotonicMs: number): ConnAction {
     switch (this.#phase) {
@@ -571,6 +654,9 @@ export class ConnectionMachine {
         const stream = this.#stream;
         if (stream === undefined) return ConnAction.NONE;
         this.#streamed(stream.tick(monotonicMs), monotonicMs);
+        if (!this.#reading && monotonicMs >= this.#readAt) {
+          this.#planRead(monotonicMs);
+        }
         return this.#out();
       }
       case CLOSING:
@@ -656,6 +742,8 @@ export class ConnectionMachine {
         error: String(err),
       });
     }
+    this.#reading = false;
+    this.#readAt = Infinity;
     if (this.#phase !== ENDED) {
       this.#phase = ENDED;
       this.wakeAt = Infinity;
@@ -767,8 +855,49 @@ export class ConnectionMachine {
       this.#streamClosed(att, stream, monotonicMs);
     }
     if (this.#phase === STREAMING && !this.#completing) {
-      this.wakeAt = stream.nextWake();
+      // An ACK is due once this send makes the lag reach the client's cadence.
+      if (!this.#reading && this.#ackDue(stream)) this.#read();
+      const wake = stream.nextWake(), readAt = this.#readAt;
+      this.wakeAt = readAt < wake ? readAt : wake;
     }
+  }
+
+  /** Whether the client owes an ACK for what was sent (rule 7). */
+  #ackDue(stream: Stream): boolean {
+    return this.settings.intervalMs === 0 ||
+      stream.sent - stream.acked >= this.ackEvery ||
+      stream.sent === stream.count;
+  }
+
+  /** Asks for a read now. */
+  #read(): void {
+    this.#reading = true;
+    this.#readAt = Infinity;
+    this.#push(ConnAction.READ, undefined, 0);
+  }
+
+  /**
+   * No read is in flight: reads now, arms the next read (rule 7), or none
+   * (opening: the shell feeds no frame until the session layer answered;
+   * completing or closing: nothing more is read).
+   */
+  #planRead(monotonicMs: number): void {
+    const stream = this.#stream;
+    if (this.#phase === HANDSHAKE) return this.#read();
+    if (
+      this.#phase !== STREAMING || stream === undefined || this.#completing
+    ) {
+      this.#readAt = Infinity;
+      return;
+    }
+    if (this.#ackDue(stream)) return this.#read();
+    const gap = this.readGap;
+    let at = this.#readEndedAt + gap;
+    const last = stream.deadline() - gap;
+    if (last < at) at = last;
+    if (at <= monotonicMs) return this.#read();
+    this.#readAt = at;
+    if (at < this.wakeAt) this.wakeAt = at;
   }
 
   /** Queues NUMBER frames `from..to − 1` as one write, the last as FINAL if `final`. */

@@ -112,6 +112,9 @@ function machine(settings = SETTINGS, acceptedAt = 0) {
           lines.push(m.line);
           out.push(`log ${m.line.msg}`);
           break;
+        case ConnAction.READ:
+          out.push("read");
+          break;
         default:
           throw new Error(`unknown action ${a}`);
       }
@@ -487,4 +490,128 @@ Deno.test("ConnectionMachine refuses with taken_over an attachment the session l
   assertEquals(c.m.session, undefined);
   assertEquals(c.run(c.m.writerIdle(10)), ["end"]);
   assertEquals(c.run(c.m.closed(false)), []);
+});
+
+// --- reading (rule 7): a paced stream reads when an ACK is due ---------------
+
+/** Window 16: the client acknowledges every 4 numbers; readGap 500 ms. */
+const PACED = { ...SETTINGS, window: 16 };
+
+/** Attached at 0 (number 0 sent, writer idle) and the HELLO's read fed. */
+function pacedReading(settings = PACED, count = 1000) {
+  const c = machine(settings, 0);
+  c.send(hello(count), 0);
+  c.run(c.m.attached(attachment(count), true, 0, 1_700_000_000_000));
+  c.run(c.m.writerIdle(0));
+  return c;
+}
+
+/** Runs the scheduler from `from` to `to` every ms, writer idle at once; the times a READ was asked. */
+function readsBetween(c: ReturnType<typeof machine>, from: number, to: number) {
+  const reads: number[] = [];
+  for (let t = from; t <= to; t++) {
+    if (t < c.m.wakeAt) continue;
+    if (c.run(c.m.timer(t)).includes("read")) reads.push(t);
+    c.run(c.m.writerIdle(t));
+  }
+  return reads;
+}
+
+Deno.test("ConnectionMachine reads at accept and reads on at once until the session streams", () => {
+  const c = machine(PACED, 0);
+  assert_(c.m.reading, "the first read starts at accept");
+  assertEquals(c.run(c.m.readDone(false, 1)), ["read"]);
+  assertEquals(c.run(c.m.readDone(true, 2)), ["read"]);
+});
+
+Deno.test("ConnectionMachine paced: no read in flight until an ACK is due, then one in the turn that sends the number making sent − acked reach ⌈window / 4⌉", () => {
+  const c = pacedReading();
+  assertEquals(c.m.ackEvery, 4);
+  assertEquals(
+    c.run(c.m.readDone(false, 0)),
+    [],
+    "nothing due after the HELLO",
+  );
+  assert_(!c.m.reading);
+  assertEquals(c.run(c.m.timer(10)), ["write number 1 (1)"]);
+  c.run(c.m.writerIdle(10));
+  assertEquals(c.run(c.m.timer(20)), ["write number 2 (1)"]);
+  c.run(c.m.writerIdle(20));
+  assertEquals(c.run(c.m.timer(30)), ["write number 3 (1)", "read"]);
+  assert_(c.m.reading);
+  c.run(c.m.writerIdle(30));
+  // The read stays in flight; the stream goes on meanwhile.
+  assertEquals(c.run(c.m.timer(40)), ["write number 4 (1)"]);
+  c.run(c.m.writerIdle(40));
+  // The client's ACK(4) arrives: one behind (number 4 is out), not due.
+  assertEquals(c.run(c.m.frame(...ackFrame(4), 41)), ["count acksReceived"]);
+  assertEquals(c.run(c.m.readDone(false, 41)), []);
+  assertEquals(readsBetween(c, 42, 69), [], "sent − acked is 3 until 70");
+  assertEquals(readsBetween(c, 70, 70), [70]);
+});
+
+Deno.test("ConnectionMachine paced: an ACK that leaves sent − acked at ⌈window / 4⌉ or more reads on at once (the client owes one)", () => {
+  const c = pacedReading();
+  c.run(c.m.readDone(false, 0));
+  readsBetween(c, 1, 30); // numbers 1..3, a read asked at 30
+  c.run(c.m.frame(...ackFrame(0), 31)); // a keep-alive: no progress
+  assertEquals(c.run(c.m.readDone(false, 31)), ["read"]);
+});
+
+Deno.test("ConnectionMachine paced: with no ACK due, the next read starts readGap after the last one ended, not a millisecond before (a FIN or RST is noticed by then)", () => {
+  // Window 400: an ACK every 100 numbers, never due in this test.
+  const c = pacedReading({ ...PACED, window: 400 });
+  assertEquals(c.m.readGap, 500); // min(ackIntervalMs 500, clientTimeoutMs / 2 500)
+  c.run(c.m.readDone(false, 0));
+  assert_(c.m.wakeAt <= 500);
+  assertEquals(readsBetween(c, 1, 600), [500]);
+  // Its answer (a keep-alive) ends it at 520: the next one at 1020.
+  c.run(c.m.frame(...ackFrame(50), 520));
+  c.run(c.m.readDone(false, 520));
+  assertEquals(readsBetween(c, 601, 1100), [1020]);
+});
+
+Deno.test("ConnectionMachine paced: readGap is min(ackIntervalMs, clientTimeoutMs / 2)", () => {
+  const a = machine({ ...PACED, ackIntervalMs: 300, clientTimeoutMs: 1000 });
+  assertEquals(a.m.readGap, 300);
+  const b = machine({ ...PACED, ackIntervalMs: 5000, clientTimeoutMs: 1000 });
+  assertEquals(b.m.readGap, 500);
+});
+
+Deno.test("ConnectionMachine paced: a read is in flight for the last readGap before a liveness deadline (a stall deadline sooner than the gap)", () => {
+  // stallMs 600: number 0 went out at 0, so the stall deadline is 600; the
+  // read starts at 600 − 500 = 100, not at 0 + 500.
+  const c = pacedReading({ ...PACED, window: 400, stallMs: 600 });
+  c.run(c.m.readDone(false, 0));
+  assertEquals(readsBetween(c, 1, 99), []);
+  assertEquals(readsBetween(c, 100, 100), [100]);
+});
+
+Deno.test("ConnectionMachine paced: a silent client's read stays in flight until client_timeout", () => {
+  const c = pacedReading({ ...PACED, window: 400 });
+  c.run(c.m.readDone(false, 0));
+  assertEquals(readsBetween(c, 1, 999), [500]);
+  assertEquals(c.run(c.m.timer(1000)), [
+    "count clientTimeouts",
+    "log client timed out; session stays resumable",
+    "write error client_timeout",
+  ]);
+});
+
+Deno.test("ConnectionMachine reads on at once for a burst stream, after FINAL, and when part of a frame is held; never once closing or completing", () => {
+  const burst = pacedReading({ ...PACED, intervalMs: 0 });
+  assertEquals(burst.run(burst.m.readDone(false, 0)), ["read"]);
+  const partial = pacedReading();
+  assertEquals(partial.run(partial.m.readDone(true, 0)), ["read"]);
+  const fin = finished(); // FINAL sent: ACK(count) is due
+  assertEquals(fin.run(fin.m.readDone(false, 10)), ["read"]);
+  assertEquals(fin.run(fin.m.frame(...ackFrame(2), 12)), [
+    "count acksReceived",
+    "complete 1",
+  ]);
+  assertEquals(fin.run(fin.m.readDone(false, 12)), [], "completing");
+  const closing = pacedReading();
+  closing.run(closing.m.goAway("bye", 1));
+  assertEquals(closing.run(closing.m.readDone(true, 2)), []);
+  assertEquals(closing.run(closing.m.readDone(false, 3)), []);
 });

@@ -29,13 +29,13 @@ const SETTINGS = {
  * One connection on a fake clock over an in-memory transport, served by a
  * fake host whose session layer is `sessions`. No socket, no real timer.
  */
-function serveOne(sessions: SessionPort) {
+function serveOne(sessions: SessionPort, settings = SETTINGS) {
   const clock = new FakeClock(1_700_000_000_000, 0);
   const scheduler = new Scheduler(clock);
   const events: string[] = [];
   const refused: string[] = [];
   const host: ConnectionHost = {
-    settings: SETTINGS,
+    settings,
     shuttingDown: false,
     clock,
     scheduler,
@@ -215,6 +215,9 @@ Deno.test("Connection treats a reset link as a gone peer: the session detaches, 
   await c.peer.send(hello(att.id, att.count, att.token));
   await c.clock.advance(25);
   c.client.reset();
+  // No read is in flight (no ACK is due yet): the next NUMBER's write
+  // fails and notices the reset.
+  await c.clock.advance(SETTINGS.intervalMs);
   await c.served;
   assertEquals(c.peer.end, "ConnectionReset");
   assertEquals(s.calls, ["open", "detach"]);
@@ -266,4 +269,35 @@ Deno.test("Connection refuses with taken_over an attachment a takeover notice dr
   assertEquals(c.events, ["closed"]); // never registered as attached
   assertEquals(calls, []);
   assertEquals(c.clock.pending, 0);
+});
+
+Deno.test("Connection notices a FIN between reads at its next read: readGap after the last read at the latest, not at once", async () => {
+  // Window 4000: the client owes an ACK every 1000 numbers, never here, so
+  // only the keep-alive read (readGap = 500 ms after the HELLO's) notices.
+  const att = attachment(100_000);
+  const s = oneSession(att);
+  const c = serveOne(s.port, { ...SETTINGS, window: 4000 });
+  await c.peer.send(hello(att.id, att.count, att.token));
+  await c.clock.advance(0); // the HELLO's read ended at 0
+  await c.client.closeWrite(); // FIN
+  await c.clock.advance(499);
+  assertEquals(c.events, ["attached"], "no read in flight yet");
+  await c.clock.advance(1);
+  await c.served;
+  assertEquals(c.events, ["attached", "detached", "closed"]);
+  assertEquals(s.calls, ["open", "detach"]);
+  assertEquals(c.clock.pending, 0);
+});
+
+Deno.test("Connection notices a FIN at once while an ACK is due (a read is in flight)", async () => {
+  // Window 16: an ACK is due once numbers 0..3 are out (at 30).
+  const att = attachment(1000);
+  const s = oneSession(att);
+  const c = serveOne(s.port);
+  await c.peer.send(hello(att.id, att.count, att.token));
+  await c.clock.advance(30);
+  await c.client.closeWrite();
+  await c.served;
+  assertEquals(c.events, ["attached", "detached", "closed"]);
+  assertEquals(c.clock.monotonic(), 30);
 });

@@ -211,15 +211,27 @@ export class Stream {
    * `ack` and `writerIdle`, so only its deadlines count.
    */
   nextWake(): number {
+    const wake = this.deadline();
+    const s = this.settings;
+    if (s.intervalMs !== 0 && this.sent < this.count && this.#due < wake) {
+      return this.#due;
+    }
+    return wake;
+  }
+
+  /**
+   * The earliest liveness deadline: when {@link tick} closes with
+   * `CLIENT_TIMEOUT` (or `SLOW_CONSUMER`, while lagging) unless the client
+   * is heard from (or acknowledges) first. `Infinity` once the stream
+   * completed or closed.
+   */
+  deadline(): number {
     if (this.#state !== LIVE) return Infinity;
     const s = this.settings;
     let wake = this.#lastHeard + s.clientTimeoutMs;
     if (this.sent > this.acked) {
       const stall = Math.max(this.#lastProgress, this.#lagSince) + s.stallMs;
       if (stall < wake) wake = stall;
-    }
-    if (s.intervalMs !== 0 && this.sent < this.count && this.#due < wake) {
-      wake = this.#due;
     }
     return wake;
   }

@@ -27,7 +27,13 @@ export interface WriterEvents {
 export class Writer {
   readonly #sink: ByteSink;
   readonly #events: WriterEvents;
-  #tail: Promise<unknown> = Promise.resolve();
+  /**
+   * The last queued write while one is in flight; dropped when the writer
+   * goes idle, so that no settled write's promise is kept until the next
+   * write (an interval later): kept, every number's promise outlived a
+   * young-generation collection and was copied, then promoted.
+   */
+  #tail: Promise<unknown> | undefined;
   #pending = 0;
   #failed = false;
 
@@ -52,10 +58,11 @@ export class Writer {
   write(bytes: Uint8Array): Promise<boolean> {
     // Nothing in flight (the usual case, one number per tick): write at
     // once instead of chaining behind the settled tail.
-    const p = ++this.#pending === 1
+    const tail = this.#tail;
+    const p = ++this.#pending === 1 || tail === undefined
       ? this.#run(bytes)
-      : this.#tail.then(() => this.#run(bytes));
-    this.#tail = p;
+      : tail.then(() => this.#run(bytes));
+    if (this.#pending > 0) this.#tail = p;
     return p;
   }
 
@@ -78,7 +85,10 @@ export class Writer {
       }
       return false;
     } finally {
-      if (--this.#pending === 0 && !this.#failed) this.#events.onIdle?.();
+      if (--this.#pending === 0) {
+        this.#tail = undefined;
+        if (!this.#failed) this.#events.onIdle?.();
+      }
     }
   }
 }
