@@ -32,6 +32,23 @@ export const FAST_REDIS: RedisStoreOptions = {
   backoff: () => 20,
 };
 
+/**
+ * For tests that count or rely on confirmed writes, not on noticing an
+ * outage fast: {@link FAST_REDIS}'s 300 ms command timeout leaves `WAIT` its
+ * default of half that, 150 ms, which a replica on a loaded 2-core host
+ * missed in CI runs (`0 of 1 replica(s) answered within 150 ms`). Pair with
+ * {@link patientSpec}.
+ */
+export const PATIENT_REDIS: RedisStoreOptions = {
+  ...FAST_REDIS,
+  commandTimeoutMs: 5_000,
+};
+
+/** `spec` with a 2 s `?waitMs=` (below {@link PATIENT_REDIS}'s command timeout). */
+export function patientSpec(spec: string): string {
+  return `${spec}${spec.includes("?") ? "&" : "?"}waitMs=2000`;
+}
+
 /** One backend several servers share: every {@link connect} is a new client of it. */
 export interface SharedStore extends AsyncDisposable {
   readonly kind: Backend;

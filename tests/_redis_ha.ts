@@ -8,7 +8,12 @@
 
 import type { ServerHandle } from "../server/server.ts";
 import { RedisStore } from "../store/redis.ts";
-import { FAST_REDIS, type SharedStore } from "./_cluster.ts";
+import {
+  FAST_REDIS,
+  PATIENT_REDIS,
+  patientSpec,
+  type SharedStore,
+} from "./_cluster.ts";
 import { redisInstalled, SKIP_REDIS_ENV } from "./_redis.ts";
 import { storeContractTests } from "../store/_contract.ts";
 
@@ -117,18 +122,6 @@ export interface TopologySuite<T> {
   test(name: string, fn: () => Promise<void>, sanitize?: boolean): void;
 }
 
-/** The HA contract's command timeout: generous, since no contract test times an outage. */
-const CONTRACT_COMMAND_TIMEOUT_MS = 5_000;
-
-/**
- * The topology's spec with a confirmation wait the contract can afford
- * (`?waitMs=`, below {@link CONTRACT_COMMAND_TIMEOUT_MS}); the confirmation
- * itself is tested in tests/confirm_test.ts.
- */
-export function contractSpec(spec: string): string {
-  return `${spec}${spec.includes("?") ? "&" : "?"}waitMs=2000`;
-}
-
 /**
  * Starts a Redis topology once for a test file (see {@link startOnce}) and
  * registers the store contract on it as `RedisStore(label)`, each test under
@@ -146,13 +139,10 @@ export async function topologySuite<T extends { spec: string }>(
   storeContractTests(
     `RedisStore(${label})`,
     () =>
-      RedisStore.connect(contractSpec(topology!.spec), {
-        ...FAST_REDIS,
+      RedisStore.connect(patientSpec(topology!.spec), {
         // The contract checks what a write does, not how fast a replica
-        // confirms it: FAST_REDIS's 300 ms command timeout would leave WAIT
-        // 150 ms, which a replica on a loaded 2-core host missed in a CI run
-        // (StoreUnconfirmedError "0 of 1 replica(s) answered within 150 ms").
-        commandTimeoutMs: CONTRACT_COMMAND_TIMEOUT_MS,
+        // confirms it (see PATIENT_REDIS).
+        ...PATIENT_REDIS,
         prefix: `t${crypto.randomUUID().slice(0, 8)}`,
       }),
     {
