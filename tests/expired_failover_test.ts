@@ -11,47 +11,11 @@
  */
 
 import { FakeClock } from "../common/fake_clock.ts";
-import { silentLogger } from "../common/logger.ts";
-import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import { newCounters } from "../server/metrics.ts";
-import { SessionManager } from "../server/sessions.ts";
+import { ErrorCode } from "../protocol/errors.ts";
 import { MemoryStore } from "../store/memory.ts";
-import type { SessionStore } from "../store/types.ts";
-import { assert_, assertEquals } from "./_assert.ts";
+import { assertEquals } from "./_assert.ts";
+import { codeOf, manager, tok, TTL } from "./_failover_manager.ts";
 import { LossyStore } from "./_lossy_store.ts";
-
-const TTL = 1000;
-const LEASE = 300;
-const tok = (b: number) => new Uint8Array(16).fill(b);
-
-async function manager(store: SessionStore, clock: FakeClock, id: string) {
-  const counters = newCounters();
-  const m = new SessionManager(store, {
-    serverId: id,
-    ttlMs: TTL,
-    leaseMs: LEASE,
-    tombstoneMs: 60_000,
-    counters,
-    log: silentLogger,
-    onFenced: () => {},
-    clock,
-  });
-  await m.start();
-  return Object.assign(m, {
-    counters,
-    [Symbol.asyncDispose]: () => m.close(),
-  });
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number | "ok"> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    assert_(e instanceof ProtocolError, `not a ProtocolError: ${e}`);
-    return e.code;
-  }
-}
 
 for (const crashed of [false, true]) {
   Deno.test(
