@@ -196,4 +196,13 @@ export function regressionConfig(r: Regression): SimConfig {
  * ignored test naming why, and the next search starts here
  * (`deno task sim --seed N`).
  */
-export const OPEN_FINDINGS: readonly Regression[] = [];
+export const OPEN_FINDINGS: readonly Regression[] = [
+  {
+    seed: 160799425,
+    clients: 60,
+    servers: 3,
+    faults: FAULTS,
+    found:
+      "one-streamer: connection 52 sent a number 5140 ms after a newer connection of its session started streaming (bound 5100 ms); found by a 21-minute search on this stop's merged main; not triaged (whether the server reading only when an ACK is due, issue 18, is involved is not known yet)",
+  },
+];
