@@ -168,6 +168,15 @@ export function sideLabel(side: Side): string {
 const of = (runs: readonly RunFigures[], side: string, sessions: number) =>
   runs.filter((r) => r.side === side && r.sessions === sessions);
 
+/** One row per session count and side, counts outermost. */
+function rowsBy(
+  counts: readonly number[],
+  sides: readonly Side[],
+  row: (count: number, side: Side) => Table["rows"][number],
+): Table["rows"] {
+  return counts.flatMap((count) => sides.map((side) => row(count, side)));
+}
+
 /** Session counts to show: the targets' and the run's, in order. */
 function countsOf(
   runs: readonly RunFigures[],
@@ -246,42 +255,35 @@ export function latenessTable(
   sides: readonly Side[],
 ): Table {
   const { sessions, p99Ms, p999Ms } = TARGETS.lateness;
-  const rows: Table["rows"] = [];
-  for (const count of countsOf(runs, sessions)) {
+  const rows = rowsBy(countsOf(runs, sessions), sides, (count, side) => {
     const judged = sessions.includes(count as typeof sessions[number]);
-    for (const side of sides) {
-      const rs = of(runs, side.name, count);
-      const p99 = judge(rs.map((r) => r.latenessP99Ms), p99Ms, side.measured);
-      const p999 = judge(
-        rs.map((r) => r.latenessP999Ms),
-        p999Ms,
-        side.measured,
-      );
-      const both = rs.filter((r) =>
-        r.latenessP99Ms <= p99Ms && r.latenessP999Ms <= p999Ms
-      ).length;
-      const verdict: Verdict = !judged
-        ? "-"
-        : rs.length === 0
-        ? "not run"
-        : !side.measured
-        ? "reference"
-        : p99.verdict === "met" && p999.verdict === "met"
-        ? "met"
-        : "missed";
-      rows.push([
-        sideLabel(side),
-        n(count),
-        medianRange(rs.map((r) => r.latenessP50Ms)),
-        p99.value,
-        p999.value,
-        medianRange(rs.map((r) => r.latenessMaxMs)),
-        medianRange(rs.map((r) => r.deliveredPct)),
-        rs.length && judged ? `${both} of ${rs.length}` : "-",
-        verdict,
-      ]);
-    }
-  }
+    const rs = of(runs, side.name, count);
+    const p99 = judge(rs.map((r) => r.latenessP99Ms), p99Ms, side.measured);
+    const p999 = judge(rs.map((r) => r.latenessP999Ms), p999Ms, side.measured);
+    const both = rs.filter((r) =>
+      r.latenessP99Ms <= p99Ms && r.latenessP999Ms <= p999Ms
+    ).length;
+    const verdict: Verdict = !judged
+      ? "-"
+      : rs.length === 0
+      ? "not run"
+      : !side.measured
+      ? "reference"
+      : p99.verdict === "met" && p999.verdict === "met"
+      ? "met"
+      : "missed";
+    return [
+      sideLabel(side),
+      n(count),
+      medianRange(rs.map((r) => r.latenessP50Ms)),
+      p99.value,
+      p999.value,
+      medianRange(rs.map((r) => r.latenessMaxMs)),
+      medianRange(rs.map((r) => r.deliveredPct)),
+      rs.length && judged ? `${both} of ${rs.length}` : "-",
+      verdict,
+    ];
+  });
   return {
     title: "Lateness seen by the driver (issue 18)",
     note:
@@ -366,23 +368,20 @@ export function gcTable(
   sides: readonly Side[],
   sessions: readonly number[],
 ): Table {
-  const rows: Table["rows"] = [];
-  for (const count of sessions) {
-    for (const side of sides) {
-      const gcs = of(runs, side.name, count).flatMap((r) => r.gc ? [r.gc] : []);
-      const col = (k: keyof GcSummary) => medianRange(gcs.map((g) => g[k]));
-      rows.push([
-        sideLabel(side),
-        n(count),
-        col("young"),
-        col("youngPauseMs"),
-        col("full"),
-        col("fullPauseMs"),
-        col("maxPauseMs"),
-        gcs.length ? "-" : "not run",
-      ]);
-    }
-  }
+  const rows = rowsBy(sessions, sides, (count, side) => {
+    const gcs = of(runs, side.name, count).flatMap((r) => r.gc ? [r.gc] : []);
+    const col = (k: keyof GcSummary) => medianRange(gcs.map((g) => g[k]));
+    return [
+      sideLabel(side),
+      n(count),
+      col("young"),
+      col("youngPauseMs"),
+      col("full"),
+      col("fullPauseMs"),
+      col("maxPauseMs"),
+      gcs.length ? "-" : "not run",
+    ];
+  });
   return {
     title: "GC pauses in the steady window (V8 --trace-gc)",
     note:
@@ -407,26 +406,23 @@ export function driverTable(
   sides: readonly Side[],
   sessions: readonly number[],
 ): Table {
-  const rows: Table["rows"] = [];
-  for (const count of sessions) {
-    for (const side of sides) {
-      const rs = of(runs, side.name, count);
-      const j = judge(
-        rs.map((r) => r.driverUsPerNumber / r.serverUsPerNumber),
-        TARGETS.driverShare,
-        true,
-      );
-      rows.push([
-        sideLabel(side),
-        n(count),
-        medianRange(rs.map((r) => r.driverUsPerNumber)),
-        medianRange(rs.map((r) => r.serverUsPerNumber)),
-        j.value,
-        j.within,
-        j.verdict,
-      ]);
-    }
-  }
+  const rows = rowsBy(sessions, sides, (count, side) => {
+    const rs = of(runs, side.name, count);
+    const j = judge(
+      rs.map((r) => r.driverUsPerNumber / r.serverUsPerNumber),
+      TARGETS.driverShare,
+      true,
+    );
+    return [
+      sideLabel(side),
+      n(count),
+      medianRange(rs.map((r) => r.driverUsPerNumber)),
+      medianRange(rs.map((r) => r.serverUsPerNumber)),
+      j.value,
+      j.within,
+      j.verdict,
+    ];
+  });
   return {
     title: "The driver's own CPU per number",
     note:
