@@ -4,7 +4,7 @@
  * its paced numbers and its garbage-collection pauses, in one run. One
  * `server.ts` process (run with `--trace-gc`, plus any `--server-v8-flags`),
  * and this process as a bare v2 driver that acknowledges exactly as the real
- * client does (as `bench/server_cpu.ts`: an ACK every `⌈window / 4⌉`
+ * client does (`bench/_deno_driver.ts`, as `bench:server`'s: an ACK every `⌈window / 4⌉`
  * numbers, a keep-alive after `ackIntervalMs` without one).
  *
  * Per step of `--sessions` (e.g. `5000,10000`, sessions added to the ones
