@@ -4,7 +4,7 @@
  * its paced numbers and its garbage-collection pauses, in one run. One
  * `server.ts` process (run with `--trace-gc`, plus any `--server-v8-flags`),
  * and this process as a bare v2 driver that acknowledges exactly as the real
- * client does (as `bench/server_cpu.ts`: an ACK every `⌈window / 4⌉`
+ * client does (`bench/_deno_driver.ts`, as `bench:server`'s: an ACK every `⌈window / 4⌉`
  * numbers, a keep-alive after `ackIntervalMs` without one).
  *
  * Per step of `--sessions` (e.g. `5000,10000`, sessions added to the ones
@@ -35,38 +35,48 @@
 
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { parseDuration } from "../cli/duration.ts";
 import { FD_BOUND_MAX_CONNECTIONS } from "../internal/server_process.ts";
-import { freePort, ROOT } from "../internal/spawn.ts";
+import { freePort, readLines, ROOT } from "../internal/spawn.ts";
 import { readProc } from "../load/_proc.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
+import { denoSession } from "./_deno_driver.ts";
 import {
-  decodeMessage,
-  encodeMessage,
-  MessageType,
-  PROTOCOL_VERSION,
-  type Welcome,
-} from "../protocol/messages.ts";
+  durationFlag,
+  numberFlag,
+  parseFlags,
+  sessionList,
+  v8FlagList,
+} from "./_flags.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    sessions: { type: "string", default: "5000,10000" },
-    interval: { type: "string", default: "1s" },
-    settle: { type: "string", default: "10" },
-    seconds: { type: "string", default: "20" },
-    "ramp-per-s": { type: "string", default: "1000" },
-    "server-v8-flags": { type: "string", default: "" },
-    json: { type: "boolean", default: false },
-    /** Append the server's raw GC records (one JSON object a line) to this file. */
-    "gc-log": { type: "string" },
+const { values, steps, intervalMs, settleS, seconds, rampPerS } = parseFlags(
+  "bench:lateness",
+  () => {
+    const { values } = parseArgs({
+      args: Deno.args,
+      options: {
+        sessions: { type: "string", default: "5000,10000" },
+        interval: { type: "string", default: "1s" },
+        settle: { type: "string", default: "10" },
+        seconds: { type: "string", default: "20" },
+        "ramp-per-s": { type: "string", default: "1000" },
+        "server-v8-flags": { type: "string", default: "" },
+        json: { type: "boolean", default: false },
+        /** Append the server's raw GC records (one JSON object a line) to this file. */
+        "gc-log": { type: "string" },
+      },
+    });
+    return {
+      values,
+      steps: sessionList(values.sessions, {
+        n: FD_BOUND_MAX_CONNECTIONS,
+        why: "the server's --max-connections",
+      }),
+      intervalMs: durationFlag("--interval", values.interval, true),
+      settleS: numberFlag("--settle", values.settle, 0),
+      seconds: numberFlag("--seconds", values.seconds),
+      rampPerS: numberFlag("--ramp-per-s", values["ramp-per-s"]),
+    };
   },
-});
-const steps = values.sessions.split(",").map(Number);
-const intervalMs = parseDuration(values.interval);
-const settleS = Number(values.settle);
-const seconds = Number(values.seconds);
-const rampPerS = Number(values["ramp-per-s"]);
+);
 const totalS = steps.length * (settleS + seconds) +
   steps.at(-1)! / rampPerS + 30;
 const count = Math.ceil((totalS * 1000) / intervalMs);
@@ -74,8 +84,7 @@ const count = Math.ceil((totalS * 1000) / intervalMs);
 // --- the server, with its GC trace -------------------------------------------
 
 const port = freePort();
-const v8 = ["--trace-gc-nvp", ...values["server-v8-flags"].split(/[\s,]+/)]
-  .filter(Boolean);
+const v8 = ["--trace-gc-nvp", ...v8FlagList(values["server-v8-flags"])];
 const server = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
@@ -110,31 +119,22 @@ interface Gc {
 }
 const gcs: Gc[] = [];
 const gcLog: string[] | undefined = values["gc-log"] ? [] : undefined;
-const gcReading = (async () => {
-  let rest = "";
-  for await (
-    const chunk of server.stdout.pipeThrough(new TextDecoderStream())
-  ) {
-    const parts = (rest + chunk).split("\n");
-    rest = parts.pop()!;
-    for (const l of parts) {
-      const i = l.indexOf("GC: {");
-      if (i < 0) continue;
-      try {
-        const g = JSON.parse(l.slice(i + 4));
-        if (gcLog) gcLog.push(JSON.stringify({ at: performance.now(), ...g }));
-        gcs.push({
-          kind: g.gc === "s" || g.gc === "ms" ? "young" : "full",
-          ms: Number(g.pause),
-          promoted: Number(g.promoted ?? 0),
-          survived: Number(g.new_space_survived ?? 0),
-        });
-      } catch {
-        // a line split by the pipe: skipped
-      }
-    }
+const gcReading = readLines(server.stdout, (l) => {
+  const i = l.indexOf("GC: {");
+  if (i < 0) return;
+  try {
+    const g = JSON.parse(l.slice(i + 4));
+    if (gcLog) gcLog.push(JSON.stringify({ at: performance.now(), ...g }));
+    gcs.push({
+      kind: g.gc === "s" || g.gc === "ms" ? "young" : "full",
+      ms: Number(g.pause),
+      promoted: Number(g.promoted ?? 0),
+      survived: Number(g.new_space_survived ?? 0),
+    });
+  } catch {
+    // a line split by the pipe: skipped
   }
-})();
+});
 
 async function waitForPort(): Promise<void> {
   for (let i = 0; i < 200; i++) {
@@ -152,9 +152,9 @@ async function waitForPort(): Promise<void> {
 
 /** Lateness samples of the current window (ms), and whether to record. */
 let samples = new Float64Array(1 << 20), nSamples = 0, recording = false;
-let numbers = 0, acks = 0, failed = 0;
-let stop = false;
-const conns: Deno.Conn[] = [];
+let numbers = 0, failed = 0;
+const counts = { acks: 0, keepAlives: 0 };
+const stop = new AbortController();
 
 function record(late: number): void {
   if (!recording) return;
@@ -166,75 +166,38 @@ function record(late: number): void {
   samples[nSamples++] = late;
 }
 
+/**
+ * One session of the Deno driver (`_deno_driver.ts`) that records each
+ * number's lateness against the session's grid. A refused or failed session
+ * counts in `failed`; one ended by the final stop does not.
+ */
 async function session(): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  conns.push(conn);
-  let every = 1, next = 0, lastAck = 0, lastAckAt = 0, ackIntervalMs = 0;
   let gridAt = 0, gridOffset = 0;
-  let keepAlive: ReturnType<typeof setTimeout> | undefined;
-  const ack = (nextOffset: number) => {
-    lastAck = nextOffset;
-    lastAckAt = performance.now();
-    acks++;
-    return conn.write(encodeMessage({ type: "ack", nextOffset }));
-  };
-  const armKeepAlive = () => {
-    clearTimeout(keepAlive);
-    if (stop) return;
-    keepAlive = setTimeout(() => {
-      if (stop) return;
-      if (performance.now() - lastAckAt >= ackIntervalMs) {
-        ack(next).catch(() => {});
-      }
-      armKeepAlive();
-    }, Math.max(0, lastAckAt + ackIntervalMs - performance.now()));
-  };
-  await conn.write(
-    encodeMessage({
-      type: "hello",
-      version: PROTOCOL_VERSION,
-      id: crypto.randomUUID(),
-      count,
-      token: crypto.getRandomValues(new Uint8Array(16)),
-    }),
-  );
-  const decoder = new FrameDecoder();
-  const buf = new Uint8Array(4096);
   try {
-    while (!stop) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      const now = performance.now();
-      for (const f of decoder.push(buf.subarray(0, n))) {
-        if (f.type === MessageType.NUMBER) {
-          numbers++;
-          // As the Go driver: a number earlier than its place moves the
-          // grid back (a WELCOME read late hides nothing that follows).
-          let late = now - (gridAt + (next - gridOffset) * intervalMs);
-          if (late < 0) {
-            gridAt += late;
-            late = 0;
-          }
-          record(late);
-          next++;
-          if (next - lastAck >= every) await ack(next);
-        } else if (f.type === MessageType.WELCOME) {
-          const w = decodeMessage(f) as Welcome;
-          every = Math.max(1, Math.ceil(w.window / 4));
-          ackIntervalMs = Math.max(1, w.ackIntervalMs);
-          next = lastAck = gridOffset = w.nextOffset;
-          lastAckAt = gridAt = now;
-          armKeepAlive();
-        } else if (f.type === MessageType.ERROR) {
-          failed++;
-          return;
-        } else return;
-      }
-    }
+    const end = await denoSession({
+      port,
+      count,
+      counts,
+      signal: stop.signal,
+      onWelcome: (w, at) => {
+        gridOffset = w.nextOffset;
+        gridAt = at;
+      },
+      onNumber: (offset, at) => {
+        numbers++;
+        // As the Go driver: a number earlier than its place moves the
+        // grid back (a WELCOME read late hides nothing that follows).
+        let late = at - (gridAt + (offset - gridOffset) * intervalMs);
+        if (late < 0) {
+          gridAt += late;
+          late = 0;
+        }
+        record(late);
+      },
+    });
+    if (end === "refused") failed++;
   } catch {
-    if (!stop) failed++;
-  } finally {
-    clearTimeout(keepAlive);
+    if (!stop.signal.aborted) failed++;
   }
 }
 
@@ -264,7 +227,10 @@ try {
     await sleep(settleS * 1000);
     const a = (await readProc(server.pid))!;
     const drv0 = process.cpuUsage();
-    const n0 = numbers, k0 = acks, g0 = gcs.length, t0 = performance.now();
+    const n0 = numbers,
+      k0 = counts.acks,
+      g0 = gcs.length,
+      t0 = performance.now();
     nSamples = 0;
     recording = true;
     await sleep(seconds * 1000);
@@ -282,7 +248,7 @@ try {
     const row = {
       sessions: target,
       numbersPerSecond: Math.round((n * 1000) / (t1 - t0)),
-      acksPerNumber: +((acks - k0) / n).toFixed(3),
+      acksPerNumber: +((counts.acks - k0) / n).toFixed(3),
       rssMiB: +b.rssMiB.toFixed(1),
       rssKiBPerSession: +(((b.rssMiB - idle.rssMiB) * 1024) / target)
         .toFixed(1),
@@ -317,12 +283,7 @@ try {
   if (values.json) console.log(JSON.stringify(rows));
   else console.table(rows);
 } finally {
-  stop = true;
-  for (const c of conns) {
-    try {
-      c.close();
-    } catch { /* closed */ }
-  }
+  stop.abort();
   await Promise.allSettled(running);
   try {
     server.kill("SIGTERM");

@@ -18,38 +18,44 @@
  */
 
 import { parseArgs } from "node:util";
-import { FrameDecoder } from "../protocol/frame.ts";
+import { FD_BOUND_MAX_CONNECTIONS } from "../internal/server_process.ts";
+import { readLines } from "../internal/spawn.ts";
+import { denoSession } from "./_deno_driver.ts";
 import {
-  decodeMessage,
-  encodeMessage,
-  MessageType,
-  PROTOCOL_VERSION,
-  type Welcome,
-} from "../protocol/messages.ts";
+  numberFlag,
+  parseFlags,
+  sessionList,
+  UsageError,
+  v8FlagList,
+} from "./_flags.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    role: { type: "string", default: "main" },
-    sessions: { type: "string", default: "5000" },
-    settle: { type: "string", default: "10" },
-    v8: { type: "string", default: "" },
-    /** Write heap snapshots `DIR/before.heapsnapshot` and `DIR/after.heapsnapshot`. */
-    snapshots: { type: "string" },
-  },
-});
-
-/** Splits a text stream into lines. */
-function splitLines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const p of parts) ctl.enqueue(p);
+const { values, sessions, settleS } = parseFlags("bench/memory.ts", () => {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      role: { type: "string", default: "main" },
+      sessions: { type: "string", default: "5000" },
+      settle: { type: "string", default: "10" },
+      v8: { type: "string", default: "" },
+      /** Write heap snapshots `DIR/before.heapsnapshot` and `DIR/after.heapsnapshot`. */
+      snapshots: { type: "string" },
     },
   });
-}
+  const list = sessionList(values.sessions, {
+    n: FD_BOUND_MAX_CONNECTIONS,
+    why: "the server's --max-connections",
+  });
+  if (list.length !== 1) {
+    throw new UsageError(
+      `--sessions takes one count here, got "${values.sessions}"`,
+    );
+  }
+  return {
+    values,
+    sessions: list[0]!,
+    settleS: numberFlag("--settle", values.settle, 0),
+  };
+});
 
 interface Mem {
   rss: number;
@@ -69,28 +75,24 @@ if (values.role === "server") {
   });
   console.log(JSON.stringify({ port: server.addr.port }));
   const gc = (globalThis as { gc?: () => void }).gc!;
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream())
-    .pipeThrough(splitLines());
   const { writeHeapSnapshot } = await import("node:v8");
-  for await (const l of lines) {
+  await readLines(Deno.stdin.readable, (l) => {
     if (l.startsWith("s ")) {
       gc();
       writeHeapSnapshot(l.slice(2).trim());
       console.log("{}");
-      continue;
+      return;
     }
     gc();
     gc();
     const m = Deno.memoryUsage();
     console.log(JSON.stringify(m));
-  }
+  }, true);
   await server.close();
   Deno.exit(0);
 }
 
-const sessions = Number(values.sessions);
-const settleS = Number(values.settle);
-const v8 = ["--expose-gc", ...values.v8.split(/\s+/).filter(Boolean)];
+const v8 = ["--expose-gc", ...v8FlagList(values.v8)];
 const child = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
@@ -159,42 +161,18 @@ async function snapshot(name: string): Promise<void> {
 }
 await snapshot("before");
 const count = Math.ceil((sessions / 100) * 10 + settleS * 1000 / 1000 + 30);
-let stop = false;
-const conns: Deno.Conn[] = [];
+const stop = new AbortController();
 
+/** One session of the Deno driver: quarter-window ACKs, no keep-alives. */
 async function session(): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  conns.push(conn);
-  await conn.write(
-    encodeMessage({
-      type: "hello",
-      version: PROTOCOL_VERSION,
-      id: crypto.randomUUID(),
-      count,
-      token: crypto.getRandomValues(new Uint8Array(16)),
-    }),
-  );
-  const decoder = new FrameDecoder();
-  const buf = new Uint8Array(1024);
-  let every = 1, next = 0, lastAck = 0;
   try {
-    while (!stop) {
-      const n = await conn.read(buf);
-      if (n === null) return;
-      for (const f of decoder.push(buf.subarray(0, n))) {
-        if (f.type === MessageType.NUMBER) {
-          next++;
-          if (next - lastAck >= every) {
-            lastAck = next;
-            await conn.write(encodeMessage({ type: "ack", nextOffset: next }));
-          }
-        } else if (f.type === MessageType.WELCOME) {
-          const w = decodeMessage(f) as Welcome;
-          every = Math.max(1, Math.ceil(w.window / 4));
-          next = lastAck = w.nextOffset;
-        } else return;
-      }
-    }
+    await denoSession({
+      port,
+      count,
+      keepAlive: false,
+      readBytes: 1024,
+      signal: stop.signal,
+    });
   } catch {
     // closed at the end
   }
@@ -228,12 +206,7 @@ console.log(
     Math.round(sock.bytes / Math.max(1, sock.conns))
   } B (ss -tm, ${sock.conns} server sockets)`,
 );
-stop = true;
-for (const c of conns) {
-  try {
-    c.close();
-  } catch { /* closed */ }
-}
+stop.abort();
 await Promise.allSettled(running);
 await stdin.close();
 await child.status;

@@ -14,11 +14,24 @@
  * one run; each side is driven in its own protocol version (read from its
  * PROTOCOL.md), so `--baseline 35b3d16` compares with protocol 1.
  *
+ * Each side's server is launched as users launch it: with the V8 flags its
+ * own tree's `deno task server` applies (deno.json `tasks.server`; today
+ * `--max-semi-space-size=4` here, none in v1), `--trace-gc` added for the
+ * GC figures; the report prints each side's flags. `--server-v8-flags`
+ * replaces this tree's, `--baseline-v8-flags` the baseline's, and
+ * `--variants name=flags,…` measures this tree once per named set of flags
+ * in the same run. The report has one table per target of issue 18 with a
+ * met/missed column (`bench/_scale_report.ts`), then every run;
+ * `--markdown` prints it all as Markdown for BENCHMARKS.md, `--json` as
+ * JSON, and `--plan` prints the runs and their estimated wall time without
+ * running anything.
+ *
  * ```sh
  * flock /tmp/bench.lock deno task bench:scale [--baseline REV] [--sessions 5000,10000] [--steady 60s]
  *   [--settle 5s] [--rate 1000] [--interval 1s] [--rounds 1] [--poll 2ms] [--no-trace-gc]
- *   [--server-v8-flags=--max-semi-space-size=1] [--json]
- * flock /tmp/bench.lock deno task bench:scale --baseline 35b3d16 --sessions 5000,10000 --rounds 2
+ *   [--server-v8-flags=--max-semi-space-size=1 | --variants semi4=--max-semi-space-size=4,semi8=--max-semi-space-size=8]
+ *   [--baseline-v8-flags=…] [--json | --markdown] [--plan]
+ * flock /tmp/bench.lock deno task bench:scale --baseline 35b3d16 --sessions 5000,10000,15000 --rounds 2 --markdown
  * deno task bench:scale --sessions 200 --steady 5s     # a smoke run
  * ```
  *
@@ -31,142 +44,32 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { parseDuration } from "../cli/duration.ts";
 import { freePort, ROOT, runToEnd, spawn } from "../internal/spawn.ts";
 import { hostBusyS } from "../load/_proc.ts";
+import { buildDriver, GoMissingError, runDriver } from "./_driver.ts";
+import { benchMain, UsageError } from "./_flags.ts";
+import { summarizeGc } from "./_gc_trace.ts";
 import {
-  buildDriver,
-  type DriverSummary,
-  GoMissingError,
-  runDriver,
-} from "./_driver.ts";
-import { type GcSummary, summarizeGc } from "./_gc_trace.ts";
-
-/** A mistake in the command line: a message, exit status 2, no stack trace. */
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
-
-/** The driver's file limit: one socket per session in one process. */
-const MAX_SESSIONS = 19_000;
-
-interface Settings {
-  baseline: string | undefined;
-  sessions: number[];
-  steady: string;
-  settle: string;
-  rate: number;
-  interval: string;
-  rounds: number;
-  poll: string;
-  traceGc: boolean;
-  serverV8Flags: string[];
-  json: boolean;
-}
-
-function settings(args: string[]): Settings {
-  const { values } = parseArgs({
-    args,
-    options: {
-      baseline: { type: "string" },
-      sessions: { type: "string", default: "5000,10000" },
-      steady: { type: "string", default: "60s" },
-      settle: { type: "string", default: "5s" },
-      rate: { type: "string", default: "1000" },
-      interval: { type: "string", default: "1s" },
-      rounds: { type: "string", default: "1" },
-      poll: { type: "string", default: "2ms" },
-      "no-trace-gc": { type: "boolean", default: false },
-      "server-v8-flags": { type: "string", default: "" },
-      json: { type: "boolean", default: false },
-    },
-  });
-  const sessions = values.sessions.split(",").map((s) => Number(s.trim()));
-  for (const n of sessions) {
-    if (!Number.isInteger(n) || n < 1 || n > MAX_SESSIONS) {
-      throw new UsageError(
-        `--sessions takes a comma-separated list of 1..${MAX_SESSIONS} (one driver process may hold 20,000 sockets), got "${values.sessions}"`,
-      );
-    }
-  }
-  const rounds = Number(values.rounds), rate = Number(values.rate);
-  if (!Number.isInteger(rounds) || rounds < 1) {
-    throw new UsageError(
-      `--rounds must be a whole number ≥ 1, got "${values.rounds}"`,
-    );
-  }
-  if (!(rate > 0)) {
-    throw new UsageError(`--rate must be above 0, got "${values.rate}"`);
-  }
-  for (
-    const [flag, v] of [["steady", values.steady], ["settle", values.settle], [
-      "interval",
-      values.interval,
-    ], ["poll", values.poll]] as const
-  ) {
-    try {
-      parseDuration(v);
-    } catch {
-      throw new UsageError(
-        `--${flag} must be a duration such as 60s or 500ms, got "${v}"`,
-      );
-    }
-  }
-  if (parseDuration(values.steady) <= 0) {
-    throw new UsageError(`--steady must be above 0, got "${values.steady}"`);
-  }
-  return {
-    baseline: values.baseline,
-    sessions,
-    steady: values.steady,
-    settle: values.settle,
-    rate,
-    interval: values.interval,
-    rounds,
-    poll: values.poll,
-    traceGc: !values["no-trace-gc"],
-    serverV8Flags: values["server-v8-flags"].split(/[\s,]+/).filter(Boolean),
-    json: values.json,
-  };
-}
-
-/** A tree to measure: this one, or the baseline's worktree. */
-interface Side {
-  name: "before" | "after";
-  rev: string;
-  dir: string;
-  protocol: number;
-}
-
-/** The figures of one run (one side, one session count, one round). */
-interface RunFigures {
-  side: Side["name"];
-  rev: string;
-  sessions: number;
-  round: number;
-  ok: boolean;
-  serverUsPerNumber: number;
-  driverUsPerNumber: number;
-  rssKiBPerSession: number;
-  /** RSS growth from idle to the window's end (KiB). */
-  rssGrowthKiB: number;
-  latenessP50Ms: number;
-  latenessP99Ms: number;
-  latenessP999Ms: number;
-  latenessMaxMs: number;
-  deliveredPct: number;
-  passed: number;
-  acksPerNumber: number;
-  serverCpuPct: number;
-  gc: GcSummary | undefined;
-  /** Busy cores of the whole host during the run (ours and everyone else's). */
-  hostCores: number;
-  driver: DriverSummary;
-}
+  launchV8Flags,
+  planSeconds,
+  runOrder,
+  type ScaleSettings,
+  scaleSettings,
+  type Side,
+  v8FlagsOfTask,
+  variantFlags,
+} from "./_scale_plan.ts";
+import {
+  describeRun,
+  everyRunTable,
+  markdownReport,
+  type RunContext,
+  type RunFigures,
+  slopes,
+  type Table,
+  tableObjects,
+  targetTables,
+} from "./_scale_report.ts";
 
 async function git(args: string[]): Promise<string> {
   const out = await runToEnd("git", ["-C", ROOT.pathname, ...args]);
@@ -188,7 +91,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One server process of `side`, the driver against it, the figures. */
 async function measure(
-  s: Settings,
+  s: ScaleSettings,
   exe: string,
   side: Side,
   sessions: number,
@@ -196,7 +99,7 @@ async function measure(
 ): Promise<RunFigures> {
   const port = freePort();
   const gcLines: Array<{ at: number; line: string }> = [];
-  const v8 = [...(s.traceGc ? ["--trace-gc"] : []), ...s.serverV8Flags];
+  const v8 = launchV8Flags(side, s.traceGc);
   // V8 prints its GC trace with C stdio, block-buffered into a pipe:
   // `stdbuf -oL` makes it line-buffered, so each line arrives when the
   // collection ran (it execs the server: same pid).
@@ -293,140 +196,40 @@ async function measure(
   };
 }
 
-function median(xs: number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+/** The V8 flags `dir`'s `deno task server` applies. */
+async function taskFlags(dir: string): Promise<string[]> {
+  return v8FlagsOfTask(await Deno.readTextFile(`${dir}/deno.json`));
 }
 
-const range = (xs: number[]) =>
-  xs.length > 1 ? `${Math.min(...xs)}–${Math.max(...xs)}` : `${xs[0]}`;
-
-/** The slope of RSS growth between consecutive session counts, per side and round (KiB per extra session). */
-function slopes(runs: RunFigures[], s: Settings) {
-  const out: Array<
-    {
-      side: string;
-      rev: string;
-      round: number;
-      from: number;
-      to: number;
-      kibPerSession: number;
-    }
-  > = [];
-  const sorted = [...s.sessions].sort((a, b) => a - b);
-  for (const side of ["before", "after"] as const) {
-    for (let r = 1; r <= s.rounds; r++) {
-      for (let i = 1; i < sorted.length; i++) {
-        const a = runs.find((x) =>
-          x.side === side && x.round === r && x.sessions === sorted[i - 1]
-        );
-        const b = runs.find((x) =>
-          x.side === side && x.round === r && x.sessions === sorted[i]
-        );
-        if (!a || !b) continue;
-        out.push({
-          side,
-          rev: a.rev,
-          round: r,
-          from: a.sessions,
-          to: b.sessions,
-          kibPerSession:
-            +((b.rssGrowthKiB - a.rssGrowthKiB) / (b.sessions - a.sessions))
-              .toFixed(2),
-        });
-      }
-    }
-  }
-  return out;
+/** Prints a table: its title and note, then `console.table`. */
+function printTable(t: Table): void {
+  console.log(`\n${t.title}${t.note ? `\n  ${t.note}` : ""}`);
+  console.table(tableObjects(t));
 }
 
 function report(
   runs: RunFigures[],
-  s: Settings,
+  s: ScaleSettings,
   sides: Side[],
-  goVersion: string,
+  c: RunContext,
 ): void {
-  const slope = slopes(runs, s);
   if (s.json) {
-    console.log(JSON.stringify({ settings: s, sides, runs, slopes: slope }));
+    console.log(JSON.stringify({
+      settings: s,
+      context: c,
+      sides,
+      runs,
+      slopes: slopes(runs, s.sessions),
+      targets: targetTables(runs, sides, s),
+    }));
     return;
   }
-  console.log(
-    `bench:scale, interval ${s.interval}, steady ${s.steady} after ${s.settle}, opening ${s.rate}/s, ${s.rounds} round(s); driver: bench/driver (${goVersion}), poll ${s.poll}`,
-  );
-  for (const side of sides) {
-    console.log(
-      `  ${side.name}: ${side.rev} (protocol ${side.protocol}) in ${side.dir}`,
-    );
-  }
-  console.log("\nEvery run:");
-  console.table(runs.map((r) => ({
-    side: r.side,
-    N: r.sessions,
-    round: r.round,
-    "server µs/num": r.serverUsPerNumber,
-    "driver µs/num": r.driverUsPerNumber,
-    "KiB/session": r.rssKiBPerSession,
-    "late p50": r.latenessP50Ms,
-    "p99": r.latenessP99Ms,
-    "p99.9": r.latenessP999Ms,
-    "max": r.latenessMaxMs,
-    "delivered %": r.deliveredPct,
-    "passed": r.passed,
-    "young GC n/ms": r.gc ? `${r.gc.young}/${r.gc.youngPauseMs}` : "-",
-    "full GC n/ms (max)": r.gc
-      ? `${r.gc.full}/${r.gc.fullPauseMs} (${r.gc.maxPauseMs})`
-      : "-",
-    "host cores": r.hostCores,
-  })));
-  console.log("\nMedians (range) per side and session count:");
-  const rows = [];
-  for (const side of sides) {
-    for (const n of s.sessions) {
-      const rs = runs.filter((r) => r.side === side.name && r.sessions === n);
-      if (!rs.length) continue;
-      const f = (k: keyof RunFigures) => {
-        const xs = rs.map((r) => r[k] as number);
-        return `${+median(xs).toFixed(2)} (${range(xs)})`;
-      };
-      rows.push({
-        side: `${side.name} ${side.rev}`,
-        N: n,
-        "server µs/num": f("serverUsPerNumber"),
-        "driver µs/num": f("driverUsPerNumber"),
-        "KiB/session": f("rssKiBPerSession"),
-        "late p50 ms": f("latenessP50Ms"),
-        "p99": f("latenessP99Ms"),
-        "p99.9": f("latenessP999Ms"),
-        "delivered %": f("deliveredPct"),
-      });
-    }
-  }
-  console.table(rows);
-  if (slope.length) {
-    console.log("\nRSS slope between session counts (KiB per extra session):");
-    console.table(slope);
-  }
-  if (sides.length === 2) {
-    console.log("\nServer CPU per number, after / before, same round and N:");
-    console.table(
-      runs.filter((r) => r.side === "after").map((a) => {
-        const b = runs.find((x) =>
-          x.side === "before" && x.round === a.round &&
-          x.sessions === a.sessions
-        );
-        return b
-          ? {
-            N: a.sessions,
-            round: a.round,
-            before: b.serverUsPerNumber,
-            after: a.serverUsPerNumber,
-            ratio: +(a.serverUsPerNumber / b.serverUsPerNumber).toFixed(2),
-          }
-          : undefined;
-      }).filter(Boolean),
-    );
+  if (s.markdown) {
+    console.log(markdownReport(runs, s, sides, c));
+  } else {
+    for (const l of describeRun(s, sides, c)) console.log(l);
+    for (const t of targetTables(runs, sides, s)) printTable(t);
+    printTable(everyRunTable(runs));
   }
   const failed = runs.filter((r) => !r.ok);
   if (failed.length) {
@@ -442,20 +245,84 @@ function report(
   }
 }
 
-async function main(): Promise<number> {
-  let s: Settings;
-  try {
-    s = settings(Deno.args);
-  } catch (err) {
-    if (err instanceof UsageError || err instanceof TypeError) {
-      console.error(`bench:scale: ${err.message}`);
-      return 2;
-    }
-    throw err;
+/** This tree's sides, one per variant, and the baseline's when asked for. */
+async function sidesOf(
+  s: ScaleSettings,
+  baselineDir: string | undefined,
+): Promise<Side[]> {
+  const head = await git(["rev-parse", "--short", "HEAD"]);
+  const dirty = (await git(["status", "--porcelain"])) !== "";
+  const here = ROOT.pathname.replace(/\/$/, "");
+  const hereFlags = await taskFlags(here);
+  const protocol = await protocolOf(here);
+  const sides: Side[] = s.variants.map((v) => ({
+    name: v.name,
+    measured: true,
+    rev: head + (dirty ? "+" : ""),
+    dir: here,
+    protocol,
+    ...variantFlags(v, hereFlags),
+  }));
+  if (s.baseline !== undefined && baselineDir !== undefined) {
+    sides.unshift({
+      name: "before",
+      measured: false,
+      rev: await git(["rev-parse", "--short", s.baseline]),
+      dir: baselineDir,
+      protocol: await protocolOf(baselineDir),
+      ...(s.baselineV8Flags
+        ? {
+          v8Flags: s.baselineV8Flags,
+          v8FlagsFrom: "--baseline-v8-flags" as const,
+        }
+        : {
+          v8Flags: await taskFlags(baselineDir),
+          v8FlagsFrom: "deno.json task server" as const,
+        }),
+    });
   }
+  return sides;
+}
+
+async function main(): Promise<number> {
+  const s = scaleSettings(Deno.args);
+  const command = `deno task bench:scale ${Deno.args.join(" ")}`.trim();
   const tmp = await Deno.makeTempDir({ prefix: "seqstream-scale-" });
   let worktree: string | undefined;
   try {
+    if (s.baseline !== undefined) {
+      const rev = await git(["rev-parse", "--short", s.baseline]).catch(
+        (err) => {
+          throw new UsageError(
+            `--baseline: "${s.baseline}" names no commit here`,
+            { cause: err },
+          );
+        },
+      );
+      worktree = `${tmp}/baseline`;
+      await git(["worktree", "add", "--detach", worktree, rev]);
+    }
+    const sides = await sidesOf(s, worktree);
+    if (s.plan) {
+      const order = runOrder(s, sides.map((x) => x.name));
+      for (
+        const l of describeRun(s, sides, {
+          command,
+          goVersion: "not built: --plan",
+          denoVersion: Deno.version.deno,
+          startedAt: new Date().toISOString(),
+          wallMinutes: 0,
+        })
+      ) console.log(l);
+      console.log(
+        `${order.length} runs, estimated ${
+          (planSeconds(s, sides.length) / 60).toFixed(1)
+        } min: ${
+          order.map((r) => `${r.side}@${r.sessions}#${r.round}`).join(" ")
+        }`,
+      );
+      return 0;
+    }
     let exe: string;
     try {
       exe = await buildDriver(tmp);
@@ -467,41 +334,23 @@ async function main(): Promise<number> {
       throw err;
     }
     const goVersion = (await runToEnd("go", ["version"])).stdout.trim();
-    const head = await git(["rev-parse", "--short", "HEAD"]);
-    const dirty = (await git(["status", "--porcelain"])) !== "";
-    const here = ROOT.pathname.replace(/\/$/, "");
-    const sides: Side[] = [{
-      name: "after",
-      rev: head + (dirty ? "+" : ""),
-      dir: here,
-      protocol: await protocolOf(here),
-    }];
-    if (s.baseline !== undefined) {
-      const rev = await git(["rev-parse", "--short", s.baseline]);
-      worktree = `${tmp}/baseline`;
-      await git(["worktree", "add", "--detach", worktree, rev]);
-      sides.unshift({
-        name: "before",
-        rev,
-        dir: worktree,
-        protocol: await protocolOf(worktree),
-      });
-    }
+    const startedAt = new Date().toISOString(), t0 = performance.now();
     const runs: RunFigures[] = [];
-    for (let round = 1; round <= s.rounds; round++) {
-      for (const [i, n] of s.sessions.entries()) {
-        // Alternate which side goes first, so a drift in load favours neither.
-        const order = (round + i) % 2 ? [...sides].reverse() : sides;
-        for (const side of order) {
-          const r = await measure(s, exe, side, n, round);
-          runs.push(r);
-          console.error(
-            `round ${round} ${side.name} ${side.rev} N=${n}: server ${r.serverUsPerNumber} µs/number, driver ${r.driverUsPerNumber}, ${r.rssKiBPerSession} KiB/session, lateness p99 ${r.latenessP99Ms} ms, delivered ${r.deliveredPct}%, host ${r.hostCores} cores`,
-          );
-        }
-      }
+    for (const p of runOrder(s, sides.map((x) => x.name))) {
+      const side = sides.find((x) => x.name === p.side)!;
+      const r = await measure(s, exe, side, p.sessions, p.round);
+      runs.push(r);
+      console.error(
+        `round ${p.round} ${side.name} ${side.rev} N=${p.sessions}: server ${r.serverUsPerNumber} µs/number, driver ${r.driverUsPerNumber}, ${r.rssKiBPerSession} KiB/session, lateness p99 ${r.latenessP99Ms} ms, delivered ${r.deliveredPct}%, host ${r.hostCores} cores`,
+      );
     }
-    report(runs, s, sides, goVersion);
+    report(runs, s, sides, {
+      command,
+      goVersion,
+      denoVersion: Deno.version.deno,
+      startedAt,
+      wallMinutes: +((performance.now() - t0) / 60_000).toFixed(1),
+    });
     return runs.every((r) => r.ok) ? 0 : 1;
   } finally {
     if (worktree) await git(["worktree", "remove", "--force", worktree]);
@@ -509,4 +358,4 @@ async function main(): Promise<number> {
   }
 }
 
-Deno.exit(await main());
+await benchMain("bench:scale", main);

@@ -20,14 +20,7 @@
  */
 
 import { benchServer, benchSettings } from "./_setup.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
-import {
-  decodeMessage,
-  encodeMessage,
-  MessageType,
-  PROTOCOL_VERSION,
-  type Welcome,
-} from "../protocol/messages.ts";
+import { denoSession } from "./_deno_driver.ts";
 import { readProc } from "../load/_proc.ts";
 import { cpuUsage } from "node:process";
 
@@ -47,88 +40,14 @@ const { port, server } = await benchServer(interval, {
   v8Flags: serverV8Flags,
 });
 
-/**
- * One v2 session over a bare socket, acknowledging exactly as the real client
- * does (`client/session.ts`): HELLO; after WELCOME an ACK(nextOffset) as soon
- * as `nextOffset − lastAck ≥ ceil(window / 4)` (checked after every number),
- * and a keep-alive ACK only when no ACK has gone out for `ackIntervalMs` (one
- * timer, armed for `lastAckAt + ackIntervalMs` and re-armed when it fires,
- * like the client's loop); ACK(count) on FINAL, close on DONE. No checksums:
- * only the server's work is measured.
- */
-let acksSent = 0, keepAlivesSent = 0;
+/** ACKs and keep-alives the sessions sent. */
+const counts = { acks: 0, keepAlives: 0 };
 
+/** One session of the Deno driver (`_deno_driver.ts`), to its DONE. */
 async function session(onNumber: () => void): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const token = crypto.getRandomValues(new Uint8Array(16));
-  let every = 1, next = 0, lastAck = 0, lastAckAt = 0, ackIntervalMs = 0;
-  let closed = false;
-  let keepAlive: ReturnType<typeof setTimeout> | undefined;
-  const ack = (nextOffset: number) => {
-    lastAck = nextOffset;
-    lastAckAt = performance.now();
-    acksSent++;
-    return conn.write(encodeMessage({ type: "ack", nextOffset }));
-  };
-  const armKeepAlive = () => {
-    clearTimeout(keepAlive);
-    if (closed) return;
-    keepAlive = setTimeout(
-      onKeepAlive,
-      Math.max(0, lastAckAt + ackIntervalMs - performance.now()),
-    );
-  };
-  const onKeepAlive = () => {
-    if (closed) return;
-    if (performance.now() - lastAckAt >= ackIntervalMs) {
-      keepAlivesSent++;
-      ack(next).catch(() => {});
-    }
-    armKeepAlive();
-  };
-  await conn.write(
-    encodeMessage({
-      type: "hello",
-      version: PROTOCOL_VERSION,
-      id: crypto.randomUUID(),
-      count,
-      token,
-    }),
-  );
-  const decoder = new FrameDecoder();
-  const buf = new Uint8Array(4096);
-  try {
-    while (true) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error("server closed early");
-      for (const f of decoder.push(buf.subarray(0, n))) {
-        if (f.type === MessageType.NUMBER) {
-          onNumber();
-          next++;
-          if (next - lastAck >= every) await ack(next);
-        } else if (f.type === MessageType.WELCOME) {
-          const w = decodeMessage(f) as Welcome;
-          every = Math.max(1, Math.ceil(w.window / 4));
-          ackIntervalMs = Math.max(1, w.ackIntervalMs);
-          next = lastAck = w.nextOffset;
-          lastAckAt = performance.now();
-          armKeepAlive();
-        } else if (f.type === MessageType.FINAL) {
-          closed = true;
-          clearTimeout(keepAlive);
-          next = count;
-          await ack(count);
-        } else if (f.type === MessageType.DONE) return;
-        else if (f.type === MessageType.ERROR) {
-          throw new Error("server refused a session");
-        }
-      }
-    }
-  } finally {
-    closed = true;
-    clearTimeout(keepAlive);
-    conn.close();
-  }
+  const end = await denoSession({ port, count, counts, onNumber });
+  if (end === "closed") throw new Error("server closed early");
+  if (end === "refused") throw new Error("server refused a session");
 }
 
 try {
@@ -150,15 +69,15 @@ try {
   const a = (await readProc(server.pid))!,
     da = cpuUsage(),
     n0 = numbers,
-    k0 = acksSent,
-    q0 = keepAlivesSent,
+    k0 = counts.acks,
+    q0 = counts.keepAlives,
     t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const b = (await readProc(server.pid))!,
     db = cpuUsage(da),
     n1 = numbers,
-    k1 = acksSent,
-    q1 = keepAlivesSent,
+    k1 = counts.acks,
+    q1 = counts.keepAlives,
     t1 = performance.now();
   await Promise.all(running);
   const end = (await readProc(server.pid))!;

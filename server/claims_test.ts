@@ -1,46 +1,28 @@
-import { FakeClock } from "../common/fake_clock.ts";
+import type { FakeClock } from "../common/fake_clock.ts";
 import { ErrorCode, ProtocolError } from "../protocol/errors.ts";
-import { FlakyStore } from "../store/_flaky.ts";
 import type { SessionRecord, SessionStore } from "../store/types.ts";
 import { assert_, assertEquals } from "../tests/_assert.ts";
 import { Claims, CONFLICT_WAIT_MS } from "./claims.ts";
 import { WriteBack } from "./write_back.ts";
+import {
+  fakeStore,
+  RULES,
+  sessionRecord,
+  writeBackHost,
+} from "./_test_fixtures.ts";
 
-const RULES = { serverId: "a", ttlMs: 1000, tombstoneMs: 5000 };
-
-function rec(over: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    id: "s",
-    seed: "0123456789abcdef",
-    count: 10,
-    token: "00".repeat(16),
-    epoch: 1,
-    owner: "a",
-    status: "live",
-    expiresAt: 0,
-    retainUntil: 0,
-    ...over,
-  };
-}
+/** Session "s" at epoch 1, attached to "a". */
+const rec = (over: Partial<SessionRecord> = {}) =>
+  sessionRecord({ epoch: 1, ...over });
 
 function setup() {
-  const clock = new FakeClock(1_000_000, 0);
-  const store = new FlakyStore({ clock });
+  const { clock, store } = fakeStore();
   const ops: string[] = [];
   const op = <T>(name: string, fn: (s: SessionStore) => Promise<T>) => {
     ops.push(name);
     return fn(store);
   };
-  const wb = new WriteBack({
-    op,
-    written: () => {},
-    lost: () => {},
-    missing: () => {},
-    held: () => undefined,
-    heldIds: () => [],
-    handshaking: () => false,
-    closed: () => false,
-  });
+  const wb = new WriteBack(writeBackHost(store, { op }));
   const state = { live: true, closed: false };
   const claims = new Claims(RULES, clock, {
     op,

@@ -1,26 +1,9 @@
-import { FakeClock } from "../common/fake_clock.ts";
-import { FlakyStore } from "../store/_flaky.ts";
 import type { SessionRecord, SessionStore } from "../store/types.ts";
 import { assertEquals } from "../tests/_assert.ts";
 import { recordCompletion } from "./completion.ts";
+import { fakeStore, NOW, RULES, sessionRecord } from "./_test_fixtures.ts";
 
-const RULES = { serverId: "a", ttlMs: 1000, tombstoneMs: 5000 };
-const NOW = 1_000_000;
-
-function attached(over: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    id: "s",
-    seed: "0123456789abcdef",
-    count: 10,
-    token: "00".repeat(16),
-    epoch: 2,
-    owner: "a",
-    status: "live",
-    expiresAt: 0,
-    retainUntil: 0,
-    ...over,
-  };
-}
+const attached = sessionRecord;
 
 // [what the store holds, ok, lostRecord, store calls, what it holds after]
 const rows: [
@@ -54,7 +37,7 @@ const rows: [
 ];
 for (const [holds, stored, ok, lostRecord, calls, after] of rows) {
   Deno.test(`recordCompletion over ${holds} → ok ${ok}, lost record ${lostRecord}`, async () => {
-    await using store = new FlakyStore({ clock: new FakeClock(NOW, 0) });
+    await using store = fakeStore().store;
     if (stored !== null) await store.create(stored);
     const made: string[] = [];
     const op = <T>(name: string, fn: (s: SessionStore) => Promise<T>) => {
@@ -75,7 +58,7 @@ for (const [holds, stored, ok, lostRecord, calls, after] of rows) {
 }
 
 Deno.test("recordCompletion rejects when the store fails, and writes nothing", async () => {
-  await using store = new FlakyStore({ clock: new FakeClock(NOW, 0) });
+  await using store = fakeStore().store;
   await store.create(attached());
   store.down = true;
   const op = <T>(_: string, fn: (s: SessionStore) => Promise<T>) => fn(store);

@@ -1,41 +1,20 @@
-import { FakeClock } from "../common/fake_clock.ts";
-import { FlakyStore } from "../store/_flaky.ts";
 import type { SessionRecord } from "../store/types.ts";
 import { assertEquals } from "../tests/_assert.ts";
 import { DetachedSessions } from "./detached.ts";
 import { WriteBack } from "./write_back.ts";
+import {
+  fakeStore,
+  RULES,
+  sessionRecord,
+  writeBackHost,
+} from "./_test_fixtures.ts";
 
-const RULES = { serverId: "a", ttlMs: 1000, tombstoneMs: 5000 };
-
-function attached(over: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    id: "s",
-    seed: "0123456789abcdef",
-    count: 10,
-    token: "00".repeat(16),
-    epoch: 2,
-    owner: "a",
-    status: "live",
-    expiresAt: 0,
-    retainUntil: 0,
-    ...over,
-  };
-}
+const attached = sessionRecord;
 
 async function setup(stored: SessionRecord | null = attached()) {
-  const clock = new FakeClock(1_000_000, 0);
-  const store = new FlakyStore({ clock });
+  const { clock, store } = fakeStore();
   if (stored !== null) await store.create(stored);
-  const wb = new WriteBack({
-    op: (_name, fn) => fn(store),
-    written: () => {},
-    lost: () => {},
-    missing: () => {},
-    held: () => undefined,
-    heldIds: () => [],
-    handshaking: () => false,
-    closed: () => false,
-  });
+  const wb = new WriteBack(writeBackHost(store));
   const expired: string[] = [];
   const inflight: Promise<void>[] = [];
   const d = new DetachedSessions(RULES, clock, {

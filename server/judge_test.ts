@@ -3,25 +3,13 @@ import type { Lease, SessionRecord } from "../store/types.ts";
 import { assertEquals } from "../tests/_assert.ts";
 import { Judge } from "./judge.ts";
 import type { Pending } from "./write_back.ts";
+import { NOW, RULES, sessionRecord } from "./_test_fixtures.ts";
 
-const RULES = { serverId: "a", ttlMs: 1000, tombstoneMs: 5000 };
-const NOW = 1_000_000;
 const TOKEN = new Uint8Array(16);
 
-function rec(over: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    id: "s",
-    seed: "0123456789abcdef",
-    count: 10,
-    token: "00".repeat(16),
-    epoch: 2,
-    owner: "b",
-    status: "live",
-    expiresAt: 0,
-    retainUntil: 0,
-    ...over,
-  };
-}
+/** Session "s" at epoch 2, attached to another server, "b". */
+const rec = (over: Partial<SessionRecord> = {}) =>
+  sessionRecord({ owner: "b", ...over });
 
 interface World {
   /** The owner's lease as the store has it (`undefined`: no owner read expected). */

@@ -3,36 +3,19 @@ import { FlakyStore } from "../store/_flaky.ts";
 import type { Fence, SessionRecord } from "../store/types.ts";
 import { assertEquals } from "../tests/_assert.ts";
 import { WriteBack } from "./write_back.ts";
+import { sessionRecord, writeBackHost } from "./_test_fixtures.ts";
 
-function rec(over: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    id: "s",
-    seed: "0123456789abcdef",
-    count: 10,
-    token: "00".repeat(16),
-    epoch: 2,
-    owner: "a",
-    status: "live",
-    expiresAt: 0,
-    retainUntil: 0,
-    ...over,
-  };
-}
+const rec = sessionRecord;
 
 function writeBack(store: FlakyStore) {
   const written: SessionRecord[] = [];
   const lost: Fence[] = [];
   const missing: string[] = [];
-  const wb = new WriteBack({
-    op: (_name, fn) => fn(store),
+  const wb = new WriteBack(writeBackHost(store, {
     written: (r) => written.push(r),
     lost: (f) => lost.push(f),
     missing: (id) => missing.push(id),
-    held: () => undefined,
-    heldIds: () => [],
-    handshaking: () => false,
-    closed: () => false,
-  });
+  }));
   return { wb, written, lost, missing };
 }
 
