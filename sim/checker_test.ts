@@ -28,6 +28,48 @@ Deno.test("Checker one-streamer: an older connection may send within the fencing
   assertEquals(names(c), ["one-streamer"]);
 });
 
+Deno.test("Checker one-streamer: a store outage within the bound counts it again from the outage's end", () => {
+  // Seed 160799425: the old server's heartbeats could not drain the notice
+  // while the store was out.
+  let t = 0;
+  const c = new Checker(() => t, {
+    ttlMs: 5000,
+    fenceMs: 1000,
+    fenceAfterOutageMs: 1500,
+    slackMs: 3000,
+    storeSlackMs: 900,
+  });
+  const old = c.opened("s"), young = c.opened("s");
+  c.numberSent(old);
+  t = 100;
+  c.numberSent(young); // the takeover: bound 1100 without outages
+  c.storeOutage(600, 2000);
+  c.storeOutage(1900, 3000); // began within the extended bound: chains
+  c.storeOutage(5000, 6000); // began after it ran out: no effect
+  t = 4500;
+  c.numberSent(old); // 3000 + 1500
+  assertEquals(names(c), []);
+  t = 4501;
+  c.numberSent(old);
+  assertEquals(names(c), ["one-streamer"]);
+  assertEquals(
+    c.violations[0]!.detail,
+    "connection 1 sent a number 4401 ms after a newer connection of its session started streaming (bound 4400 ms)",
+  );
+});
+
+Deno.test("Checker one-streamer: an outage that ended before the takeover changes nothing", () => {
+  const { c, at } = checker();
+  const old = c.opened("s"), young = c.opened("s");
+  c.storeOutage(0, 100);
+  at(200);
+  c.numberSent(old);
+  c.numberSent(young);
+  at(1201);
+  c.numberSent(old);
+  assertEquals(names(c), ["one-streamer"]);
+});
+
 Deno.test("Checker ttl: a RESUME welcomed more than TTL + slack after the last close fails; a HELLO starts anew", () => {
   const { c, at } = checker();
   const first = c.opened("s");
