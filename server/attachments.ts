@@ -48,7 +48,7 @@ export interface AttachmentsHost {
     "detach" | "delete" | "fenced" | "get" | "ids"
   >;
   /** The writes pending: dropped by a fence or an adoption. */
-  readonly writeBack: Pick<WriteBack, "delete" | "fenced" | "get">;
+  readonly writeBack: Pick<WriteBack, "adopted" | "fenced" | "get">;
   /** Counts sessions taken over. */
   readonly counters: Pick<Counters, "sessionsTakenOver">;
   /** Closes the connection here that holds `id`, below `epoch`. */
@@ -110,7 +110,7 @@ export class Attachments {
   adopt(rec: SessionRecord, by: "hello" | "resume"): void {
     const local = this.#attached.get(rec.id);
     this.#host.detached.delete(rec.id);
-    this.#host.writeBack.delete(rec.id);
+    this.#host.writeBack.adopted(rec.id, rec.epoch);
     this.#attached.set(rec.id, rec);
     if (local === undefined) return;
     this.#takenOver(rec.id, localFenceEpoch(by, rec.epoch, local.epoch));

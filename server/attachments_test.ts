@@ -40,7 +40,7 @@ function setup() {
       ids: () => detached.keys(),
     },
     writeBack: {
-      delete: (id) => void pending.delete(id),
+      adopted: (id) => void pending.delete(id),
       fenced: (f) => void fences.push(`write-back ${f.id}@${f.epoch}`),
       get: (id) => {
         const rec = pending.get(id);

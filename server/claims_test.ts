@@ -35,6 +35,7 @@ function setup() {
     op,
     written: () => {},
     lost: () => {},
+    notify: () => {},
     missing: () => {},
     held: () => undefined,
     heldIds: () => [],

@@ -30,6 +30,7 @@ async function setup(stored: SessionRecord | null = attached()) {
     op: (_name, fn) => fn(store),
     written: () => {},
     lost: () => {},
+    notify: () => {},
     missing: () => {},
     held: () => undefined,
     heldIds: () => [],

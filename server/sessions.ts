@@ -206,6 +206,8 @@ export class SessionManager {
         if (rec.status === "expired") this.#expired(rec.id);
       },
       lost: (f) => this.#attached.fenced(f),
+      notify: (n) =>
+        void this.#calls.track(this.#notices.send(n.owner, n.fence)),
       missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
       held: (id) => this.#attached.held(id),
       heldIds: () => this.#attached.heldIds(),
@@ -467,7 +469,7 @@ export class SessionManager {
       throw refusalError(v.refusal);
     }
     const next = v.claim.rec;
-    if (!(await this.#claims.write(v.claim))) return null;
+    if (!(await this.#claims.write(v.claim, v.notify))) return null;
     if (v.resumedAfterMs !== undefined) {
       this.#o.observer?.resumed?.(v.resumedAfterMs);
     }
