@@ -1,13 +1,14 @@
 import { assertEquals } from "../tests/_assert.ts";
-import { Checker, refusalAllowed } from "./checker.ts";
+import { type CheckBounds, Checker, refusalAllowed } from "./checker.ts";
 
-function checker() {
+function checker(bounds: Partial<CheckBounds> = {}) {
   let t = 0;
   const c = new Checker(() => t, {
     ttlMs: 5000,
     fenceMs: 1000,
     slackMs: 3000,
     storeSlackMs: 900,
+    ...bounds,
   });
   return { c, at: (ms: number) => (t = ms) };
 }
@@ -31,25 +32,18 @@ Deno.test("Checker one-streamer: an older connection may send within the fencing
 Deno.test("Checker one-streamer: a store outage within the bound counts it again from the outage's end", () => {
   // Seed 160799425: the old server's heartbeats could not drain the notice
   // while the store was out.
-  let t = 0;
-  const c = new Checker(() => t, {
-    ttlMs: 5000,
-    fenceMs: 1000,
-    fenceAfterOutageMs: 1500,
-    slackMs: 3000,
-    storeSlackMs: 900,
-  });
+  const { c, at } = checker({ fenceAfterOutageMs: 1500 });
   const old = c.opened("s"), young = c.opened("s");
   c.numberSent(old);
-  t = 100;
+  at(100);
   c.numberSent(young); // the takeover: bound 1100 without outages
   c.storeOutage(600, 2000);
   c.storeOutage(1900, 3000); // began within the extended bound: chains
   c.storeOutage(5000, 6000); // began after it ran out: no effect
-  t = 4500;
+  at(4500);
   c.numberSent(old); // 3000 + 1500
   assertEquals(names(c), []);
-  t = 4501;
+  at(4501);
   c.numberSent(old);
   assertEquals(names(c), ["one-streamer"]);
   assertEquals(
