@@ -69,6 +69,7 @@ export function writeBackHost(
     op: (_name, fn) => fn(store),
     written: () => {},
     lost: () => {},
+    notify: () => {},
     missing: () => {},
     held: () => undefined,
     heldIds: () => [],

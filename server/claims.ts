@@ -42,7 +42,7 @@ import {
   refusalError,
   refusals,
 } from "./lifecycle.ts";
-import type { WriteBack } from "./write_back.ts";
+import type { Notice, WriteBack } from "./write_back.ts";
 
 /** How long a resume that lost a race waits for the winner to let go (ms). */
 export const CONFLICT_WAIT_MS = 1000;
@@ -101,12 +101,14 @@ export class Claims {
 
   /**
    * Writes `claim`; resolves whether it was applied. On a store error its
-   * undoing detach is kept in the write-back before the error is rethrown.
+   * undoing detach is kept in the write-back before the error is rethrown,
+   * with `notice`, the takeover notice the write owes if it was applied
+   * (the write-back sends it once it sees the record at its epoch).
    *
    * @throws {ProtocolError} `STORE_UNAVAILABLE`: the lease is not live (no
    * write made), or the store failed
    */
-  async write(claim: Claim): Promise<boolean> {
+  async write(claim: Claim, notice?: Notice): Promise<boolean> {
     const h = this.#host;
     if (!h.live()) throw refusalError(refusals.noLease(h.storeKind));
     try {
@@ -122,6 +124,7 @@ export class Claims {
         rec.epoch,
         detachRecord(this.#rules, rec, h.storeNow()),
         rec,
+        notice,
       );
       throw err;
     }

@@ -1,8 +1,8 @@
 /**
  * The session lifecycle, written once over any {@link SessionStore}: open,
  * resume (with fenced takeover), attach, detach, complete. The manager keeps
- * the awaits, the maps of what this server holds, and the order of the
- * steps; each part below is one idea behind a narrow interface:
+ * the awaits and the order of the steps; each part below is one idea behind
+ * a narrow interface:
  *
  * - `lifecycle.ts`: the rules, as pure functions over plain data (who may
  *   open or resume, what each step writes, every refusal and its message,
@@ -18,37 +18,20 @@
  *   retried by the heartbeat;
  * - `write_back.ts` ({@link WriteBack}): writes the store missed, their
  *   retries, and the resync after a data loss;
+ * - `attachments.ts` ({@link Attachments}): the sessions attached here, and
+ *   what ends an attachment (detach, release, adoption, takeover notice);
  * - `detached.ts` ({@link DetachedSessions}): the sessions detached here,
  *   their detach writes and expiry tombstones, on one timer;
  * - `completion.ts`: the completion's tombstone;
  * - `store_calls.ts` ({@link StoreCalls}): every store call counted, timed,
  *   its failure a refusal, and tracked for {@link SessionManager.close}.
  *
- * Store operations per session are O(1) in its length. The manager keeps the
- * record it wrote for every session it holds, so its own later writes are
- * blind compare-and-sets on the epoch, with no read first:
- *
- * | event                 | operations                                         |
- * | --------------------- | -------------------------------------------------- |
- * | new session           | `create` (+ `get`, `replace` if the id was used)   |
- * | detach                | `replace` (a failed one waits for the heartbeat:   |
- * |                       | dropped by its takeover notice, or `replace` +     |
- * |                       | `get` to tell "moved on" from "lost by the store") |
- * | resume                | `get`, `replace` (+ `lease_get`, `fence` when the  |
- * |                       | record is still attached to another server)        |
- * | complete              | `replace` (a tombstone; + `get`, `create` if the   |
- * |                       | store lost the record)                             |
- * | expiry (if detached)  | `replace` (a tombstone; fails harmlessly if the    |
- * |                       | session was resumed elsewhere)                     |
- * | retried write         | `replace` (+ `get` when it fails: was it applied?) |
- *
- * So a session with `r` reconnects costs at most `2 + 5·r` operations (see
- * `tests/store_ops_test.ts` for what each backend measures). The heartbeat's
- * operations ({@link SERVER_STORE_OPS}) are per server, not per session: a
- * constant number per beat, whatever the number of sessions, plus the
- * resync after a data loss. A resume that loses a race with another
- * attachment adds at most 6 `get`s and one more attach while it waits for
- * the winner to let go.
+ * The manager keeps the record it wrote for every session it holds, so its
+ * own later writes are blind compare-and-sets on the epoch, with no read
+ * first: a session with `r` reconnects costs at most `2 + 5·r` store
+ * operations, and the heartbeat's are per server (the table of what each
+ * event costs is in
+ * [docs/architecture.md](../docs/architecture.md#store-operations-per-session)).
  *
  * Races are settled by the epoch, and every deadline is written and judged
  * in the store's time ({@link LeaseKeeper.now}), never this host's own (see
@@ -61,7 +44,8 @@
  * server is deleted by the heartbeats' `collect` (see `lease.ts`).
  *
  * Store outages: a session that is streaming needs no store operation, so it
- * keeps going. A store that lost its data is detected by this server's own
+ * keeps going (one taken over elsewhere meanwhile stops at the first
+ * heartbeat that reaches the store again: PROTOCOL.md §7 Fencing). A store that lost its data is detected by this server's own
  * lease (`lease.ts`), or by a record missing of a session this server holds
  * (its detach or completion finds none, or its client's resume reaches this
  * server and finds none). The server then writes back every session it
@@ -86,7 +70,8 @@ import { SERVER_DEFAULTS } from "../common/defaults.ts";
 import type { Logger } from "../common/logger.ts";
 import { deriveSeed, randomSeed, type Seed } from "../protocol/prng.ts";
 import { uuidToBytes } from "../protocol/uuid.ts";
-import type { Fence, SessionRecord, SessionStore } from "../store/types.ts";
+import type { SessionRecord, SessionStore } from "../store/types.ts";
+import { Attachments } from "./attachments.ts";
 import { Claims } from "./claims.ts";
 import { recordCompletion } from "./completion.ts";
 import { DetachedSessions, type DetachedView } from "./detached.ts";
@@ -96,8 +81,6 @@ import {
   checkCount,
   type Claim,
   freshRecord,
-  isFenced,
-  localFenceEpoch,
   refusalError,
   refusals,
 } from "./lifecycle.ts";
@@ -173,12 +156,11 @@ export class SessionManager {
     tombstoneMs: number;
     counters: Counters;
     log: Logger;
-    onFenced: (id: string, epoch: number) => void;
     clock: Clock;
     observer: SessionObserver | undefined;
   };
-  /** Attached here: the record as written at attach time. */
-  readonly #attached = new Map<string, SessionRecord>();
+  /** Attached here, and what ends an attachment. */
+  readonly #attached: Attachments;
   /** Detached here, by deadline: the record as written (or meant to be). */
   readonly #detached: DetachedSessions;
   readonly #writeBack: WriteBack;
@@ -201,7 +183,6 @@ export class SessionManager {
       tombstoneMs: opts.tombstoneMs ?? SERVER_DEFAULTS.tombstoneMs,
       counters: opts.counters,
       log: opts.log,
-      onFenced: opts.onFenced,
       clock: opts.clock ?? systemClock,
       observer: opts.observer,
     };
@@ -224,17 +205,19 @@ export class SessionManager {
       written: (rec) => {
         if (rec.status === "expired") this.#expired(rec.id);
       },
-      lost: (f) => this.#fenced(f),
+      lost: (f) => this.#attached.fenced(f),
+      notify: (n) =>
+        void this.#calls.track(this.#notices.send(n.owner, n.fence)),
       missing: (id) => this.#lease.dataLost(`the record of session ${id}`),
-      held: (id) => this.#held(id),
-      heldIds: () => [...this.#attached.keys(), ...this.#detached.ids()],
+      held: (id) => this.#attached.held(id),
+      heldIds: () => this.#attached.heldIds(),
       handshaking: (id) => this.#claims.handshaking(id),
     });
     this.#lease = new LeaseKeeper({
       op,
       flush: () => this.#settle(),
       lostData: () => this.#writeBack.startResync(),
-      fenced: (f) => this.#fenced(f),
+      fenced: (f) => this.#attached.fenced(f),
     }, {
       serverId: this.#o.serverId,
       leaseMs: this.#o.leaseMs,
@@ -256,13 +239,19 @@ export class SessionManager {
       expired: (id) => this.#expired(id),
       track: (p) => void this.#calls.track(p),
     });
+    this.#attached = new Attachments({
+      detached: this.#detached,
+      writeBack: this.#writeBack,
+      counters: opts.counters,
+      onFenced: opts.onFenced,
+    });
     this.#judge = new Judge({
       rules: this.#o,
       storeKind: store.kind,
       writeBack: this.#writeBack,
       detached: this.#detached,
       lease: this.#lease,
-      holdsHere: (id) => this.#holdsHere(id),
+      holdsHere: (id) => this.#attached.holdsHere(id),
     });
   }
 
@@ -407,7 +396,7 @@ export class SessionManager {
       ok = await this.#claims.write(claim);
     }
     if (!ok) throw refusalError(refusals.createdConcurrently(id));
-    this.#adopt(claim.rec, "hello");
+    this.#attached.adopt(claim.rec, "hello");
     this.#o.counters.sessionsStarted++;
     const att = { id, seed, count, token, epoch: claim.rec.epoch };
     await this.#unlessClosing(att);
@@ -417,7 +406,7 @@ export class SessionManager {
   /** An attachment made while close() ran is detached again here and refused. */
   async #unlessClosing(att: Attachment): Promise<void> {
     if (!this.#closed) return;
-    await this.#detach(att);
+    await this.#attached.detach(att);
     throw refusalError(refusals.shuttingDown(att.id));
   }
 
@@ -480,18 +469,18 @@ export class SessionManager {
       throw refusalError(v.refusal);
     }
     const next = v.claim.rec;
-    if (!(await this.#claims.write(v.claim))) return null;
+    if (!(await this.#claims.write(v.claim, v.notify))) return null;
     if (v.resumedAfterMs !== undefined) {
       this.#o.observer?.resumed?.(v.resumedAfterMs);
     }
-    this.#adopt(next, "resume");
+    this.#attached.adopt(next, "resume");
     if (v.notify !== undefined) {
       await this.#notices.send(v.notify.owner, v.notify.fence);
       // Taken over again while the notice was on its way: a fence drained in
       // the meantime found no connection to close, so refuse this one here.
       // (Nothing is awaited between this check and the connection's
       // registration, so no later fence can slip in the same way.)
-      if (this.#attached.get(id) !== next) {
+      if (!this.#attached.current(next)) {
         throw refusalError(refusals.takenOverWhileAttaching(id));
       }
     }
@@ -509,7 +498,7 @@ export class SessionManager {
 
   /** Whether `att` still holds its session here (not fenced, not ended). */
   holds(att: Attachment): boolean {
-    return this.#attached.get(att.id)?.epoch === att.epoch;
+    return this.#attached.holds(att);
   }
 
   /**
@@ -520,14 +509,7 @@ export class SessionManager {
    * deadline by what it knows.
    */
   detach(att: Attachment): Promise<void> {
-    return this.#calls.track(this.#detach(att));
-  }
-
-  async #detach(att: Attachment): Promise<void> {
-    const rec = this.#attached.get(att.id);
-    if (rec === undefined || rec.epoch !== att.epoch) return;
-    this.#attached.delete(att.id);
-    await this.#detached.detach(rec);
+    return this.#calls.track(this.#attached.detach(att));
   }
 
   /**
@@ -540,15 +522,15 @@ export class SessionManager {
    */
   complete(att: Attachment): Promise<boolean> {
     return this.#calls.track((async () => {
-      const rec = this.#attached.get(att.id);
-      if (rec === undefined || rec.epoch !== att.epoch) return false;
+      const rec = this.#attached.record(att);
+      if (rec === undefined) return false;
       const { ok, lostRecord } = await recordCompletion(
         this.#o,
         (name, fn) => this.#calls.op(name, fn),
         rec,
         this.#now(),
       );
-      if (this.#attached.get(att.id) === rec) this.#attached.delete(att.id);
+      this.#attached.forget(rec);
       // Then every other session this server holds is written back.
       if (lostRecord) {
         this.#lease.dataLost(`the record of session ${att.id}, completed here`);
@@ -560,49 +542,11 @@ export class SessionManager {
 
   /** Forgets an attachment without touching the store (fenced, or shutting down). */
   release(att: Attachment): void {
-    if (this.holds(att)) this.#attached.delete(att.id);
-  }
-
-  /** Whether this server holds `id`: attached, detached here, or a write pending. */
-  #holdsHere(id: string): boolean {
-    return this.#held(id) !== undefined ||
-      this.#writeBack.get(id) !== undefined;
-  }
-
-  /** The record this server means `id` to have: detached here, or attached here. */
-  #held(id: string): SessionRecord | undefined {
-    return this.#detached.get(id)?.value ?? this.#attached.get(id);
-  }
-
-  /**
-   * Attaches `rec` here for a handshake `by`, dropping whatever this server
-   * held about the session; a connection here that still held it is closed
-   * ({@link localFenceEpoch}).
-   */
-  #adopt(rec: SessionRecord, by: "hello" | "resume"): void {
-    const local = this.#attached.get(rec.id);
-    this.#detached.delete(rec.id);
-    this.#writeBack.delete(rec.id);
-    this.#attached.set(rec.id, rec);
-    if (local === undefined) return;
-    this.#o.counters.sessionsTakenOver++;
-    this.#o.onFenced(rec.id, localFenceEpoch(by, rec.epoch, local.epoch));
+    this.#attached.release(att);
   }
 
   #expired(id: string): void {
     this.#o.counters.sessionsExpired++;
     this.#o.log.info("session expired", { id });
-  }
-
-  /** A takeover notice: whatever this server holds at a lower epoch is no longer its own. */
-  #fenced(f: Fence): void {
-    const a = this.#attached.get(f.id);
-    if (a !== undefined && isFenced(f, a.epoch)) {
-      this.#attached.delete(f.id);
-      this.#o.counters.sessionsTakenOver++;
-      this.#o.onFenced(f.id, f.epoch);
-    }
-    this.#detached.fenced(f);
-    this.#writeBack.fenced(f);
   }
 }

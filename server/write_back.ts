@@ -9,6 +9,18 @@
  * have been applied (Redis), and then the store already holds exactly what
  * was meant, which counts as written.
  *
+ * An unanswered handshake write that took a session over from another
+ * server owes that server its takeover notice, but only if it was applied:
+ * a notice for a write that never was would end a connection that still
+ * holds the session, and leave its record attached with nobody to detach
+ * it. So the notice waits here with the write's undoing, and goes out once
+ * this server sees the record at the notice's epoch or later (the flush
+ * reads it back, a handshake here attaches the session again, or a notice
+ * fences it here): from then on the old owner's epoch is stale whichever
+ * way the record got there (simulator seed 367710922: the next resume
+ * here found the record as its own and told nobody, and the old owner's
+ * connection streamed on until its client timeout).
+ *
  * @module
  */
 
@@ -37,6 +49,12 @@ export interface Pending {
   readonly previous?: Pending;
 }
 
+/** A takeover notice to `owner`. */
+export interface Notice {
+  readonly owner: string;
+  readonly fence: Fence;
+}
+
 /** What the write-back needs from the session manager. */
 export interface WriteBackHost {
   /**
@@ -48,6 +66,8 @@ export interface WriteBackHost {
   written(rec: SessionRecord): void;
   /** The session moved on past what this server holds (another epoch won). */
   lost(fence: Fence): void;
+  /** An unanswered handshake write's takeover notice is due: send it. */
+  notify(notice: Notice): void;
   /**
    * The record of `id`, which this server holds, is not in the store at
    * all: the store lost it. The host starts the resync.
@@ -76,6 +96,8 @@ export function sameState(a: SessionRecord, b: SessionRecord): boolean {
 export class WriteBack {
   readonly #host: WriteBackHost;
   readonly #pending = new Map<string, Pending>();
+  /** Notices that unanswered handshake writes owe if they were applied, by id. */
+  readonly #owedNotices = new Map<string, Notice[]>();
   #needResync = false;
   #resyncing: Promise<void> | undefined;
 
@@ -99,20 +121,30 @@ export class WriteBack {
     return this.#pending.get(id);
   }
 
+  /** Notices held until their write is seen applied. */
+  get owedNotices(): number {
+    let n = 0;
+    for (const l of this.#owedNotices.values()) n += l.length;
+    return n;
+  }
+
   /**
    * Keeps `rec` to retry, unless a write for a later epoch is already
-   * pending. `uncertain`: see {@link Pending.uncertain}.
+   * pending. `uncertain`: see {@link Pending.uncertain}; `notice`: the
+   * takeover notice it owes if it was applied.
    */
   keep(
     id: string,
     expected: number,
     rec: SessionRecord,
     uncertain?: SessionRecord,
+    notice?: Notice,
   ): void {
     const cur = this.#pending.get(id);
     if (cur === undefined || cur.expected <= expected) {
       if (uncertain === undefined) {
         this.#pending.set(id, { expected, rec });
+        this.#prune(id);
         return;
       }
       // Keep what it may replace: never lose a write the store missed for
@@ -131,6 +163,13 @@ export class WriteBack {
           ? { expected, rec, uncertain }
           : { expected, rec, uncertain, previous },
       );
+      const owed = this.#owedNotices.get(id) ?? [];
+      if (
+        notice !== undefined &&
+        !owed.some((n) =>
+          n.owner === notice.owner && n.fence.epoch === notice.fence.epoch
+        )
+      ) this.#owedNotices.set(id, [...owed, notice]);
     }
   }
 
@@ -159,18 +198,46 @@ export class WriteBack {
     if (this.#pending.get(id) !== p) return;
     if (p.previous !== undefined) this.#pending.set(id, p.previous);
     else this.#pending.delete(id);
+    this.#prune(id);
   }
 
-  /** Forgets the pending write for `id`. */
-  delete(id: string): void {
+  /** The record of `id` is at `epoch` or later: the notices owed up to it are due. */
+  #reached(id: string, epoch: number): void {
+    const owed = this.#owedNotices.get(id);
+    if (owed === undefined) return;
+    const due = owed.filter((n) => n.fence.epoch <= epoch);
+    if (due.length === 0) return;
+    const rest = owed.filter((n) => n.fence.epoch > epoch);
+    if (rest.length > 0) this.#owedNotices.set(id, rest);
+    else this.#owedNotices.delete(id);
+    for (const n of due) this.#host.notify(n);
+  }
+
+  /** Drops the notices of `id` once no write that owes them is pending. */
+  #prune(id: string): void {
+    for (let p = this.#pending.get(id); p !== undefined; p = p.previous) {
+      if (p.uncertain !== undefined) return;
+    }
+    this.#owedNotices.delete(id);
+  }
+
+  /**
+   * A handshake here attached `id` at `epoch`: its pending write is void,
+   * and the notices owed up to that epoch are due.
+   */
+  adopted(id: string, epoch: number): void {
+    this.#reached(id, epoch);
     this.#pending.delete(id);
+    this.#owedNotices.delete(id);
   }
 
-  /** Forgets a pending write made below `fence.epoch`. */
+  /** Forgets a pending write made below `fence.epoch`; the notices owed up to it are due. */
   fenced(fence: Fence): void {
+    this.#reached(fence.id, fence.epoch);
     const p = this.#pending.get(fence.id);
     if (p !== undefined && p.expected < fence.epoch) {
       this.#pending.delete(fence.id);
+      this.#prune(fence.id);
     }
   }
 
@@ -218,6 +285,7 @@ export class WriteBack {
             continue;
           }
           const cur = await this.#host.op("get", (s) => s.get(id));
+          if (cur !== null) this.#reached(id, cur.epoch);
           // A new attachment here while the store answered (#forget), or
           // one still on its way (its write applied, its answer not yet
           // in: simulator seeds 591850281, 591850438): the record read may
@@ -268,6 +336,7 @@ export class WriteBack {
         return false;
       }
       this.#pending.delete(id);
+      this.#prune(id);
       if (outcome === "written") this.#host.written(p.rec);
       else this.#host.lost({ id, epoch: p.expected + 1 });
     }

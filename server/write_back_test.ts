@@ -2,7 +2,7 @@ import { FakeClock } from "../common/fake_clock.ts";
 import { FlakyStore } from "../store/_flaky.ts";
 import type { Fence, SessionRecord } from "../store/types.ts";
 import { assertEquals } from "../tests/_assert.ts";
-import { WriteBack } from "./write_back.ts";
+import { type Notice, WriteBack } from "./write_back.ts";
 import { sessionRecord, writeBackHost } from "./_test_fixtures.ts";
 
 const rec = sessionRecord;
@@ -11,12 +11,14 @@ function writeBack(store: FlakyStore) {
   const written: SessionRecord[] = [];
   const lost: Fence[] = [];
   const missing: string[] = [];
+  const notified: Notice[] = [];
   const wb = new WriteBack(writeBackHost(store, {
     written: (r) => written.push(r),
     lost: (f) => lost.push(f),
+    notify: (n) => notified.push(n),
     missing: (id) => missing.push(id),
   }));
-  return { wb, written, lost, missing };
+  return { wb, written, lost, missing, notified };
 }
 
 const clock = new FakeClock(0);
@@ -81,7 +83,7 @@ Deno.test("WriteBack.flush judges nothing of a write that was replaced or forgot
     const release = Promise.withResolvers<void>();
     store.hold = release.promise;
     const flushing = wb.flush();
-    wb.delete("s"); // a new attachment of "s" on this server (#forget)
+    wb.adopted("s", 3); // a new attachment of "s" on this server (#forget)
     store.hold = undefined;
     release.resolve();
     assertEquals(await flushing, true);
@@ -91,4 +93,43 @@ Deno.test("WriteBack.flush judges nothing of a write that was replaced or forgot
       `over ${stored?.owner}`,
     );
   }
+});
+
+// An unanswered resume here took "s" over from server "b" (epoch 2 → 3):
+// the record it wrote, its undoing, and the notice "b" is owed if it landed.
+const claimed = rec({ epoch: 3, owner: "a" });
+const undo = rec({ epoch: 3, owner: "", expiresAt: 10 });
+const toB: Notice = { owner: "b", fence: { id: "s", epoch: 3 } };
+
+Deno.test("WriteBack.flush sends the notice an unanswered takeover write owes once it finds the write applied, and drops it when not (simulator seed 367710922)", async () => {
+  for (const [stored, applied] of [[claimed, true], [rec(), false]] as const) {
+    await using store = new FlakyStore({ clock });
+    await store.create(stored);
+    const { wb, written, notified } = writeBack(store);
+    wb.keep("s", 3, undo, claimed, toB);
+    assertEquals([wb.owedNotices, notified], [1, []]);
+    assertEquals(await wb.flush(), true);
+    assertEquals(
+      [notified, written, wb.owedNotices],
+      applied ? [[toB], [undo], 0] : [[], [], 0],
+    );
+  }
+});
+
+Deno.test("WriteBack.adopted and fenced send the notices owed up to the epoch the session reached", async () => {
+  await using store = new FlakyStore({ clock });
+  const { wb, notified } = writeBack(store);
+  wb.keep("s", 3, undo, claimed, toB);
+  wb.keep("s", 3, undo, claimed, toB); // the same write again: one notice
+  wb.adopted("s", 2); // below its epoch: not yet
+  assertEquals([wb.owedNotices, notified], [0, []]);
+  wb.keep("s", 3, undo, claimed, toB);
+  // The next resume here found the record as its own and attached it at 4:
+  // the old owner "b" was never told otherwise.
+  wb.adopted("s", 4);
+  assertEquals([wb.owedNotices, wb.size, notified], [0, 0, [toB]]);
+  notified.length = 0;
+  wb.keep("s", 3, undo, claimed, toB);
+  wb.fenced({ id: "s", epoch: 5 }); // taken over from here: it had landed
+  assertEquals([wb.owedNotices, wb.size, notified], [0, 0, [toB]]);
 });

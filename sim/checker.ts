@@ -66,6 +66,12 @@ export interface CheckBounds {
   ttlMs: number;
   /** How long an older connection may go on sending after a newer one started. */
   fenceMs: number;
+  /**
+   * How long it may go on sending after a store outage that began within
+   * its bound ended (the old server drains notices only at a heartbeat that
+   * reaches the store). Default `fenceMs`.
+   */
+  fenceAfterOutageMs?: number;
   /** Clock skew and store latency allowed on time judgements. */
   slackMs: number;
   /** Store latency and the servers' store-clock estimate allowed on deadlines judged in store time. */
@@ -115,6 +121,9 @@ export class Checker {
    * then stops by its own client timeout.
    */
   lostFence: ((session: string) => number) | undefined;
+
+  /** Store outages (sim ms), in the order they began. */
+  readonly #outages: { from: number; until: number }[] = [];
 
   /** Each server's lease as the store held it, from a store time on, in order. */
   readonly #leases = new Map<
@@ -186,6 +195,28 @@ export class Checker {
       if (t <= end) return true;
     }
     return false;
+  }
+
+  /** The store answers no command from `from` to `until` (sim ms). */
+  storeOutage(from: number, until: number): void {
+    this.#outages.push({ from, until });
+  }
+
+  /**
+   * Until when a connection superseded at `since` may still send: the
+   * fencing bound, counted again from the end of every store outage that
+   * began before it ran out and ended after `since` (outages that follow
+   * each other extend it in turn), plus `lostFence`.
+   */
+  #fencedBy(session: string, since: number): number {
+    const b = this.bounds;
+    const after = b.fenceAfterOutageMs ?? b.fenceMs;
+    let until = since + b.fenceMs;
+    for (const o of this.#outages) {
+      if (o.from >= until) break;
+      if (o.until > since) until = Math.max(until, o.until + after);
+    }
+    return until + (this.lostFence?.(session) ?? 0);
   }
 
   /** Records a violation. */
@@ -341,15 +372,17 @@ export class Checker {
       // Superseded: every number it still sends is judged, whether or not
       // the newer connection sent one since.
       const t = this.now();
-      const bound = this.bounds.fenceMs + (this.lostFence?.(c.session) ?? 0);
-      if (t > c.supersededAt + bound && !c.flagged) {
+      const until = this.#fencedBy(c.session, c.supersededAt);
+      if (t > until && !c.flagged) {
         c.flagged = true;
         this.fail(
           "one-streamer",
           c.session,
           `connection ${c.id} sent a number ${
             t - c.supersededAt
-          } ms after a newer connection of its session started streaming (bound ${bound} ms)`,
+          } ms after a newer connection of its session started streaming (bound ${
+            until - c.supersededAt
+          } ms)`,
         );
       }
     }

@@ -1,13 +1,14 @@
 import { assertEquals } from "../tests/_assert.ts";
-import { Checker, refusalAllowed } from "./checker.ts";
+import { type CheckBounds, Checker, refusalAllowed } from "./checker.ts";
 
-function checker() {
+function checker(bounds: Partial<CheckBounds> = {}) {
   let t = 0;
   const c = new Checker(() => t, {
     ttlMs: 5000,
     fenceMs: 1000,
     slackMs: 3000,
     storeSlackMs: 900,
+    ...bounds,
   });
   return { c, at: (ms: number) => (t = ms) };
 }
@@ -24,6 +25,41 @@ Deno.test("Checker one-streamer: an older connection may send within the fencing
   c.numberSent(old); // within 1000 ms of it
   assertEquals(names(c), []);
   at(1101);
+  c.numberSent(old);
+  assertEquals(names(c), ["one-streamer"]);
+});
+
+Deno.test("Checker one-streamer: a store outage within the bound counts it again from the outage's end", () => {
+  // Seed 160799425: the old server's heartbeats could not drain the notice
+  // while the store was out.
+  const { c, at } = checker({ fenceAfterOutageMs: 1500 });
+  const old = c.opened("s"), young = c.opened("s");
+  c.numberSent(old);
+  at(100);
+  c.numberSent(young); // the takeover: bound 1100 without outages
+  c.storeOutage(600, 2000);
+  c.storeOutage(1900, 3000); // began within the extended bound: chains
+  c.storeOutage(5000, 6000); // began after it ran out: no effect
+  at(4500);
+  c.numberSent(old); // 3000 + 1500
+  assertEquals(names(c), []);
+  at(4501);
+  c.numberSent(old);
+  assertEquals(names(c), ["one-streamer"]);
+  assertEquals(
+    c.violations[0]!.detail,
+    "connection 1 sent a number 4401 ms after a newer connection of its session started streaming (bound 4400 ms)",
+  );
+});
+
+Deno.test("Checker one-streamer: an outage that ended before the takeover changes nothing", () => {
+  const { c, at } = checker();
+  const old = c.opened("s"), young = c.opened("s");
+  c.storeOutage(0, 100);
+  at(200);
+  c.numberSent(old);
+  c.numberSent(young);
+  at(1201);
   c.numberSent(old);
   assertEquals(names(c), ["one-streamer"]);
 });

@@ -211,12 +211,18 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     () => storeRng.float(),
   );
   const net = new SimNet(world, () => netRng.float());
+  // A takeover elsewhere is noticed at the next heartbeat (a third of a
+  // lease) once the notice is written; a store command may take its
+  // timeout each way.
+  const fenceMs = settings.leaseMs / 3 + 4 * storeFaults.timeoutMs + 100;
   const checker = new Checker(() => world.time, {
     ttlMs: settings.ttlMs,
-    // A takeover elsewhere is noticed at the next heartbeat (a third of a
-    // lease) once the notice is written; a store command may take its
-    // timeout each way.
-    fenceMs: settings.leaseMs / 3 + 4 * storeFaults.timeoutMs + 100,
+    fenceMs,
+    // After a store outage: the beat it failed (a timeout), then a notice
+    // whose write failed waits for the new owner's next beat (PROTOCOL.md
+    // "Invariants", one-streamer).
+    fenceAfterOutageMs: fenceMs + settings.leaseMs / 3 +
+      storeFaults.timeoutMs,
     slackMs: 1000 + 2 * storeFaults.timeoutMs,
     // A judge reads the store's time a round trip late at most, and its
     // write lands one way later: 3 of the slowest one-way latencies (300 ms).
@@ -726,6 +732,7 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
         const ms = frng.int(100, Math.min(4000, settings.ttlMs / 2));
         inject("store-outage", `${ms} ms`);
         store.outage(ms);
+        checker.storeOutage(world.time, world.time + ms);
         return;
       }
       case "store-lost": {
