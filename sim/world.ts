@@ -58,6 +58,12 @@ export class World {
   maxEvents = 5_000_000;
   /** Thrown by an event or an unhandled rejection: the run is broken. */
   readonly crashes: string[] = [];
+  /**
+   * How {@link run} lets the promise callbacks of an instant run before the
+   * next: a microtask checkpoint ({@link checkpoint}, the default where Deno
+   * has one), or, when undefined, a macrotask per instant.
+   */
+  microtaskCheckpoint: (() => void) | undefined = checkpoint;
 
   /** Simulated ms since the start. */
   get time(): number {
@@ -105,62 +111,114 @@ export class World {
   /**
    * Runs events until simulated time `until`, or `stop()` says so (checked
    * after each instant). Resolves the time reached.
+   *
+   * Between two instants every promise callback the first set off runs: a
+   * V8 microtask checkpoint where Deno offers one ({@link checkpoint}), the
+   * whole run then being one macrotask; otherwise one macrotask per instant.
+   * Both run the same callbacks in the same order.
    */
-  async run(until: number, stop?: () => boolean): Promise<number> {
+  run(until: number, stop?: () => boolean): Promise<number> {
+    const run = this.microtaskCheckpoint;
+    if (run === undefined) return this.#runDraining(until, stop);
+    return new Promise((resolve, reject) =>
+      setImmediate(() => {
+        if (!checkpointRuns(run)) {
+          // Called where a checkpoint is a no-op (inside a microtask).
+          this.#runDraining(until, stop).then(resolve, reject);
+          return;
+        }
+        try {
+          resolve(this.#runCheckpointing(until, stop, run));
+        } catch (err) {
+          reject(err);
+        }
+      })
+    );
+  }
+
+  #runCheckpointing(
+    until: number,
+    stop: (() => boolean) | undefined,
+    runMicrotasks: () => void,
+  ): number {
     while (this.#heap.length > 0) {
       const t = this.#heap[0]!.t;
       if (t > until) break;
-      this.#time = t;
-      // Every event of this instant, then every callback they set off.
-      let here = 0;
-      while (this.#heap.length > 0 && this.#heap[0]!.t === t) {
-        if (++here > MAX_EVENTS_PER_INSTANT) {
-          // Something re-arms itself without letting time move: a livelock.
-          const who = this.#heap[0]!.node?.name ?? "the world";
-          this.crashes.push(
-            `livelock: more than ${MAX_EVENTS_PER_INSTANT} events at ${t} ms (the next one ${who}'s: ${
-              (this.#heap[0]!.what ?? this.#heap[0]!.fn).toString().slice(
-                0,
-                300,
-              )
-            })`,
-          );
-          this.#heap.length = 0;
-          return this.#time;
-        }
-        const ev = this.#pop();
-        if (ev.cancelled) continue;
-        const node = ev.node;
-        if (node !== undefined) {
-          if (!node.alive) continue;
-          if (node.frozen) {
-            node.held.push(ev);
-            continue;
-          }
-        }
-        this.events++;
-        try {
-          ev.fn();
-        } catch (err) {
-          this.crashes.push(
-            `event at ${t} ms threw: ${
-              err instanceof Error ? err.stack ?? err.message : String(err)
-            }`,
-          );
-        }
-      }
-      await drain();
-      if (this.events > this.maxEvents) {
-        this.crashes.push(
-          `runaway: more than ${this.maxEvents} events by ${t} ms`,
-        );
-        this.#heap.length = 0;
-        return this.#time;
-      }
-      if (stop?.()) return this.#time;
+      if (!this.#instant(t)) return this.#time;
+      runMicrotasks();
+      if (this.#runaway(t) || stop?.()) return this.#time;
     }
+    return this.#reach(until);
+  }
+
+  async #runDraining(
+    until: number,
+    stop: (() => boolean) | undefined,
+  ): Promise<number> {
+    while (this.#heap.length > 0) {
+      const t = this.#heap[0]!.t;
+      if (t > until) break;
+      if (!this.#instant(t)) return this.#time;
+      await drain();
+      if (this.#runaway(t) || stop?.()) return this.#time;
+    }
+    return this.#reach(until);
+  }
+
+  #reach(until: number): number {
     if (until !== Infinity && this.#time < until) this.#time = until;
     return this.#time;
+  }
+
+  /** Runs every event of instant `t`; false on a livelock (the run stops). */
+  #instant(t: number): boolean {
+    this.#time = t;
+    let here = 0;
+    while (this.#heap.length > 0 && this.#heap[0]!.t === t) {
+      if (++here > MAX_EVENTS_PER_INSTANT) {
+        // Something re-arms itself without letting time move: a livelock.
+        const who = this.#heap[0]!.node?.name ?? "the world";
+        this.crashes.push(
+          `livelock: more than ${MAX_EVENTS_PER_INSTANT} events at ${t} ms (the next one ${who}'s: ${
+            (this.#heap[0]!.what ?? this.#heap[0]!.fn).toString().slice(
+              0,
+              300,
+            )
+          })`,
+        );
+        this.#heap.length = 0;
+        return false;
+      }
+      const ev = this.#pop();
+      if (ev.cancelled) continue;
+      const node = ev.node;
+      if (node !== undefined) {
+        if (!node.alive) continue;
+        if (node.frozen) {
+          node.held.push(ev);
+          continue;
+        }
+      }
+      this.events++;
+      try {
+        ev.fn();
+      } catch (err) {
+        this.crashes.push(
+          `event at ${t} ms threw: ${
+            err instanceof Error ? err.stack ?? err.message : String(err)
+          }`,
+        );
+      }
+    }
+    return true;
+  }
+
+  /** Stops a run past {@link maxEvents}. */
+  #runaway(t: number): boolean {
+    if (this.events <= this.maxEvents) return false;
+    this.crashes.push(`runaway: more than ${this.maxEvents} events by ${t} ms`);
+    this.#heap.length = 0;
+    return true;
   }
 
   #push(ev: Ev): void {
@@ -198,6 +256,34 @@ export class World {
 
 function before(a: Ev, b: Ev): boolean {
   return a.t < b.t || (a.t === b.t && a.seq < b.seq);
+}
+
+/**
+ * Runs every queued microtask, and those they queue, before it returns (a
+ * V8 microtask checkpoint), from Deno's core binding. Not a public API:
+ * where it is missing, {@link World.run} drains with a macrotask per
+ * instant instead, which costs about 2 µs and an event loop turn each (the
+ * larger part of a run's time once, BENCHMARKS.md "Simulator throughput").
+ */
+export const checkpoint: (() => void) | undefined = (() => {
+  const internal = (Deno as unknown as { internal?: symbol }).internal;
+  const core = internal === undefined ? undefined : (Deno as unknown as Record<
+    symbol,
+    { core?: { runMicrotasks?: unknown } } | undefined
+  >)[internal]?.core;
+  const run = core?.runMicrotasks;
+  return typeof run === "function" ? () => run.call(core) : undefined;
+})();
+
+/**
+ * Whether `runMicrotasks` runs what is queued, here: inside a microtask a
+ * checkpoint does nothing.
+ */
+export function checkpointRuns(runMicrotasks: () => void): boolean {
+  let ran = false;
+  queueMicrotask(() => (ran = true));
+  runMicrotasks();
+  return ran;
 }
 
 /** Lets every queued promise callback (and those they queue) run. */
