@@ -27,8 +27,9 @@ interface Ev {
   fn: () => void;
   node: Node | undefined;
   cancelled: boolean;
-  /** What a timer runs (for a livelock's report). */
-  what?: () => void;
+  /** A timer's table and id: it leaves the table when it runs. */
+  timers?: Map<number, Ev>;
+  id?: number;
 }
 
 /** A simulated process: alive or dead (killed), running or frozen (SIGSTOP). */
@@ -180,7 +181,7 @@ export class World {
         const who = this.#heap[0]!.node?.name ?? "the world";
         this.crashes.push(
           `livelock: more than ${MAX_EVENTS_PER_INSTANT} events at ${t} ms (the next one ${who}'s: ${
-            (this.#heap[0]!.what ?? this.#heap[0]!.fn).toString().slice(
+            this.#heap[0]!.fn.toString().slice(
               0,
               300,
             )
@@ -200,6 +201,7 @@ export class World {
         }
       }
       this.events++;
+      ev.timers?.delete(ev.id!);
       try {
         ev.fn();
       } catch (err) {
@@ -315,11 +317,9 @@ export class SimClock implements Clock {
 
   setTimeout(fn: () => void, ms: number): TimerId {
     const id = this.#next++;
-    const ev = this.world.after(Math.max(0, ms), () => {
-      this.#ids.delete(id);
-      fn();
-    }, this.node);
-    ev.what = fn;
+    const ev = this.world.after(Math.max(0, ms), fn, this.node);
+    ev.timers = this.#ids;
+    ev.id = id;
     this.#ids.set(id, ev);
     return id;
   }
