@@ -6,8 +6,13 @@
  * shared time through its skew, and its timers die with it.
  *
  * Determinism: nothing here reads real time or real randomness, and the
- * only real macrotask is the one that drains the microtask queue between
- * instants, so the same seed runs the same program the same way.
+ * microtask queue runs empty between two instants (a microtask checkpoint,
+ * or a macrotask that waits for it), so the same seed runs the same program
+ * the same way.
+ *
+ * An unhandled rejection still ends the process, as Deno checks at the end
+ * of each macrotask: with checkpoints a run is one macrotask, so a
+ * rejection is judged unhandled at the end of the run, not of the instant.
  *
  * @module
  */
