@@ -269,8 +269,8 @@ function before(a: Ev, b: Ev): boolean {
  * Runs every queued microtask, and those they queue, before it returns (a
  * V8 microtask checkpoint), from Deno's core binding. Not a public API:
  * where it is missing, {@link World.run} drains with a macrotask per
- * instant instead, which costs about 2 µs and an event loop turn each (the
- * larger part of a run's time once, BENCHMARKS.md "Simulator throughput").
+ * instant instead, which costs about 2 µs and an event loop turn each (a
+ * run's largest single cost, BENCHMARKS.md "Simulator throughput").
  */
 export const checkpoint: (() => void) | undefined = (() => {
   const internal = (Deno as unknown as { internal?: symbol }).internal;
