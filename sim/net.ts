@@ -150,6 +150,12 @@ export class SimSocket {
     const copy = bytes.slice();
     this.onWrite?.(copy);
     const wire = this.corrupt?.(copy) ?? copy;
+    // Room now (most writes): an already resolved promise, as the one below
+    // would be, without its closures.
+    if (this.#fault === undefined && this.#fits(wire)) {
+      this.#put(wire);
+      return Promise.resolve(copy.length);
+    }
     return new Promise((resolve, reject) =>
       this.#send(wire, () => resolve(copy.length), reject)
     );
@@ -160,21 +166,30 @@ export class SimSocket {
       fail(new Deno.errors.ConnectionReset("connection reset"));
       return;
     }
-    const p = this.outbound;
-    if (p.queued + bytes.length > p.shape.capacity && p.queued > 0) {
-      p.waiting.push(() => this.#send(bytes, done, fail));
+    if (!this.#fits(bytes)) {
+      this.outbound.waiting.push(() => this.#send(bytes, done, fail));
       return;
     }
-    p.queued += bytes.length;
-    this.net.carry(p, this, bytes);
+    this.#put(bytes);
     done();
+  }
+
+  /** Whether the pipe takes `bytes` now (an empty one takes any write). */
+  #fits(bytes: Uint8Array): boolean {
+    const p = this.outbound;
+    return p.queued + bytes.length <= p.shape.capacity || p.queued === 0;
+  }
+
+  #put(bytes: Uint8Array): void {
+    this.outbound.queued += bytes.length;
+    this.net.carry(this.outbound, this, bytes);
   }
 
   /** Closes this end (FIN after the data). Idempotent. */
   close(): void {
     if (this.#fault !== undefined) return;
     this.#fault = "closed";
-    this.#failPending(new Deno.errors.BadResource("socket closed"));
+    this.#failPending(() => new Deno.errors.BadResource("socket closed"));
     this.net.fin(this.outbound, this.peer);
     this.onClose?.();
   }
@@ -184,7 +199,9 @@ export class SimSocket {
     if (this.#fault === "reset") return;
     const wasOpen = this.#fault === undefined;
     this.#fault = "reset";
-    this.#failPending(new Deno.errors.ConnectionReset("connection reset"));
+    this.#failPending(() =>
+      new Deno.errors.ConnectionReset("connection reset")
+    );
     for (const w of this.outbound.waiting.splice(0)) w();
     if (wasOpen) this.onClose?.();
   }
@@ -230,18 +247,20 @@ export class SimSocket {
     return undefined;
   }
 
-  #failPending(err: Error): void {
+  /** Fails a pending read with `err()` (an error, with its stack, only if one waits). */
+  #failPending(err: () => Error): void {
     const p = this.#pending;
+    if (p === undefined) return;
     this.#pending = undefined;
-    p?.reject(err);
+    p.reject(err());
   }
 
   /** The peer's RST arrived. */
   resetByPeer(): void {
     if (this.#fault !== undefined) return;
     this.#fault = "reset";
-    this.#failPending(
-      new Deno.errors.ConnectionReset("connection reset by peer"),
+    this.#failPending(() =>
+      new Deno.errors.ConnectionReset("connection reset by peer")
     );
     for (const w of this.outbound.waiting.splice(0)) w();
     this.onClose?.();

@@ -140,8 +140,9 @@ export class SimStore {
   }
 
   #latency(): number {
-    const [lo, hi] = this.faults.latencyMs;
-    return lo + this.random() * (hi - lo);
+    // Indexed, not destructured: no array iterator per store command.
+    const range = this.faults.latencyMs, lo = range[0];
+    return lo + this.random() * (range[1] - lo);
   }
 
   #call<T>(node: Node, op: Op, args: unknown[]): Promise<T> {

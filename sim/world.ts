@@ -6,8 +6,13 @@
  * shared time through its skew, and its timers die with it.
  *
  * Determinism: nothing here reads real time or real randomness, and the
- * only real macrotask is the one that drains the microtask queue between
- * instants, so the same seed runs the same program the same way.
+ * microtask queue runs empty between two instants (a microtask checkpoint,
+ * or a macrotask that waits for it), so the same seed runs the same program
+ * the same way.
+ *
+ * An unhandled rejection still ends the process, as Deno checks at the end
+ * of each macrotask: with checkpoints a run is one macrotask, so a
+ * rejection is judged unhandled at the end of the run, not of the instant.
  *
  * @module
  */
@@ -27,8 +32,9 @@ interface Ev {
   fn: () => void;
   node: Node | undefined;
   cancelled: boolean;
-  /** What a timer runs (for a livelock's report). */
-  what?: () => void;
+  /** A timer's table and id: it leaves the table when it runs. */
+  timers?: Map<number, Ev>;
+  id?: number;
 }
 
 /** A simulated process: alive or dead (killed), running or frozen (SIGSTOP). */
@@ -58,6 +64,12 @@ export class World {
   maxEvents = 5_000_000;
   /** Thrown by an event or an unhandled rejection: the run is broken. */
   readonly crashes: string[] = [];
+  /**
+   * How {@link run} lets the promise callbacks of an instant run before the
+   * next: a microtask checkpoint ({@link checkpoint}, the default where Deno
+   * has one), or, when undefined, a macrotask per instant.
+   */
+  microtaskCheckpoint: (() => void) | undefined = checkpoint;
 
   /** Simulated ms since the start. */
   get time(): number {
@@ -105,62 +117,115 @@ export class World {
   /**
    * Runs events until simulated time `until`, or `stop()` says so (checked
    * after each instant). Resolves the time reached.
+   *
+   * Between two instants every promise callback the first set off runs: a
+   * V8 microtask checkpoint where Deno offers one ({@link checkpoint}), the
+   * whole run then being one macrotask; otherwise one macrotask per instant.
+   * Both run the same callbacks in the same order.
    */
-  async run(until: number, stop?: () => boolean): Promise<number> {
+  run(until: number, stop?: () => boolean): Promise<number> {
+    const run = this.microtaskCheckpoint;
+    if (run === undefined) return this.#runDraining(until, stop);
+    return new Promise((resolve, reject) =>
+      setImmediate(() => {
+        if (!checkpointRuns(run)) {
+          // Called where a checkpoint is a no-op (inside a microtask).
+          this.#runDraining(until, stop).then(resolve, reject);
+          return;
+        }
+        try {
+          resolve(this.#runCheckpointing(until, stop, run));
+        } catch (err) {
+          reject(err);
+        }
+      })
+    );
+  }
+
+  #runCheckpointing(
+    until: number,
+    stop: (() => boolean) | undefined,
+    runMicrotasks: () => void,
+  ): number {
     while (this.#heap.length > 0) {
       const t = this.#heap[0]!.t;
       if (t > until) break;
-      this.#time = t;
-      // Every event of this instant, then every callback they set off.
-      let here = 0;
-      while (this.#heap.length > 0 && this.#heap[0]!.t === t) {
-        if (++here > MAX_EVENTS_PER_INSTANT) {
-          // Something re-arms itself without letting time move: a livelock.
-          const who = this.#heap[0]!.node?.name ?? "the world";
-          this.crashes.push(
-            `livelock: more than ${MAX_EVENTS_PER_INSTANT} events at ${t} ms (the next one ${who}'s: ${
-              (this.#heap[0]!.what ?? this.#heap[0]!.fn).toString().slice(
-                0,
-                300,
-              )
-            })`,
-          );
-          this.#heap.length = 0;
-          return this.#time;
-        }
-        const ev = this.#pop();
-        if (ev.cancelled) continue;
-        const node = ev.node;
-        if (node !== undefined) {
-          if (!node.alive) continue;
-          if (node.frozen) {
-            node.held.push(ev);
-            continue;
-          }
-        }
-        this.events++;
-        try {
-          ev.fn();
-        } catch (err) {
-          this.crashes.push(
-            `event at ${t} ms threw: ${
-              err instanceof Error ? err.stack ?? err.message : String(err)
-            }`,
-          );
-        }
-      }
-      await drain();
-      if (this.events > this.maxEvents) {
-        this.crashes.push(
-          `runaway: more than ${this.maxEvents} events by ${t} ms`,
-        );
-        this.#heap.length = 0;
-        return this.#time;
-      }
-      if (stop?.()) return this.#time;
+      if (!this.#instant(t)) return this.#time;
+      runMicrotasks();
+      if (this.#runaway(t) || stop?.()) return this.#time;
     }
+    return this.#reach(until);
+  }
+
+  async #runDraining(
+    until: number,
+    stop: (() => boolean) | undefined,
+  ): Promise<number> {
+    while (this.#heap.length > 0) {
+      const t = this.#heap[0]!.t;
+      if (t > until) break;
+      if (!this.#instant(t)) return this.#time;
+      await drain();
+      if (this.#runaway(t) || stop?.()) return this.#time;
+    }
+    return this.#reach(until);
+  }
+
+  #reach(until: number): number {
     if (until !== Infinity && this.#time < until) this.#time = until;
     return this.#time;
+  }
+
+  /** Runs every event of instant `t`; false on a livelock (the run stops). */
+  #instant(t: number): boolean {
+    this.#time = t;
+    let here = 0;
+    while (this.#heap.length > 0 && this.#heap[0]!.t === t) {
+      if (++here > MAX_EVENTS_PER_INSTANT) {
+        // Something re-arms itself without letting time move: a livelock.
+        const who = this.#heap[0]!.node?.name ?? "the world";
+        this.crashes.push(
+          `livelock: more than ${MAX_EVENTS_PER_INSTANT} events at ${t} ms (the next one ${who}'s: ${
+            this.#heap[0]!.fn.toString().slice(
+              0,
+              300,
+            )
+          })`,
+        );
+        this.#heap.length = 0;
+        return false;
+      }
+      const ev = this.#pop();
+      if (ev.cancelled) continue;
+      const node = ev.node;
+      if (node !== undefined) {
+        if (!node.alive) continue;
+        if (node.frozen) {
+          node.held.push(ev);
+          continue;
+        }
+      }
+      this.events++;
+      ev.timers?.delete(ev.id!);
+      try {
+        ev.fn();
+      } catch (err) {
+        this.crashes.push(
+          `event at ${t} ms threw: ${
+            err instanceof Error ? err.stack ?? err.message : String(err)
+          }`,
+        );
+      }
+    }
+    return true;
+  }
+
+  /** Stops a run past {@link maxEvents}. */
+  #runaway(t: number): boolean {
+    if (this.events <= this.maxEvents) return false;
+    this.crashes.push(`runaway: more than ${this.maxEvents} events by ${t} ms`);
+    this.#heap.length = 0;
+    return true;
   }
 
   #push(ev: Ev): void {
@@ -200,6 +265,34 @@ function before(a: Ev, b: Ev): boolean {
   return a.t < b.t || (a.t === b.t && a.seq < b.seq);
 }
 
+/**
+ * Runs every queued microtask, and those they queue, before it returns (a
+ * V8 microtask checkpoint), from Deno's core binding. Not a public API:
+ * where it is missing, {@link World.run} drains with a macrotask per
+ * instant instead, which costs about 2 µs and an event loop turn each (a
+ * run's largest single cost, BENCHMARKS.md "Simulator throughput").
+ */
+export const checkpoint: (() => void) | undefined = (() => {
+  const internal = (Deno as unknown as { internal?: symbol }).internal;
+  const core = internal === undefined ? undefined : (Deno as unknown as Record<
+    symbol,
+    { core?: { runMicrotasks?: unknown } } | undefined
+  >)[internal]?.core;
+  const run = core?.runMicrotasks;
+  return typeof run === "function" ? () => run.call(core) : undefined;
+})();
+
+/**
+ * Whether `runMicrotasks` runs what is queued, here: inside a microtask a
+ * checkpoint does nothing.
+ */
+export function checkpointRuns(runMicrotasks: () => void): boolean {
+  let ran = false;
+  queueMicrotask(() => (ran = true));
+  runMicrotasks();
+  return ran;
+}
+
 /** Lets every queued promise callback (and those they queue) run. */
 function drain(): Promise<void> {
   return new Promise((r) => setImmediate(r));
@@ -229,11 +322,9 @@ export class SimClock implements Clock {
 
   setTimeout(fn: () => void, ms: number): TimerId {
     const id = this.#next++;
-    const ev = this.world.after(Math.max(0, ms), () => {
-      this.#ids.delete(id);
-      fn();
-    }, this.node);
-    ev.what = fn;
+    const ev = this.world.after(Math.max(0, ms), fn, this.node);
+    ev.timers = this.#ids;
+    ev.id = id;
     this.#ids.set(id, ev);
     return id;
   }
