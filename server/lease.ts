@@ -20,7 +20,9 @@
  * 4. `lease_renew`: renews the lease for `leaseMs` in store time.
  * 5. `collect` (only after a renewal): deletes one bounded batch of records
  *    still attached to a server whose lease ended more than
- *    `collectGraceMs` ago.
+ *    `collectGraceMs` ago. A server whose own renewal comes more than that
+ *    after its lease ended (it was cut off, not dead) takes it as a loss:
+ *    some of its records may have been collected meanwhile.
  *
  * Store time: every lease read and renewal returns the store's time, and the
  * keeper keeps `offset = store time − local monotonic time` (at the middle
@@ -250,6 +252,16 @@ export class LeaseKeeper {
     );
     this.#sync(renewed.renewedAt, t0);
     this.#written = renewed.until;
+    // Away for longer than the collect grace (cut off, not dead): other
+    // servers may have collected records still attached here, bucket by
+    // bucket, and a collect spans many heartbeats, so its lease can still be
+    // there, unforgotten, with some of its records already gone. Nothing
+    // else would show it until a write of one of those sessions found none.
+    if (
+      lease !== null && renewed.renewedAt > lease.until + this.#o.collectGraceMs
+    ) {
+      this.dataLost("this server's records, collectable while it was away");
+    }
     return true;
   }
 }

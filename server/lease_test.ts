@@ -216,3 +216,21 @@ Deno.test("LeaseKeeper renews the lease when only the fence drain fails, and dra
   assertEquals(fences, [{ id: "s4", epoch: 5 }]);
   await k.close();
 });
+
+Deno.test("LeaseKeeper: back after longer than the collect grace, it writes its sessions back (its records may have been collected); sooner, it does not", async () => {
+  for (const [awayMs, lost] of [[900, false], [1500, true]] as const) {
+    const clock = new FakeClock(0);
+    await using store = new FlakyStore({ clock });
+    const { k, state } = keeper(store, clock);
+    await k.start();
+    const before = (await store.leaseOf("a")).lease!;
+    state.failing.add("lease_check"); // cut off from the store
+    await clock.advance(awayMs);
+    assertEquals((await store.leaseOf("a")).lease, before, `${awayMs} ms`);
+    assertEquals(state.lost, 0, `${awayMs} ms: away`);
+    state.failing.clear();
+    await clock.advance(100);
+    assertEquals(state.lost > 0, lost, `${awayMs} ms: back`);
+    await k.close();
+  }
+});

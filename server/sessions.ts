@@ -53,8 +53,9 @@
  * cannot find with the retriable `store_unavailable` rather than the final
  * `unknown_session` (a resume that reaches another server first still gets
  * `unknown_session`: nothing there shows the loss). A server cut off for longer than lease + TTL +
- * tombstone period, whose attached records were collected meanwhile, takes
- * that as a loss too: its streams went on, and it holds no detached session
+ * tombstone period takes that as a loss too (its lease may be gone, or still
+ * there while a collect that spans many heartbeats has deleted some of its
+ * attached records): its streams went on, and it holds no detached session
  * past its deadline.
  *
  * Shutdown: {@link SessionManager.close} stops the timers and awaits every
