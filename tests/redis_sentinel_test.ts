@@ -173,7 +173,10 @@ sentinelTest(
       !(err as Error).message.includes("hunter2"),
       (err as Error).message,
     );
-    assert_(ms < 1_500, `took ${ms.toFixed(0)} ms`);
+    // It gives up after FAST_REDIS's 500 ms connect budget instead of
+    // asking the unreachable sentinels for ever: a ceiling far above the
+    // budget, so that a loaded host does not make it fail (it was 1.5 s).
+    assert_(ms < 10_000, `took ${ms.toFixed(0)} ms`);
   },
 );
 
