@@ -257,8 +257,15 @@ Deno.test("a client that stops sending mid-stream is closed with client_timeout 
   const e = errorOf(await p.until("error", 3000));
   const after = performance.now() - frozenAt;
   assertEquals(e.code, ErrorCode.CLIENT_TIMEOUT);
-  // The last ACK may have left up to one ACK interval before the freeze.
-  assert_(after <= clientTimeoutMs + 100, `closed ${after}ms after the freeze`);
+  // Not before the timeout: the last ACK may have left up to one ACK
+  // interval before the freeze. How soon after it is the server's timers'
+  // business, tested to the millisecond on a fake clock
+  // (server/stream_test.ts); here the ceiling is the 3 s wait above, so
+  // that a loaded host does not fail the test (it was the timeout + 100 ms).
+  assert_(
+    after >= clientTimeoutMs - w.ackIntervalMs,
+    `closed ${after}ms after the freeze, before the client timeout`,
+  );
   await p.closed();
   await eventually(() => server.metrics().connections === 0, "the close");
   assertEquals(server.metrics().sessions, 1);
