@@ -129,6 +129,16 @@ export class Browser implements AsyncDisposable {
     await this.#loaded.promise;
   }
 
+  /**
+   * Leaves the current page for `about:blank` and forgets its requests and
+   * errors: a browser shared by several tests starts each one clean.
+   */
+  async reset(): Promise<void> {
+    await this.goto("about:blank");
+    this.requests.length = 0;
+    this.errors.length = 0;
+  }
+
   /** Evaluates `expr` in the page (awaiting a promise) and returns its JSON value. */
   async eval<T>(expr: string): Promise<T> {
     const r = await this.send("Runtime.evaluate", {

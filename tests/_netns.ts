@@ -35,7 +35,9 @@ export async function sh(
  * tries to create one, bring its loopback up and add an iptables rule in it.
  */
 export async function netnsUnavailable(): Promise<string | undefined> {
-  const name = `sqprobe${Deno.pid}`;
+  // Unique within the process too: the partition test files probe at once
+  // under `deno test --parallel` (one process, a worker each).
+  const name = `sqprobe${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const add = await sh("ip", ["netns", "add", name]);
   if (!add.ok) return `ip netns add failed: ${add.out.trim().split("\n")[0]}`;
   try {

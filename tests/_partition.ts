@@ -3,7 +3,7 @@
  * namespace (see `_netns.ts`: this module starts processes on 127.0.0.1 and
  * adds iptables rules, so it must run in a namespace of its own). Started as
  * `ip netns exec NS deno run -A tests/_partition.ts '<ScenarioSpec JSON>'`
- * by `tests/partition_test.ts` (short form) and `bench/partition.ts` (long
+ * by `tests/partition_*_test.ts` (short form) and `bench/partition.ts` (long
  * form); prints one `RESULT {…}` line.
  *
  * Every case runs a Redis topology, two `server.ts` processes (A and B) on

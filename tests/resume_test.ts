@@ -111,14 +111,17 @@ Deno.test("a black hole longer than the TTL ends the client with session_expired
       }
     },
   });
-  const elapsedAfterCut = Date.now();
   assertEquals(r.result, "ERROR");
   assertEquals(r.error?.code, "session_expired");
   assert_(r.error!.message.includes("TTL"), r.error!.message);
   // The server lets the dead connection go and expires the session too.
   await proxy.cutAll();
-  await eventually(() => server.metrics().sessions === 0, "server-side expiry");
-  assert_(Date.now() - elapsedAfterCut < 3000);
+  // A generous ceiling (the TTL is 300 ms): a loaded host is no failure.
+  await eventually(
+    () => server.metrics().sessions === 0,
+    "server-side expiry",
+    10_000,
+  );
   assertEquals(server.metrics().counters.sessionsExpired, 1);
 });
 

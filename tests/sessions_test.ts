@@ -143,8 +143,17 @@ Deno.test("a completed session is discarded: resume says session_completed, a ne
   assertEquals((await again.until("welcome")).count, 7);
 });
 
+/**
+ * For tests of what the server makes of a client's frame mid-stream: a
+ * paced stream reads only when an ACK is due (every `⌈window / 4⌉` numbers,
+ * rule 7 of server/connection_machine.ts), so at the default window a frame
+ * sent off that cadence waited seconds to be read. A window of 8 makes it
+ * every 2 numbers (100 ms here); what the server answers does not change.
+ */
+const READS_OFTEN = { intervalMs: 50, window: 8 };
+
 Deno.test("an ACK beyond what was sent is invalid_offset and the session stays resumable", async () => {
-  await using server = await testServer({ intervalMs: 50 });
+  await using server = await testServer(READS_OFTEN);
   const { peer, token } = await started(server.addr.port);
   await peer.send(ack(1000)); // ACK(count) before FINAL
   const e = errorOf(await peer.until("error"));
@@ -158,7 +167,7 @@ Deno.test("an ACK beyond what was sent is invalid_offset and the session stays r
 });
 
 Deno.test("a second hello on an attached connection is unexpected_message", async () => {
-  await using server = await testServer({ intervalMs: 50 });
+  await using server = await testServer(READS_OFTEN);
   const { peer } = await started(server.addr.port);
   await using _ = peer;
   await peer.send(hello(ID, 1000, tok(1)));
@@ -248,8 +257,15 @@ Deno.test("a client that stops sending mid-stream is closed with client_timeout 
   const e = errorOf(await p.until("error", 3000));
   const after = performance.now() - frozenAt;
   assertEquals(e.code, ErrorCode.CLIENT_TIMEOUT);
-  // The last ACK may have left up to one ACK interval before the freeze.
-  assert_(after <= clientTimeoutMs + 100, `closed ${after}ms after the freeze`);
+  // Not before the timeout: the last ACK may have left up to one ACK
+  // interval before the freeze. How soon after it is the server's timers'
+  // business, tested to the millisecond on a fake clock
+  // (server/stream_test.ts); here the ceiling is the 3 s wait above, so
+  // that a loaded host does not fail the test (it was the timeout + 100 ms).
+  assert_(
+    after >= clientTimeoutMs - w.ackIntervalMs,
+    `closed ${after}ms after the freeze, before the client timeout`,
+  );
   await p.closed();
   await eventually(() => server.metrics().connections === 0, "the close");
   assertEquals(server.metrics().sessions, 1);
