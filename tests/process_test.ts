@@ -120,7 +120,8 @@ Deno.test("SIGTERM: server says goaway, exits 0, and the client resumes on a new
     a.kill("SIGTERM");
     const exit = await a.done();
     assertEquals(exit.code, 0);
-    assert_(Date.now() - t0 < 5000, "shutdown took too long");
+    // A ceiling against a hang, far from the ~100 ms a shutdown takes.
+    assert_(Date.now() - t0 < 20_000, "shutdown took too long");
     assert_(a.stderr.some((l) => /server stopped/.test(l)));
     await using b = spawnDeno("server.ts", args);
     await b.waitForLine(/session resumed/);

@@ -95,7 +95,10 @@ for (const kind of BACKENDS) {
       await using shared = await sharedStore(kind);
       await using cluster = await startCluster(2, shared, {
         intervalMs: 1,
-        ttlMs: 300,
+        // Long enough that a reconnect on a loaded host still resumes: an
+        // expiry would end the run in FAIL, not in a count (load at 3 jobs
+        // on 2 cores can hold a reconnect for hundreds of ms).
+        ttlMs: 5000,
         seed: SEED,
       });
       const count = 300;

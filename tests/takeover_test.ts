@@ -208,15 +208,16 @@ for (const kind of BACKENDS) {
       await using fresh = await rawConnect(b.addr.port);
       await fresh.send(resume(id!, token, 2));
       await fresh.until("welcome");
-      const t0 = performance.now();
+      // TAKEN_OVER comes only from the notice the heartbeat drains (a client
+      // timeout or a full window would close it with another code); how soon
+      // after the takeover is tested on a fake clock (server/lease_test.ts,
+      // server/sessions_test.ts), not here in real time on a shared host.
       await eventually(
         () => stale.closed,
         "A to close its stale connection",
-        AbortSignal.timeout(3000),
+        AbortSignal.timeout(15_000),
       );
-      const ms = performance.now() - t0;
       assertEquals(stale.error, ErrorCode.TAKEN_OVER);
-      assert_(ms < leaseMs / 3 + 1000, `closed after ${ms.toFixed(0)}ms`);
       assertEquals(a.metrics().counters.sessionsTakenOver, 1);
       await eventually(
         () => a.metrics().sessions === 0 && a.metrics().connections === 0,
