@@ -12,7 +12,8 @@
  *    missing sessions are answered "unavailable" rather than "unknown".
  * 2. `fence_drain`: takes the takeover notices, before steps 3 and 4,
  *    whatever they do (a failed step 1 ends the beat; a failed drain does
- *    not, its notices wait in the store for the next beat).
+ *    not, and its notices wait in the store for the next beat unless the
+ *    store applied it and only its answer was lost).
  * 3. the host's pending writes are flushed **before** the renewal, and the
  *    lease is not renewed while any is left: a lapsed lease then means
  *    "this server may have writes the store has not seen", and other
@@ -220,8 +221,10 @@ export class LeaseKeeper {
     // whose writes are pending, or whose renewal fails, still closes the
     // connections that lost their session elsewhere (or they would stream
     // on, and their clients wait, until the store heals).
-    // A drain that fails leaves the notices in the store for the next beat,
-    // and does not keep this one from renewing the lease.
+    // A drain that fails does not keep this beat from renewing the lease;
+    // one the store never applied leaves its notices for the next beat, but
+    // one applied whose answer was lost took them with it (their connections
+    // then stop by their client timeout; PROTOCOL.md §11, seed 859265192).
     const fences = await this.#host.op(
       "fence_drain",
       (s) => s.drainFences(self),

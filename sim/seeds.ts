@@ -191,6 +191,23 @@ export const REGRESSIONS: readonly Regression[] = [
     found:
       "one-streamer: a resume's takeover write was applied but its answer lost, so its notice to the old owner was never sent; the client's next resume on the same server found the record as this server's own and told nobody, and the old owner's connection (its client gone behind a half-open cut) streamed on until its client timeout (fixed in server/write_back.ts: the notice waits with the write's undoing and goes out once this server sees the record at its epoch)",
   },
+  {
+    seed: 859265192,
+    clients: 60,
+    servers: 3,
+    faults: [
+      "cut",
+      "slow",
+      "freeze",
+      "store-latency",
+      "store-outage",
+      "store-lost",
+      "failover",
+      "slow-save",
+    ],
+    found:
+      "one-streamer (checker): the old owner's heartbeat drained the takeover notice, the store applied the drain (taking the notice) and its answer was lost, so the old connection (its client gone behind a half-open cut) streamed on until its client timeout, past the 5100 ms bound: a notice a fault destroyed, which the lostFence allowance covered only for damaged records (fixed in sim/store.ts StoreLog.lostNotices, sim/sim.ts lostFence; PROTOCOL.md §11)",
+  },
 ];
 
 /** The configuration a regression case runs. */

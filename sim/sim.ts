@@ -229,8 +229,11 @@ export async function simulate(config: SimConfig): Promise<SimResult> {
     storeSlackMs: 900,
   });
   store.onDamage = (id, what) => trace.add(id, `fault ${what}`);
+  // A takeover record or notice a fault destroyed (a failover, a rollback, a
+  // drain whose answer was lost) is never drained: the old connection stops
+  // by itself (PROTOCOL.md "Invariants", one-streamer).
   checker.lostFence = (id) =>
-    store.log.damaged.has(id)
+    store.log.damaged.has(id) || store.log.lostNotices.has(id)
       ? settings.clientTimeoutMs + stallFor(settings.clientTimeoutMs)
       : 0;
   store.onLease = (owner, lease, storeNow) =>

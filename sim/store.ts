@@ -42,6 +42,12 @@ export interface StoreFaults {
 export interface StoreLog {
   /** Ids whose record a fault destroyed or changed (data loss): refusals are allowed. */
   readonly damaged: Set<string>;
+  /**
+   * Ids whose takeover notice a fault destroyed: a drain that the store
+   * applied (taking the notice) and whose answer was lost, so the old owner
+   * never sees it and its connection stops only by itself.
+   */
+  readonly lostNotices: Set<string>;
   /** Failovers so far. */
   failovers: number;
 }
@@ -80,7 +86,11 @@ export class SimStore {
   primary: MemoryStore;
   replica: MemoryStore;
   readonly clock: SimClock;
-  readonly log: StoreLog = { damaged: new Set(), failovers: 0 };
+  readonly log: StoreLog = {
+    damaged: new Set(),
+    lostNotices: new Set(),
+    failovers: 0,
+  };
   /** Until when (sim ms) every command fails. */
   outageUntil = -1;
   /** Told of record writes applied to the primary. */
@@ -168,11 +178,21 @@ export class SimStore {
           return;
         }
         void this.#apply(op, args, node.name).then((v) => {
-          if (lostAfter) timeout();
-          else world.after(this.#latency(), () => resolve(v as T), node);
+          if (lostAfter) {
+            if (op === "drainFences") this.#noticesLost(v as Fence[]);
+            timeout();
+          } else world.after(this.#latency(), () => resolve(v as T), node);
         });
       }, this.node);
     });
+  }
+
+  /** A drain took `fences` and its answer was lost: nobody will see them. */
+  #noticesLost(fences: Fence[]): void {
+    for (const f of fences) {
+      this.log.lostNotices.add(f.id);
+      this.onDamage?.(f.id, `drain answer lost, notice @${f.epoch} gone`);
+    }
   }
 
   /** Runs `op` on the primary now, replicates it, and returns its result. */
