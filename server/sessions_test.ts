@@ -1033,3 +1033,51 @@ Deno.test("SessionManager starts a resync again after an outage interrupted it, 
   // Still resumable (TTL 60 s), not unknown.
   assertEquals(await codeOf(m.resume(s, tok(1), 1)), "ok");
 });
+
+/** A store whose record reads take `readMs` on the clock: a resync is still on its way when the heartbeat goes on. */
+class SlowReadStore extends FlakyStore {
+  readMs = 0;
+  readonly #clock: FakeClock;
+  constructor(clock: FakeClock) {
+    super({ clock, sweepIntervalMs: 3_600_000 });
+    this.#clock = clock;
+  }
+  override async get(id: string) {
+    if (this.readMs > 0) {
+      await new Promise<void>((r) => this.#clock.setTimeout(r, this.readMs));
+    }
+    return super.get(id);
+  }
+}
+
+Deno.test("SessionManager renews its lease after a data loss once the resync is done, even with an unanswered handshake write to undo (simulator seed 859261497)", async () => {
+  const clock = new FakeClock();
+  await using store = new SlowReadStore(clock);
+  await using a = await manager(store, clock, "a", { ttlMs: 60_000 });
+  const held = id();
+  await a.open(held, 100, tok(1)); // attached here: the resync writes it back
+  store.down = true;
+  // Unanswered: its undoing waits for a flush, which the resync leaves alone.
+  assertEquals(
+    await codeOf(a.open(id(), 100, tok(2))),
+    ErrorCode.STORE_UNAVAILABLE,
+  );
+  assertEquals(a.unsynced, 1);
+  store.wipe(); // the store lost every record and this server's lease
+  store.down = false;
+  store.readMs = 5; // each resync read is still out when the heartbeat flushes
+  await advanceAll([clock], 10 * LEASE, false, 1);
+  store.readMs = 0;
+  await clock.advance(10); // the reads still out come back (close awaits them)
+  // Each heartbeat saw its lease still missing, took it as a new loss and
+  // started the resync again, and renewed nothing while one ran: a server
+  // reaching the store judged dead by the others (its sessions expired).
+  const lease = (await store.leaseOf("a")).lease;
+  assert_(lease !== null, "the lease was never renewed after the loss");
+  assert_(
+    lease.until > clock.now(),
+    `the lease lapsed ${clock.now() - lease.until} ms ago`,
+  );
+  assertEquals(a.unsynced, 0);
+  assertEquals((await store.get(held))?.owner, "a", "the resync wrote it back");
+});

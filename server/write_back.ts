@@ -100,6 +100,7 @@ export class WriteBack {
   readonly #owedNotices = new Map<string, Notice[]>();
   #needResync = false;
   #resyncing: Promise<void> | undefined;
+  #flushing: Promise<boolean> | undefined;
 
   /** @param host the session manager's side */
   constructor(host: WriteBackHost) {
@@ -266,9 +267,15 @@ export class WriteBack {
    * what was meant (a write that timed out but was applied) it counts as
    * written; if it is missing the store lost it ({@link WriteBackHost.missing},
    * and the flush stops); otherwise the session moved on. Resolves whether
-   * nothing is left pending.
+   * nothing is left pending. One at a time (the heartbeat's and a resync's
+   * meet): a call while one runs gets that one.
    */
-  async flush(): Promise<boolean> {
+  flush(): Promise<boolean> {
+    this.#flushing ??= this.#flush().finally(() => this.#flushing = undefined);
+    return this.#flushing;
+  }
+
+  async #flush(): Promise<boolean> {
     for (const [id, p] of [...this.#pending]) {
       if (this.#host.closed()) return false;
       let outcome: "written" | "lost" | "missing";
@@ -361,6 +368,15 @@ export class WriteBack {
    * created, older ones replaced, and a newer one means the session was
    * taken over (this server lets go of it). Done when every session has
    * been written; a failure leaves it to the next heartbeat's resync.
+   *
+   * Once done, it flushes what it left: the undoing of an unanswered
+   * handshake write (the flush's alone) and writes kept while it ran. The
+   * heartbeat does not flush while a resync is due or running, and until it
+   * renews, every beat finds its lease still as the store lost it and
+   * starts a resync again: with those writes left to the heartbeat, the
+   * lease was never renewed, and a server that reached the store went 12 s
+   * without a renewal and was judged dead, its sessions expired (simulator
+   * seed 859261497).
    */
   async #resync(): Promise<void> {
     const h = this.#host;
@@ -404,6 +420,8 @@ export class WriteBack {
         break;
       }
     }
+    // Done before the flush: a loss it finds asks for a resync again.
     this.#needResync = false;
+    await this.flush();
   }
 }

@@ -133,3 +133,19 @@ Deno.test("WriteBack.adopted and fenced send the notices owed up to the epoch th
   wb.fenced({ id: "s", epoch: 5 }); // taken over from here: it had landed
   assertEquals([wb.owedNotices, wb.size, notified], [0, 0, [toB]]);
 });
+
+Deno.test("WriteBack resync, once done, flushes the undoing of an unanswered handshake write it leaves alone (simulator seed 859261497)", async () => {
+  // Applied: the undoing detaches it. Never applied: it is dropped.
+  for (const [stored, after] of [[claimed, undo], [rec(), rec()]] as const) {
+    await using store = new FlakyStore({ clock });
+    await store.create(stored);
+    const { wb } = writeBack(store);
+    wb.keep("s", 3, undo, claimed);
+    wb.startResync();
+    await wb.running;
+    // Left pending, the heartbeat would not renew its lease while the next
+    // beat's resync ran, and each beat starts one until it renews.
+    assertEquals([wb.resyncing, wb.size], [false, 0]);
+    assertEquals(await store.get("s"), after);
+  }
+});

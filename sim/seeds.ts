@@ -208,6 +208,14 @@ export const REGRESSIONS: readonly Regression[] = [
     found:
       "one-streamer (checker): the old owner's heartbeat drained the takeover notice, the store applied the drain (taking the notice) and its answer was lost, so the old connection (its client gone behind a half-open cut) streamed on until its client timeout, past the 5100 ms bound: a notice a fault destroyed, which the lostFence allowance covered only for damaged records (fixed in sim/store.ts StoreLog.lostNotices, sim/sim.ts lostFence; PROTOCOL.md §11)",
   },
+  {
+    seed: 859261497,
+    clients: 60,
+    servers: 3,
+    faults: FAULTS,
+    found:
+      "refusals: a failover lost a server's last lease renewal while it held an unanswered handshake write to undo; every heartbeat then found its lease still as the store lost it, took that as a new loss and started the resync again, and renewed nothing while a resync was on its way (the undoing is the flush's, which never ran), so a server that reached the store went 12 s without a renewal and another server expired, as presumed dead, a session it had streamed to the end and detached (fixed in server/write_back.ts: a resync, once done, flushes what it left, so the next beat renews)",
+  },
 ];
 
 /** The configuration a regression case runs. */
