@@ -72,7 +72,7 @@ Deno.test("simulate: every seed that ever found a bug passes now", async () => {
 
 Deno.test({
   name:
-    `simulate: ${OPEN_FINDINGS.length} seeds from a longer search, not triaged yet (ignored: they fail today; issue 17 goes on with them)`,
+    `simulate: ${OPEN_FINDINGS.length} seeds from a longer search, not fixed yet (ignored: each names its race, some no longer fail by event order alone; issue 17 goes on with them)`,
   ignore: true,
   async fn() {
     for (const r of OPEN_FINDINGS) {
