@@ -324,6 +324,8 @@ export class RedisStore implements SessionStore {
   #closing: Promise<void> | undefined;
   /** When ioredis's sentinel loop wakes up from its current wait (ms since the epoch). */
   #sentinelSleepUntil = 0;
+  /** Called when the sentinel loop asks whether to go on while closing (it then stops). */
+  #sentinelStopped: (() => void) | undefined;
 
   /**
    * Connects to `spec` and waits until the connection is ready.
@@ -387,7 +389,10 @@ export class RedisStore implements SessionStore {
       connectTimeoutMs: this.#connectTimeoutMs,
       commandTimeoutMs,
       sentinelRetry: (times) => {
-        if (this.#closing) return null;
+        if (this.#closing) {
+          this.#sentinelStopped?.();
+          return null;
+        }
         const ms = backoff(times);
         this.#sentinelSleepUntil = Date.now() + ms;
         return ms;
@@ -862,14 +867,26 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * ioredis's loop over the sentinels cannot be cancelled: it notices the
-   * close when its current wait ends, then stops. Wait for that, so that
-   * nothing of this store outlives close().
+   * ioredis's loop over the sentinels cannot be cancelled: once its current
+   * wait ends it asks every sentinel once more (each within the connect
+   * timeout), then asks the retry strategy, which stops it while closing.
+   * Wait for that question, so that nothing of this store outlives close()
+   * (waiting a fixed 50 ms past the wait left the round's connect timers
+   * running on a loaded host), or for as long as such a round can take.
    */
   async #sentinelLoopDone(): Promise<void> {
+    if (this.#spec.mode !== "sentinel") return;
+    const round = this.#spec.nodes.length * this.#connectTimeoutMs + 100;
     const wait = this.#sentinelSleepUntil - Date.now();
-    if (wait <= -50) return;
-    await new Promise((r) => setTimeout(r, wait + 50));
+    if (wait <= -round) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, wait) + round);
+      this.#sentinelStopped = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#sentinelStopped = undefined;
   }
 
   async #run<T>(op: string, fn: () => Promise<T>): Promise<T> {
